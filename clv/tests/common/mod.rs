@@ -1,0 +1,79 @@
+//! Test support: the real dataset from `../shared/data`, decompressed once into the target folder, and
+//! running the `clv` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The compressed real data: `$CLV_REAL_DATA`, else `../shared/data/online_retail_II.csv.xz` from the
+/// workspace root.
+pub fn real_data_xz() -> PathBuf {
+    if let Some(path) = std::env::var_os("CLV_REAL_DATA") {
+        return PathBuf::from(path);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/online_retail_II.csv.xz")
+}
+
+/// The real data as a CSV file in the target folder (never beside the source), decompressed on first
+/// use. Safe when several test processes ask at once: each writes its own file and renames it in place.
+pub fn real_csv() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-data");
+    let csv = dir.join("online_retail_II.csv");
+    if csv.exists() {
+        return csv;
+    }
+    let xz = real_data_xz();
+    let input = std::fs::File::open(&xz).unwrap_or_else(|e| {
+        panic!("the real dataset is needed at {} ({e}); set CLV_REAL_DATA to its path", xz.display())
+    });
+    std::fs::create_dir_all(&dir).unwrap();
+    let partial = dir.join(format!("online_retail_II.csv.{}.tmp", std::process::id()));
+    let mut reader = xz2::read::XzDecoder::new(std::io::BufReader::new(input));
+    let mut out = std::fs::File::create(&partial).unwrap();
+    std::io::copy(&mut reader, &mut out).unwrap();
+    drop(out);
+    std::fs::rename(&partial, &csv).unwrap();
+    csv
+}
+
+/// Runs `clv` with `args`; panics with its output when it fails.
+pub fn clv(args: &[&str]) -> String {
+    let output = clv_output(args);
+    assert!(
+        output.status.success(),
+        "clv {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `clv` with `args` and returns what it did, success or not.
+pub fn clv_output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clv"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("clv runs")
+}
+
+/// Sum of a money column in exact thousandths of a pound.
+pub fn milli_sum(frame: &polars::prelude::DataFrame, column: &str) -> i64 {
+    frame
+        .column(column)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .map(|x| (x * 1000.0).round() as i64)
+        .sum()
+}
+
+/// Reads any Parquet file.
+pub fn read_parquet(path: &Path) -> polars::prelude::DataFrame {
+    use polars::prelude::SerReader;
+    polars::prelude::ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}

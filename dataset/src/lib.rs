@@ -1,0 +1,22 @@
+//! The Online Retail II transaction data: everything before the stream.
+//!
+//! - [`read`]: the files people have (UCI's `.xlsx` with its two sheets, the CSV exports with either header
+//!   spelling, UCI's `.zip`) into [`Line`]s, with the sheet overlap taken once ([`overlap`]);
+//! - [`normalised`]: the one normalised Parquet layout every later stage reads, with each line's canonical
+//!   line number;
+//! - [`download`]: fetch UCI's zip, resumably, and check it holds the workbook;
+//! - [`synthetic`]: a deterministic generator of data in the same format, at any scale.
+//!
+//! This crate knows the *format* of the data; what a line means (purchase, return, ignored) is the feature
+//! contract's business (`featurestore`).
+
+pub mod download;
+mod error;
+pub mod line;
+pub mod normalised;
+pub mod overlap;
+pub mod read;
+pub mod synthetic;
+
+pub use error::{DatasetError, Result};
+pub use line::Line;

@@ -1,0 +1,266 @@
+//! One invoice line of Online Retail II and the parsing of its fields.
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+/// One line of an invoice, as the source has it, with its fields typed.
+///
+/// Nothing is classified here (purchase, return, ...): that is the feature contract's job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Invoice number; a leading `C` marks a cancellation, `A` an adjustment.
+    pub invoice: String,
+    /// Product code.
+    pub stock_code: String,
+    /// Product description, when the source has one.
+    pub description: Option<String>,
+    /// Units; negative on most cancellation lines.
+    pub quantity: i64,
+    /// Local time of the invoice, taken as UTC.
+    pub invoice_date: NaiveDateTime,
+    /// Unit price in pounds (at most 3 decimals in the real data).
+    pub price: f64,
+    /// Customer ID; `None` for the many lines without one.
+    pub customer_id: Option<u64>,
+    /// The customer's country.
+    pub country: String,
+}
+
+/// The columns of the source, with every header spelling that names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// `Invoice` or `InvoiceNo`.
+    Invoice,
+    /// `StockCode`.
+    StockCode,
+    /// `Description`.
+    Description,
+    /// `Quantity`.
+    Quantity,
+    /// `InvoiceDate`.
+    InvoiceDate,
+    /// `Price` or `UnitPrice`.
+    Price,
+    /// `Customer ID` or `CustomerID`.
+    CustomerId,
+    /// `Country`.
+    Country,
+}
+
+impl Column {
+    /// All columns, in UCI's order.
+    pub const ALL: [Column; 8] = [
+        Column::Invoice,
+        Column::StockCode,
+        Column::Description,
+        Column::Quantity,
+        Column::InvoiceDate,
+        Column::Price,
+        Column::CustomerId,
+        Column::Country,
+    ];
+
+    /// The name UCI's current file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Invoice => "Invoice",
+            Column::StockCode => "StockCode",
+            Column::Description => "Description",
+            Column::Quantity => "Quantity",
+            Column::InvoiceDate => "InvoiceDate",
+            Column::Price => "Price",
+            Column::CustomerId => "Customer ID",
+            Column::Country => "Country",
+        }
+    }
+
+    /// Every accepted header spelling (compared ignoring case and surrounding space).
+    fn spellings(self) -> &'static [&'static str] {
+        match self {
+            Column::Invoice => &["Invoice", "InvoiceNo"],
+            Column::StockCode => &["StockCode"],
+            Column::Description => &["Description"],
+            Column::Quantity => &["Quantity"],
+            Column::InvoiceDate => &["InvoiceDate"],
+            Column::Price => &["Price", "UnitPrice"],
+            Column::CustomerId => &["Customer ID", "CustomerID"],
+            Column::Country => &["Country"],
+        }
+    }
+
+    /// Whether a header cell names this column.
+    pub fn matches(self, header: &str) -> bool {
+        let header = header.trim().trim_start_matches('\u{feff}');
+        self.spellings().iter().any(|s| s.eq_ignore_ascii_case(header))
+    }
+}
+
+/// Where each column sits in a header row.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderMap {
+    index: [usize; 8],
+}
+
+impl HeaderMap {
+    /// Finds every column in `header`; `Err(column)` names the first one missing.
+    pub fn find<S: AsRef<str>>(header: &[S]) -> Result<Self, Column> {
+        let mut index = [0; 8];
+        for (slot, column) in index.iter_mut().zip(Column::ALL) {
+            *slot = header
+                .iter()
+                .position(|h| column.matches(h.as_ref()))
+                .ok_or(column)?;
+        }
+        Ok(HeaderMap { index })
+    }
+
+    /// The position of `column` in the row.
+    pub fn index(&self, column: Column) -> usize {
+        self.index[column as usize]
+    }
+}
+
+/// Parses a customer ID: empty means none; otherwise a positive integer, possibly written as a float
+/// (`17850.0`).
+pub fn parse_customer_id(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(id) = text.parse::<u64>() {
+        return positive_id(id).map(Some);
+    }
+    match text.parse::<f64>() {
+        Ok(x) => customer_id_from_f64(x).map(Some),
+        Err(_) => Err("not a customer ID (a positive integer)".into()),
+    }
+}
+
+/// A customer ID from a numeric cell: it must be a positive whole number.
+pub fn customer_id_from_f64(x: f64) -> Result<u64, String> {
+    if x.is_finite() && x.fract() == 0.0 && x >= 1.0 && x < 2f64.powi(53) {
+        Ok(x as u64)
+    } else {
+        Err("not a customer ID (a positive integer)".into())
+    }
+}
+
+fn positive_id(id: u64) -> Result<u64, String> {
+    if id == 0 {
+        Err("customer ID 0 (IDs are positive)".into())
+    } else {
+        Ok(id)
+    }
+}
+
+/// Parses a quantity: an integer, or a float with no fractional part.
+pub fn parse_quantity(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(q) = text.parse::<i64>() {
+        return Ok(q);
+    }
+    match text.parse::<f64>() {
+        Ok(x) => quantity_from_f64(x),
+        Err(_) => Err("not an integer quantity".into()),
+    }
+}
+
+/// A quantity from a numeric cell: it must be a whole number.
+pub fn quantity_from_f64(x: f64) -> Result<i64, String> {
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 2f64.powi(53) {
+        Ok(x as i64)
+    } else {
+        Err("not an integer quantity".into())
+    }
+}
+
+/// Parses a unit price in pounds: a finite number.
+pub fn parse_price(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(_) => Err("price is not a finite number".into()),
+        Err(_) => Err("not a number".into()),
+    }
+}
+
+/// The date-time layouts seen in exports of the data.
+const DATE_TIME_FORMATS: [&str; 6] = [
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%y %H:%M",
+];
+
+/// Parses an invoice date: ISO (`2010-12-01 08:26:00`) or the US form (`12/1/2010 8:26`, month first).
+pub fn parse_invoice_date(text: &str) -> Result<NaiveDateTime, String> {
+    let text = text.trim();
+    DATE_TIME_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .ok_or_else(|| {
+            "not a date-time (expected like 2010-12-01 08:26:00 or 12/1/2010 8:26)".into()
+        })
+}
+
+/// Writes a whole number the way the source writes invoice numbers and codes (`489434`, not `489434.0`).
+pub fn number_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_in_every_spelling() {
+        assert_eq!(parse_customer_id(""), Ok(None));
+        assert_eq!(parse_customer_id("  "), Ok(None));
+        assert_eq!(parse_customer_id("17850"), Ok(Some(17850)));
+        assert_eq!(parse_customer_id("17850.0"), Ok(Some(17850)));
+        assert!(parse_customer_id("17850.5").is_err());
+        assert!(parse_customer_id("0").is_err());
+        assert!(parse_customer_id("-3").is_err());
+        assert!(parse_customer_id("abc").is_err());
+        assert!(parse_customer_id("NaN").is_err());
+    }
+
+    #[test]
+    fn dates_iso_and_us() {
+        let iso = parse_invoice_date("2010-12-01 08:26:00").unwrap();
+        assert_eq!(parse_invoice_date("12/1/2010 8:26").unwrap(), iso);
+        assert_eq!(parse_invoice_date("12/01/2010 08:26").unwrap(), iso);
+        assert_eq!(parse_invoice_date("2010-12-01T08:26:00").unwrap(), iso);
+        assert!(parse_invoice_date("31/12/2010 8:26").is_err());
+        assert!(parse_invoice_date("yesterday").is_err());
+    }
+
+    #[test]
+    fn quantities_and_prices() {
+        assert_eq!(parse_quantity("-12"), Ok(-12));
+        assert_eq!(parse_quantity("12.0"), Ok(12));
+        assert!(parse_quantity("1.5").is_err());
+        assert_eq!(parse_price("0.001"), Ok(0.001));
+        assert!(parse_price("inf").is_err());
+        assert!(parse_price("").is_err());
+    }
+
+    #[test]
+    fn header_spellings() {
+        let new = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"];
+        let old = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"];
+        assert!(HeaderMap::find(&new).is_ok());
+        let map = HeaderMap::find(&old).unwrap();
+        assert_eq!(map.index(Column::CustomerId), 6);
+        assert_eq!(HeaderMap::find(&new[..7]).unwrap_err(), Column::Country);
+    }
+}

@@ -1,0 +1,155 @@
+//! The normalised Parquet layout: one row per kept line, in canonical order, typed.
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `line_number` | u64 | canonical line number, 1-based (FEATURES.md) |
+//! | `invoice` | str | invoice number (`C…` cancellation) |
+//! | `stock_code` | str | product code |
+//! | `description` | str, null | product description |
+//! | `quantity` | i64 | units |
+//! | `invoice_date` | datetime\[ms\] | invoice time, UTC |
+//! | `price` | f64 | unit price, pounds |
+//! | `customer_id` | i64, null | customer ID |
+//! | `country` | str | country |
+
+use std::fs::File;
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use polars::prelude::*;
+
+use crate::read::{InputFormat, RawData, read_raw};
+use crate::{DatasetError, Line, Result};
+
+/// Column names of the normalised layout.
+pub mod columns {
+    /// Canonical 1-based line number.
+    pub const LINE_NUMBER: &str = "line_number";
+    /// Invoice number.
+    pub const INVOICE: &str = "invoice";
+    /// Product code.
+    pub const STOCK_CODE: &str = "stock_code";
+    /// Product description.
+    pub const DESCRIPTION: &str = "description";
+    /// Units.
+    pub const QUANTITY: &str = "quantity";
+    /// Invoice time (UTC, milliseconds).
+    pub const INVOICE_DATE: &str = "invoice_date";
+    /// Unit price in pounds.
+    pub const PRICE: &str = "price";
+    /// Customer ID.
+    pub const CUSTOMER_ID: &str = "customer_id";
+    /// Country.
+    pub const COUNTRY: &str = "country";
+}
+
+/// The lines as a normalised frame, numbered from 1 in the order given (which must be canonical).
+pub fn to_frame(lines: &[Line]) -> Result<DataFrame> {
+    use columns::*;
+    let col = |name: &str, values: Vec<_>| Column::new(name.into(), values);
+    let strings = |f: fn(&Line) -> &str| lines.iter().map(f).collect::<Vec<&str>>();
+    let frame = DataFrame::new_infer_height(vec![
+        Column::new(LINE_NUMBER.into(), (1..=lines.len() as u64).collect::<Vec<u64>>()),
+        Column::new(INVOICE.into(), strings(|l| &l.invoice)),
+        Column::new(STOCK_CODE.into(), strings(|l| &l.stock_code)),
+        Column::new(
+            DESCRIPTION.into(),
+            lines.iter().map(|l| l.description.as_deref()).collect::<Vec<_>>(),
+        ),
+        col(QUANTITY, lines.iter().map(|l| l.quantity).collect()),
+        Column::new(
+            INVOICE_DATE.into(),
+            lines
+                .iter()
+                .map(|l| l.invoice_date.and_utc().timestamp_millis())
+                .collect::<Vec<i64>>(),
+        )
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .map_err(DatasetError::polars("invoice dates"))?,
+        Column::new(PRICE.into(), lines.iter().map(|l| l.price).collect::<Vec<f64>>()),
+        Column::new(
+            CUSTOMER_ID.into(),
+            lines
+                .iter()
+                .map(|l| l.customer_id.map(|c| c as i64))
+                .collect::<Vec<Option<i64>>>(),
+        ),
+        Column::new(COUNTRY.into(), strings(|l| &l.country)),
+    ])
+    .map_err(DatasetError::polars("building the normalised frame"))?;
+    Ok(frame)
+}
+
+/// Writes a frame to a Parquet file (zstd).
+pub fn write_parquet(frame: &mut DataFrame, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
+    }
+    let file = File::create(path).map_err(DatasetError::io(path))?;
+    ParquetWriter::new(file)
+        .finish(frame)
+        .map_err(DatasetError::polars(format!("writing {}", path.display())))?;
+    Ok(())
+}
+
+/// Writes a frame to a CSV file with a header.
+pub fn write_csv(frame: &mut DataFrame, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
+    }
+    let file = File::create(path).map_err(DatasetError::io(path))?;
+    CsvWriter::new(file)
+        .include_header(true)
+        .finish(frame)
+        .map_err(DatasetError::polars(format!("writing {}", path.display())))?;
+    Ok(())
+}
+
+/// A loaded input: the normalised frame and, for raw files, what the reader saw.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// One row per kept line, normalised layout.
+    pub frame: DataFrame,
+    /// Data lines in the file before the overlap rule (`None` for an already normalised Parquet file).
+    pub lines_read: Option<u64>,
+}
+
+/// Loads any supported input (`.xlsx`, `.csv`, `.zip`, or a normalised `.parquet`) as a normalised frame.
+pub fn load(path: &Path, progress: &ProgressBar) -> Result<Loaded> {
+    match InputFormat::of(path)? {
+        InputFormat::Parquet => Ok(Loaded {
+            frame: read_parquet(path)?,
+            lines_read: None,
+        }),
+        _ => {
+            let RawData {
+                lines, lines_read, ..
+            } = read_raw(path, progress)?;
+            Ok(Loaded {
+                frame: to_frame(&lines)?,
+                lines_read: Some(lines_read),
+            })
+        }
+    }
+}
+
+/// Reads a normalised Parquet file and checks that it has the normalised columns.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let context = || format!("reading {}", path.display());
+    let file = File::open(path).map_err(DatasetError::io(path))?;
+    let frame = ParquetReader::new(file)
+        .finish()
+        .map_err(DatasetError::polars(context()))?;
+    use columns::*;
+    for name in [LINE_NUMBER, INVOICE, QUANTITY, INVOICE_DATE, PRICE, CUSTOMER_ID] {
+        if frame.column(name).is_err() {
+            return Err(DatasetError::Format {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "not a normalised file (no column {name:?}); write one with `clv data import`"
+                ),
+            });
+        }
+    }
+    Ok(frame)
+}

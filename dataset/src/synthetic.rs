@@ -1,0 +1,510 @@
+//! A synthetic Online Retail II: same CSV layout, deterministic from a seed, at any scale.
+//!
+//! Customers follow the assumptions of the field's standard CLV models, so that models have something
+//! real to learn: each customer arrives at some time, buys as a Poisson process whose rate is
+//! Gamma-distributed across customers (seasonal, with the Christmas build-up of the real data), drops out
+//! after any purchase with a Beta-distributed probability (BG/NBD), and spends per order a Gamma amount
+//! whose scale is itself Gamma-distributed across customers (Gamma-Gamma). Defaults are the BG/NBD and
+//! Gamma-Gamma parameters fitted on the real data. Around that: several lines per invoice over a product
+//! catalogue with skewed popularity and prices, cancellations (`C` invoices), walk-in invoices without a
+//! customer ID, stock write-offs, zero prices, duplicated rows, adjustments (`A` invoices), countries.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
+use indicatif::ProgressBar;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Normal, Poisson};
+
+use crate::{DatasetError, Result};
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticSpec {
+    /// Seed of the generator: the same spec gives the same bytes.
+    pub seed: u64,
+    /// Customers with an ID (the real data has 5,942).
+    pub customers: u32,
+    /// First day of trading.
+    pub start: NaiveDate,
+    /// Last day of trading (inclusive).
+    pub end: NaiveDate,
+}
+
+impl Default for SyntheticSpec {
+    /// The real data's shape: 5,942 customers from 2009-12-01 to 2011-12-09.
+    fn default() -> Self {
+        SyntheticSpec {
+            seed: 42,
+            customers: 5_942,
+            start: NaiveDate::from_ymd_opt(2009, 12, 1).expect("valid date"),
+            end: NaiveDate::from_ymd_opt(2011, 12, 9).expect("valid date"),
+        }
+    }
+}
+
+/// Counts of what was written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyntheticReport {
+    /// Data lines written.
+    pub lines: u64,
+    /// Distinct invoices.
+    pub invoices: u64,
+    /// Customers with at least one line.
+    pub customers: u64,
+}
+
+// Population parameters (per day), fitted on the real data with BG/NBD + Gamma-Gamma.
+const PURCHASE_RATE_SHAPE: f64 = 0.68; // r
+const PURCHASE_RATE_SCALE: f64 = 1.0 / 66.1; // 1/α
+const DROPOUT_A: f64 = 0.157;
+const DROPOUT_B: f64 = 3.32;
+const SPEND_SHAPE: f64 = 2.37; // p
+const SPEND_RATE_SHAPE: f64 = 3.5; // q
+const SPEND_RATE_RATE: f64 = 431.0; // γ
+/// Share of customers already trading on the first day.
+const EXISTING_CUSTOMERS: f64 = 0.3;
+/// Share of customers whose only activity is a cancellation.
+const RETURN_ONLY_CUSTOMERS: f64 = 0.011;
+/// Probability that a purchase is followed by a cancellation invoice.
+const RETURN_INVOICE_RATE: f64 = 0.16;
+/// Lines without a customer ID, as a share of lines with one (the real data: 22.5% of all lines).
+const WALK_IN_LINES_PER_CUSTOMER_LINE: f64 = 0.29;
+const DUPLICATE_ROW_RATE: f64 = 0.0113;
+const ZERO_PRICE_RATE: f64 = 0.0035;
+const WRITE_OFF_RATE: f64 = 0.003;
+const PRODUCTS: usize = 4_600;
+/// Relative trading intensity per calendar month (January first), from the real data's line counts.
+const SEASON: [f64; 12] = [0.85, 0.72, 0.98, 0.8, 0.9, 0.95, 0.91, 0.86, 1.15, 1.5, 2.0, 1.1];
+const SEASON_MAX: f64 = 2.0;
+
+const COUNTRIES: [(&str, f64); 12] = [
+    ("United Kingdom", 0.905),
+    ("Germany", 0.018),
+    ("France", 0.017),
+    ("EIRE", 0.006),
+    ("Spain", 0.006),
+    ("Netherlands", 0.005),
+    ("Belgium", 0.005),
+    ("Switzerland", 0.004),
+    ("Portugal", 0.004),
+    ("Australia", 0.003),
+    ("Italy", 0.003),
+    ("Norway", 0.024),
+];
+
+const COLOURS: [&str; 10] = [
+    "WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "SILVER", "VINTAGE", "RETRO", "JUMBO",
+];
+const THINGS: [&str; 12] = [
+    "HANGING HEART T-LIGHT HOLDER",
+    "METAL LANTERN",
+    "CAKE CASES",
+    "BAG CHARLOTTE",
+    "LUNCH BOX",
+    "CHRISTMAS BAUBLE",
+    "TEA CUP AND SAUCER",
+    "PAPER BUNTING",
+    "WATER BOTTLE",
+    "PHOTO FRAME",
+    "NOTEBOOK",
+    "DOORMAT",
+];
+
+struct Product {
+    code: String,
+    description: String,
+    price_milli: i64,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Purchase,
+    Cancellation,
+    Adjustment,
+}
+
+/// One invoice before numbering: lines are (product, quantity, price in 1/1000 £).
+struct Invoice {
+    time: NaiveDateTime,
+    kind: Kind,
+    customer: Option<(u64, u8)>,
+    lines: Vec<(u32, i32, i64)>,
+}
+
+/// Writes a synthetic dataset as a CSV file in UCI's layout.
+pub fn generate_csv(spec: &SyntheticSpec, path: &Path, progress: &ProgressBar) -> Result<SyntheticReport> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
+    }
+    let file = std::fs::File::create(path).map_err(DatasetError::io(path))?;
+    let mut out = std::io::BufWriter::new(file);
+    let report = generate(spec, &mut out, progress).map_err(|e| match e {
+        DatasetError::Io { source, .. } => DatasetError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    })?;
+    out.flush().map_err(DatasetError::io(path))?;
+    Ok(report)
+}
+
+/// Writes a synthetic dataset as CSV (UCI's header, ISO dates, invoices in time order) to `out`.
+pub fn generate<W: Write>(spec: &SyntheticSpec, out: W, progress: &ProgressBar) -> Result<SyntheticReport> {
+    if spec.end < spec.start {
+        return Err(DatasetError::InvalidArgument(format!(
+            "end {} is before start {}",
+            spec.end, spec.start
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let days = (spec.end - spec.start).num_days() as f64 + 1.0;
+    let origin = spec.start.and_hms_opt(0, 0, 0).expect("midnight exists");
+    let catalogue = catalogue(&mut rng);
+    let popularity = |rng: &mut ChaCha8Rng| (PRODUCTS as f64 * rng.random::<f64>().powi(2)) as u32;
+    let clock = Clock { origin, days };
+
+    progress.set_length(u64::from(spec.customers));
+    progress.set_message("customers");
+    let mut invoices: Vec<Invoice> = Vec::new();
+    let rate = Gamma::new(PURCHASE_RATE_SHAPE, PURCHASE_RATE_SCALE).map_err(dist)?;
+    let dropout = Beta::new(DROPOUT_A, DROPOUT_B).map_err(dist)?;
+    let spend_rate = Gamma::new(SPEND_RATE_SHAPE, 1.0 / SPEND_RATE_RATE).map_err(dist)?;
+    let lines_per_invoice = Gamma::new(1.3, 13.0).map_err(dist)?;
+    let return_delay = Exp::new(1.0 / 12.0).map_err(dist)?;
+    for index in 0..spec.customers {
+        let id = 12_346 + u64::from(index);
+        let country = pick_country(&mut rng);
+        let customer = Some((id, country));
+        let arrival = if rng.random_bool(EXISTING_CUSTOMERS) {
+            0.0
+        } else {
+            rng.random::<f64>() * days
+        };
+        if rng.random_bool(RETURN_ONLY_CUSTOMERS) {
+            let product = popularity(&mut rng);
+            invoices.push(Invoice {
+                time: clock.at(arrival, &mut rng),
+                kind: Kind::Cancellation,
+                customer,
+                lines: vec![(product, -rng.random_range(1..6), catalogue[product as usize].price_milli)],
+            });
+            progress.inc(1);
+            continue;
+        }
+        let lambda = rate.sample(&mut rng).max(1e-5);
+        let p_drop = dropout.sample(&mut rng);
+        let order_value = Gamma::new(SPEND_SHAPE, 1.0 / spend_rate.sample(&mut rng)).map_err(dist)?;
+        let gap = Exp::new(lambda * SEASON_MAX).map_err(dist)?;
+        let mut t = arrival;
+        loop {
+            let time = clock.at(t, &mut rng);
+            let value_milli = (order_value.sample(&mut rng) * 1000.0).max(1_000.0);
+            let n_lines = 1 + Poisson::new(lines_per_invoice.sample(&mut rng).max(0.01))
+                .map_err(dist)?
+                .sample(&mut rng) as usize;
+            let lines = basket(&mut rng, &catalogue, &popularity, n_lines, value_milli);
+            if rng.random_bool(RETURN_INVOICE_RATE) {
+                let back = clock.at(t + return_delay.sample(&mut rng), &mut rng);
+                if back <= clock.last() {
+                    let n = rng.random_range(1..=lines.len().min(3));
+                    let returned = lines[..n]
+                        .iter()
+                        .map(|&(p, q, price)| (p, -(rng.random_range(1..=q.max(1))), price))
+                        .collect();
+                    invoices.push(Invoice {
+                        time: back,
+                        kind: Kind::Cancellation,
+                        customer,
+                        lines: returned,
+                    });
+                }
+            }
+            invoices.push(Invoice {
+                time,
+                kind: Kind::Purchase,
+                customer,
+                lines,
+            });
+            if rng.random_bool(p_drop) {
+                break;
+            }
+            // Next purchase: a Poisson process thinned by the season.
+            loop {
+                t += gap.sample(&mut rng);
+                if t >= days || rng.random::<f64>() * SEASON_MAX < clock.season(t) {
+                    break;
+                }
+            }
+            if t >= days {
+                break;
+            }
+        }
+        progress.inc(1);
+    }
+
+    // Walk-in invoices (no customer ID) and stock write-offs, spread over the period with the season.
+    let customer_lines: usize = invoices.iter().map(|i| i.lines.len()).sum();
+    let walk_in_lines = Gamma::new(1.0, 26.0).map_err(dist)?;
+    let mut walk_in_target = (customer_lines as f64 * WALK_IN_LINES_PER_CUSTOMER_LINE) as usize;
+    while walk_in_target > 0 {
+        let t = loop {
+            let t = rng.random::<f64>() * days;
+            if rng.random::<f64>() * SEASON_MAX < clock.season(t) {
+                break t;
+            }
+        };
+        let n_lines = 1 + Poisson::new(walk_in_lines.sample(&mut rng).max(0.01))
+            .map_err(dist)?
+            .sample(&mut rng) as usize;
+        let n_lines = n_lines.min(walk_in_target);
+        let mut lines: Vec<(u32, i32, i64)> = (0..n_lines)
+            .map(|_| {
+                let p = popularity(&mut rng);
+                (p, rng.random_range(1..4), catalogue[p as usize].price_milli)
+            })
+            .collect();
+        for line in &mut lines {
+            if rng.random_bool(WRITE_OFF_RATE * 4.0) {
+                *line = (line.0, -rng.random_range(1..100), 0); // damaged / lost stock
+            }
+        }
+        walk_in_target -= n_lines;
+        invoices.push(Invoice {
+            time: clock.at(t, &mut rng),
+            kind: Kind::Purchase,
+            customer: None,
+            lines,
+        });
+    }
+    for _ in 0..(spec.customers / 1_500).max(1) {
+        let t = rng.random::<f64>() * days;
+        invoices.push(Invoice {
+            time: clock.at(t, &mut rng),
+            kind: Kind::Adjustment,
+            customer: None,
+            lines: vec![(u32::MAX, 1, rng.random_range(-20_000_000..20_000_000))],
+        });
+    }
+
+    invoices.sort_by_key(|i| i.time);
+    progress.set_length(invoices.len() as u64);
+    progress.set_position(0);
+    progress.set_message("writing");
+    let mut csv = csv::Writer::from_writer(out);
+    let csv_error = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(source) => DatasetError::Io {
+            path: "synthetic.csv".into(),
+            source,
+        },
+        other => DatasetError::InvalidArgument(format!("writing CSV: {other:?}")),
+    };
+    csv.write_record([
+        "Invoice",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "Price",
+        "Customer ID",
+        "Country",
+    ])
+    .map_err(csv_error)?;
+    let mut report = SyntheticReport::default();
+    let mut seen_customers = std::collections::HashSet::new();
+    let mut number = 489_434u64;
+    for invoice in &invoices {
+        let prefix = match invoice.kind {
+            Kind::Purchase => "",
+            Kind::Cancellation => "C",
+            Kind::Adjustment => "A",
+        };
+        let invoice_no = format!("{prefix}{number}");
+        number += 1;
+        report.invoices += 1;
+        let date = invoice.time.format("%Y-%m-%d %H:%M:%S").to_string();
+        let (customer, country) = match invoice.customer {
+            Some((id, c)) => {
+                seen_customers.insert(id);
+                (id.to_string(), COUNTRIES[c as usize].0)
+            }
+            None => (String::new(), "United Kingdom"),
+        };
+        for &(product, quantity, price_milli) in &invoice.lines {
+            let (code, description) = match catalogue.get(product as usize) {
+                Some(p) => (p.code.as_str(), p.description.as_str()),
+                None => ("B", "Adjust bad debt"),
+            };
+            let price_milli = if matches!(invoice.kind, Kind::Purchase)
+                && invoice.customer.is_some()
+                && rng.random_bool(ZERO_PRICE_RATE)
+            {
+                0
+            } else {
+                price_milli
+            };
+            let record = [
+                invoice_no.as_str(),
+                code,
+                description,
+                &quantity.to_string(),
+                &date,
+                &pounds(price_milli),
+                &customer,
+                country,
+            ];
+            let copies = if rng.random_bool(DUPLICATE_ROW_RATE) { 2 } else { 1 };
+            for _ in 0..copies {
+                csv.write_record(record).map_err(csv_error)?;
+                report.lines += 1;
+            }
+        }
+        progress.inc(1);
+    }
+    csv.flush().map_err(|source| DatasetError::Io {
+        path: "synthetic.csv".into(),
+        source,
+    })?;
+    report.customers = seen_customers.len() as u64;
+    Ok(report)
+}
+
+/// Maps fractional days since the start to trading times: shop hours, no Saturdays.
+struct Clock {
+    origin: NaiveDateTime,
+    days: f64,
+}
+
+impl Clock {
+    fn at(&self, t: f64, rng: &mut ChaCha8Rng) -> NaiveDateTime {
+        let day = (t.max(0.0) as i64).min(self.days as i64 - 1);
+        let mut date = self.origin + Duration::days(day);
+        if date.weekday() == Weekday::Sat {
+            date -= Duration::days(1);
+        }
+        let hour = Normal::new(12.5, 2.3)
+            .map(|n| n.sample(rng))
+            .unwrap_or(12.5)
+            .clamp(7.0, 20.0) as i64;
+        let minute = rng.random_range(0..60);
+        date + Duration::hours(hour) + Duration::minutes(minute)
+    }
+
+    fn last(&self) -> NaiveDateTime {
+        self.origin + Duration::days(self.days as i64 - 1) + Duration::hours(20)
+    }
+
+    fn season(&self, t: f64) -> f64 {
+        let date = self.origin + Duration::seconds((t * 86_400.0) as i64);
+        SEASON[date.month0() as usize]
+    }
+}
+
+fn catalogue(rng: &mut ChaCha8Rng) -> Vec<Product> {
+    let price = LogNormal::new(2.0f64.ln(), 0.8).expect("valid log-normal");
+    (0..PRODUCTS)
+        .map(|i| {
+            let pounds = price.sample(rng).clamp(0.1, 60.0);
+            // Prices in pence, a few in tenths of a penny as in the real data.
+            let price_milli = if rng.random_bool(0.02) {
+                (pounds * 1000.0).round() as i64
+            } else {
+                (pounds * 100.0).round() as i64 * 10
+            };
+            Product {
+                code: format!("{}", 20_000 + i * 7 % 80_000),
+                description: format!(
+                    "{} {}",
+                    COLOURS[rng.random_range(0..COLOURS.len())],
+                    THINGS[rng.random_range(0..THINGS.len())]
+                ),
+                price_milli: price_milli.max(10),
+            }
+        })
+        .collect()
+}
+
+/// Lines of one order worth about `value_milli`: products by popularity, quantities to match the value.
+fn basket(
+    rng: &mut ChaCha8Rng,
+    catalogue: &[Product],
+    popularity: &dyn Fn(&mut ChaCha8Rng) -> u32,
+    n_lines: usize,
+    value_milli: f64,
+) -> Vec<(u32, i32, i64)> {
+    let weights: Vec<f64> = (0..n_lines).map(|_| -rng.random::<f64>().max(1e-12).ln()).collect();
+    let total: f64 = weights.iter().sum();
+    weights
+        .iter()
+        .map(|w| {
+            let product = popularity(rng);
+            let price = catalogue[product as usize].price_milli;
+            let quantity = (value_milli * w / total / price as f64).round().clamp(1.0, 10_000.0) as i32;
+            (product, quantity, price)
+        })
+        .collect()
+}
+
+fn pick_country(rng: &mut ChaCha8Rng) -> u8 {
+    let mut x = rng.random::<f64>() * COUNTRIES.iter().map(|c| c.1).sum::<f64>();
+    for (i, (_, weight)) in COUNTRIES.iter().enumerate() {
+        if x < *weight {
+            return i as u8;
+        }
+        x -= weight;
+    }
+    0
+}
+
+/// Pounds from integer thousandths, with as few decimals as needed (`2.55`, `0.001`, `-11062.06`).
+fn pounds(milli: i64) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    let abs = milli.unsigned_abs();
+    let text = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn dist(e: impl std::fmt::Display) -> DatasetError {
+    DatasetError::InvalidArgument(format!("distribution parameter: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pounds_are_exact() {
+        assert_eq!(pounds(2_550), "2.55");
+        assert_eq!(pounds(1), "0.001");
+        assert_eq!(pounds(0), "0");
+        assert_eq!(pounds(-11_062_060), "-11062.06");
+        assert_eq!(pounds(5_000), "5");
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let spec = SyntheticSpec {
+            customers: 50,
+            ..SyntheticSpec::default()
+        };
+        let run = |spec: &SyntheticSpec| {
+            let mut out = Vec::new();
+            generate(spec, &mut out, &ProgressBar::hidden()).unwrap();
+            out
+        };
+        assert_eq!(run(&spec), run(&spec));
+        assert_ne!(run(&spec), run(&SyntheticSpec { seed: 7, ..spec.clone() }));
+    }
+
+    #[test]
+    fn end_before_start_is_an_error() {
+        let spec = SyntheticSpec {
+            end: NaiveDate::from_ymd_opt(2009, 1, 1).unwrap(),
+            ..SyntheticSpec::default()
+        };
+        assert!(generate(&spec, Vec::new(), &ProgressBar::hidden()).is_err());
+    }
+}

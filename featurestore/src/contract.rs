@@ -1,0 +1,138 @@
+//! The feature and label contract, version 1: what every implementation agrees on.
+//!
+//! The full text is in the README ("Feature contract"); in short: a line is a purchase line, a return line,
+//! or ignored for one reason; a purchase is a distinct (customer, invoice) among purchase lines, at the
+//! earliest time of its lines, worth the sum of its lines; features of a customer as of cutoff `T` use only
+//! purchases before `T`; the label is the revenue of purchases in `[T, T + horizon months)`.
+
+use chrono::{Months, NaiveDate, NaiveDateTime};
+
+/// Version of the contract implemented here.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The nine features, in their column order.
+pub const FEATURES: [&str; 9] = [
+    "recency_days",
+    "frequency",
+    "total_revenue",
+    "avg_order_value",
+    "tenure_days",
+    "active_months",
+    "purchase_velocity",
+    "avg_gap_days",
+    "std_gap_days",
+];
+
+/// The label column: revenue in the horizon after the cutoff.
+pub const LABEL: &str = "clv_6m";
+/// The naive baseline column: revenue in the 6 months before the cutoff.
+pub const NAIVE: &str = "naive_6m";
+/// Months before the cutoff that the naive baseline sums.
+pub const NAIVE_MONTHS: u32 = 6;
+
+/// Milliseconds in a day.
+pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// The class of one source line, by the first rule of the contract that matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LineClass {
+    /// No customer ID: ignored.
+    NoCustomer,
+    /// Invoice starts with `C`: a return line, whatever its quantity or price.
+    Return,
+    /// Invoice not all digits (`A…` adjustments): ignored.
+    NonSaleInvoice,
+    /// Quantity ≤ 0: ignored.
+    NonPositiveQuantity,
+    /// Price ≤ 0: ignored.
+    NonPositivePrice,
+    /// Everything else: a purchase line.
+    Purchase,
+}
+
+impl LineClass {
+    /// Every class, in rule order.
+    pub const ALL: [LineClass; 6] = [
+        LineClass::NoCustomer,
+        LineClass::Return,
+        LineClass::NonSaleInvoice,
+        LineClass::NonPositiveQuantity,
+        LineClass::NonPositivePrice,
+        LineClass::Purchase,
+    ];
+
+    /// The class's name in outputs and metrics (`no_customer`, `return`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            LineClass::NoCustomer => "no_customer",
+            LineClass::Return => "return",
+            LineClass::NonSaleInvoice => "non_sale_invoice",
+            LineClass::NonPositiveQuantity => "non_positive_quantity",
+            LineClass::NonPositivePrice => "non_positive_price",
+            LineClass::Purchase => "purchase",
+        }
+    }
+
+    /// Whether lines of this class are ignored (neither purchases nor returns).
+    pub fn is_ignored(self) -> bool {
+        !matches!(self, LineClass::Return | LineClass::Purchase)
+    }
+}
+
+/// A unit price in exact thousandths of a pound (the data has at most 3 decimals).
+pub fn price_milli(price: f64) -> i64 {
+    (price * 1000.0).round() as i64
+}
+
+/// Thousandths of a pound as pounds.
+pub fn pounds(milli: i64) -> f64 {
+    milli as f64 / 1000.0
+}
+
+/// Midnight UTC at the start of `date`, as a time.
+pub fn midnight(date: NaiveDate) -> NaiveDateTime {
+    date.and_time(chrono::NaiveTime::MIN)
+}
+
+/// Milliseconds since the Unix epoch of a UTC time.
+pub fn epoch_ms(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_millis()
+}
+
+/// `date` moved by `months` calendar months (negative: back); a day the target month lacks clamps to its
+/// last day (2011-08-31 + 6 months = 2012-02-29).
+pub fn add_months(date: NaiveDate, months: i32) -> NaiveDate {
+    let shifted = if months >= 0 {
+        date.checked_add_months(Months::new(months.unsigned_abs()))
+    } else {
+        date.checked_sub_months(Months::new(months.unsigned_abs()))
+    };
+    shifted.unwrap_or(date)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn months_clamp_to_the_last_day() {
+        assert_eq!(add_months(day(2011, 6, 1), 6), day(2011, 12, 1));
+        assert_eq!(add_months(day(2011, 8, 31), 6), day(2012, 2, 29));
+        assert_eq!(add_months(day(2011, 3, 31), 6), day(2011, 9, 30));
+        assert_eq!(add_months(day(2011, 6, 1), -6), day(2010, 12, 1));
+        assert_eq!(add_months(day(2011, 8, 31), -6), day(2011, 2, 28));
+    }
+
+    #[test]
+    fn money_is_exact_in_thousandths() {
+        assert_eq!(price_milli(0.001), 1);
+        assert_eq!(price_milli(2.55), 2550);
+        assert_eq!(price_milli(38970.0), 38_970_000);
+        assert_eq!(price_milli(-11062.06), -11_062_060);
+        assert_eq!(pounds(4_324_824_462), 4_324_824.462);
+    }
+}

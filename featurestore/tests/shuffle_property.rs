@@ -1,0 +1,54 @@
+//! Property: the snapshot of a normalised file does not depend on the order of its rows.
+
+use chrono::{Duration, NaiveDate};
+use dataset::Line;
+use dataset::normalised::to_frame;
+use featurestore::SnapshotSpec;
+use featurestore::offline::snapshot;
+use polars::prelude::*;
+use proptest::prelude::*;
+
+/// A small random history: few customers and invoices so that gaps, same-time invoices, returns and
+/// ignored lines all occur.
+fn lines() -> impl Strategy<Value = Vec<Line>> {
+    let one = (
+        0u32..12,             // invoice
+        prop::option::weighted(0.9, 1u64..5), // customer
+        -2i64..6,             // quantity
+        0u32..4000,           // price in thousandths
+        0i64..400 * 24,       // hours since 2010-09-01
+        prop::bool::weighted(0.1), // cancellation
+    )
+        .prop_map(|(invoice, customer, quantity, price, hours, cancel)| Line {
+            invoice: format!("{}{}", if cancel { "C" } else { "" }, 500_000 + invoice),
+            stock_code: "22423".into(),
+            description: None,
+            quantity,
+            invoice_date: NaiveDate::from_ymd_opt(2010, 9, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
+                + Duration::hours(hours),
+            price: f64::from(price) / 1000.0,
+            customer_id: customer,
+            country: "United Kingdom".into(),
+        });
+    prop::collection::vec(one, 1..60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn shuffling_rows_changes_nothing(
+        (lines, order) in lines().prop_flat_map(|v| {
+            let n = v.len() as IdxSize;
+            (Just(v), Just((0..n).collect::<Vec<IdxSize>>()).prop_shuffle())
+        })
+    ) {
+        let spec = SnapshotSpec { cutoff: NaiveDate::from_ymd_opt(2011, 3, 1).unwrap(), horizon_months: 6 };
+        let normalised = to_frame(&lines).unwrap();
+        // The same normalised file, rows stored in another order (each keeps its line number).
+        let shuffled = normalised.take(&IdxCa::from_vec("order".into(), order)).unwrap();
+        let a = snapshot(normalised.lazy(), &spec).unwrap();
+        let b = snapshot(shuffled.lazy(), &spec).unwrap();
+        prop_assert!(a.equals_missing(&b), "\n{a}\n!=\n{b}");
+    }
+}
