@@ -79,8 +79,9 @@ pub fn run(command: DataCommand) -> anyhow::Result<()> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let bar = progress::bytes("reading");
-    let raw = read_raw(&args.path, &bar).with_context(|| format!("importing {}", args.path.display()))?;
+    let bar = progress::reading(&args.path);
+    let raw =
+        read_raw(&args.path, &bar).with_context(|| format!("importing {}", args.path.display()))?;
     bar.finish_and_clear();
     let mut frame = normalised::to_frame(&raw.lines)?;
     normalised::write_parquet(&mut frame, &args.out)?;
@@ -156,9 +157,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         args.scale.is_finite() && args.scale > 0.0,
         "--scale must be a positive number"
     );
-    let customers = args
-        .customers
-        .unwrap_or_else(|| (f64::from(SyntheticSpec::default().customers) * args.scale).round() as u32);
+    let customers = args.customers.unwrap_or_else(|| {
+        (f64::from(SyntheticSpec::default().customers) * args.scale).round() as u32
+    });
     let spec = SyntheticSpec {
         seed: args.seed,
         customers,

@@ -23,3 +23,11 @@ fn styled(template: &str) -> ProgressBar {
     }
     bar
 }
+
+/// The bar for reading `path`: bytes for a CSV (read as a stream), rows for a workbook.
+pub fn reading(path: &std::path::Path) -> ProgressBar {
+    match dataset::read::InputFormat::of(path) {
+        Ok(dataset::read::InputFormat::Csv) => bytes("reading"),
+        _ => items("reading rows"),
+    }
+}

@@ -31,7 +31,7 @@ pub struct SnapshotArgs {
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bar = progress::bytes("reading");
+    let bar = progress::reading(&args.input);
     let loaded = normalised::load(&args.input, &bar)
         .with_context(|| format!("reading {}", args.input.display()))?;
     bar.finish_and_clear();
@@ -40,17 +40,28 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         horizon_months: args.horizon_months,
     };
     let mut frame = snapshot(loaded.frame.lazy(), &spec)?;
-    let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let ext = args
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("parquet") => normalised::write_parquet(&mut frame, &args.out)?,
         Some("csv") => normalised::write_csv(&mut frame, &args.out)?,
         _ => anyhow::bail!("--out must end in .parquet or .csv: {}", args.out.display()),
     }
-    let sum = |name: &str| -> anyhow::Result<f64> {
-        Ok(frame.column(name)?.f64()?.sum().unwrap_or(0.0))
+    // Money columns are whole thousandths of a pound: sum them exactly.
+    let sum = |name: &str| -> anyhow::Result<String> {
+        let milli: i64 = frame
+            .column(name)?
+            .f64()?
+            .into_no_null_iter()
+            .map(|x| (x * 1000.0).round() as i64)
+            .sum();
+        Ok(format!("{}.{:03}", milli / 1000, (milli % 1000).abs()))
     };
     println!(
-        "snapshot at {} (+{} months): {} customers, total_revenue {:.3}, clv_6m {:.3} -> {} ({:.2} s)",
+        "snapshot at {} (+{} months): {} customers, total_revenue {}, clv_6m {} -> {} ({:.2} s)",
         spec.cutoff,
         spec.horizon_months,
         frame.height(),

@@ -24,19 +24,38 @@ fn every_command_has_help() {
 #[test]
 fn import_reads_xlsx_csv_and_zip_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let both: Vec<fixtures::Row> = fixtures::SHEET_1.iter().chain(fixtures::SHEET_2).copied().collect();
+    let both: Vec<fixtures::Row> = fixtures::SHEET_1
+        .iter()
+        .chain(fixtures::SHEET_2)
+        .copied()
+        .collect();
     let inputs = [
         ("online_retail_II.xlsx", fixtures::uci_workbook()),
-        ("new.csv", fixtures::csv_text(&both, false, false).into_bytes()),
-        ("old.csv", fixtures::csv_text(&both, true, true).into_bytes()),
-        ("online+retail+ii.zip", fixtures::zip_of("online_retail_II.xlsx", &fixtures::uci_workbook())),
+        (
+            "new.csv",
+            fixtures::csv_text(&both, false, false).into_bytes(),
+        ),
+        (
+            "old.csv",
+            fixtures::csv_text(&both, true, true).into_bytes(),
+        ),
+        (
+            "online+retail+ii.zip",
+            fixtures::zip_of("online_retail_II.xlsx", &fixtures::uci_workbook()),
+        ),
     ];
     let mut frames = Vec::new();
     for (name, bytes) in inputs {
         let input = dir.path().join(name);
         std::fs::write(&input, bytes).unwrap();
         let out = dir.path().join(format!("{name}.parquet"));
-        let summary = clv(&["data", "import", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let summary = clv(&[
+            "data",
+            "import",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let value = |label: &str| {
             summary
                 .lines()
@@ -58,9 +77,19 @@ fn import_reads_xlsx_csv_and_zip_alike() {
         frames.push(read_parquet(&out));
     }
     for frame in &frames[1..] {
-        assert!(frame.equals_missing(&frames[0]), "{frame}\n!=\n{}", frames[0]);
+        assert!(
+            frame.equals_missing(&frames[0]),
+            "{frame}\n!=\n{}",
+            frames[0]
+        );
     }
-    let numbers: Vec<u64> = frames[0].column("line_number").unwrap().u64().unwrap().into_no_null_iter().collect();
+    let numbers: Vec<u64> = frames[0]
+        .column("line_number")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
     assert_eq!(numbers, (1..=9).collect::<Vec<u64>>());
 }
 
@@ -77,9 +106,28 @@ fn errors_are_clear_and_never_panics() {
     .unwrap();
     let cases: [(Vec<&str>, &str); 4] = [
         (vec!["data", "import", bad.to_str().unwrap()], "line 3"),
-        (vec!["data", "import", "/nonexistent/file.csv"], "/nonexistent/file.csv"),
-        (vec!["snapshot", "--cutoff", "2011-06-01", "--input", bad.to_str().unwrap(), "--out", "x.json"], "line 3"),
-        (vec!["snapshot", "--cutoff", "June", "--input", "x.csv", "--out", "y.csv"], "--cutoff"),
+        (
+            vec!["data", "import", "/nonexistent/file.csv"],
+            "/nonexistent/file.csv",
+        ),
+        (
+            vec![
+                "snapshot",
+                "--cutoff",
+                "2011-06-01",
+                "--input",
+                bad.to_str().unwrap(),
+                "--out",
+                "x.json",
+            ],
+            "line 3",
+        ),
+        (
+            vec![
+                "snapshot", "--cutoff", "June", "--input", "x.csv", "--out", "y.csv",
+            ],
+            "--cutoff",
+        ),
     ];
     for (args, expected) in cases {
         let output = clv_output(&args);
@@ -94,20 +142,42 @@ fn errors_are_clear_and_never_panics() {
 fn snapshot_of_generated_data_to_csv_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("synthetic.csv");
-    clv(&["data", "generate", "--customers", "300", "--seed", "3", "--out", data.to_str().unwrap()]);
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
     let parquet = dir.path().join("s.parquet");
     let csv = dir.path().join("s.csv");
     for out in [&parquet, &csv] {
         let printed = clv(&[
-            "snapshot", "--cutoff", "2011-06-01", "--input", data.to_str().unwrap(), "--out", out.to_str().unwrap(),
+            "snapshot",
+            "--cutoff",
+            "2011-06-01",
+            "--input",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
         ]);
         assert!(printed.contains("customers"), "{printed}");
     }
     let frame = read_parquet(&parquet);
     assert!(frame.height() > 100, "{frame}");
     assert_eq!(
-        frame.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        frame
+            .get_column_names()
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>(),
         featurestore::offline::snapshot_columns()
     );
-    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), frame.height() + 1);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().count(),
+        frame.height() + 1
+    );
 }

@@ -34,14 +34,23 @@ fn independent_facts(path: &std::path::Path) -> Facts {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     // ISO dates compare as text; the second sheet starts where they go back in time.
-    let second = (1..rows.len()).find(|&i| rows[i][4] < rows[i - 1][4]).unwrap();
+    let second = (1..rows.len())
+        .find(|&i| rows[i][4] < rows[i - 1][4])
+        .unwrap();
     let kept = rows[..second]
         .iter()
         .filter(|r| r[4] < rows[second][4])
         .chain(&rows[second..]);
-    let mut facts = Facts { lines_read: rows.len() as u64, ..Facts::default() };
-    let (mut customers, mut buyers, mut invoices, mut purchases) =
-        (HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new());
+    let mut facts = Facts {
+        lines_read: rows.len() as u64,
+        ..Facts::default()
+    };
+    let (mut customers, mut buyers, mut invoices, mut purchases) = (
+        HashSet::new(),
+        HashSet::new(),
+        HashSet::new(),
+        HashSet::new(),
+    );
     for r in kept {
         facts.kept += 1;
         let (invoice, quantity, price, customer) = (&r[0], &r[3], &r[5], &r[6]);
@@ -92,11 +101,23 @@ fn import_summary_matches_independent_facts() {
     assert_eq!(summary.count(LineClass::Purchase), facts.purchase_lines);
     assert_eq!(summary.count(LineClass::Return), facts.return_lines);
     assert_eq!(summary.count(LineClass::NoCustomer), facts.no_customer);
-    assert_eq!(summary.count(LineClass::NonSaleInvoice), facts.non_sale_invoice);
-    assert_eq!(summary.count(LineClass::NonPositiveQuantity), facts.non_positive_quantity);
-    assert_eq!(summary.count(LineClass::NonPositivePrice), facts.non_positive_price);
+    assert_eq!(
+        summary.count(LineClass::NonSaleInvoice),
+        facts.non_sale_invoice
+    );
+    assert_eq!(
+        summary.count(LineClass::NonPositiveQuantity),
+        facts.non_positive_quantity
+    );
+    assert_eq!(
+        summary.count(LineClass::NonPositivePrice),
+        facts.non_positive_price
+    );
     assert_eq!(summary.customers, facts.customers);
-    assert_eq!(summary.customers_with_purchase, facts.customers_with_purchase);
+    assert_eq!(
+        summary.customers_with_purchase,
+        facts.customers_with_purchase
+    );
     assert_eq!(summary.invoices, facts.invoices);
     assert_eq!(summary.purchases, facts.purchases);
     let (first, last) = summary.date_range.unwrap();
@@ -109,26 +130,55 @@ fn import_then_snapshot_gives_the_published_totals() {
     let csv = real_csv();
     let dir = tempfile::tempdir().unwrap();
     let parquet = dir.path().join("lines.parquet");
-    let out = clv(&["data", "import", csv.to_str().unwrap(), "--out", parquet.to_str().unwrap()]);
-    assert!(out.contains("1,067,371") && out.contains("1,044,848") && out.contains("36,969"), "{out}");
+    let out = clv(&[
+        "data",
+        "import",
+        csv.to_str().unwrap(),
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("1,067,371") && out.contains("1,044,848") && out.contains("36,969"),
+        "{out}"
+    );
 
     let snapshot = dir.path().join("snapshot.parquet");
     clv(&[
-        "snapshot", "--cutoff", "2011-06-01", "--horizon-months", "6",
-        "--input", parquet.to_str().unwrap(), "--out", snapshot.to_str().unwrap(),
+        "snapshot",
+        "--cutoff",
+        "2011-06-01",
+        "--horizon-months",
+        "6",
+        "--input",
+        parquet.to_str().unwrap(),
+        "--out",
+        snapshot.to_str().unwrap(),
     ]);
     let frame = read_parquet(&snapshot);
     assert_eq!(frame.height(), 4_933);
     assert_eq!(milli_sum(&frame, "clv_6m"), 4_324_824_462);
     assert_eq!(milli_sum(&frame, "total_revenue"), 11_852_717_235);
     // 48.2% buy nothing in the next 6 months (shared/README.md).
-    let zero = frame.column("clv_6m").unwrap().f64().unwrap().into_iter().filter(|x| *x == Some(0.0)).count();
+    let zero = frame
+        .column("clv_6m")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .filter(|x| *x == Some(0.0))
+        .count();
     assert_eq!((zero as f64 / 4_933.0 * 1000.0).round() / 10.0, 48.2);
 
     // Straight from the CSV, to CSV: the same rows.
     let from_csv = dir.path().join("snapshot.csv");
     clv(&[
-        "snapshot", "--cutoff", "2011-06-01", "--input", csv.to_str().unwrap(), "--out", from_csv.to_str().unwrap(),
+        "snapshot",
+        "--cutoff",
+        "2011-06-01",
+        "--input",
+        csv.to_str().unwrap(),
+        "--out",
+        from_csv.to_str().unwrap(),
     ]);
     let again = CsvReadOptions::default()
         .try_into_reader_with_file_path(Some(from_csv))
@@ -138,4 +188,95 @@ fn import_then_snapshot_gives_the_published_totals() {
     assert_eq!(again.height(), 4_933);
     assert_eq!(milli_sum(&again, "clv_6m"), 4_324_824_462);
     assert_eq!(milli_sum(&again, "total_revenue"), 11_852_717_235);
+}
+
+/// UCI distributes the data as a zipped workbook with two sheets. Rebuild that from the CSV (cells typed
+/// as in UCI's file) and check that the zip imports to exactly the lines the CSV gives.
+#[test]
+fn the_real_data_as_uci_zip_imports_like_the_csv() {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    use std::io::Write;
+
+    let csv = real_csv();
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&csv)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
+    let second = (1..rows.len())
+        .find(|&i| rows[i][4] < rows[i - 1][4])
+        .unwrap();
+    let mut workbook = Workbook::new();
+    let date_format = Format::new().set_num_format("m/d/yyyy h:mm");
+    for (name, sheet_rows) in [
+        ("Year 2009-2010", &rows[..second]),
+        ("Year 2010-2011", &rows[second..]),
+    ] {
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(name).unwrap();
+        for (c, h) in [
+            "Invoice",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "Price",
+            "Customer ID",
+            "Country",
+        ]
+        .iter()
+        .enumerate()
+        {
+            sheet.write_string(0, c as u16, *h).unwrap();
+        }
+        for (i, r) in sheet_rows.iter().enumerate() {
+            let row = i as u32 + 1;
+            match r[0].parse::<f64>() {
+                Ok(n) => sheet.write_number(row, 0, n).unwrap(),
+                Err(_) => sheet.write_string(row, 0, &r[0]).unwrap(),
+            };
+            sheet.write_string(row, 1, &r[1]).unwrap();
+            if !r[2].is_empty() {
+                sheet.write_string(row, 2, &r[2]).unwrap();
+            }
+            sheet
+                .write_number(row, 3, r[3].parse::<f64>().unwrap())
+                .unwrap();
+            let date = ExcelDateTime::parse_from_str(&r[4]).unwrap();
+            sheet
+                .write_datetime_with_format(row, 4, &date, &date_format)
+                .unwrap();
+            sheet
+                .write_number(row, 5, r[5].parse::<f64>().unwrap())
+                .unwrap();
+            if !r[6].is_empty() {
+                sheet
+                    .write_number(row, 6, r[6].parse::<f64>().unwrap())
+                    .unwrap();
+            }
+            sheet.write_string(row, 7, &r[7]).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("online_retail_II.zip");
+    let mut zip = ::zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    zip.start_file(
+        "online_retail_II.xlsx",
+        ::zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    zip.write_all(&workbook.save_to_buffer().unwrap()).unwrap();
+    zip.finish().unwrap();
+
+    let from_zip = read_raw(&zip_path, &ProgressBar::hidden()).unwrap();
+    let from_csv = read_raw(&csv, &ProgressBar::hidden()).unwrap();
+    assert_eq!(from_zip.lines_read, 1_067_371);
+    assert_eq!(from_zip.sheets, 2);
+    assert_eq!(from_zip.lines.len(), 1_044_848);
+    let first_difference = from_zip
+        .lines
+        .iter()
+        .zip(&from_csv.lines)
+        .position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "line {first_difference:?} differs");
 }

@@ -47,7 +47,8 @@ fn shape(lines: &[Line]) -> Shape {
         share_without_id: lines.iter().filter(|l| l.customer_id.is_none()).count() as f64 / n,
         share_returns: lines.iter().filter(|l| l.invoice.starts_with('C')).count() as f64 / n,
         lines_per_invoice: n / invoices.len() as f64,
-        invoices_per_customer: purchases.values().map(|p| p.len()).sum::<usize>() as f64 / purchases.len() as f64,
+        invoices_per_customer: purchases.values().map(|p| p.len()).sum::<usize>() as f64
+            / purchases.len() as f64,
         revenue_median: spend[spend.len() / 2],
         revenue_p90: spend[spend.len() * 9 / 10],
         revenue_top_decile_share: top / total,
@@ -67,19 +68,62 @@ fn default_scale_resembles_the_real_data() {
     let real = shape(&read_raw(&real_csv(), &ProgressBar::hidden()).unwrap().lines);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("synthetic.csv");
-    clv(&["data", "generate", "--seed", "7", "--out", out.to_str().unwrap()]);
+    clv(&[
+        "data",
+        "generate",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let data = read_raw(&out, &ProgressBar::hidden()).unwrap();
     assert_eq!(data.sheets, 1, "a generated file is in time order");
     let synthetic = shape(&data.lines);
     eprintln!("real      {real:?}\nsynthetic {synthetic:?}");
     within("lines", synthetic.lines, real.lines, 0.8, 1.25);
     within("customers", synthetic.customers, real.customers, 0.95, 1.05);
-    within("share without ID", synthetic.share_without_id, real.share_without_id, 0.8, 1.25);
-    within("share of return lines", synthetic.share_returns, real.share_returns, 0.6, 1.6);
-    within("lines per invoice", synthetic.lines_per_invoice, real.lines_per_invoice, 0.75, 1.33);
-    within("invoices per customer", synthetic.invoices_per_customer, real.invoices_per_customer, 0.75, 1.33);
-    within("median revenue per customer", synthetic.revenue_median, real.revenue_median, 0.6, 1.6);
-    within("p90 revenue per customer", synthetic.revenue_p90, real.revenue_p90, 0.6, 1.6);
+    within(
+        "share without ID",
+        synthetic.share_without_id,
+        real.share_without_id,
+        0.8,
+        1.25,
+    );
+    within(
+        "share of return lines",
+        synthetic.share_returns,
+        real.share_returns,
+        0.6,
+        1.6,
+    );
+    within(
+        "lines per invoice",
+        synthetic.lines_per_invoice,
+        real.lines_per_invoice,
+        0.75,
+        1.33,
+    );
+    within(
+        "invoices per customer",
+        synthetic.invoices_per_customer,
+        real.invoices_per_customer,
+        0.75,
+        1.33,
+    );
+    within(
+        "median revenue per customer",
+        synthetic.revenue_median,
+        real.revenue_median,
+        0.6,
+        1.6,
+    );
+    within(
+        "p90 revenue per customer",
+        synthetic.revenue_p90,
+        real.revenue_p90,
+        0.6,
+        1.6,
+    );
     within(
         "top-decile revenue share",
         synthetic.revenue_top_decile_share,
@@ -95,11 +139,24 @@ fn ten_times_the_real_size() {
     let one = dir.path().join("1x.csv");
     let ten = dir.path().join("10x.csv");
     clv(&["data", "generate", "--out", one.to_str().unwrap()]);
-    let report = clv(&["data", "generate", "--scale", "10", "--out", ten.to_str().unwrap()]);
+    let report = clv(&[
+        "data",
+        "generate",
+        "--scale",
+        "10",
+        "--out",
+        ten.to_str().unwrap(),
+    ]);
     assert!(report.contains("59,420 customers"), "{report}");
     let count = |p: &std::path::Path| {
-        csv::Reader::from_path(p).unwrap().into_byte_records().count() as f64
+        csv::Reader::from_path(p)
+            .unwrap()
+            .into_byte_records()
+            .count() as f64
     };
     let ratio = count(&ten) / count(&one);
-    assert!((9.0..11.0).contains(&ratio), "10x has {ratio:.2} times the lines of 1x");
+    assert!(
+        (9.0..11.0).contains(&ratio),
+        "10x has {ratio:.2} times the lines of 1x"
+    );
 }

@@ -80,7 +80,9 @@ pub fn download(request: &DownloadRequest, progress: &ProgressBar) -> Result<Dow
     if request.dest.exists()
         && let Ok(contents) = verify_zip(&request.dest)
     {
-        let bytes = std::fs::metadata(&request.dest).map_err(DatasetError::io(&request.dest))?.len();
+        let bytes = std::fs::metadata(&request.dest)
+            .map_err(DatasetError::io(&request.dest))?
+            .len();
         return Ok(DownloadReport {
             path: request.dest.clone(),
             bytes,
@@ -101,15 +103,14 @@ pub fn download(request: &DownloadRequest, progress: &ProgressBar) -> Result<Dow
         .build()
         .into();
     let mut connections = 0;
-    let mut last_error = String::from("no attempt made");
-    while connections < request.attempts.max(1) {
+    loop {
         connections += 1;
-        match fetch_once(&agent, request, &part, progress) {
+        let last_error = match fetch_once(&agent, request, &part, progress) {
             Ok(Fetch::Complete) => break,
-            Ok(Fetch::Incomplete(reason)) => last_error = reason,
+            Ok(Fetch::Incomplete(reason)) => reason,
             Err(Permanent(reason)) => return Err(fail(reason)),
-        }
-        if connections == request.attempts.max(1) {
+        };
+        if connections >= request.attempts.max(1) {
             return Err(fail(format!(
                 "gave up after {connections} connections: {last_error}; run again to resume"
             )));
@@ -121,11 +122,15 @@ pub fn download(request: &DownloadRequest, progress: &ProgressBar) -> Result<Dow
         Ok(contents) => contents,
         Err(e) => {
             let _ = std::fs::remove_file(&part);
-            return Err(fail(format!("the downloaded file is not UCI's zip ({e}); removed it")));
+            return Err(fail(format!(
+                "the downloaded file is not UCI's zip ({e}); removed it"
+            )));
         }
     };
     std::fs::rename(&part, &request.dest).map_err(DatasetError::io(&request.dest))?;
-    let bytes = std::fs::metadata(&request.dest).map_err(DatasetError::io(&request.dest))?.len();
+    let bytes = std::fs::metadata(&request.dest)
+        .map_err(DatasetError::io(&request.dest))?
+        .len();
     Ok(DownloadReport {
         path: request.dest.clone(),
         bytes,
@@ -157,7 +162,9 @@ fn fetch_once(
     progress: &ProgressBar,
 ) -> std::result::Result<Fetch, Permanent> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let mut call = agent.get(&request.url).header("Accept-Encoding", "identity");
+    let mut call = agent
+        .get(&request.url)
+        .header("Accept-Encoding", "identity");
     if have > 0 {
         call = call.header("Range", format!("bytes={have}-"));
     }
@@ -180,7 +187,9 @@ fn fetch_once(
             let (start, total) = parse_content_range(&range)
                 .ok_or_else(|| Permanent(format!("bad Content-Range {range:?}")))?;
             if start != have {
-                return Err(Permanent(format!("asked for bytes from {have}, got from {start}")));
+                return Err(Permanent(format!(
+                    "asked for bytes from {have}, got from {start}"
+                )));
             }
             (start, total.or(content_length.map(|l| l + start)))
         }
@@ -215,7 +224,9 @@ fn fetch_once(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 file.flush().map_err(io)?;
-                return Ok(Fetch::Incomplete(format!("connection lost after {written} bytes: {e}")));
+                return Ok(Fetch::Incomplete(format!(
+                    "connection lost after {written} bytes: {e}"
+                )));
             }
         }
     }
@@ -257,12 +268,16 @@ pub fn verify_zip(path: &Path) -> Result<ZipContents> {
         .map_err(zip_error)?
         .read_to_end(&mut bytes)
         .map_err(DatasetError::io(path))?;
-    let xlsx: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).map_err(|source| DatasetError::Xlsx {
-        source_name: format!("{name}!{workbook}"),
-        source,
-    })?;
+    let xlsx: Xlsx<_> =
+        Xlsx::new(std::io::Cursor::new(bytes)).map_err(|source| DatasetError::Xlsx {
+            source_name: format!("{name}!{workbook}"),
+            source,
+        })?;
     let sheets = xlsx.sheet_names();
-    if let Some(missing) = UCI_SHEETS.iter().find(|s| !sheets.iter().any(|have| have == *s)) {
+    if let Some(missing) = UCI_SHEETS
+        .iter()
+        .find(|s| !sheets.iter().any(|have| have == *s))
+    {
         return Err(DatasetError::Format {
             path: path.to_path_buf(),
             reason: format!("workbook {workbook} has no sheet {missing:?} (it has {sheets:?})"),
@@ -277,13 +292,19 @@ mod tests {
 
     #[test]
     fn content_range() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, Some(200))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("items 5-9/10"), None);
     }
 
     #[test]
     fn part_file_sits_beside_the_zip() {
-        assert_eq!(part_path(Path::new("data/raw/x.zip")), PathBuf::from("data/raw/x.zip.part"));
+        assert_eq!(
+            part_path(Path::new("data/raw/x.zip")),
+            PathBuf::from("data/raw/x.zip.part")
+        );
     }
 }

@@ -95,7 +95,9 @@ impl DatasetError {
         move |source| DatasetError::Io { path, source }
     }
 
-    pub(crate) fn polars(context: impl Into<String>) -> impl FnOnce(polars::error::PolarsError) -> Self {
+    pub(crate) fn polars(
+        context: impl Into<String>,
+    ) -> impl FnOnce(polars::error::PolarsError) -> Self {
         let context = context.into();
         move |source| DatasetError::Polars { context, source }
     }

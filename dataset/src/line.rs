@@ -90,7 +90,9 @@ impl Column {
     /// Whether a header cell names this column.
     pub fn matches(self, header: &str) -> bool {
         let header = header.trim().trim_start_matches('\u{feff}');
-        self.spellings().iter().any(|s| s.eq_ignore_ascii_case(header))
+        self.spellings()
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(header))
     }
 }
 
@@ -256,8 +258,26 @@ mod tests {
 
     #[test]
     fn header_spellings() {
-        let new = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"];
-        let old = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"];
+        let new = [
+            "Invoice",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "Price",
+            "Customer ID",
+            "Country",
+        ];
+        let old = [
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ];
         assert!(HeaderMap::find(&new).is_ok());
         let map = HeaderMap::find(&old).unwrap();
         assert_eq!(map.index(Column::CustomerId), 6);

@@ -49,12 +49,18 @@ pub fn to_frame(lines: &[Line]) -> Result<DataFrame> {
     let col = |name: &str, values: Vec<_>| Column::new(name.into(), values);
     let strings = |f: fn(&Line) -> &str| lines.iter().map(f).collect::<Vec<&str>>();
     let frame = DataFrame::new_infer_height(vec![
-        Column::new(LINE_NUMBER.into(), (1..=lines.len() as u64).collect::<Vec<u64>>()),
+        Column::new(
+            LINE_NUMBER.into(),
+            (1..=lines.len() as u64).collect::<Vec<u64>>(),
+        ),
         Column::new(INVOICE.into(), strings(|l| &l.invoice)),
         Column::new(STOCK_CODE.into(), strings(|l| &l.stock_code)),
         Column::new(
             DESCRIPTION.into(),
-            lines.iter().map(|l| l.description.as_deref()).collect::<Vec<_>>(),
+            lines
+                .iter()
+                .map(|l| l.description.as_deref())
+                .collect::<Vec<_>>(),
         ),
         col(QUANTITY, lines.iter().map(|l| l.quantity).collect()),
         Column::new(
@@ -66,7 +72,10 @@ pub fn to_frame(lines: &[Line]) -> Result<DataFrame> {
         )
         .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
         .map_err(DatasetError::polars("invoice dates"))?,
-        Column::new(PRICE.into(), lines.iter().map(|l| l.price).collect::<Vec<f64>>()),
+        Column::new(
+            PRICE.into(),
+            lines.iter().map(|l| l.price).collect::<Vec<f64>>(),
+        ),
         Column::new(
             CUSTOMER_ID.into(),
             lines
@@ -141,7 +150,14 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
         .finish()
         .map_err(DatasetError::polars(context()))?;
     use columns::*;
-    for name in [LINE_NUMBER, INVOICE, QUANTITY, INVOICE_DATE, PRICE, CUSTOMER_ID] {
+    for name in [
+        LINE_NUMBER,
+        INVOICE,
+        QUANTITY,
+        INVOICE_DATE,
+        PRICE,
+        CUSTOMER_ID,
+    ] {
         if frame.column(name).is_err() {
             return Err(DatasetError::Format {
                 path: path.to_path_buf(),

@@ -30,7 +30,9 @@ pub fn take_once(sheets: Vec<Vec<Line>>) -> Vec<Line> {
     let mut sheets = sheets.into_iter().filter(|s| !s.is_empty()).peekable();
     while let Some(sheet) = sheets.next() {
         match sheets.peek().map(|next| next[0].invoice_date) {
-            Some(next_start) => kept.extend(sheet.into_iter().filter(|l| l.invoice_date < next_start)),
+            Some(next_start) => {
+                kept.extend(sheet.into_iter().filter(|l| l.invoice_date < next_start))
+            }
             None => kept.extend(sheet),
         }
     }
@@ -65,7 +67,16 @@ mod tests {
     #[test]
     fn concatenated_sheets_are_taken_once() {
         // Sheet 1 runs to the 9th; sheet 2 starts on the 1st at 8:00 and repeats the overlap.
-        let file = vec![line("a", 1, 7), line("b", 1, 8), line("c", 5, 9), line("d", 9, 20), line("b", 1, 8), line("c", 5, 9), line("d", 9, 20), line("e", 10, 9)];
+        let file = vec![
+            line("a", 1, 7),
+            line("b", 1, 8),
+            line("c", 5, 9),
+            line("d", 9, 20),
+            line("b", 1, 8),
+            line("c", 5, 9),
+            line("d", 9, 20),
+            line("e", 10, 9),
+        ];
         let sheets = split_concatenated_sheets(file);
         assert_eq!(sheets.len(), 2);
         assert_eq!(invoices(&take_once(sheets)), ["a", "b", "c", "d", "e"]);
@@ -81,7 +92,12 @@ mod tests {
 
     #[test]
     fn two_decreases_mean_any_other_file() {
-        let file = vec![line("a", 3, 7), line("b", 2, 7), line("c", 3, 7), line("d", 1, 7)];
+        let file = vec![
+            line("a", 3, 7),
+            line("b", 2, 7),
+            line("c", 3, 7),
+            line("d", 1, 7),
+        ];
         let sheets = split_concatenated_sheets(file.clone());
         assert_eq!(sheets.len(), 1);
         assert_eq!(take_once(sheets), file);
@@ -89,7 +105,11 @@ mod tests {
 
     #[test]
     fn empty_sheets_are_skipped() {
-        let kept = take_once(vec![vec![line("a", 1, 7), line("b", 2, 7)], vec![], vec![line("b", 2, 7)]]);
+        let kept = take_once(vec![
+            vec![line("a", 1, 7), line("b", 2, 7)],
+            vec![],
+            vec![line("b", 2, 7)],
+        ]);
         assert_eq!(invoices(&kept), ["a", "b"]);
     }
 }

@@ -77,7 +77,8 @@ pub fn read_raw(path: &Path, progress: &ProgressBar) -> Result<RawData> {
         InputFormat::Zip => read_zip(path, progress),
         InputFormat::Parquet => Err(DatasetError::Format {
             path: path.to_path_buf(),
-            reason: "a Parquet file is read with dataset::normalised::load, not as a raw source".into(),
+            reason: "a Parquet file is read with dataset::normalised::load, not as a raw source"
+                .into(),
         }),
     }
 }
@@ -89,9 +90,7 @@ pub fn read_csv<R: Read>(reader: R, source_name: &str) -> Result<RawData> {
         source_name: source_name.to_string(),
         source,
     };
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let header: Vec<String> = csv
         .byte_headers()
         .map_err(csv_error)?
@@ -111,11 +110,16 @@ pub fn read_csv<R: Read>(reader: R, source_name: &str) -> Result<RawData> {
         let cell = |column: Column| -> Result<String> {
             match record.get(map.index(column)) {
                 Some(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
-                None => Err(row_error(location(), column, "", "the row has too few fields")),
+                None => Err(row_error(
+                    location(),
+                    column,
+                    "",
+                    "the row has too few fields",
+                )),
             }
         };
-        let typed = |column: Column, text: &str, parsed: std::result::Result<_, String>| {
-            parsed.map_err(|reason| row_error(location(), column, text, reason))
+        let fail = |column: Column, text: &str, reason: String| {
+            row_error(location(), column, text, reason)
         };
         let quantity = cell(Column::Quantity)?;
         let date = cell(Column::InvoiceDate)?;
@@ -126,10 +130,13 @@ pub fn read_csv<R: Read>(reader: R, source_name: &str) -> Result<RawData> {
             invoice: cell(Column::Invoice)?,
             stock_code: cell(Column::StockCode)?,
             description: (!description.is_empty()).then_some(description),
-            quantity: typed(Column::Quantity, &quantity, parse_quantity(&quantity))?,
-            invoice_date: typed(Column::InvoiceDate, &date, parse_invoice_date(&date))?,
-            price: typed(Column::Price, &price, parse_price(&price))?,
-            customer_id: typed(Column::CustomerId, &customer, parse_customer_id(&customer))?,
+            quantity: parse_quantity(&quantity)
+                .map_err(|r| fail(Column::Quantity, &quantity, r))?,
+            invoice_date: parse_invoice_date(&date)
+                .map_err(|r| fail(Column::InvoiceDate, &date, r))?,
+            price: parse_price(&price).map_err(|r| fail(Column::Price, &price, r))?,
+            customer_id: parse_customer_id(&customer)
+                .map_err(|r| fail(Column::CustomerId, &customer, r))?,
             country: cell(Column::Country)?,
         });
     }
@@ -143,7 +150,11 @@ pub fn read_csv<R: Read>(reader: R, source_name: &str) -> Result<RawData> {
 }
 
 /// Reads every sheet of a workbook, in order, and takes the sheets' overlap once.
-pub fn read_xlsx<RS: Read + Seek>(reader: RS, source_name: &str, progress: &ProgressBar) -> Result<RawData> {
+pub fn read_xlsx<RS: Read + Seek>(
+    reader: RS,
+    source_name: &str,
+    progress: &ProgressBar,
+) -> Result<RawData> {
     let xlsx_error = |source| DatasetError::Xlsx {
         source_name: source_name.to_string(),
         source,
@@ -155,7 +166,10 @@ pub fn read_xlsx<RS: Read + Seek>(reader: RS, source_name: &str, progress: &Prog
         let range = workbook.worksheet_range(&sheet).map_err(xlsx_error)?;
         let first_row = range.start().map(|(row, _)| row as usize).unwrap_or(0);
         progress.set_length(progress.length().unwrap_or(0) + range.height() as u64);
-        let mut rows = range.rows().enumerate().filter(|(_, r)| r.iter().any(|c| *c != Data::Empty));
+        let mut rows = range
+            .rows()
+            .enumerate()
+            .filter(|(_, r)| r.iter().any(|c| *c != Data::Empty));
         let Some((_, header)) = rows.next() else {
             continue; // an empty sheet holds no lines
         };
@@ -169,9 +183,11 @@ pub fn read_xlsx<RS: Read + Seek>(reader: RS, source_name: &str, progress: &Prog
         let mut lines = Vec::with_capacity(range.height());
         for (i, row) in rows {
             let location = format!("{sheet_name}, row {}", first_row + i + 1);
-            lines.push(line_from_cells(row, &map).map_err(|(column, value, reason)| {
-                row_error(location, column, &value, reason)
-            })?);
+            lines.push(
+                line_from_cells(row, &map).map_err(|(column, value, reason)| {
+                    row_error(location, column, &value, reason)
+                })?,
+            );
             progress.inc(1);
         }
         sheets.push(lines);
@@ -188,7 +204,8 @@ type CellError = (Column, String, String);
 
 fn line_from_cells(row: &[Data], map: &HeaderMap) -> std::result::Result<Line, CellError> {
     let cell = |column: Column| row.get(map.index(column)).unwrap_or(&Data::Empty);
-    let fail = |column: Column, reason: &str| (column, cell(column).to_string(), reason.to_string());
+    let fail =
+        |column: Column, reason: &str| (column, cell(column).to_string(), reason.to_string());
     let text = |column: Column| -> std::result::Result<String, CellError> {
         match cell(column) {
             Data::String(s) | Data::DateTimeIso(s) => Ok(s.clone()),
@@ -198,11 +215,11 @@ fn line_from_cells(row: &[Data], map: &HeaderMap) -> std::result::Result<Line, C
             _ => Err(fail(column, "expected text")),
         }
     };
-    let with = |column: Column, r: std::result::Result<_, String>| r.map_err(|reason| fail(column, &reason));
+    let with = |column: Column| move |reason: String| fail(column, &reason);
     let quantity = match cell(Column::Quantity) {
         Data::Int(i) => *i,
-        Data::Float(f) => with(Column::Quantity, quantity_from_f64(*f))?,
-        Data::String(s) => with(Column::Quantity, parse_quantity(s))?,
+        Data::Float(f) => quantity_from_f64(*f).map_err(with(Column::Quantity))?,
+        Data::String(s) => parse_quantity(s).map_err(with(Column::Quantity))?,
         _ => return Err(fail(Column::Quantity, "expected a number")),
     };
     let invoice_date = match cell(Column::InvoiceDate) {
@@ -210,20 +227,22 @@ fn line_from_cells(row: &[Data], map: &HeaderMap) -> std::result::Result<Line, C
             .as_datetime()
             .map(round_to_second)
             .ok_or_else(|| fail(Column::InvoiceDate, "date out of range"))?,
-        Data::String(s) | Data::DateTimeIso(s) => with(Column::InvoiceDate, parse_invoice_date(s))?,
+        Data::String(s) | Data::DateTimeIso(s) => {
+            parse_invoice_date(s).map_err(with(Column::InvoiceDate))?
+        }
         _ => return Err(fail(Column::InvoiceDate, "expected a date-time")),
     };
     let price = match cell(Column::Price) {
         Data::Float(f) if f.is_finite() => *f,
         Data::Int(i) => *i as f64,
-        Data::String(s) => with(Column::Price, parse_price(s))?,
+        Data::String(s) => parse_price(s).map_err(with(Column::Price))?,
         _ => return Err(fail(Column::Price, "expected a number")),
     };
     let customer_id = match cell(Column::CustomerId) {
         Data::Empty => None,
-        Data::Float(f) => Some(with(Column::CustomerId, customer_id_from_f64(*f))?),
-        Data::Int(i) => Some(with(Column::CustomerId, customer_id_from_f64(*i as f64))?),
-        Data::String(s) => with(Column::CustomerId, parse_customer_id(s))?,
+        Data::Float(f) => Some(customer_id_from_f64(*f).map_err(with(Column::CustomerId))?),
+        Data::Int(i) => Some(customer_id_from_f64(*i as f64).map_err(with(Column::CustomerId))?),
+        Data::String(s) => parse_customer_id(s).map_err(with(Column::CustomerId))?,
         _ => return Err(fail(Column::CustomerId, "expected a customer ID")),
     };
     let description = text(Column::Description)?;
@@ -262,7 +281,8 @@ pub fn read_zip(path: &Path, progress: &ProgressBar) -> Result<RawData> {
     let mut bytes = Vec::new();
     let mut file = archive.by_name(&entry).map_err(zip_error)?;
     progress.set_message(format!("unzipping {entry}"));
-    file.read_to_end(&mut bytes).map_err(DatasetError::io(path))?;
+    file.read_to_end(&mut bytes)
+        .map_err(DatasetError::io(path))?;
     let inner = format!("{name}!{entry}");
     if entry.to_ascii_lowercase().ends_with(".xlsx") {
         read_xlsx(Cursor::new(bytes), &inner, progress)
@@ -274,9 +294,11 @@ pub fn read_zip(path: &Path, progress: &ProgressBar) -> Result<RawData> {
 /// The name of the data file inside a zip: the first `.xlsx`, else the first `.csv` (macOS metadata
 /// entries skipped).
 pub fn data_entry<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Option<String> {
-    let names: Vec<&str> = archive
+    let names: Vec<String> = archive
         .file_names()
+        .filter_map(|n| n.ok())
         .filter(|n| !n.starts_with("__MACOSX/"))
+        .map(|n| n.into_owned())
         .collect();
     ["xlsx", "csv"].iter().find_map(|ext| {
         names
@@ -286,7 +308,12 @@ pub fn data_entry<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Option<String
     })
 }
 
-fn row_error(location: String, column: Column, value: &str, reason: impl Into<String>) -> DatasetError {
+fn row_error(
+    location: String,
+    column: Column,
+    value: &str,
+    reason: impl Into<String>,
+) -> DatasetError {
     DatasetError::Row {
         location,
         column: column.name(),

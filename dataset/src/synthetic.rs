@@ -57,19 +57,19 @@ pub struct SyntheticReport {
 }
 
 // Population parameters (per day), fitted on the real data with BG/NBD + Gamma-Gamma.
-const PURCHASE_RATE_SHAPE: f64 = 0.68; // r
-const PURCHASE_RATE_SCALE: f64 = 1.0 / 66.1; // 1/α
+const PURCHASE_RATE_SHAPE: f64 = 0.45; // r
+const PURCHASE_RATE_SCALE: f64 = 1.0 / 37.0; // 1/α
 const DROPOUT_A: f64 = 0.157;
 const DROPOUT_B: f64 = 3.32;
 const SPEND_SHAPE: f64 = 2.37; // p
-const SPEND_RATE_SHAPE: f64 = 3.5; // q
-const SPEND_RATE_RATE: f64 = 431.0; // γ
+const SPEND_RATE_SHAPE: f64 = 2.2; // q
+const SPEND_RATE_RATE: f64 = 250.0; // γ
 /// Share of customers already trading on the first day.
 const EXISTING_CUSTOMERS: f64 = 0.3;
 /// Share of customers whose only activity is a cancellation.
 const RETURN_ONLY_CUSTOMERS: f64 = 0.011;
 /// Probability that a purchase is followed by a cancellation invoice.
-const RETURN_INVOICE_RATE: f64 = 0.16;
+const RETURN_INVOICE_RATE: f64 = 0.22;
 /// Lines without a customer ID, as a share of lines with one (the real data: 22.5% of all lines).
 const WALK_IN_LINES_PER_CUSTOMER_LINE: f64 = 0.29;
 const DUPLICATE_ROW_RATE: f64 = 0.0113;
@@ -77,7 +77,9 @@ const ZERO_PRICE_RATE: f64 = 0.0035;
 const WRITE_OFF_RATE: f64 = 0.003;
 const PRODUCTS: usize = 4_600;
 /// Relative trading intensity per calendar month (January first), from the real data's line counts.
-const SEASON: [f64; 12] = [0.85, 0.72, 0.98, 0.8, 0.9, 0.95, 0.91, 0.86, 1.15, 1.5, 2.0, 1.1];
+const SEASON: [f64; 12] = [
+    0.85, 0.72, 0.98, 0.8, 0.9, 0.95, 0.91, 0.86, 1.15, 1.5, 2.0, 1.1,
+];
 const SEASON_MAX: f64 = 2.0;
 
 const COUNTRIES: [(&str, f64); 12] = [
@@ -135,7 +137,11 @@ struct Invoice {
 }
 
 /// Writes a synthetic dataset as a CSV file in UCI's layout.
-pub fn generate_csv(spec: &SyntheticSpec, path: &Path, progress: &ProgressBar) -> Result<SyntheticReport> {
+pub fn generate_csv(
+    spec: &SyntheticSpec,
+    path: &Path,
+    progress: &ProgressBar,
+) -> Result<SyntheticReport> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
     }
@@ -153,7 +159,11 @@ pub fn generate_csv(spec: &SyntheticSpec, path: &Path, progress: &ProgressBar) -
 }
 
 /// Writes a synthetic dataset as CSV (UCI's header, ISO dates, invoices in time order) to `out`.
-pub fn generate<W: Write>(spec: &SyntheticSpec, out: W, progress: &ProgressBar) -> Result<SyntheticReport> {
+pub fn generate<W: Write>(
+    spec: &SyntheticSpec,
+    out: W,
+    progress: &ProgressBar,
+) -> Result<SyntheticReport> {
     if spec.end < spec.start {
         return Err(DatasetError::InvalidArgument(format!(
             "end {} is before start {}",
@@ -173,7 +183,7 @@ pub fn generate<W: Write>(spec: &SyntheticSpec, out: W, progress: &ProgressBar) 
     let rate = Gamma::new(PURCHASE_RATE_SHAPE, PURCHASE_RATE_SCALE).map_err(dist)?;
     let dropout = Beta::new(DROPOUT_A, DROPOUT_B).map_err(dist)?;
     let spend_rate = Gamma::new(SPEND_RATE_SHAPE, 1.0 / SPEND_RATE_RATE).map_err(dist)?;
-    let lines_per_invoice = Gamma::new(1.3, 13.0).map_err(dist)?;
+    let lines_per_invoice = Gamma::<f64>::new(1.3, 14.5).map_err(dist)?;
     let return_delay = Exp::new(1.0 / 12.0).map_err(dist)?;
     for index in 0..spec.customers {
         let id = 12_346 + u64::from(index);
@@ -190,14 +200,19 @@ pub fn generate<W: Write>(spec: &SyntheticSpec, out: W, progress: &ProgressBar) 
                 time: clock.at(arrival, &mut rng),
                 kind: Kind::Cancellation,
                 customer,
-                lines: vec![(product, -rng.random_range(1..6), catalogue[product as usize].price_milli)],
+                lines: vec![(
+                    product,
+                    -rng.random_range(1..6),
+                    catalogue[product as usize].price_milli,
+                )],
             });
             progress.inc(1);
             continue;
         }
         let lambda = rate.sample(&mut rng).max(1e-5);
         let p_drop = dropout.sample(&mut rng);
-        let order_value = Gamma::new(SPEND_SHAPE, 1.0 / spend_rate.sample(&mut rng)).map_err(dist)?;
+        let order_value =
+            Gamma::new(SPEND_SHAPE, 1.0 / spend_rate.sample(&mut rng)).map_err(dist)?;
         let gap = Exp::new(lambda * SEASON_MAX).map_err(dist)?;
         let mut t = arrival;
         loop {
@@ -248,7 +263,7 @@ pub fn generate<W: Write>(spec: &SyntheticSpec, out: W, progress: &ProgressBar) 
 
     // Walk-in invoices (no customer ID) and stock write-offs, spread over the period with the season.
     let customer_lines: usize = invoices.iter().map(|i| i.lines.len()).sum();
-    let walk_in_lines = Gamma::new(1.0, 26.0).map_err(dist)?;
+    let walk_in_lines = Gamma::<f64>::new(1.0, 26.0).map_err(dist)?;
     let mut walk_in_target = (customer_lines as f64 * WALK_IN_LINES_PER_CUSTOMER_LINE) as usize;
     while walk_in_target > 0 {
         let t = loop {
@@ -356,7 +371,11 @@ pub fn generate<W: Write>(spec: &SyntheticSpec, out: W, progress: &ProgressBar) 
                 &customer,
                 country,
             ];
-            let copies = if rng.random_bool(DUPLICATE_ROW_RATE) { 2 } else { 1 };
+            let copies = if rng.random_bool(DUPLICATE_ROW_RATE) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 csv.write_record(record).map_err(csv_error)?;
                 report.lines += 1;
@@ -385,7 +404,7 @@ impl Clock {
         if date.weekday() == Weekday::Sat {
             date -= Duration::days(1);
         }
-        let hour = Normal::new(12.5, 2.3)
+        let hour = Normal::<f64>::new(12.5, 2.3)
             .map(|n| n.sample(rng))
             .unwrap_or(12.5)
             .clamp(7.0, 20.0) as i64;
@@ -435,14 +454,18 @@ fn basket(
     n_lines: usize,
     value_milli: f64,
 ) -> Vec<(u32, i32, i64)> {
-    let weights: Vec<f64> = (0..n_lines).map(|_| -rng.random::<f64>().max(1e-12).ln()).collect();
+    let weights: Vec<f64> = (0..n_lines)
+        .map(|_| -rng.random::<f64>().max(1e-12).ln())
+        .collect();
     let total: f64 = weights.iter().sum();
     weights
         .iter()
         .map(|w| {
             let product = popularity(rng);
             let price = catalogue[product as usize].price_milli;
-            let quantity = (value_milli * w / total / price as f64).round().clamp(1.0, 10_000.0) as i32;
+            let quantity = (value_milli * w / total / price as f64)
+                .round()
+                .clamp(1.0, 10_000.0) as i32;
             (product, quantity, price)
         })
         .collect()
@@ -496,7 +519,13 @@ mod tests {
             out
         };
         assert_eq!(run(&spec), run(&spec));
-        assert_ne!(run(&spec), run(&SyntheticSpec { seed: 7, ..spec.clone() }));
+        assert_ne!(
+            run(&spec),
+            run(&SyntheticSpec {
+                seed: 7,
+                ..spec.clone()
+            })
+        );
     }
 
     #[test]

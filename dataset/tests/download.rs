@@ -32,7 +32,10 @@ struct Server {
 
 fn serve(body: Vec<u8>, behaviours: Vec<Behaviour>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/static/public/502/online+retail+ii.zip", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/static/public/502/online+retail+ii.zip",
+        listener.local_addr().unwrap()
+    );
     let ranges = Arc::new(Mutex::new(Vec::new()));
     let seen = ranges.clone();
     std::thread::spawn(move || {
@@ -45,7 +48,12 @@ fn serve(body: Vec<u8>, behaviours: Vec<Behaviour>) -> Server {
     Server { url, ranges }
 }
 
-fn respond(mut stream: TcpStream, body: &[u8], behaviour: Behaviour, seen: &Mutex<Vec<Option<String>>>) -> std::io::Result<()> {
+fn respond(
+    mut stream: TcpStream,
+    body: &[u8],
+    behaviour: Behaviour,
+    seen: &Mutex<Vec<Option<String>>>,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut range = None;
@@ -68,10 +76,17 @@ fn respond(mut stream: TcpStream, body: &[u8], behaviour: Behaviour, seen: &Mute
         .and_then(|n| n.parse::<usize>().ok());
     match (behaviour, start) {
         (Behaviour::Status(code), _) => {
-            write!(stream, "HTTP/1.1 {code} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            write!(
+                stream,
+                "HTTP/1.1 {code} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
         }
         (Behaviour::CutAfter(n), _) => {
-            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
             stream.write_all(&body[..n])?;
             stream.flush()?;
             stream.shutdown(std::net::Shutdown::Both)?;
@@ -87,7 +102,11 @@ fn respond(mut stream: TcpStream, body: &[u8], behaviour: Behaviour, seen: &Mute
             stream.write_all(&body[start..])?;
         }
         (Behaviour::Serve, None) => {
-            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
             stream.write_all(body)?;
         }
     }
@@ -130,12 +149,18 @@ fn downloads_and_verifies_the_zip() {
 fn a_connection_cut_mid_body_is_resumed_with_a_range_request() {
     let body = uci_zip();
     let cut = body.len() / 3;
-    let server = serve(body.clone(), vec![Behaviour::CutAfter(cut), Behaviour::Serve]);
+    let server = serve(
+        body.clone(),
+        vec![Behaviour::CutAfter(cut), Behaviour::Serve],
+    );
     let dir = tempfile::tempdir().unwrap();
     let report = download(&request(&server, dir.path()), &ProgressBar::hidden()).unwrap();
     assert_eq!(std::fs::read(&report.path).unwrap(), body);
     assert_eq!(report.connections, 2);
-    assert_eq!(*server.ranges.lock().unwrap(), [None, Some(format!("bytes={cut}-"))]);
+    assert_eq!(
+        *server.ranges.lock().unwrap(),
+        [None, Some(format!("bytes={cut}-"))]
+    );
 }
 
 #[test]
@@ -149,16 +174,24 @@ fn a_partial_file_from_a_killed_run_is_resumed() {
     let report = download(&request, &ProgressBar::hidden()).unwrap();
     assert_eq!(std::fs::read(&report.path).unwrap(), body);
     assert_eq!(report.resumed_bytes, have as u64);
-    assert_eq!(*server.ranges.lock().unwrap(), [Some(format!("bytes={have}-"))]);
+    assert_eq!(
+        *server.ranges.lock().unwrap(),
+        [Some(format!("bytes={have}-"))]
+    );
 }
 
 #[test]
 fn a_zip_without_both_sheets_is_rejected_and_removed() {
-    let one_sheet = zip_of("online_retail_II.xlsx", &workbook(&[("Year 2010-2011", SHEET_2)]));
+    let one_sheet = zip_of(
+        "online_retail_II.xlsx",
+        &workbook(&[("Year 2010-2011", SHEET_2)]),
+    );
     let server = serve(one_sheet, vec![Behaviour::Serve]);
     let dir = tempfile::tempdir().unwrap();
     let request = request(&server, dir.path());
-    let error = download(&request, &ProgressBar::hidden()).unwrap_err().to_string();
+    let error = download(&request, &ProgressBar::hidden())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("Year 2009-2010"), "{error}");
     assert!(!request.dest.exists());
     assert!(!part_path(&request.dest).exists());
@@ -168,11 +201,15 @@ fn a_zip_without_both_sheets_is_rejected_and_removed() {
 fn http_errors_are_reported() {
     let server = serve(Vec::new(), vec![Behaviour::Status(404)]);
     let dir = tempfile::tempdir().unwrap();
-    let error = download(&request(&server, dir.path()), &ProgressBar::hidden()).unwrap_err().to_string();
+    let error = download(&request(&server, dir.path()), &ProgressBar::hidden())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("HTTP 404"), "{error}");
 
     // A server that keeps failing is given up on after the set number of connections.
     let server = serve(Vec::new(), vec![Behaviour::Status(503)]);
-    let error = download(&request(&server, dir.path()), &ProgressBar::hidden()).unwrap_err().to_string();
+    let error = download(&request(&server, dir.path()), &ProgressBar::hidden())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("gave up after 3 connections"), "{error}");
 }

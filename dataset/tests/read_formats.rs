@@ -36,7 +36,10 @@ fn xlsx_with_both_sheets_takes_the_overlap_once() {
     assert_eq!(data.lines.len(), KEPT);
     assert_eq!(
         invoices(&data.lines),
-        ["489434", "489435", "C489449", "489436", "536365", "536366", "538171", "A563185", "581587"]
+        [
+            "489434", "489435", "C489449", "489436", "536365", "536366", "538171", "A563185",
+            "581587"
+        ]
     );
     let first = &data.lines[0];
     assert_eq!(first.customer_id, Some(13085));
@@ -55,8 +58,14 @@ fn csv_of_both_sheets_gives_the_same_canonical_lines_as_the_xlsx() {
         let text = csv_text(&both_sheets(), old_header, us_dates);
         let csv = read(&write(dir.path(), "a.csv", text)).unwrap();
         assert_eq!(csv.lines_read, (SHEET_1.len() + SHEET_2.len()) as u64);
-        assert_eq!(csv.sheets, 2, "old header {old_header}, US dates {us_dates}");
-        assert_eq!(csv.lines, xlsx.lines, "old header {old_header}, US dates {us_dates}");
+        assert_eq!(
+            csv.sheets, 2,
+            "old header {old_header}, US dates {us_dates}"
+        );
+        assert_eq!(
+            csv.lines, xlsx.lines,
+            "old header {old_header}, US dates {us_dates}"
+        );
     }
 }
 
@@ -74,7 +83,10 @@ fn uci_zip_is_read_through() {
     let zip = zip_of("online_retail_II.xlsx", &uci_workbook());
     let data = read(&write(dir.path(), "online+retail+ii.zip", zip)).unwrap();
     assert_eq!(data.lines.len(), KEPT);
-    let csv_zip = zip_of("export.csv", csv_text(&both_sheets(), true, true).as_bytes());
+    let csv_zip = zip_of(
+        "export.csv",
+        csv_text(&both_sheets(), true, true).as_bytes(),
+    );
     let data = read(&write(dir.path(), "export.zip", csv_zip)).unwrap();
     assert_eq!(data.lines.len(), KEPT);
 }
@@ -92,21 +104,36 @@ fn malformed_csv_names_the_line_and_column() {
     let text = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n\
                 536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n\
                 536366,85123A,X,6,not a date,2.55,17850,United Kingdom\n";
-    let error = read_csv(text.as_bytes(), "bad.csv").unwrap_err().to_string();
+    let error = read_csv(text.as_bytes(), "bad.csv")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("bad.csv, line 3"), "{error}");
     assert!(error.contains("InvoiceDate"), "{error}");
     assert!(error.contains("not a date"), "{error}");
 
     let cases = [
-        ("536366,X,X,six,2010-12-01 08:26:00,2.55,17850,UK", "Quantity"),
+        (
+            "536366,X,X,six,2010-12-01 08:26:00,2.55,17850,UK",
+            "Quantity",
+        ),
         ("536366,X,X,6,2010-12-01 08:26:00,NaN,17850,UK", "Price"),
-        ("536366,X,X,6,2010-12-01 08:26:00,1.0,17850.5,UK", "Customer ID"),
+        (
+            "536366,X,X,6,2010-12-01 08:26:00,1.0,17850.5,UK",
+            "Customer ID",
+        ),
         ("536366,X,X,6,2010-12-01 08:26:00", "Price"),
     ];
     for (row, column) in cases {
-        let text = format!("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n{row}\n");
-        let error = read_csv(text.as_bytes(), "bad.csv").unwrap_err().to_string();
-        assert!(error.contains("line 2") && error.contains(column), "{row}: {error}");
+        let text = format!(
+            "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n{row}\n"
+        );
+        let error = read_csv(text.as_bytes(), "bad.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 2") && error.contains(column),
+            "{row}: {error}"
+        );
     }
 }
 
@@ -123,7 +150,19 @@ fn malformed_xlsx_names_the_sheet_and_row() {
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     sheet.set_name("Year 2010-2011").unwrap();
-    for (c, h) in ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"].iter().enumerate() {
+    for (c, h) in [
+        "Invoice",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "Price",
+        "Customer ID",
+        "Country",
+    ]
+    .iter()
+    .enumerate()
+    {
         sheet.write_string(0, c as u16, *h).unwrap();
     }
     sheet.write_string(1, 0, "536365").unwrap();
@@ -144,6 +183,11 @@ fn unsupported_and_corrupt_files_are_errors_not_panics() {
     assert!(read(&write(dir.path(), "broken.zip", "not a zip")).is_err());
     assert!(read(&write(dir.path(), "empty.zip", zip_of("readme.txt", b"hi"))).is_err());
     assert!(read(&dir.path().join("missing.csv")).is_err());
-    let error = read(&write(dir.path(), "quote.csv", "Invoice,StockCode\n\"unterminated")).unwrap_err();
+    let error = read(&write(
+        dir.path(),
+        "quote.csv",
+        "Invoice,StockCode\n\"unterminated",
+    ))
+    .unwrap_err();
     assert!(!error.to_string().is_empty());
 }

@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use polars::prelude::*;
 
 use crate::contract::{
-    self, FEATURES, LABEL, LineClass, MS_PER_DAY, NAIVE, NAIVE_MONTHS, add_months, epoch_ms, midnight,
+    self, FEATURES, LABEL, LineClass, MS_PER_DAY, NAIVE, NAIVE_MONTHS, add_months, epoch_ms,
+    midnight,
 };
 
 /// Errors of the batch computation.
@@ -101,10 +102,15 @@ pub fn purchases(lines: LazyFrame) -> LazyFrame {
 /// baseline: `customer_id`, the nine features (contract order), `clv_6m`, `naive_6m`; sorted by customer.
 pub fn snapshot(lines: LazyFrame, spec: &SnapshotSpec) -> Result<DataFrame> {
     if spec.horizon_months == 0 {
-        return Err(OfflineError::Input("the label horizon must be at least one month".into()));
+        return Err(OfflineError::Input(
+            "the label horizon must be at least one month".into(),
+        ));
     }
     let t = epoch_ms(midnight(spec.cutoff));
-    let horizon_end = epoch_ms(midnight(add_months(spec.cutoff, spec.horizon_months as i32)));
+    let horizon_end = epoch_ms(midnight(add_months(
+        spec.cutoff,
+        spec.horizon_months as i32,
+    )));
     let naive_start = epoch_ms(midnight(add_months(spec.cutoff, -(NAIVE_MONTHS as i32))));
     let purchases = purchases(lines).cache();
 
@@ -125,7 +131,10 @@ pub fn snapshot(lines: LazyFrame, spec: &SnapshotSpec) -> Result<DataFrame> {
             col(TIME_MS).min().alias("first_ms"),
             len().cast(DataType::Int64).alias("frequency"),
             col(REVENUE_MILLI).sum().alias(REVENUE_MILLI),
-            month_key.n_unique().cast(DataType::Int64).alias("active_months"),
+            month_key
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("active_months"),
             gaps_days.clone().mean().alias("gap_mean"),
             gaps_days.std(1).alias("gap_std"),
         ]);
@@ -152,14 +161,20 @@ pub fn snapshot(lines: LazyFrame, spec: &SnapshotSpec) -> Result<DataFrame> {
         )
         .select([
             col(CUSTOMER_ID).cast(DataType::Int64),
-            (lit(t) - col("last_ms")).floor_div(lit(MS_PER_DAY)).alias(FEATURES[0]),
+            (lit(t) - col("last_ms"))
+                .floor_div(lit(MS_PER_DAY))
+                .alias(FEATURES[0]),
             col("frequency").alias(FEATURES[1]),
             pounds(col(REVENUE_MILLI)).alias(FEATURES[2]),
-            (pounds(col(REVENUE_MILLI)) / col("frequency").cast(DataType::Float64)).alias(FEATURES[3]),
-            (lit(t) - col("first_ms")).floor_div(lit(MS_PER_DAY)).alias(FEATURES[4]),
+            (pounds(col(REVENUE_MILLI)) / col("frequency").cast(DataType::Float64))
+                .alias(FEATURES[3]),
+            (lit(t) - col("first_ms"))
+                .floor_div(lit(MS_PER_DAY))
+                .alias(FEATURES[4]),
             col("active_months").alias(FEATURES[5]),
-            (col("frequency").cast(DataType::Float64) / col("active_months").cast(DataType::Float64))
-                .alias(FEATURES[6]),
+            (col("frequency").cast(DataType::Float64)
+                / col("active_months").cast(DataType::Float64))
+            .alias(FEATURES[6]),
             when(col("frequency").gt(lit(1)))
                 .then(col("gap_mean"))
                 .otherwise(lit(NULL).cast(DataType::Float64))
@@ -215,13 +230,20 @@ pub fn summarise(lines: LazyFrame) -> Result<LineSummary> {
     let is = |c: LineClass| col(CLASS).eq(lit(c.name()));
     let mut columns = vec![
         len().cast(DataType::Int64).alias("lines"),
-        col(CUSTOMER_ID).drop_nulls().n_unique().cast(DataType::Int64).alias("customers"),
+        col(CUSTOMER_ID)
+            .drop_nulls()
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("customers"),
         col(CUSTOMER_ID)
             .filter(is(LineClass::Purchase))
             .n_unique()
             .cast(DataType::Int64)
             .alias("customers_with_purchase"),
-        col(INVOICE).n_unique().cast(DataType::Int64).alias("invoices"),
+        col(INVOICE)
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("invoices"),
         col(TIME_MS).min().alias("first_ms"),
         col(TIME_MS).max().alias("last_ms"),
     ];
@@ -245,7 +267,10 @@ pub fn summarise(lines: LazyFrame) -> Result<LineSummary> {
     let count = |frame: &DataFrame, name: &'static str| -> Result<u64> {
         Ok(int(frame, name)?.unwrap_or(0).max(0) as u64)
     };
-    let time = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis).map(|t| t.naive_utc());
+    let time = |ms: Option<i64>| {
+        ms.and_then(DateTime::from_timestamp_millis)
+            .map(|t| t.naive_utc())
+    };
     let by_class = LineClass::ALL
         .iter()
         .map(|&c| Ok((c, count(&totals, c.name())?)))

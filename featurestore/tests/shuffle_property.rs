@@ -12,19 +12,22 @@ use proptest::prelude::*;
 /// ignored lines all occur.
 fn lines() -> impl Strategy<Value = Vec<Line>> {
     let one = (
-        0u32..12,             // invoice
+        0u32..12,                             // invoice
         prop::option::weighted(0.9, 1u64..5), // customer
-        -2i64..6,             // quantity
-        0u32..4000,           // price in thousandths
-        0i64..400 * 24,       // hours since 2010-09-01
-        prop::bool::weighted(0.1), // cancellation
+        -2i64..6,                             // quantity
+        0u32..4000,                           // price in thousandths
+        0i64..400 * 24,                       // hours since 2010-09-01
+        prop::bool::weighted(0.1),            // cancellation
     )
         .prop_map(|(invoice, customer, quantity, price, hours, cancel)| Line {
             invoice: format!("{}{}", if cancel { "C" } else { "" }, 500_000 + invoice),
             stock_code: "22423".into(),
             description: None,
             quantity,
-            invoice_date: NaiveDate::from_ymd_opt(2010, 9, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
+            invoice_date: NaiveDate::from_ymd_opt(2010, 9, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
                 + Duration::hours(hours),
             price: f64::from(price) / 1000.0,
             customer_id: customer,

@@ -35,7 +35,13 @@ fn spec(cutoff: &str) -> SnapshotSpec {
 /// One customer's row as (column -> value), or None when the customer has no row.
 fn row(lines: &[Line], cutoff: &str, customer: i64) -> Option<Row> {
     let frame = snapshot(to_frame(lines).unwrap().lazy(), &spec(cutoff)).unwrap();
-    let ids: Vec<Option<i64>> = frame.column("customer_id").unwrap().i64().unwrap().into_iter().collect();
+    let ids: Vec<Option<i64>> = frame
+        .column("customer_id")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
     let index = ids.iter().position(|id| *id == Some(customer))?;
     Some(Row { frame, index })
 }
@@ -47,10 +53,21 @@ struct Row {
 
 impl Row {
     fn int(&self, name: &str) -> i64 {
-        self.frame.column(name).unwrap().i64().unwrap().get(self.index).unwrap()
+        self.frame
+            .column(name)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(self.index)
+            .unwrap()
     }
     fn float(&self, name: &str) -> Option<f64> {
-        self.frame.column(name).unwrap().f64().unwrap().get(self.index)
+        self.frame
+            .column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(self.index)
     }
     fn money(&self, name: &str) -> f64 {
         self.float(name).unwrap()
@@ -117,7 +134,10 @@ fn same_day_and_same_time_invoices() {
     assert_eq!(r.int("frequency"), 3);
     assert!(close(r.float("avg_gap_days").unwrap(), 0.125));
     // gaps 0 and 0.25: sample std = sqrt(2 × 0.125²) = 0.1767...
-    assert!(close(r.float("std_gap_days").unwrap(), (2.0f64 * 0.125 * 0.125).sqrt()));
+    assert!(close(
+        r.float("std_gap_days").unwrap(),
+        (2.0f64 * 0.125 * 0.125).sqrt()
+    ));
 }
 
 #[test]
@@ -133,10 +153,19 @@ fn two_purchases_have_a_std_of_zero() {
 
 #[test]
 fn returns_only_gives_no_row_and_returns_change_nothing() {
-    let only_returns = [line("C536379", Some(14527), -1, 27.50, "2011-01-01 09:41:00")];
+    let only_returns = [line(
+        "C536379",
+        Some(14527),
+        -1,
+        27.50,
+        "2011-01-01 09:41:00",
+    )];
     assert!(row(&only_returns, "2011-06-01", 14527).is_none());
 
-    let purchase = [line("536380", Some(9), 4, 2.5, "2011-02-01 10:00:00"), line("536390", Some(9), 1, 5.0, "2011-07-01 10:00:00")];
+    let purchase = [
+        line("536380", Some(9), 4, 2.5, "2011-02-01 10:00:00"),
+        line("536390", Some(9), 1, 5.0, "2011-07-01 10:00:00"),
+    ];
     let mut with_returns = purchase.to_vec();
     with_returns.push(line("C536381", Some(9), -4, 2.5, "2011-02-02 10:00:00"));
     with_returns.push(line("C536391", Some(9), -1, 5.0, "2011-07-02 10:00:00"));
@@ -168,7 +197,14 @@ fn cutoff_boundary_exactly_at_a_purchase() {
     assert!(close(r.money("total_revenue"), 10.0));
     assert!(close(r.money("clv_6m"), 60.0));
     // A customer whose first purchase is exactly at T has no row.
-    assert!(row(&[line("2", Some(4), 1, 20.0, "2011-06-01 00:00:00")], "2011-06-01", 4).is_none());
+    assert!(
+        row(
+            &[line("2", Some(4), 1, 20.0, "2011-06-01 00:00:00")],
+            "2011-06-01",
+            4
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -252,17 +288,26 @@ fn duplicate_rows_are_distinct_lines() {
 #[test]
 fn output_columns_follow_the_contract() {
     let frame = snapshot(
-        to_frame(&[line("1", Some(6), 1, 2.0, "2011-04-01 10:00:00")]).unwrap().lazy(),
+        to_frame(&[line("1", Some(6), 1, 2.0, "2011-04-01 10:00:00")])
+            .unwrap()
+            .lazy(),
         &spec("2011-06-01"),
     )
     .unwrap();
-    let names: Vec<&str> = frame.get_column_names().iter().map(|n| n.as_str()).collect();
+    let names: Vec<&str> = frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
     assert_eq!(names, featurestore::offline::snapshot_columns());
 }
 
 #[test]
 fn zero_month_horizon_is_rejected() {
     let lines = to_frame(&[line("1", Some(6), 1, 2.0, "2011-04-01 10:00:00")]).unwrap();
-    let spec = SnapshotSpec { horizon_months: 0, ..spec("2011-06-01") };
+    let spec = SnapshotSpec {
+        horizon_months: 0,
+        ..spec("2011-06-01")
+    };
     assert!(snapshot(lines.lazy(), &spec).is_err());
 }

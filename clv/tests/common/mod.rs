@@ -24,7 +24,10 @@ pub fn real_csv() -> PathBuf {
     }
     let xz = real_data_xz();
     let input = std::fs::File::open(&xz).unwrap_or_else(|e| {
-        panic!("the real dataset is needed at {} ({e}); set CLV_REAL_DATA to its path", xz.display())
+        panic!(
+            "the real dataset is needed at {} ({e}); set CLV_REAL_DATA to its path",
+            xz.display()
+        )
     });
     std::fs::create_dir_all(&dir).unwrap();
     let partial = dir.join(format!("online_retail_II.csv.{}.tmp", std::process::id()));
@@ -64,7 +67,7 @@ pub fn milli_sum(frame: &polars::prelude::DataFrame, column: &str) -> i64 {
         .unwrap()
         .f64()
         .unwrap()
-        .into_iter()
+        .iter()
         .flatten()
         .map(|x| (x * 1000.0).round() as i64)
         .sum()
