@@ -330,15 +330,14 @@ pub fn generate<W: Write>(
     .map_err(csv_error)?;
     let mut report = SyntheticReport::default();
     let mut seen_customers = std::collections::HashSet::new();
-    let mut number = 489_434u64;
-    for invoice in &invoices {
+    // Invoice numbers run in time order from the real data's first one.
+    for (number, invoice) in (489_434u64..).zip(&invoices) {
         let prefix = match invoice.kind {
             Kind::Purchase => "",
             Kind::Cancellation => "C",
             Kind::Adjustment => "A",
         };
         let invoice_no = format!("{prefix}{number}");
-        number += 1;
         report.invoices += 1;
         let date = invoice.time.format("%Y-%m-%d %H:%M:%S").to_string();
         let (customer, country) = match invoice.customer {
