@@ -1,11 +1,13 @@
 //! The `clv` command line: clap definitions and one module per command family, each a thin layer over
-//! the libraries (`dataset`, `featurestore`).
+//! the libraries (`dataset`, `featurestore`, `ingest`).
 
 use clap::{Parser, Subcommand};
 
 mod data;
 mod progress;
 mod snapshot;
+mod stream;
+mod telemetry;
 
 /// Customer lifetime value: a streaming feature store and online scorer for Online Retail II.
 #[derive(Debug, Parser)]
@@ -20,8 +22,15 @@ enum Command {
     /// Get the transaction data: import, download or generate it.
     #[command(subcommand)]
     Data(data::DataCommand),
-    /// Compute the features and the label of every customer at a cutoff, in batch (the offline reference).
+    /// Compute the features and the label of every customer at a cutoff: in batch from the lines (the
+    /// offline reference), or from the feature store (--db).
     Snapshot(snapshot::SnapshotArgs),
+    /// Run the embedded Kafka broker (librdkafka's mock cluster) until stopped.
+    Broker(stream::BrokerArgs),
+    /// Produce the dataset into Kafka, one event per line, keyed by customer ID.
+    Replay(stream::ReplayArgs),
+    /// Consume the events into the RocksDB feature store (a consumer group member).
+    Ingest(stream::IngestArgs),
 }
 
 /// Runs one command.
@@ -29,6 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Data(command) => data::run(command),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Broker(args) => stream::broker(args),
+        Command::Replay(args) => stream::replay_command(args),
+        Command::Ingest(args) => stream::ingest_command(args),
     }
 }
 

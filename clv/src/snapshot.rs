@@ -9,6 +9,7 @@ use clap::Args;
 use dataset::normalised;
 use featurestore::SnapshotSpec;
 use featurestore::offline::snapshot;
+use featurestore::store::RocksStore;
 use polars::prelude::IntoLazy;
 
 use crate::progress;
@@ -22,8 +23,11 @@ pub struct SnapshotArgs {
     #[arg(long, default_value_t = 6)]
     horizon_months: u32,
     /// The lines: a normalised .parquet (from `clv data import`), or a raw .xlsx, .csv or .zip.
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    input: Option<PathBuf>,
+    /// Or the feature store that ingest writes (read from a consistent snapshot, also while it runs).
     #[arg(long)]
-    input: PathBuf,
+    db: Option<PathBuf>,
     /// The snapshot to write: .parquet or .csv.
     #[arg(long)]
     out: PathBuf,
@@ -31,15 +35,25 @@ pub struct SnapshotArgs {
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bar = progress::reading(&args.input);
-    let loaded = normalised::load(&args.input, &bar)
-        .with_context(|| format!("reading {}", args.input.display()))?;
-    bar.finish_and_clear();
     let spec = SnapshotSpec {
         cutoff: args.cutoff,
         horizon_months: args.horizon_months,
     };
-    let mut frame = snapshot(loaded.frame.lazy(), &spec)?;
+    anyhow::ensure!(
+        spec.horizon_months > 0,
+        "--horizon-months must be at least 1"
+    );
+    let mut frame = match (&args.input, &args.db) {
+        (Some(input), _) => {
+            let bar = progress::reading(input);
+            let loaded = normalised::load(input, &bar)
+                .with_context(|| format!("reading {}", input.display()))?;
+            bar.finish_and_clear();
+            snapshot(loaded.frame.lazy(), &spec)?
+        }
+        (None, Some(db)) => from_store(db, &spec)?,
+        (None, None) => anyhow::bail!("give --input or --db"),
+    };
     let ext = args
         .out
         .extension()
@@ -71,4 +85,23 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The snapshot from the feature store, opened as a RocksDB secondary so that a running ingest keeps
+/// its lock.
+fn from_store(
+    db: &std::path::Path,
+    spec: &SnapshotSpec,
+) -> anyhow::Result<polars::prelude::DataFrame> {
+    let secondary = tempfile::Builder::new()
+        .prefix("clv-snapshot-secondary")
+        .tempdir()
+        .context("a folder for the secondary instance")?;
+    let store = RocksStore::open_secondary(db, secondary.path())
+        .with_context(|| format!("opening the feature store {}", db.display()))?;
+    let states = store.all_states()?;
+    Ok(featurestore::snapshot::from_states(
+        states.iter().map(|(id, state)| (*id, state)),
+        spec,
+    )?)
 }

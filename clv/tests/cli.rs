@@ -24,11 +24,7 @@ fn every_command_has_help() {
 #[test]
 fn import_reads_xlsx_csv_and_zip_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let both: Vec<fixtures::Row> = fixtures::SHEET_1
-        .iter()
-        .chain(fixtures::SHEET_2)
-        .copied()
-        .collect();
+    let both = fixtures::both_sheets();
     let inputs = [
         ("online_retail_II.xlsx", fixtures::uci_workbook()),
         (

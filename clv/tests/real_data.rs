@@ -2,6 +2,8 @@
 //! independently, and the snapshot at 2011-06-01 against the published totals.
 
 mod common;
+#[path = "../../dataset/tests/common/mod.rs"]
+mod fixtures;
 
 use std::collections::HashSet;
 
@@ -194,9 +196,6 @@ fn import_then_snapshot_gives_the_published_totals() {
 /// as in UCI's file) and check that the zip imports to exactly the lines the CSV gives.
 #[test]
 fn the_real_data_as_uci_zip_imports_like_the_csv() {
-    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
-    use std::io::Write;
-
     let csv = real_csv();
     let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&csv)
         .unwrap()
@@ -206,67 +205,26 @@ fn the_real_data_as_uci_zip_imports_like_the_csv() {
     let second = (1..rows.len())
         .find(|&i| rows[i][4] < rows[i - 1][4])
         .unwrap();
-    let mut workbook = Workbook::new();
-    let date_format = Format::new().set_num_format("m/d/yyyy h:mm");
-    for (name, sheet_rows) in [
-        ("Year 2009-2010", &rows[..second]),
-        ("Year 2010-2011", &rows[second..]),
-    ] {
-        let sheet = workbook.add_worksheet();
-        sheet.set_name(name).unwrap();
-        for (c, h) in [
-            "Invoice",
-            "StockCode",
-            "Description",
-            "Quantity",
-            "InvoiceDate",
-            "Price",
-            "Customer ID",
-            "Country",
-        ]
-        .iter()
-        .enumerate()
-        {
-            sheet.write_string(0, c as u16, *h).unwrap();
-        }
-        for (i, r) in sheet_rows.iter().enumerate() {
-            let row = i as u32 + 1;
-            match r[0].parse::<f64>() {
-                Ok(n) => sheet.write_number(row, 0, n).unwrap(),
-                Err(_) => sheet.write_string(row, 0, &r[0]).unwrap(),
-            };
-            sheet.write_string(row, 1, &r[1]).unwrap();
-            if !r[2].is_empty() {
-                sheet.write_string(row, 2, &r[2]).unwrap();
-            }
-            sheet
-                .write_number(row, 3, r[3].parse::<f64>().unwrap())
-                .unwrap();
-            let date = ExcelDateTime::parse_from_str(&r[4]).unwrap();
-            sheet
-                .write_datetime_with_format(row, 4, &date, &date_format)
-                .unwrap();
-            sheet
-                .write_number(row, 5, r[5].parse::<f64>().unwrap())
-                .unwrap();
-            if !r[6].is_empty() {
-                sheet
-                    .write_number(row, 6, r[6].parse::<f64>().unwrap())
-                    .unwrap();
-            }
-            sheet.write_string(row, 7, &r[7]).unwrap();
-        }
+    let text = |r: &csv::StringRecord| -> [String; 8] { std::array::from_fn(|i| r[i].to_string()) };
+    let sheets: [(&str, Vec<[String; 8]>); 2] = [
+        ("Year 2009-2010", rows[..second].iter().map(text).collect()),
+        ("Year 2010-2011", rows[second..].iter().map(text).collect()),
+    ];
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    for (name, rows) in &sheets {
+        fixtures::add_uci_sheet(
+            &mut workbook,
+            name,
+            rows.iter().map(|r| r.each_ref().map(String::as_str)),
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join("online_retail_II.zip");
-    let mut zip = ::zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
-    zip.start_file(
-        "online_retail_II.xlsx",
-        ::zip::write::SimpleFileOptions::default(),
+    std::fs::write(
+        &zip_path,
+        fixtures::zip_of("online_retail_II.xlsx", &workbook.save_to_buffer().unwrap()),
     )
     .unwrap();
-    zip.write_all(&workbook.save_to_buffer().unwrap()).unwrap();
-    zip.finish().unwrap();
 
     let from_zip = read_raw(&zip_path, &ProgressBar::hidden()).unwrap();
     let from_csv = read_raw(&csv, &ProgressBar::hidden()).unwrap();

@@ -4,15 +4,15 @@
 //! is resumed with an HTTP range request from the bytes already on disk. Only a verified zip is renamed to
 //! its final name.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use calamine::{Reader, Xlsx};
 use indicatif::ProgressBar;
 
-use crate::{DatasetError, Result, read::data_entry};
+use crate::{DatasetError, Result, read::read_zip_entry};
 
 /// Where UCI publishes the dataset.
 pub const UCI_URL: &str = "https://archive.ics.uci.edu/static/public/502/online+retail+ii.zip";
@@ -249,28 +249,16 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 
 /// Checks that `path` is a readable zip holding an `.xlsx` workbook with both of UCI's sheets.
 pub fn verify_zip(path: &Path) -> Result<ZipContents> {
-    let name = path.display().to_string();
-    let zip_error = |source| DatasetError::Zip {
-        source_name: name.clone(),
-        source,
-    };
-    let file = File::open(path).map_err(DatasetError::io(path))?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_error)?;
-    let workbook = data_entry(&archive)
-        .filter(|n| n.to_ascii_lowercase().ends_with(".xlsx"))
-        .ok_or_else(|| DatasetError::Format {
+    let (workbook, bytes) = read_zip_entry(path)?;
+    if !workbook.to_ascii_lowercase().ends_with(".xlsx") {
+        return Err(DatasetError::Format {
             path: path.to_path_buf(),
-            reason: "the zip holds no .xlsx workbook".into(),
-        })?;
-    let mut bytes = Vec::new();
-    archive
-        .by_name(&workbook)
-        .map_err(zip_error)?
-        .read_to_end(&mut bytes)
-        .map_err(DatasetError::io(path))?;
+            reason: format!("the zip holds {workbook}, not an .xlsx workbook"),
+        });
+    }
     let xlsx: Xlsx<_> =
         Xlsx::new(std::io::Cursor::new(bytes)).map_err(|source| DatasetError::Xlsx {
-            source_name: format!("{name}!{workbook}"),
+            source_name: format!("{}!{workbook}", path.display()),
             source,
         })?;
     let sheets = xlsx.sheet_names();

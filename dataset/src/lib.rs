@@ -20,3 +20,11 @@ pub mod synthetic;
 
 pub use error::{DatasetError, Result};
 pub use line::Line;
+
+/// Creates (or truncates) a file for writing, creating its folder first.
+pub(crate) fn create_file(path: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
+    }
+    std::fs::File::create(path).map_err(DatasetError::io(path))
+}

@@ -19,7 +19,7 @@ use indicatif::ProgressBar;
 use polars::prelude::*;
 
 use crate::read::{InputFormat, RawData, read_raw};
-use crate::{DatasetError, Line, Result};
+use crate::{DatasetError, Line, Result, create_file};
 
 /// Column names of the normalised layout.
 pub mod columns {
@@ -91,10 +91,7 @@ pub fn to_frame(lines: &[Line]) -> Result<DataFrame> {
 
 /// Writes a frame to a Parquet file (zstd).
 pub fn write_parquet(frame: &mut DataFrame, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
-    }
-    let file = File::create(path).map_err(DatasetError::io(path))?;
+    let file = create_file(path)?;
     ParquetWriter::new(file)
         .finish(frame)
         .map_err(DatasetError::polars(format!("writing {}", path.display())))?;
@@ -103,10 +100,7 @@ pub fn write_parquet(frame: &mut DataFrame, path: &Path) -> Result<()> {
 
 /// Writes a frame to a CSV file with a header.
 pub fn write_csv(frame: &mut DataFrame, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
-    }
-    let file = File::create(path).map_err(DatasetError::io(path))?;
+    let file = create_file(path)?;
     CsvWriter::new(file)
         .include_header(true)
         .finish(frame)
@@ -168,4 +162,73 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
         }
     }
     Ok(frame)
+}
+
+/// Lines of any supported input with their canonical line numbers: numbered in order for a raw file,
+/// as stored for a normalised Parquet file.
+pub fn numbered_lines(path: &Path, progress: &ProgressBar) -> Result<Vec<(u64, Line)>> {
+    match InputFormat::of(path)? {
+        InputFormat::Parquet => lines_from_frame(&read_parquet(path)?),
+        _ => Ok((1..)
+            .zip(read_raw(path, progress)?.lines)
+            .collect::<Vec<(u64, Line)>>()),
+    }
+}
+
+/// The lines of a normalised frame, with their line numbers.
+pub fn lines_from_frame(frame: &DataFrame) -> Result<Vec<(u64, Line)>> {
+    use columns::*;
+    let fail = DatasetError::polars("reading the normalised frame");
+    let get =
+        |name: &str, dtype: DataType| -> PolarsResult<Column> { frame.column(name)?.cast(&dtype) };
+    let read = || -> PolarsResult<Vec<(u64, Line)>> {
+        let numbers = get(LINE_NUMBER, DataType::UInt64)?;
+        let invoices = get(INVOICE, DataType::String)?;
+        let codes = get(STOCK_CODE, DataType::String)?;
+        let descriptions = get(DESCRIPTION, DataType::String)?;
+        let quantities = get(QUANTITY, DataType::Int64)?;
+        let dates = get(
+            INVOICE_DATE,
+            DataType::Datetime(TimeUnit::Milliseconds, None),
+        )?
+        .cast(&DataType::Int64)?;
+        let prices = get(PRICE, DataType::Float64)?;
+        let customers = get(CUSTOMER_ID, DataType::Int64)?;
+        let countries = get(COUNTRY, DataType::String)?;
+        let (numbers, invoices, codes, descriptions) = (
+            numbers.u64()?,
+            invoices.str()?,
+            codes.str()?,
+            descriptions.str()?,
+        );
+        let (quantities, dates, prices, customers, countries) = (
+            quantities.i64()?,
+            dates.i64()?,
+            prices.f64()?,
+            customers.i64()?,
+            countries.str()?,
+        );
+        let mut out = Vec::with_capacity(frame.height());
+        for i in 0..frame.height() {
+            let missing = |what: &str| polars_err!(ComputeError: "row {i}: no {what}");
+            let date = dates.get(i).ok_or_else(|| missing(INVOICE_DATE))?;
+            out.push((
+                numbers.get(i).ok_or_else(|| missing(LINE_NUMBER))?,
+                Line {
+                    invoice: invoices.get(i).unwrap_or_default().to_string(),
+                    stock_code: codes.get(i).unwrap_or_default().to_string(),
+                    description: descriptions.get(i).map(str::to_string),
+                    quantity: quantities.get(i).ok_or_else(|| missing(QUANTITY))?,
+                    invoice_date: chrono::DateTime::from_timestamp_millis(date)
+                        .ok_or_else(|| missing(INVOICE_DATE))?
+                        .naive_utc(),
+                    price: prices.get(i).ok_or_else(|| missing(PRICE))?,
+                    customer_id: customers.get(i).and_then(|c| u64::try_from(c).ok()),
+                    country: countries.get(i).unwrap_or_default().to_string(),
+                },
+            ));
+        }
+        Ok(out)
+    };
+    read().map_err(fail)
 }

@@ -267,9 +267,20 @@ fn round_to_second(t: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
 
 /// Reads UCI's zip: the first `.xlsx` in it, or else the first `.csv`.
 pub fn read_zip(path: &Path, progress: &ProgressBar) -> Result<RawData> {
-    let name = path.display().to_string();
+    progress.set_message("unzipping");
+    let (entry, bytes) = read_zip_entry(path)?;
+    let inner = format!("{}!{entry}", path.display());
+    if entry.to_ascii_lowercase().ends_with(".xlsx") {
+        read_xlsx(Cursor::new(bytes), &inner, progress)
+    } else {
+        read_csv(Cursor::new(bytes), &inner)
+    }
+}
+
+/// The data file of a zip (see [`data_entry`]): its name and its bytes.
+pub(crate) fn read_zip_entry(path: &Path) -> Result<(String, Vec<u8>)> {
     let zip_error = |source| DatasetError::Zip {
-        source_name: name.clone(),
+        source_name: path.display().to_string(),
         source,
     };
     let file = File::open(path).map_err(DatasetError::io(path))?;
@@ -279,16 +290,12 @@ pub fn read_zip(path: &Path, progress: &ProgressBar) -> Result<RawData> {
         reason: "the zip holds no .xlsx or .csv file".into(),
     })?;
     let mut bytes = Vec::new();
-    let mut file = archive.by_name(&entry).map_err(zip_error)?;
-    progress.set_message(format!("unzipping {entry}"));
-    file.read_to_end(&mut bytes)
+    archive
+        .by_name(&entry)
+        .map_err(zip_error)?
+        .read_to_end(&mut bytes)
         .map_err(DatasetError::io(path))?;
-    let inner = format!("{name}!{entry}");
-    if entry.to_ascii_lowercase().ends_with(".xlsx") {
-        read_xlsx(Cursor::new(bytes), &inner, progress)
-    } else {
-        read_csv(Cursor::new(bytes), &inner)
-    }
+    Ok((entry, bytes))
 }
 
 /// The name of the data file inside a zip: the first `.xlsx`, else the first `.csv` (macOS metadata

@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Normal, Poisson};
 
+use crate::line::UCI_HEADER;
 use crate::{DatasetError, Result};
 
 /// What to generate.
@@ -142,10 +143,7 @@ pub fn generate_csv(
     path: &Path,
     progress: &ProgressBar,
 ) -> Result<SyntheticReport> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(DatasetError::io(dir))?;
-    }
-    let file = std::fs::File::create(path).map_err(DatasetError::io(path))?;
+    let file = crate::create_file(path)?;
     let mut out = std::io::BufWriter::new(file);
     let report = generate(spec, &mut out, progress).map_err(|e| match e {
         DatasetError::Io { source, .. } => DatasetError::Io {
@@ -317,17 +315,7 @@ pub fn generate<W: Write>(
         },
         other => DatasetError::InvalidArgument(format!("writing CSV: {other:?}")),
     };
-    csv.write_record([
-        "Invoice",
-        "StockCode",
-        "Description",
-        "Quantity",
-        "InvoiceDate",
-        "Price",
-        "Customer ID",
-        "Country",
-    ])
-    .map_err(csv_error)?;
+    csv.write_record(UCI_HEADER).map_err(csv_error)?;
     let mut report = SyntheticReport::default();
     let mut seen_customers = std::collections::HashSet::new();
     // Invoice numbers run in time order from the real data's first one.

@@ -23,10 +23,6 @@ fn invoices(lines: &[Line]) -> Vec<&str> {
     lines.iter().map(|l| l.invoice.as_str()).collect()
 }
 
-fn both_sheets() -> Vec<Row> {
-    SHEET_1.iter().chain(SHEET_2).copied().collect()
-}
-
 #[test]
 fn xlsx_with_both_sheets_takes_the_overlap_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,19 +146,7 @@ fn malformed_xlsx_names_the_sheet_and_row() {
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     sheet.set_name("Year 2010-2011").unwrap();
-    for (c, h) in [
-        "Invoice",
-        "StockCode",
-        "Description",
-        "Quantity",
-        "InvoiceDate",
-        "Price",
-        "Customer ID",
-        "Country",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (c, h) in dataset::line::UCI_HEADER.iter().enumerate() {
         sheet.write_string(0, c as u16, *h).unwrap();
     }
     sheet.write_string(1, 0, "536365").unwrap();

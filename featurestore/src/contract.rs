@@ -79,6 +79,29 @@ impl LineClass {
     }
 }
 
+/// The class of a line by the contract's rules, in order. `price_milli` is the unit price in thousandths of
+/// a pound (see [`price_milli`]).
+pub fn classify(
+    customer_id: Option<u64>,
+    invoice: &str,
+    quantity: i64,
+    price_milli: i64,
+) -> LineClass {
+    if customer_id.is_none() {
+        LineClass::NoCustomer
+    } else if invoice.starts_with('C') {
+        LineClass::Return
+    } else if invoice.is_empty() || !invoice.bytes().all(|b| b.is_ascii_digit()) {
+        LineClass::NonSaleInvoice
+    } else if quantity <= 0 {
+        LineClass::NonPositiveQuantity
+    } else if price_milli <= 0 {
+        LineClass::NonPositivePrice
+    } else {
+        LineClass::Purchase
+    }
+}
+
 /// A unit price in exact thousandths of a pound (the data has at most 3 decimals).
 pub fn price_milli(price: f64) -> i64 {
     (price * 1000.0).round() as i64
@@ -125,6 +148,18 @@ mod tests {
         assert_eq!(add_months(day(2011, 3, 31), 6), day(2011, 9, 30));
         assert_eq!(add_months(day(2011, 6, 1), -6), day(2010, 12, 1));
         assert_eq!(add_months(day(2011, 8, 31), -6), day(2011, 2, 28));
+    }
+
+    #[test]
+    fn classes_by_the_first_matching_rule() {
+        use LineClass::*;
+        assert_eq!(classify(None, "C1", -1, 100), NoCustomer);
+        assert_eq!(classify(Some(1), "C1", 5, 0), Return);
+        assert_eq!(classify(Some(1), "A563185", 1, 100), NonSaleInvoice);
+        assert_eq!(classify(Some(1), "", 1, 100), NonSaleInvoice);
+        assert_eq!(classify(Some(1), "536365", 0, 0), NonPositiveQuantity);
+        assert_eq!(classify(Some(1), "536365", 1, 0), NonPositivePrice);
+        assert_eq!(classify(Some(1), "536365", 1, 1), Purchase);
     }
 
     #[test]

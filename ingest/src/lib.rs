@@ -1,6 +1,13 @@
-//! The streaming path between the data and the feature store: `replay` (data file -> Kafka topic
-//! `transactions`, keyed by customer ID) and `consume` (Kafka -> per-customer aggregates in RocksDB,
-//! exactly-once in effect).
-//!
-//! Not built yet: the issue "Streaming path" fills this crate. Until then the offline path
-//! (`dataset` -> `featurestore::offline`) is what `clv` runs.
+//! The streaming path between the data and the feature store:
+//! - [`replay`]: data file -> Kafka topic `transactions`, keyed by customer ID, idempotent, paced or as
+//!   fast as possible, bounded by the consumer's lag;
+//! - [`consume`]: Kafka -> per-customer state in RocksDB (`featurestore::store`), exactly-once in effect,
+//!   malformed messages to a dead-letter topic;
+//! - [`broker`]: a real Kafka bootstrap list, or the embedded broker (librdkafka's mock cluster).
+
+pub mod broker;
+pub mod consume;
+mod error;
+pub mod replay;
+
+pub use error::{IngestError, Result};

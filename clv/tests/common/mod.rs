@@ -17,11 +17,6 @@ pub fn real_data_xz() -> PathBuf {
 /// The real data as a CSV file in the target folder (never beside the source), decompressed on first
 /// use. Safe when several test processes ask at once: each writes its own file and renames it in place.
 pub fn real_csv() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-data");
-    let csv = dir.join("online_retail_II.csv");
-    if csv.exists() {
-        return csv;
-    }
     let xz = real_data_xz();
     let input = std::fs::File::open(&xz).unwrap_or_else(|e| {
         panic!(
@@ -29,6 +24,13 @@ pub fn real_csv() -> PathBuf {
             xz.display()
         )
     });
+    // Keyed by the compressed file's size, so that another copy of the data is not mistaken for it.
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-data");
+    let csv = dir.join(format!("online_retail_II-{size}.csv"));
+    if csv.exists() {
+        return csv;
+    }
     std::fs::create_dir_all(&dir).unwrap();
     let partial = dir.join(format!("online_retail_II.csv.{}.tmp", std::process::id()));
     let mut reader = xz2::read::XzDecoder::new(std::io::BufReader::new(input));

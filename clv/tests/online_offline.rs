@@ -1,0 +1,74 @@
+//! The per-event fold (the streaming path's state) against the offline polars snapshot, for every
+//! customer of the real data and of a generated dataset, at the two cutoffs the trainer uses.
+
+mod common;
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use common::*;
+use dataset::Line;
+use dataset::read::read_raw;
+use featurestore::SnapshotSpec;
+use featurestore::aggregate::CustomerState;
+use featurestore::offline::snapshot;
+use featurestore::snapshot::{differences, from_states};
+use indicatif::ProgressBar;
+use ingest::replay::event_for_line;
+use polars::prelude::IntoLazy;
+
+fn fold<'a>(numbered: impl Iterator<Item = (u64, &'a Line)>) -> HashMap<u64, CustomerState> {
+    let mut states: HashMap<u64, CustomerState> = HashMap::new();
+    for (n, line) in numbered {
+        if let Some(event) = event_for_line(n, line) {
+            states.entry(event.customer_id).or_default().apply(&event);
+        }
+    }
+    states
+}
+
+fn check(lines: &[Line]) {
+    let numbered = || lines.iter().enumerate().map(|(i, l)| (i as u64 + 1, l));
+    let forward = fold(numbered());
+    // Out of order, and everything delivered twice: the same state.
+    let backward = fold(numbered().rev().chain(numbered().step_by(2)));
+    assert_eq!(forward, backward);
+    let frame = dataset::normalised::to_frame(lines).unwrap();
+    for cutoff in ["2010-12-01", "2011-06-01"] {
+        let spec = SnapshotSpec {
+            cutoff: NaiveDate::parse_from_str(cutoff, "%Y-%m-%d").unwrap(),
+            horizon_months: 6,
+        };
+        let offline = snapshot(frame.clone().lazy(), &spec).unwrap();
+        let online = from_states(forward.iter().map(|(id, s)| (*id, s)), &spec).unwrap();
+        assert!(
+            offline.height() > 1000,
+            "{cutoff}: {} customers",
+            offline.height()
+        );
+        let diff = differences(&offline, &online, 20);
+        assert!(diff.is_empty(), "{cutoff}: {diff:#?}");
+    }
+}
+
+#[test]
+fn fold_equals_offline_on_the_real_data() {
+    let lines = read_raw(&real_csv(), &ProgressBar::hidden()).unwrap().lines;
+    check(&lines);
+}
+
+#[test]
+fn fold_equals_offline_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synthetic.csv");
+    clv(&[
+        "data",
+        "generate",
+        "--seed",
+        "11",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let lines = read_raw(&out, &ProgressBar::hidden()).unwrap().lines;
+    check(&lines);
+}

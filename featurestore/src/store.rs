@@ -1,0 +1,383 @@
+//! The feature store on RocksDB: per-customer state, grouped by Kafka partition, with the consumed
+//! offsets written in the same atomic batch (exactly-once in effect).
+//!
+//! Column families:
+//! - `customers.p<N>`: state of the customers whose events come from partition N, keyed by customer ID
+//!   (8 bytes, big-endian), value = [`CustomerState`] (postcard). A partition's state is one column
+//!   family, so it can move between instances as a unit. Bloom filters and a shared block cache serve
+//!   point reads.
+//! - `offsets`: the next offset to read per (cluster, topic, partition). Offsets are tagged with the
+//!   cluster and topic they belong to, so that those of another broker are never applied.
+//! - `meta`: the event-time watermark (latest purchase time applied) and the number of customers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch,
+};
+
+use crate::aggregate::CustomerState;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("feature store {path}: {source}")]
+    Rocks {
+        /// The database folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: rocksdb::Error,
+    },
+    /// A stored value could not be decoded (written by another version?).
+    #[error("feature store {path}: undecodable {what}: {reason}")]
+    Corrupt {
+        /// The database folder.
+        path: PathBuf,
+        /// What was being read.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The Kafka cluster and topic that offsets belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceId {
+    /// The cluster ID the broker reports (a fresh embedded broker has a new one).
+    pub cluster: String,
+    /// The topic.
+    pub topic: String,
+}
+
+impl SourceId {
+    fn key(&self, partition: i32) -> Vec<u8> {
+        let mut key = self.prefix();
+        key.extend_from_slice(&partition.to_be_bytes());
+        key
+    }
+
+    fn prefix(&self) -> Vec<u8> {
+        format!("{}\0{}\0", self.cluster, self.topic).into_bytes()
+    }
+}
+
+/// What one consumer batch changes, written atomically by [`RocksStore::write`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New state of each customer touched: (partition, customer, state).
+    pub states: Vec<(i32, u64, CustomerState)>,
+    /// Customers among `states` that were not stored before.
+    pub new_customers: u64,
+    /// Next offset to read, per partition of `source`.
+    pub offsets: Vec<(i32, i64)>,
+    /// Latest purchase time applied in the batch, epoch milliseconds.
+    pub watermark_ms: Option<i64>,
+}
+
+const CF_OFFSETS: &str = "offsets";
+const CF_META: &str = "meta";
+const PARTITION_CF_PREFIX: &str = "customers.p";
+const META_WATERMARK: &[u8] = b"watermark_ms";
+const META_CUSTOMERS: &[u8] = b"customers";
+
+fn partition_cf(partition: i32) -> String {
+    format!("{PARTITION_CF_PREFIX}{partition}")
+}
+
+/// The RocksDB feature store.
+pub struct RocksStore {
+    db: DB,
+    path: PathBuf,
+    cf_options: Options,
+    partitions: RwLock<BTreeSet<i32>>,
+    /// A secondary instance changes only in [`RocksStore::catch_up`], so it is its own snapshot (RocksDB
+    /// has no snapshots in secondary mode).
+    secondary: bool,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let rocks = |source| StoreError::Rocks {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let cf_options = column_options();
+        let mut names = DB::list_cf(&options, path).unwrap_or_default();
+        for required in ["default", CF_OFFSETS, CF_META] {
+            if !names.iter().any(|n| n == required) {
+                names.push(required.to_string());
+            }
+        }
+        let descriptors = names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
+        let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(rocks)?;
+        let partitions = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(PARTITION_CF_PREFIX)?.parse().ok())
+            .collect();
+        Ok(RocksStore {
+            db,
+            path: path.to_path_buf(),
+            cf_options,
+            partitions: RwLock::new(partitions),
+            secondary: false,
+        })
+    }
+
+    /// Opens a read-only view of a store that another process (ingest) has open, as a RocksDB secondary
+    /// instance keeping its own files in `secondary_dir`; it sees what the primary had written when it
+    /// opened, and more after [`RocksStore::catch_up`].
+    pub fn open_secondary(path: &Path, secondary_dir: &Path) -> Result<Self> {
+        let rocks = |source| StoreError::Rocks {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut options = Options::default();
+        options.set_max_open_files(-1);
+        let cf_options = column_options();
+        let names = DB::list_cf(&options, path).map_err(rocks)?;
+        let descriptors = names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
+        let db = DB::open_cf_descriptors_as_secondary(&options, path, secondary_dir, descriptors)
+            .map_err(rocks)?;
+        db.try_catch_up_with_primary().map_err(rocks)?;
+        let partitions = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(PARTITION_CF_PREFIX)?.parse().ok())
+            .collect();
+        Ok(RocksStore {
+            db,
+            path: path.to_path_buf(),
+            cf_options,
+            partitions: RwLock::new(partitions),
+            secondary: true,
+        })
+    }
+
+    /// A secondary instance: reads what the primary has written since (new partitions need a reopen).
+    pub fn catch_up(&self) -> Result<()> {
+        self.db.try_catch_up_with_primary().map_err(self.rocks())
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rocks(&self) -> impl Fn(rocksdb::Error) -> StoreError + '_ {
+        |source| StoreError::Rocks {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: String, reason: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The partitions that hold state.
+    pub fn partitions(&self) -> Vec<i32> {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        partitions.iter().copied().collect()
+    }
+
+    /// Makes sure partition `partition` has its column family.
+    pub fn ensure_partition(&self, partition: i32) -> Result<()> {
+        let name = partition_cf(partition);
+        if self.db.cf_handle(&name).is_none() {
+            self.db
+                .create_cf(&name, &self.cf_options)
+                .map_err(self.rocks())?;
+        }
+        self.partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partition);
+        Ok(())
+    }
+
+    /// The state of `customer` in `partition`.
+    pub fn get_in(&self, partition: i32, customer: u64) -> Result<Option<CustomerState>> {
+        let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
+            return Ok(None);
+        };
+        match self
+            .db
+            .get_pinned_cf(&cf, customer.to_be_bytes())
+            .map_err(self.rocks())?
+        {
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| self.corrupt(format!("customer {customer}"), e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The state of `customer`, whichever partition holds it.
+    pub fn get(&self, customer: u64) -> Result<Option<CustomerState>> {
+        for partition in self.partitions() {
+            if let Some(state) = self.get_in(partition, customer)? {
+                return Ok(Some(state));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The stored next offsets of `source`, by partition.
+    pub fn offsets(&self, source: &SourceId) -> Result<BTreeMap<i32, i64>> {
+        let cf = self
+            .db
+            .cf_handle(CF_OFFSETS)
+            .expect("opened with the offsets family");
+        let prefix = source.prefix();
+        let mut offsets = BTreeMap::new();
+        for item in self.db.iterator_cf(
+            &cf,
+            IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(self.rocks())?;
+            let Some(partition) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let partition = i32::from_be_bytes(
+                partition
+                    .try_into()
+                    .map_err(|_| self.corrupt("offset key".into(), "length"))?,
+            );
+            let offset = i64::from_be_bytes(
+                value
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| self.corrupt("offset".into(), "length"))?,
+            );
+            offsets.insert(partition, offset);
+        }
+        Ok(offsets)
+    }
+
+    /// Writes a batch's states, offsets and watermark atomically (one RocksDB write batch, WAL-synced).
+    pub fn write(&self, source: &SourceId, batch: Batch) -> Result<()> {
+        let mut write = WriteBatch::default();
+        for (partition, _, _) in &batch.states {
+            self.ensure_partition(*partition)?;
+        }
+        for (partition, customer, state) in &batch.states {
+            let cf = self
+                .db
+                .cf_handle(&partition_cf(*partition))
+                .expect("ensured above");
+            let bytes = postcard::to_stdvec(state).map_err(|e| self.corrupt("state".into(), e))?;
+            write.put_cf(&cf, customer.to_be_bytes(), bytes);
+        }
+        let offsets = self
+            .db
+            .cf_handle(CF_OFFSETS)
+            .expect("opened with the offsets family");
+        for (partition, offset) in &batch.offsets {
+            write.put_cf(&offsets, source.key(*partition), offset.to_be_bytes());
+        }
+        let meta = self
+            .db
+            .cf_handle(CF_META)
+            .expect("opened with the meta family");
+        if let Some(watermark) = batch.watermark_ms {
+            let current = self.watermark_ms()?.unwrap_or(i64::MIN);
+            if watermark > current {
+                write.put_cf(&meta, META_WATERMARK, watermark.to_be_bytes());
+            }
+        }
+        if batch.new_customers > 0 {
+            let customers = self.customers()? + batch.new_customers;
+            write.put_cf(&meta, META_CUSTOMERS, customers.to_be_bytes());
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(write, &options).map_err(self.rocks())
+    }
+
+    fn meta_i64(&self, key: &[u8]) -> Result<Option<i64>> {
+        let cf = self
+            .db
+            .cf_handle(CF_META)
+            .expect("opened with the meta family");
+        match self.db.get_pinned_cf(&cf, key).map_err(self.rocks())? {
+            Some(v) => Ok(Some(i64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| self.corrupt("meta".into(), "length"))?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The latest purchase time applied, epoch milliseconds.
+    pub fn watermark_ms(&self) -> Result<Option<i64>> {
+        self.meta_i64(META_WATERMARK)
+    }
+
+    /// Customers stored.
+    pub fn customers(&self) -> Result<u64> {
+        Ok(self.meta_i64(META_CUSTOMERS)?.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Every customer's state, read from one consistent snapshot (safe while ingest writes), in customer
+    /// order within each partition.
+    pub fn all_states(&self) -> Result<Vec<(u64, CustomerState)>> {
+        let snapshot = (!self.secondary).then(|| self.db.snapshot());
+        let mut states = Vec::new();
+        for partition in self.partitions() {
+            let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
+                continue;
+            };
+            let items = match &snapshot {
+                Some(snapshot) => snapshot.iterator_cf(&cf, IteratorMode::Start),
+                None => self.db.iterator_cf(&cf, IteratorMode::Start),
+            };
+            for item in items {
+                let (key, value) = item.map_err(self.rocks())?;
+                let customer = u64::from_be_bytes(
+                    key.as_ref()
+                        .try_into()
+                        .map_err(|_| self.corrupt("customer key".into(), "length"))?,
+                );
+                let state = postcard::from_bytes(&value)
+                    .map_err(|e| self.corrupt(format!("customer {customer}"), e))?;
+                states.push((customer, state));
+            }
+        }
+        Ok(states)
+    }
+}
+
+fn column_options() -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_block_cache(&Cache::new_lru_cache(64 << 20));
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    options
+}

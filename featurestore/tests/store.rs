@@ -1,0 +1,104 @@
+//! The RocksDB store: states and offsets written together survive a reopen; offsets belong to their
+//! cluster and topic; a snapshot reads every partition.
+
+use chrono::NaiveDateTime;
+use featurestore::aggregate::CustomerState;
+use featurestore::event::TransactionEvent;
+use featurestore::store::{Batch, RocksStore, SourceId};
+
+fn state(events: &[(&str, &str, i64, f64, &str)]) -> CustomerState {
+    let mut s = CustomerState::default();
+    for (id, invoice, quantity, price, time) in events {
+        s.apply(&TransactionEvent {
+            schema_version: 1,
+            event_id: id.to_string(),
+            customer_id: 1,
+            invoice: invoice.to_string(),
+            stock_code: "X".into(),
+            description: None,
+            quantity: *quantity,
+            invoice_date: NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc(),
+            price: *price,
+            country: None,
+        });
+    }
+    s
+}
+
+fn source(cluster: &str) -> SourceId {
+    SourceId {
+        cluster: cluster.into(),
+        topic: "transactions".into(),
+    }
+}
+
+#[test]
+fn states_offsets_and_watermark_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = state(&[("line:1", "1", 2, 1.5, "2011-01-01 10:00:00")]);
+    let b = state(&[
+        ("line:2", "2", 1, 4.0, "2011-02-01 10:00:00"),
+        ("line:3", "C3", -1, 4.0, "2011-02-02 10:00:00"),
+    ]);
+    {
+        let store = RocksStore::open(dir.path()).unwrap();
+        store
+            .write(
+                &source("cluster-a"),
+                Batch {
+                    states: vec![(0, 17850, a.clone()), (3, 12680, b.clone())],
+                    new_customers: 2,
+                    offsets: vec![(0, 10), (3, 7)],
+                    watermark_ms: Some(1_000),
+                },
+            )
+            .unwrap();
+        store
+            .write(
+                &source("cluster-a"),
+                Batch {
+                    offsets: vec![(3, 9)],
+                    watermark_ms: Some(500),
+                    ..Batch::default()
+                },
+            )
+            .unwrap();
+    }
+    let store = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(store.partitions(), [0, 3]);
+    assert_eq!(store.get(17850).unwrap(), Some(a.clone()));
+    assert_eq!(store.get_in(3, 12680).unwrap(), Some(b.clone()));
+    assert_eq!(store.get_in(0, 12680).unwrap(), None);
+    assert_eq!(store.get(99).unwrap(), None);
+    assert_eq!(
+        store
+            .offsets(&source("cluster-a"))
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [(0, 10), (3, 9)]
+    );
+    assert!(
+        store.offsets(&source("cluster-b")).unwrap().is_empty(),
+        "another cluster's offsets"
+    );
+    assert!(
+        store
+            .offsets(&SourceId {
+                cluster: "cluster-a".into(),
+                topic: "other".into()
+            })
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.watermark_ms().unwrap(),
+        Some(1_000),
+        "the watermark only moves forward"
+    );
+    assert_eq!(store.customers().unwrap(), 2);
+    let all = store.all_states().unwrap();
+    assert_eq!(all, vec![(17850, a), (12680, b)]);
+}

@@ -1,0 +1,256 @@
+//! Replay: the dataset into the `transactions` topic, one event per line with a customer ID, keyed by
+//! customer ID.
+//!
+//! Each line of the canonical order (see `dataset::normalised`) becomes one event whose ID derives from
+//! its canonical line number, so that replaying the same data again — from the xlsx, a CSV or the
+//! normalised Parquet, whole or by date ranges — sends the same IDs, and the store applies each line
+//! once. The producer is idempotent. `speed` paces events by event time; `from`/`to` replay a range
+//! (backfill). With a lag bound, replay pauses while the ingest group's lag would exceed it, so that a
+//! broker that keeps little (the embedded one) never drops what was not consumed yet.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use dataset::Line;
+use featurestore::event::{SCHEMA_VERSION, TransactionEvent};
+use indicatif::ProgressBar;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::broker::BrokerConfig;
+use crate::{IngestError, Result};
+
+/// The event ID of canonical line `line_number` (1-based).
+pub fn event_id(line_number: u64) -> String {
+    format!("line:{line_number}")
+}
+
+/// The event of one line, or `None` for a line without a customer ID (those are counted, not sent).
+pub fn event_for_line(line_number: u64, line: &Line) -> Option<TransactionEvent> {
+    Some(TransactionEvent {
+        schema_version: SCHEMA_VERSION,
+        event_id: event_id(line_number),
+        customer_id: line.customer_id?,
+        invoice: line.invoice.clone(),
+        stock_code: line.stock_code.clone(),
+        description: line.description.clone(),
+        quantity: line.quantity,
+        invoice_date: line.invoice_date.and_utc(),
+        price: line.price,
+        country: Some(line.country.clone()),
+    })
+}
+
+/// How to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The topic to produce to.
+    pub topic: String,
+    /// `Some(n)`: n× real time by event time; `None`: as fast as possible.
+    pub speed: Option<f64>,
+    /// Only lines at or after this time.
+    pub from: Option<NaiveDateTime>,
+    /// Only lines before this time.
+    pub to: Option<NaiveDateTime>,
+    /// Pause while the ingest group's lag exceeds this many messages (`None`: never pause).
+    pub max_lag: Option<i64>,
+    /// The ingest consumer group whose lag bounds the replay.
+    pub group: String,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Lines in the input (or in the range).
+    pub lines: u64,
+    /// Events produced and acknowledged by the broker.
+    pub sent: u64,
+    /// Lines without a customer ID, not sent.
+    pub without_customer: u64,
+    /// Lines outside `from`/`to`.
+    pub out_of_range: u64,
+    /// Times replay waited for the consumer to catch up.
+    pub backpressure_waits: u64,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+struct DeliveryCounter(Arc<Deliveries>);
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.0.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, _)) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.0.first_error.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert_with(|| error.to_string());
+            }
+        }
+    }
+}
+
+/// Produces `lines` (canonical line number, line) into Kafka.
+pub fn replay(
+    broker: &BrokerConfig,
+    lines: &[(u64, Line)],
+    options: &ReplayOptions,
+    progress: &ProgressBar,
+) -> Result<ReplaySummary> {
+    let deliveries = Arc::new(Deliveries::default());
+    let producer: BaseProducer<DeliveryCounter> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("message.timeout.ms", "120000")
+        .create_with_context(DeliveryCounter(deliveries.clone()))
+        .map_err(IngestError::kafka("creating the producer"))?;
+    let lag_probe = match options.max_lag {
+        Some(_) => Some(LagProbe::new(broker, &options.topic, &options.group)?),
+        None => None,
+    };
+    let mut summary = ReplaySummary::default();
+    let in_range = |t: NaiveDateTime| {
+        options.from.is_none_or(|from| t >= from) && options.to.is_none_or(|to| t < to)
+    };
+    progress.set_length(lines.len() as u64);
+    let started = Instant::now();
+    let mut first_event_time: Option<NaiveDateTime> = None;
+    for (line_number, line) in lines {
+        progress.inc(1);
+        if !in_range(line.invoice_date) {
+            summary.out_of_range += 1;
+            continue;
+        }
+        summary.lines += 1;
+        let Some(event) = event_for_line(*line_number, line) else {
+            summary.without_customer += 1;
+            continue;
+        };
+        if let Some(speed) = options.speed.filter(|s| *s > 0.0) {
+            let t0 = *first_event_time.get_or_insert(line.invoice_date);
+            let due = (line.invoice_date - t0).num_milliseconds() as f64 / speed;
+            let wait = due / 1000.0 - started.elapsed().as_secs_f64();
+            if wait > 0.0 {
+                producer
+                    .flush(Duration::from_secs(30))
+                    .map_err(IngestError::kafka("flushing"))?;
+                std::thread::sleep(Duration::from_secs_f64(wait));
+            }
+        }
+        if let (Some(probe), Some(max_lag)) = (&lag_probe, options.max_lag)
+            && summary.sent.is_multiple_of(1_000)
+        {
+            while probe.lag()? > max_lag {
+                summary.backpressure_waits += 1;
+                progress.set_message("waiting for ingest to catch up");
+                producer.poll(Duration::from_millis(100));
+            }
+            progress.set_message("");
+        }
+        let key = event.customer_id.to_string();
+        let payload = event.encode();
+        let mut record = BaseRecord::to(&options.topic).key(&key).payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+                Err((error, _)) => return Err(IngestError::kafka("producing")(error)),
+            }
+        }
+        summary.sent += 1;
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(IngestError::kafka("flushing the producer"))?;
+    let failed = deliveries.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let first = deliveries
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        return Err(IngestError::Delivery { failed, first });
+    }
+    summary.sent = deliveries.acked.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+/// Measures the ingest group's lag: high watermark − committed offset, summed over partitions.
+pub struct LagProbe {
+    consumer: BaseConsumer,
+    topic: String,
+}
+
+impl LagProbe {
+    /// A probe for `group` on `topic`.
+    pub fn new(broker: &BrokerConfig, topic: &str, group: &str) -> Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.bootstrap_servers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(IngestError::kafka("creating the lag probe"))?;
+        Ok(LagProbe {
+            consumer,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// The current lag in messages.
+    pub fn lag(&self) -> Result<i64> {
+        let timeout = Duration::from_secs(10);
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(IngestError::kafka("reading topic metadata"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, timeout)
+            .map_err(IngestError::kafka("reading committed offsets"))?;
+        let mut lag = 0;
+        for p in partitions {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, p, timeout)
+                .map_err(IngestError::kafka("reading watermarks"))?;
+            let done = match committed.find_partition(&self.topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            };
+            lag += (high - done).max(0);
+        }
+        Ok(lag)
+    }
+}
