@@ -188,6 +188,185 @@ fn replay_then_ingest_equals_the_offline_snapshot() {
     }
 }
 
+/// Kill ingest (SIGKILL) at random points of a replay, restart it each time: it resumes from the offsets
+/// stored with its state, never applies an event twice, and ends equal to the offline snapshot. Then
+/// replay everything again: every event is read again and nothing changes.
+#[test]
+fn sigkill_restarts_and_a_second_replay_change_nothing() {
+    use rand::{Rng, SeedableRng};
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let db = dir.path().join("featurestore");
+    let data = dir.path().join("data.csv");
+    let (state_s, db_s, data_s) = (
+        state.to_str().unwrap(),
+        db.to_str().unwrap(),
+        data.to_str().unwrap(),
+    );
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        "800",
+        "--seed",
+        "21",
+        "--out",
+        data_s,
+    ]);
+    let events = count_with_customer(&data);
+    let _broker = spawn(&["broker", "--state-dir", state_s, "--partitions", "4"]);
+    wait_for("the broker's address file", Duration::from_secs(30), || {
+        state.join("broker.addr").exists()
+    });
+
+    // Static membership: a restarted member takes its partitions back without waiting out the session.
+    let ingest_args = |metrics: &str| -> Vec<String> {
+        [
+            "ingest",
+            "--state-dir",
+            state_s,
+            "--db",
+            db_s,
+            "--metrics-addr",
+            metrics,
+            "--instance-id",
+            "ingest-1",
+            "--session-timeout-ms",
+            "6000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let start_ingest = |metrics: &str| {
+        let args = ingest_args(metrics);
+        spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let mut replay = spawn(&[
+        "replay",
+        "--state-dir",
+        state_s,
+        "--input",
+        data_s,
+        "--max-lag",
+        "15000",
+    ]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for round in 0..3 {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let mut ingest = start_ingest(&metrics);
+        std::thread::sleep(Duration::from_millis(rng.random_range(3_500..6_000)));
+        let page = http_get(&metrics, "/metrics");
+        let read_again = page
+            .lines()
+            .find(|l| l.starts_with("clv_ingest_events_read_again_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("0")
+            .to_string();
+        assert_eq!(
+            read_again, "0",
+            "round {round}: events applied twice after a restart"
+        );
+        ingest.0.kill().unwrap(); // SIGKILL
+        ingest.0.wait().unwrap();
+    }
+    let mut ingest = start_ingest(&format!("127.0.0.1:{}", free_port()));
+    assert!(replay.0.wait().unwrap().success(), "replay failed");
+    sigterm(&mut ingest);
+    let out = clv(&[
+        "ingest",
+        "--state-dir",
+        state_s,
+        "--db",
+        db_s,
+        "--until-caught-up",
+        "--instance-id",
+        "ingest-1",
+        "--session-timeout-ms",
+        "6000",
+        "--metrics-addr",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    assert!(out.contains(" 0 read again"), "{out}");
+    let online = dir.path().join("online.parquet");
+    let offline = dir.path().join("offline.parquet");
+    clv(&[
+        "snapshot",
+        "--cutoff",
+        "2011-06-01",
+        "--db",
+        db_s,
+        "--out",
+        online.to_str().unwrap(),
+    ]);
+    clv(&[
+        "snapshot",
+        "--cutoff",
+        "2011-06-01",
+        "--input",
+        data_s,
+        "--out",
+        offline.to_str().unwrap(),
+    ]);
+    let first = read_parquet(&online);
+    let diff = differences(&read_parquet(&offline), &first, 20);
+    assert!(diff.is_empty(), "{diff:#?}");
+
+    // The same data again: the same event IDs, so the state does not change.
+    let mut ingest = start_ingest(&format!("127.0.0.1:{}", free_port()));
+    let again = clv(&[
+        "replay",
+        "--state-dir",
+        state_s,
+        "--input",
+        data_s,
+        "--max-lag",
+        "15000",
+    ]);
+    assert!(again.contains(&format!("{events} events sent")), "{again}");
+    let first_run = sigterm(&mut ingest);
+    let rest = clv(&[
+        "ingest",
+        "--state-dir",
+        state_s,
+        "--db",
+        db_s,
+        "--until-caught-up",
+        "--instance-id",
+        "ingest-1",
+        "--session-timeout-ms",
+        "6000",
+        "--metrics-addr",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    let read_again = |out: &str| -> usize {
+        out.split(" read again")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(
+        read_again(&first_run) + read_again(&rest),
+        events,
+        "{first_run}\n{rest}"
+    );
+    clv(&[
+        "snapshot",
+        "--cutoff",
+        "2011-06-01",
+        "--db",
+        db_s,
+        "--out",
+        online.to_str().unwrap(),
+    ]);
+    assert!(
+        read_parquet(&online).equals_missing(&first),
+        "a second replay changed the state"
+    );
+}
+
 #[test]
 fn without_a_broker_replay_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -159,6 +159,8 @@ impl Ingest {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50")
+            .set("fetch.queue.backoff.ms", "10")
             .set(
                 "session.timeout.ms",
                 options.session_timeout.as_millis().to_string(),
@@ -221,8 +223,9 @@ impl Ingest {
         let mut caught_up_since: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let processed = self.one_batch(&mut summary)?;
+            let caught_up = self.caught_up()?;
             if self.options.until_caught_up {
-                if processed == 0 && self.caught_up()? {
+                if processed == 0 && caught_up {
                     // Caught up twice in a row, a batch timeout apart: nothing is in flight.
                     if caught_up_since.is_some_and(|t| t.elapsed() >= self.options.batch_timeout) {
                         break;
@@ -237,30 +240,28 @@ impl Ingest {
         Ok(summary)
     }
 
-    /// Whether there is an assignment and every assigned partition's position is at its high watermark.
+    /// Exports the lag of every assigned partition (high watermark − stored next offset) and tells
+    /// whether there is an assignment and all of it is caught up.
     fn caught_up(&self) -> Result<bool> {
         let positions = self
             .consumer
-            .position()
-            .map_err(IngestError::kafka("reading positions"))?;
+            .assignment()
+            .map_err(IngestError::kafka("reading the assignment"))?;
         let elements = positions.elements();
-        if elements.is_empty() {
-            return Ok(false);
-        }
         let stored = self.store.offsets(&self.source)?;
+        let mut all = !elements.is_empty();
         for e in elements {
             let (_, high) = self
                 .consumer
                 .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
                 .map_err(IngestError::kafka("reading watermarks"))?;
             let position = stored.get(&e.partition()).copied().unwrap_or(0);
+            let lag = (high - position).max(0);
             metrics::gauge!("clv_ingest_consumer_lag", "partition" => e.partition().to_string())
-                .set((high - position).max(0) as f64);
-            if position < high {
-                return Ok(false);
-            }
+                .set(lag as f64);
+            all &= lag == 0;
         }
-        Ok(true)
+        Ok(all)
     }
 
     /// Polls up to one batch, folds it and writes it. Returns how many messages it read.

@@ -241,14 +241,17 @@ impl LagProbe {
             .map_err(IngestError::kafka("reading committed offsets"))?;
         let mut lag = 0;
         for p in partitions {
-            let (low, high) = self
+            let (_low, high) = self
                 .consumer
                 .fetch_watermarks(&self.topic, p, timeout)
                 .map_err(IngestError::kafka("reading watermarks"))?;
+            // Nothing committed yet counts from the start: replay must not run ahead of an ingest that
+            // has not started (the embedded broker would drop what nobody read).
             let done = match committed.find_partition(&self.topic, p).map(|e| e.offset()) {
                 Some(Offset::Offset(o)) => o,
-                _ => low,
+                _ => 0,
             };
+
             lag += (high - done).max(0);
         }
         Ok(lag)
