@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end replay + ingest on the embedded broker; prints wall time and lines/s.
+# End-to-end replay + ingest on the embedded broker, each stage its own process; prints the wall time
+# and compares the snapshots from the store with the offline ones (their sums print side by side).
+# Usage: scripts/bench-stream.sh <input: .parquet/.csv/.xlsx/.zip>   (build first: cargo build --release)
 set -euo pipefail
-CLV=${CLV:-/var/cache/clv-target/release/clv}
+CLV=${CLV:-${CARGO_TARGET_DIR:-target}/release/clv}
 INPUT=$1
 W=$(mktemp -d)
 $CLV broker --state-dir $W/state --partitions 4 > $W/broker.out 2>&1 &

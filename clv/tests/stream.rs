@@ -5,12 +5,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use featurestore::snapshot::differences;
+use polars::prelude::DataFrame;
 
 /// A child process killed when dropped (so a failing test leaves nothing running).
 struct Running(Child);
@@ -85,106 +86,189 @@ fn count_with_customer(path: &Path) -> usize {
         .count()
 }
 
-#[test]
-fn replay_then_ingest_equals_the_offline_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let db = dir.path().join("featurestore");
-    let data = dir.path().join("data.csv");
-    let (state_s, db_s, data_s) = (
-        state.to_str().unwrap(),
-        db.to_str().unwrap(),
-        data.to_str().unwrap(),
-    );
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "800",
-        "--seed",
-        "5",
-        "--out",
-        data_s,
-    ]);
-    let events = count_with_customer(&data);
-    assert!(events >= 100_000, "{events} events");
+/// A broker process, a generated dataset and a feature-store folder, in a temporary folder.
+struct Stack {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    events: usize,
+    _broker: Running,
+}
 
-    let _broker = spawn(&["broker", "--state-dir", state_s, "--partitions", "4"]);
-    wait_for("the broker's address file", Duration::from_secs(30), || {
-        state.join("broker.addr").exists()
-    });
+impl Stack {
+    fn start(customers: u32, seed: u64, partitions: u32) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.csv");
+        clv(&[
+            "data",
+            "generate",
+            "--customers",
+            &customers.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+            data.to_str().unwrap(),
+        ]);
+        let events = count_with_customer(&data);
+        let state = dir.path().join("state");
+        let broker = spawn(&[
+            "broker",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--partitions",
+            &partitions.to_string(),
+        ]);
+        wait_for("the broker's address file", Duration::from_secs(30), || {
+            state.join("broker.addr").exists()
+        });
+        Stack {
+            dir,
+            data,
+            events,
+            _broker: broker,
+        }
+    }
 
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let mut ingest = spawn(&[
-        "ingest",
-        "--state-dir",
-        state_s,
-        "--db",
-        db_s,
-        "--metrics-addr",
-        &metrics,
-        "--session-timeout-ms",
-        "6000",
-    ]);
-    // Replay with a small lag bound: it has to wait for ingest, which proves backpressure works.
-    let replayed = clv(&[
-        "replay",
-        "--state-dir",
-        state_s,
-        "--input",
-        data_s,
-        "--max-lag",
-        "20000",
-    ]);
-    assert!(
-        replayed.contains(&format!("{events} events sent")),
-        "{replayed}"
-    );
-    let page = http_get(&metrics, "/metrics");
-    assert!(page.contains("clv_ingest_events_total"), "{page}");
-    let first = sigterm(&mut ingest);
-    assert!(first.contains("ingested into"), "{first}");
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
 
-    // A restart resumes from the offsets stored with the state: nothing is read twice.
-    let second = clv(&[
-        "ingest",
-        "--state-dir",
-        state_s,
-        "--db",
-        db_s,
-        "--until-caught-up",
-        "--metrics-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--session-timeout-ms",
-        "6000",
-    ]);
-    assert!(second.contains(" 0 read again"), "{second}");
+    fn bootstrap(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/broker.addr")).unwrap()
+    }
 
-    for cutoff in ["2010-12-01", "2011-06-01"] {
-        let online = dir.path().join(format!("online-{cutoff}.parquet"));
-        let offline = dir.path().join(format!("offline-{cutoff}.parquet"));
+    /// `clv ingest` with the stack's broker and store; one fresh metrics port each.
+    fn ingest_args(&self, extra: &[&str]) -> Vec<String> {
+        let fixed = [
+            "ingest".to_string(),
+            "--state-dir".into(),
+            self.path("state"),
+            "--db".into(),
+            self.path("featurestore"),
+            "--session-timeout-ms".into(),
+            "6000".into(),
+            "--instance-id".into(),
+            "ingest-1".into(),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ];
+        fixed
+            .into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect()
+    }
+
+    /// A running ingest and the address of its metrics.
+    fn spawn_ingest(&self) -> (Running, String) {
+        let args = self.ingest_args(&[]);
+        let metrics = args.last().unwrap().clone();
+        (
+            spawn(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+            metrics,
+        )
+    }
+
+    fn ingest_until_caught_up(&self) -> String {
+        let args = self.ingest_args(&["--until-caught-up"]);
+        clv(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn replay_args(&self) -> Vec<String> {
+        [
+            "replay",
+            "--state-dir",
+            &self.path("state"),
+            "--input",
+            self.data.to_str().unwrap(),
+            "--max-lag",
+            "15000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    }
+
+    fn replay(&self) -> String {
+        clv(&self
+            .replay_args()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>())
+    }
+
+    /// The snapshot from the store at `cutoff`, checked equal to the offline one for every customer.
+    fn store_equals_offline(&self, cutoff: &str) -> DataFrame {
+        let online = self.path(&format!("online-{cutoff}.parquet"));
+        let offline = self.path(&format!("offline-{cutoff}.parquet"));
         clv(&[
             "snapshot",
             "--cutoff",
             cutoff,
             "--db",
-            db_s,
+            &self.path("featurestore"),
             "--out",
-            online.to_str().unwrap(),
+            &online,
         ]);
         clv(&[
             "snapshot",
             "--cutoff",
             cutoff,
             "--input",
-            data_s,
+            self.data.to_str().unwrap(),
             "--out",
-            offline.to_str().unwrap(),
+            &offline,
         ]);
-        let (online, offline) = (read_parquet(&online), read_parquet(&offline));
-        assert!(offline.height() > 100);
+        let (online, offline) = (
+            read_parquet(Path::new(&online)),
+            read_parquet(Path::new(&offline)),
+        );
+        assert!(
+            offline.height() > 10,
+            "{cutoff}: {} customers",
+            offline.height()
+        );
         let diff = differences(&offline, &online, 20);
         assert!(diff.is_empty(), "{cutoff}: {diff:#?}");
+        online
+    }
+}
+
+/// "…, N read again, …" of an ingest summary.
+fn read_again(summary: &str) -> usize {
+    summary
+        .split(" read again")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no read-again count in {summary}"))
+}
+
+#[test]
+fn replay_then_ingest_equals_the_offline_snapshot() {
+    let stack = Stack::start(800, 5, 4);
+    assert!(stack.events >= 100_000, "{} events", stack.events);
+    let (mut ingest, metrics) = stack.spawn_ingest();
+    // A small lag bound: replay has to wait for ingest, which proves backpressure works.
+    let replayed = stack.replay();
+    assert!(
+        replayed.contains(&format!("{} events sent", stack.events)),
+        "{replayed}"
+    );
+    let page = http_get(&metrics, "/metrics");
+    for metric in [
+        "clv_ingest_events_total",
+        "clv_ingest_consumer_lag",
+        "clv_ingest_batch_apply_seconds_bucket",
+        "clv_ingest_customers",
+    ] {
+        assert!(page.contains(metric), "{metric} missing from\n{page}");
+    }
+    let first = sigterm(&mut ingest);
+    assert!(first.contains("ingested into"), "{first}");
+    // A restart resumes from the offsets stored with the state: nothing is read twice.
+    let second = stack.ingest_until_caught_up();
+    assert_eq!(read_again(&second), 0, "{second}");
+    for cutoff in ["2010-12-01", "2011-06-01"] {
+        stack.store_equals_offline(cutoff);
     }
 }
 
@@ -195,193 +279,53 @@ fn replay_then_ingest_equals_the_offline_snapshot() {
 fn sigkill_restarts_and_a_second_replay_change_nothing() {
     use rand::{Rng, SeedableRng};
 
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let db = dir.path().join("featurestore");
-    let data = dir.path().join("data.csv");
-    let (state_s, db_s, data_s) = (
-        state.to_str().unwrap(),
-        db.to_str().unwrap(),
-        data.to_str().unwrap(),
-    );
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "800",
-        "--seed",
-        "21",
-        "--out",
-        data_s,
-    ]);
-    let events = count_with_customer(&data);
-    let _broker = spawn(&["broker", "--state-dir", state_s, "--partitions", "4"]);
-    wait_for("the broker's address file", Duration::from_secs(30), || {
-        state.join("broker.addr").exists()
-    });
-
-    // Static membership: a restarted member takes its partitions back without waiting out the session.
-    let ingest_args = |metrics: &str| -> Vec<String> {
-        [
-            "ingest",
-            "--state-dir",
-            state_s,
-            "--db",
-            db_s,
-            "--metrics-addr",
-            metrics,
-            "--instance-id",
-            "ingest-1",
-            "--session-timeout-ms",
-            "6000",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
-    };
-    let start_ingest = |metrics: &str| {
-        let args = ingest_args(metrics);
-        spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    let mut replay = spawn(&[
-        "replay",
-        "--state-dir",
-        state_s,
-        "--input",
-        data_s,
-        "--max-lag",
-        "15000",
-    ]);
+    let stack = Stack::start(800, 21, 4);
+    let replay_args = stack.replay_args();
+    let mut replay = spawn(&replay_args.iter().map(String::as_str).collect::<Vec<_>>());
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for round in 0..3 {
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let mut ingest = start_ingest(&metrics);
+        let (mut ingest, metrics) = stack.spawn_ingest();
         std::thread::sleep(Duration::from_millis(rng.random_range(3_500..6_000)));
         let page = http_get(&metrics, "/metrics");
-        let read_again = page
+        let applied_twice = page
             .lines()
             .find(|l| l.starts_with("clv_ingest_events_read_again_total"))
             .and_then(|l| l.split_whitespace().last())
             .unwrap_or("0")
             .to_string();
         assert_eq!(
-            read_again, "0",
+            applied_twice, "0",
             "round {round}: events applied twice after a restart"
         );
         ingest.0.kill().unwrap(); // SIGKILL
         ingest.0.wait().unwrap();
     }
-    let mut ingest = start_ingest(&format!("127.0.0.1:{}", free_port()));
+    let (mut ingest, _) = stack.spawn_ingest();
     assert!(replay.0.wait().unwrap().success(), "replay failed");
     sigterm(&mut ingest);
-    let out = clv(&[
-        "ingest",
-        "--state-dir",
-        state_s,
-        "--db",
-        db_s,
-        "--until-caught-up",
-        "--instance-id",
-        "ingest-1",
-        "--session-timeout-ms",
-        "6000",
-        "--metrics-addr",
-        &format!("127.0.0.1:{}", free_port()),
-    ]);
-    assert!(out.contains(" 0 read again"), "{out}");
-    let online = dir.path().join("online.parquet");
-    let offline = dir.path().join("offline.parquet");
-    clv(&[
-        "snapshot",
-        "--cutoff",
-        "2011-06-01",
-        "--db",
-        db_s,
-        "--out",
-        online.to_str().unwrap(),
-    ]);
-    clv(&[
-        "snapshot",
-        "--cutoff",
-        "2011-06-01",
-        "--input",
-        data_s,
-        "--out",
-        offline.to_str().unwrap(),
-    ]);
-    let first = read_parquet(&online);
-    let diff = differences(&read_parquet(&offline), &first, 20);
-    assert!(diff.is_empty(), "{diff:#?}");
+    let out = stack.ingest_until_caught_up();
+    assert_eq!(read_again(&out), 0, "{out}");
+    let first = stack.store_equals_offline("2011-06-01");
 
     // The same data again: the same event IDs, so the state does not change.
-    let mut ingest = start_ingest(&format!("127.0.0.1:{}", free_port()));
-    let again = clv(&[
-        "replay",
-        "--state-dir",
-        state_s,
-        "--input",
-        data_s,
-        "--max-lag",
-        "15000",
-    ]);
-    assert!(again.contains(&format!("{events} events sent")), "{again}");
-    let first_run = sigterm(&mut ingest);
-    let rest = clv(&[
-        "ingest",
-        "--state-dir",
-        state_s,
-        "--db",
-        db_s,
-        "--until-caught-up",
-        "--instance-id",
-        "ingest-1",
-        "--session-timeout-ms",
-        "6000",
-        "--metrics-addr",
-        &format!("127.0.0.1:{}", free_port()),
-    ]);
-    let read_again = |out: &str| -> usize {
-        out.split(" read again")
-            .next()
-            .and_then(|s| s.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap()
-    };
+    let (mut ingest, _) = stack.spawn_ingest();
+    let again = stack.replay();
+    assert!(
+        again.contains(&format!("{} events sent", stack.events)),
+        "{again}"
+    );
+    let during = sigterm(&mut ingest);
+    let rest = stack.ingest_until_caught_up();
     assert_eq!(
-        read_again(&first_run) + read_again(&rest),
-        events,
-        "{first_run}\n{rest}"
+        read_again(&during) + read_again(&rest),
+        stack.events,
+        "{during}\n{rest}"
     );
-    clv(&[
-        "snapshot",
-        "--cutoff",
-        "2011-06-01",
-        "--db",
-        db_s,
-        "--out",
-        online.to_str().unwrap(),
-    ]);
     assert!(
-        read_parquet(&online).equals_missing(&first),
+        stack
+            .store_equals_offline("2011-06-01")
+            .equals_missing(&first),
         "a second replay changed the state"
-    );
-}
-
-#[test]
-fn without_a_broker_replay_says_how_to_get_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = clv_output(&[
-        "replay",
-        "--state-dir",
-        dir.path().to_str().unwrap(),
-        "--input",
-        "x.csv",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("clv broker") && stderr.contains("--brokers"),
-        "{stderr}"
     );
 }
 
@@ -394,60 +338,31 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     use rdkafka::message::{Headers, Message};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let db = dir.path().join("featurestore");
-    let data = dir.path().join("data.csv");
-    let (state_s, db_s, data_s) = (
-        state.to_str().unwrap(),
-        db.to_str().unwrap(),
-        data.to_str().unwrap(),
-    );
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "40",
-        "--seed",
-        "9",
-        "--out",
-        data_s,
-    ]);
-    let lines = dataset::read::read_raw(&data, &indicatif::ProgressBar::hidden())
+    let stack = Stack::start(40, 9, 3);
+    let lines = dataset::read::read_raw(&stack.data, &indicatif::ProgressBar::hidden())
         .unwrap()
         .lines;
-
-    let _broker = spawn(&["broker", "--state-dir", state_s, "--partitions", "3"]);
-    wait_for("the broker's address file", Duration::from_secs(30), || {
-        state.join("broker.addr").exists()
-    });
-    let bootstrap = std::fs::read_to_string(state.join("broker.addr")).unwrap();
+    let bootstrap = stack.bootstrap();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
         .unwrap();
     let good = r#"{"schema_version":1,"event_id":"x","customer_id":12346,"invoice":"1","stock_code":"A","quantity":1,"invoice_date":"2011-01-01T00:00:00Z","price":1.0}"#;
-    let malformed: Vec<(String, String)> = (0..1000)
-        .map(|i| {
-            let (key, value) = match i % 7 {
-                0 => ("12346".to_string(), "{not json".to_string()),
-                1 => ("12346".to_string(), good.replace(r#""invoice":"1","#, "")),
-                2 => (
-                    "12346".to_string(),
-                    good.replace(r#""quantity":1"#, r#""quantity":"one""#),
-                ),
-                3 => (
-                    "12346".to_string(),
-                    good.replace(r#""schema_version":1"#, r#""schema_version":9"#),
-                ),
-                4 => ("99999".to_string(), good.to_string()),
-                5 => (
-                    "12346".to_string(),
-                    good.replace(r#""price":1.0"#, r#""price":1e999"#),
-                ),
-                _ => ("12346".to_string(), String::new()),
-            };
-            (key, value)
+    let malformed: Vec<(&str, String)> = (0..1000)
+        .map(|i| match i % 7 {
+            0 => ("12346", "{not json".to_string()),
+            1 => ("12346", good.replace(r#""invoice":"1","#, "")),
+            2 => (
+                "12346",
+                good.replace(r#""quantity":1"#, r#""quantity":"one""#),
+            ),
+            3 => (
+                "12346",
+                good.replace(r#""schema_version":1"#, r#""schema_version":9"#),
+            ),
+            4 => ("99999", good.to_string()),
+            5 => ("12346", good.replace(r#""price":1.0"#, r#""price":1e999"#)),
+            _ => ("12346", String::new()),
         })
         .collect();
     let mut sent_good = 0;
@@ -464,30 +379,19 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
             && let Some((key, value)) = bad.next()
         {
             producer
-                .send(BaseRecord::to("transactions").key(key).payload(value))
+                .send(BaseRecord::to("transactions").key(*key).payload(value))
                 .unwrap();
         }
         producer.poll(Duration::ZERO);
     }
     for (key, value) in bad {
         producer
-            .send(BaseRecord::to("transactions").key(key).payload(value))
+            .send(BaseRecord::to("transactions").key(*key).payload(value))
             .unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
-    let out = clv(&[
-        "ingest",
-        "--state-dir",
-        state_s,
-        "--db",
-        db_s,
-        "--until-caught-up",
-        "--metrics-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--session-timeout-ms",
-        "6000",
-    ]);
+    let out = stack.ingest_until_caught_up();
     assert!(out.contains("1000 dead-lettered"), "{out}");
     let applied: u64 = out
         .split("applied {")
@@ -525,27 +429,23 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     }
     assert_eq!(kinds.values().sum::<usize>(), 1000, "{kinds:?}");
     assert_eq!(kinds.len(), 3, "{kinds:?}"); // malformed, unsupported_version, invalid
+    stack.store_equals_offline("2011-06-01");
+}
 
-    let online = dir.path().join("online.parquet");
-    let offline = dir.path().join("offline.parquet");
-    clv(&[
-        "snapshot",
-        "--cutoff",
-        "2011-06-01",
-        "--db",
-        db_s,
-        "--out",
-        online.to_str().unwrap(),
-    ]);
-    clv(&[
-        "snapshot",
-        "--cutoff",
-        "2011-06-01",
+#[test]
+fn without_a_broker_replay_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = clv_output(&[
+        "replay",
+        "--state-dir",
+        dir.path().to_str().unwrap(),
         "--input",
-        data_s,
-        "--out",
-        offline.to_str().unwrap(),
+        "x.csv",
     ]);
-    let diff = differences(&read_parquet(&offline), &read_parquet(&online), 20);
-    assert!(diff.is_empty(), "{diff:#?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("clv broker") && stderr.contains("--brokers"),
+        "{stderr}"
+    );
 }
