@@ -129,17 +129,27 @@ impl RocksStore {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(rocks)?;
-        let partitions = names
+        Ok(Self::over(db, path, cf_options, &names, false))
+    }
+
+    fn over(
+        db: DB,
+        path: &Path,
+        cf_options: Options,
+        families: &[String],
+        secondary: bool,
+    ) -> Self {
+        let partitions = families
             .iter()
             .filter_map(|n| n.strip_prefix(PARTITION_CF_PREFIX)?.parse().ok())
             .collect();
-        Ok(RocksStore {
+        RocksStore {
             db,
             path: path.to_path_buf(),
             cf_options,
             partitions: RwLock::new(partitions),
-            secondary: false,
-        })
+            secondary,
+        }
     }
 
     /// Opens a read-only view of a store that another process (ingest) has open, as a RocksDB secondary
@@ -160,17 +170,7 @@ impl RocksStore {
         let db = DB::open_cf_descriptors_as_secondary(&options, path, secondary_dir, descriptors)
             .map_err(rocks)?;
         db.try_catch_up_with_primary().map_err(rocks)?;
-        let partitions = names
-            .iter()
-            .filter_map(|n| n.strip_prefix(PARTITION_CF_PREFIX)?.parse().ok())
-            .collect();
-        Ok(RocksStore {
-            db,
-            path: path.to_path_buf(),
-            cf_options,
-            partitions: RwLock::new(partitions),
-            secondary: true,
-        })
+        Ok(Self::over(db, path, cf_options, &names, true))
     }
 
     /// A secondary instance: reads what the primary has written since (new partitions need a reopen).
