@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike};
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{LineClass, MS_PER_DAY, classify, price_milli};
+use crate::contract::{LineClass, MS_PER_DAY, classify, pounds, price_milli};
 use crate::event::TransactionEvent;
 
 /// One purchase: a distinct invoice of the customer among purchase lines.
@@ -113,11 +113,6 @@ impl CustomerState {
         Applied::New(class)
     }
 
-    /// Time of the latest purchase, epoch milliseconds.
-    pub fn last_purchase_ms(&self) -> Option<i64> {
-        self.purchases.values().map(|p| p.time_ms).max()
-    }
-
     /// Revenue of the purchases with `from_ms <= time < to_ms`, thousandths of a pound (the label and
     /// the naive baseline).
     pub fn revenue_between(&self, from_ms: i64, to_ms: i64) -> i64 {
@@ -158,7 +153,7 @@ impl CustomerState {
                 (Some(mean), Some(var.sqrt()))
             }
         };
-        let total_revenue = revenue_milli as f64 / 1000.0;
+        let total_revenue = pounds(revenue_milli);
         Some(Features {
             recency_days: (as_of_ms - last).div_euclid(MS_PER_DAY),
             frequency,

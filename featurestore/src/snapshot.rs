@@ -4,7 +4,9 @@
 use polars::prelude::*;
 
 use crate::aggregate::CustomerState;
-use crate::contract::{FEATURES, LABEL, NAIVE, NAIVE_MONTHS, add_months, epoch_ms, midnight};
+use crate::contract::{
+    FEATURES, LABEL, NAIVE, NAIVE_MONTHS, add_months, epoch_ms, midnight, pounds,
+};
 use crate::offline::SnapshotSpec;
 
 /// The snapshot of `states` at `spec`: the same columns, rows and order as
@@ -23,8 +25,8 @@ pub fn from_states<'a>(
         .into_iter()
         .filter_map(|(id, state)| {
             let f = state.features(t)?;
-            let label = state.revenue_between(t, horizon_end) as f64 / 1000.0;
-            let naive = state.revenue_between(naive_start, t) as f64 / 1000.0;
+            let label = pounds(state.revenue_between(t, horizon_end));
+            let naive = pounds(state.revenue_between(naive_start, t));
             Some((id as i64, f, label, naive))
         })
         .collect();
