@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing clv needs, when it is missing: Debian packages (libclang-dev for
-# RocksDB's bindings, a C/C++ toolchain, xz) and cargo-nextest. Safe to run again.
+# RocksDB's bindings, a C/C++ toolchain, xz), cargo-nextest, and tansu (a Kafka-compatible broker that
+# one end-to-end test runs as a separate process) into $CLV_TOOLS_DIR (default /var/cache/clv-tools,
+# outside the clone, so that later runs on the same machine reuse it; ~11 min to build the first time).
+# Safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(libclang-dev build-essential pkg-config xz-utils)
 missing=()
@@ -19,4 +23,13 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install cargo-nextest --locked
+fi
+
+TANSU_VERSION=0.6.0
+tools=$(scripts/tools-dir.sh)
+if ! "$tools/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  echo "setup: installing tansu $TANSU_VERSION into $tools (a one-off build of ~11 min)" >&2
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore \
+    --root "$tools" --target-dir "$tools/build"
+  rm -rf "$tools/build"
 fi

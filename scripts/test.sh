@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+export CLV_TANSU=${CLV_TANSU:-$(scripts/tools-dir.sh)/bin/tansu}
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"

@@ -31,6 +31,11 @@ pub struct SnapshotArgs {
     /// The snapshot to write: .parquet or .csv.
     #[arg(long)]
     out: PathBuf,
+    /// Check the snapshot against another one (.parquet or .csv, e.g. the offline snapshot of the same
+    /// lines): fail, listing the first differences, unless every customer's row agrees under the
+    /// contract's equality rule (integers equal, money to the thousandth, floats to 1e-6).
+    #[arg(long, value_name = "FILE")]
+    compare_with: Option<PathBuf>,
 }
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
@@ -84,6 +89,28 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         args.out.display(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(expected) = &args.compare_with {
+        let expected = normalised::read_table(expected)
+            .with_context(|| format!("reading {}", expected.display()))?;
+        let diff = featurestore::snapshot::differences(&expected, &frame, 20);
+        anyhow::ensure!(
+            diff.is_empty(),
+            "the snapshot differs from {}:\n  {}",
+            args.compare_with
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            diff.join("\n  ")
+        );
+        println!(
+            "equal to {} for all {} customers",
+            args.compare_with
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            frame.height()
+        );
+    }
     Ok(())
 }
 

@@ -31,14 +31,35 @@ pub struct KafkaArgs {
     /// The ingest consumer group.
     #[arg(long, env = "CLV_GROUP", default_value = "clv-ingest")]
     group: String,
+    /// Partitions of the topic when it has to be created on a real broker (an existing topic is left
+    /// as it is).
+    #[arg(long, env = "CLV_PARTITIONS", default_value_t = 4)]
+    partitions: i32,
+    /// Replicas of topics created on a real broker (default: the broker's own default).
+    #[arg(long, env = "CLV_REPLICATION_FACTOR")]
+    replication_factor: Option<i32>,
+    /// A librdkafka property for every Kafka client, as KEY=VALUE (repeatable, like kcat's -X): e.g.
+    /// `-X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN`. Applied after clv's own settings.
+    #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    kafka_options: Vec<(String, String)>,
+}
+
+/// Parses `KEY=VALUE`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 impl KafkaArgs {
     fn broker(&self) -> anyhow::Result<BrokerConfig> {
-        Ok(BrokerConfig::resolve(
-            self.brokers.as_deref(),
-            &self.state_dir,
-        )?)
+        Ok(
+            BrokerConfig::resolve(self.brokers.as_deref(), &self.state_dir)?
+                .with_options(self.kafka_options.clone()),
+        )
     }
 }
 
@@ -134,6 +155,10 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
 
 pub fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
     let broker = args.kafka.broker()?;
+    broker.ensure_topics(
+        &[(args.kafka.topic.as_str(), args.kafka.partitions)],
+        args.kafka.replication_factor,
+    )?;
     let bar = progress::reading(&args.input);
     let lines = dataset::normalised::numbered_lines(&args.input, &bar)
         .with_context(|| format!("reading {}", args.input.display()))?;
@@ -169,6 +194,13 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
     let stop = stop_flag()?;
     let _metrics = telemetry::serve_metrics(&args.metrics_addr)?;
     let broker = args.kafka.broker()?;
+    broker.ensure_topics(
+        &[
+            (args.kafka.topic.as_str(), args.kafka.partitions),
+            (args.dead_letter_topic.as_str(), 1),
+        ],
+        args.kafka.replication_factor,
+    )?;
     let store = Arc::new(
         RocksStore::open(&args.db)
             .with_context(|| format!("opening the feature store {}", args.db.display()))?,

@@ -108,6 +108,34 @@ pub fn write_csv(frame: &mut DataFrame, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads any table written by [`write_parquet`] or [`write_csv`] (or another tool): `.parquet` or
+/// `.csv` with a header, types inferred for CSV.
+pub fn read_table(path: &Path) -> Result<DataFrame> {
+    let context = || format!("reading {}", path.display());
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("parquet") => {
+            let file = File::open(path).map_err(DatasetError::io(path))?;
+            ParquetReader::new(file)
+                .finish()
+                .map_err(DatasetError::polars(context()))
+        }
+        Some("csv") => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|reader| reader.finish())
+            .map_err(DatasetError::polars(context())),
+        _ => Err(DatasetError::Format {
+            path: path.to_path_buf(),
+            reason: "a table must be a .parquet or .csv file".into(),
+        }),
+    }
+}
+
 /// A loaded input: the normalised frame and, for raw files, what the reader saw.
 #[derive(Debug, Clone)]
 pub struct Loaded {

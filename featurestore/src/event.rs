@@ -57,7 +57,10 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// A short label for metrics and the dead-letter header.
+    /// Every kind, as [`Rejection::kind`] names them.
+    pub const KINDS: [&'static str; 3] = ["malformed", "unsupported_version", "invalid"];
+
+    /// The kind as a metric label and DLQ header value: one of [`Rejection::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             Rejection::Malformed(_) => "malformed",

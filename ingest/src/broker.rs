@@ -22,6 +22,9 @@ pub struct BrokerConfig {
     pub bootstrap_servers: String,
     /// Whether this is the embedded mock cluster (it keeps little: replay must not outrun the consumer).
     pub embedded: bool,
+    /// librdkafka properties for every client (`security.protocol`, `sasl.*`, tuning), applied after
+    /// clv's own settings so that they win.
+    pub options: Vec<(String, String)>,
 }
 
 impl BrokerConfig {
@@ -31,6 +34,7 @@ impl BrokerConfig {
             return Ok(BrokerConfig {
                 bootstrap_servers: list.to_string(),
                 embedded: false,
+                options: Vec::new(),
             });
         }
         let file = state_dir.join(BROKER_FILE);
@@ -38,9 +42,77 @@ impl BrokerConfig {
             Ok(text) if !text.trim().is_empty() => Ok(BrokerConfig {
                 bootstrap_servers: text.trim().to_string(),
                 embedded: true,
+                options: Vec::new(),
             }),
             _ => Err(IngestError::NoBroker(file)),
         }
+    }
+}
+
+impl BrokerConfig {
+    /// With these librdkafka properties for every client.
+    pub fn with_options(mut self, options: Vec<(String, String)>) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// A client configuration: the bootstrap servers, then `settings` (clv's own), then
+    /// [`BrokerConfig::options`].
+    pub fn client_config(&self, settings: &[(&str, &str)]) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Creates the `topics` (name, partitions) that do not exist yet, with `replication` replicas
+    /// (`None`: the broker's default). A topic that exists is left as it is. The embedded broker creates
+    /// its topics when it starts (the mock cluster does not serve the admin API), so this does nothing
+    /// there.
+    pub fn ensure_topics(&self, topics: &[(&str, i32)], replication: Option<i32>) -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
+
+        if self.embedded || topics.is_empty() {
+            return Ok(());
+        }
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config(&[])
+            .create()
+            .map_err(IngestError::kafka("connecting the admin client"))?;
+        let new_topics: Vec<NewTopic> = topics
+            .iter()
+            .map(|(name, partitions)| {
+                NewTopic::new(
+                    name,
+                    *partitions,
+                    TopicReplication::Fixed(replication.unwrap_or(-1)),
+                )
+            })
+            .collect();
+        let options =
+            AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
+        let results = futures_executor::block_on(admin.create_topics(&new_topics, &options))
+            .map_err(IngestError::kafka("creating topics"))?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(IngestError::Kafka {
+                        context: format!("creating topic {name}"),
+                        source: rdkafka::error::KafkaError::AdminOp(code),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -124,6 +196,7 @@ impl EmbeddedBroker {
         BrokerConfig {
             bootstrap_servers: self.bootstrap_servers.clone(),
             embedded: true,
+            options: Vec::new(),
         }
     }
 }

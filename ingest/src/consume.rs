@@ -20,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
 use crate::{IngestError, Result};
@@ -144,6 +144,48 @@ pub struct Ingest {
     options: IngestOptions,
 }
 
+/// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
+/// series from the first scrape (not only after the first dead letter).
+fn register_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "clv_ingest_events_total",
+        "Events consumed, by outcome (applied, ignored, dead_lettered) and line class or rejection kind"
+    );
+    describe_counter!(
+        "clv_ingest_events_read_again_total",
+        "Events whose ID the store already held (redelivered or replayed again); they change nothing"
+    );
+    describe_histogram!(
+        "clv_ingest_batch_apply_seconds",
+        Unit::Seconds,
+        "Time to fold one batch and write it with its offsets to RocksDB"
+    );
+    describe_gauge!(
+        "clv_ingest_consumer_lag",
+        "Messages behind the high watermark, per assigned partition"
+    );
+    describe_gauge!("clv_ingest_customers", "Customers in the feature store");
+    describe_gauge!(
+        "clv_ingest_event_time_watermark_seconds",
+        Unit::Seconds,
+        "Latest purchase time applied (Unix seconds)"
+    );
+    for class in LineClass::ALL {
+        let outcome = match class {
+            LineClass::Purchase | LineClass::Return => "applied",
+            _ => "ignored",
+        };
+        metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => class.name())
+            .increment(0);
+    }
+    for kind in Rejection::KINDS {
+        metrics::counter!("clv_ingest_events_total", "outcome" => "dead_lettered", "class" => kind)
+            .increment(0);
+    }
+    metrics::counter!("clv_ingest_events_read_again_total").increment(0);
+}
+
 impl Ingest {
     /// Connects to the cluster and joins the group.
     pub fn connect(
@@ -151,26 +193,24 @@ impl Ingest {
         store: Arc<RocksStore>,
         options: IngestOptions,
     ) -> Result<Self> {
+        register_metrics();
         let source = Arc::new(Mutex::new(None));
-        let mut config = ClientConfig::new();
+        let session_timeout = options.session_timeout.as_millis().to_string();
+        let heartbeat = (options.session_timeout.as_millis() / 4)
+            .max(100)
+            .to_string();
+        let mut config = broker.client_config(&[
+            ("auto.offset.reset", "earliest"),
+            ("fetch.wait.max.ms", "50"),
+            ("fetch.queue.backoff.ms", "10"),
+            ("session.timeout.ms", &session_timeout),
+            ("heartbeat.interval.ms", &heartbeat),
+        ]);
+        // What exactly-once in effect rests on: offsets live in the store, never auto-committed.
         config
-            .set("bootstrap.servers", &broker.bootstrap_servers)
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50")
-            .set("fetch.queue.backoff.ms", "10")
-            .set(
-                "session.timeout.ms",
-                options.session_timeout.as_millis().to_string(),
-            )
-            .set(
-                "heartbeat.interval.ms",
-                (options.session_timeout.as_millis() / 4)
-                    .max(100)
-                    .to_string(),
-            );
+            .set("enable.auto.offset.store", "false");
         if let Some(id) = &options.instance_id {
             config.set("group.instance.id", id);
         }
@@ -197,9 +237,8 @@ impl Ingest {
         consumer
             .subscribe(&[&options.topic])
             .map_err(IngestError::kafka("subscribing"))?;
-        let dead_letters: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &broker.bootstrap_servers)
-            .set("enable.idempotence", "true")
+        let dead_letters: BaseProducer = broker
+            .client_config(&[("enable.idempotence", "true")])
             .create()
             .map_err(IngestError::kafka("creating the dead-letter producer"))?;
         Ok(Ingest {

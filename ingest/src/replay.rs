@@ -16,7 +16,6 @@ use chrono::NaiveDateTime;
 use dataset::Line;
 use featurestore::event::{SCHEMA_VERSION, TransactionEvent};
 use indicatif::ProgressBar;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -114,12 +113,13 @@ pub fn replay(
     progress: &ProgressBar,
 ) -> Result<ReplaySummary> {
     let deliveries = Arc::new(Deliveries::default());
-    let producer: BaseProducer<DeliveryCounter> = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap_servers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("message.timeout.ms", "120000")
+    let producer: BaseProducer<DeliveryCounter> = broker
+        .client_config(&[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("message.timeout.ms", "120000"),
+        ])
         .create_with_context(DeliveryCounter(deliveries.clone()))
         .map_err(IngestError::kafka("creating the producer"))?;
     let lag_probe = match options.max_lag {
@@ -207,8 +207,8 @@ pub struct LagProbe {
 impl LagProbe {
     /// A probe for `group` on `topic`.
     pub fn new(broker: &BrokerConfig, topic: &str, group: &str) -> Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &broker.bootstrap_servers)
+        let consumer: BaseConsumer = broker
+            .client_config(&[])
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()
