@@ -114,9 +114,11 @@ pub struct IngestArgs {
     /// Serve Prometheus metrics on this address.
     #[arg(long, env = "CLV_INGEST_METRICS", default_value = "127.0.0.1:9464")]
     metrics_addr: String,
-    /// Group session timeout in milliseconds (how long a vanished member holds its partitions).
-    #[arg(long, default_value_t = 45_000)]
-    session_timeout_ms: u64,
+    /// Group session timeout in milliseconds: how long a vanished member holds its partitions, and on
+    /// the embedded broker also how long a restarted member may wait to rejoin (default: Kafka's 45 s
+    /// on a real broker, 10 s on the embedded one, where every member is on this machine).
+    #[arg(long)]
+    session_timeout_ms: Option<u64>,
     /// Static group membership id: a restarted member gets its partitions back at once.
     #[arg(long)]
     instance_id: Option<String>,
@@ -211,7 +213,10 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
         group: args.kafka.group.clone(),
         batch_size: args.batch_size,
         until_caught_up: args.until_caught_up,
-        session_timeout: Duration::from_millis(args.session_timeout_ms),
+        session_timeout: Duration::from_millis(
+            args.session_timeout_ms
+                .unwrap_or(if broker.embedded { 10_000 } else { 45_000 }),
+        ),
         instance_id: args.instance_id,
         ..IngestOptions::default()
     };

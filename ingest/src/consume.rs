@@ -23,6 +23,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
+use crate::delivery::{Deliveries, DeliveryCounter};
 use crate::{IngestError, Result};
 
 /// How to consume.
@@ -138,7 +139,8 @@ impl ConsumerContext for ResumeFromStore {
 /// A consumer group member folding events into the store.
 pub struct Ingest {
     consumer: BaseConsumer<ResumeFromStore>,
-    dead_letters: BaseProducer,
+    dead_letters: BaseProducer<DeliveryCounter>,
+    dead_letter_reports: Arc<Deliveries>,
     store: Arc<RocksStore>,
     source: SourceId,
     options: IngestOptions,
@@ -237,13 +239,15 @@ impl Ingest {
         consumer
             .subscribe(&[&options.topic])
             .map_err(IngestError::kafka("subscribing"))?;
-        let dead_letters: BaseProducer = broker
+        let dead_letter_reports = Arc::new(Deliveries::default());
+        let dead_letters: BaseProducer<DeliveryCounter> = broker
             .client_config(&[("enable.idempotence", "true")])
-            .create()
+            .create_with_context(DeliveryCounter(dead_letter_reports.clone()))
             .map_err(IngestError::kafka("creating the dead-letter producer"))?;
         Ok(Ingest {
             consumer,
             dead_letters,
+            dead_letter_reports,
             store,
             source: id,
             options,
@@ -374,6 +378,9 @@ impl Ingest {
             self.dead_letters
                 .flush(Duration::from_secs(60))
                 .map_err(IngestError::kafka("flushing dead letters"))?;
+            // A dead letter Kafka did not take stops ingest before its offset is written: the
+            // message is read again after a restart instead of being lost.
+            self.dead_letter_reports.check()?;
             summary.dead_lettered += dead;
         }
         let new_customers = touched.values().filter(|(_, is_new)| *is_new).count() as u64;

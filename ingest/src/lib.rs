@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod consume;
+mod delivery;
 mod error;
 pub mod replay;
 

@@ -8,8 +8,8 @@
 //! (backfill). With a lag bound, replay pauses while the ingest group's lag would exceed it, so that a
 //! broker that keeps little (the embedded one) never drops what was not consumed yet.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -18,8 +18,10 @@ use featurestore::event::{SCHEMA_VERSION, TransactionEvent};
 use indicatif::ProgressBar;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::delivery::{Deliveries, DeliveryCounter};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
 use crate::{IngestError, Result};
@@ -75,34 +77,6 @@ pub struct ReplaySummary {
     pub out_of_range: u64,
     /// Times replay waited for the consumer to catch up.
     pub backpressure_waits: u64,
-}
-
-#[derive(Default)]
-struct Deliveries {
-    acked: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-struct DeliveryCounter(Arc<Deliveries>);
-
-impl ClientContext for DeliveryCounter {}
-
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.0.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((error, _)) => {
-                self.0.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self.0.first_error.lock().unwrap_or_else(|e| e.into_inner());
-                first.get_or_insert_with(|| error.to_string());
-            }
-        }
-    }
 }
 
 /// Produces `lines` (canonical line number, line) into Kafka.
@@ -184,16 +158,7 @@ pub fn replay(
     producer
         .flush(Duration::from_secs(120))
         .map_err(IngestError::kafka("flushing the producer"))?;
-    let failed = deliveries.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = deliveries
-            .first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_default();
-        return Err(IngestError::Delivery { failed, first });
-    }
+    deliveries.check()?;
     summary.sent = deliveries.acked.load(Ordering::Relaxed);
     Ok(summary)
 }
