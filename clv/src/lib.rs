@@ -8,6 +8,7 @@ mod progress;
 mod snapshot;
 mod stream;
 mod telemetry;
+mod train;
 
 /// Customer lifetime value: a streaming feature store and online scorer for Online Retail II.
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ enum Command {
     Replay(stream::ReplayArgs),
     /// Consume the events into the RocksDB feature store (a consumer group member).
     Ingest(stream::IngestArgs),
+    /// Train and score every candidate model out of time, and pick the champion.
+    Train(train::TrainArgs),
 }
 
 /// Runs one command.
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Broker(args) => stream::broker(args),
         Command::Replay(args) => stream::replay_command(args),
         Command::Ingest(args) => stream::ingest_command(args),
+        Command::Train(args) => train::run(args),
     }
 }
 

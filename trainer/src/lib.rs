@@ -1,4 +1,27 @@
 //! The trainer: snapshots at a cutoff (features before it, 6-month label after it) -> candidate models ->
 //! out-of-time backtest -> versioned registry with a `production` pointer.
 //!
-//! Not built yet: the issue "Trainer" fills this crate.
+//! - [`probabilistic`]: BG/NBD and Gamma-Gamma, fitted by maximum likelihood.
+
+pub mod backtest;
+pub mod metrics;
+pub mod models;
+pub mod probabilistic;
+pub mod training;
+
+/// Errors of the trainer.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The input cannot be trained on.
+    #[error("input: {0}")]
+    Input(String),
+    /// A model could not be fitted.
+    #[error("fitting: {0}")]
+    Fit(String),
+    /// polars failed.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+}
+
+/// Result with [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
