@@ -76,6 +76,7 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
             "naive_scaled",
             "bgnbd_gg",
             "bgnbd_gg_scaled",
+            "bgnbd_gg_seasonal",
             "linear_nine",
             "random_forest_nine",
             "boosting_nine",
@@ -93,4 +94,7 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
         }
     }
     assert!(out.contains("champion (lowest validation MAE"), "{out}");
+    // The seasonal index (the label window's months a year before) brings the total within 10%.
+    let seasonal = row(&out, "test fold", "bgnbd_gg_seasonal");
+    assert!((0.9..=1.1).contains(&seasonal[6]), "{seasonal:?}");
 }

@@ -62,8 +62,18 @@ pub fn candidates() -> Vec<Spec> {
     let mut out = vec![
         Spec::Naive,
         Spec::NaiveScaled,
-        Spec::BgNbd { scaled: false },
-        Spec::BgNbd { scaled: true },
+        Spec::BgNbd {
+            scaled: false,
+            seasonal: false,
+        },
+        Spec::BgNbd {
+            scaled: true,
+            seasonal: false,
+        },
+        Spec::BgNbd {
+            scaled: false,
+            seasonal: true,
+        },
     ];
     for features in [FeatureSet::Nine, FeatureSet::All] {
         out.push(Spec::Linear { features });

@@ -17,7 +17,7 @@ use smartcore::ensemble::random_forest_regressor::{
 };
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-use crate::training::{BGNBD_CLV, EXTRA_FEATURES};
+use crate::training::{BGNBD_CLV, EXTRA_FEATURES, SEASON_INDEX};
 use crate::{Result, TrainError};
 
 /// Which columns a model reads.
@@ -51,10 +51,12 @@ pub enum Spec {
     /// `naive_6m` × (training label total / training naive total).
     NaiveScaled,
     /// BG/NBD expected purchases × Gamma-Gamma expected spend, × a factor (1 or the training
-    /// fold's label / prediction ratio).
+    /// fold's label / prediction ratio), and × the snapshot's seasonal index when `seasonal`.
     BgNbd {
         /// Rescale by the training fold's ratio of label to prediction totals.
         scaled: bool,
+        /// Multiply by the seasonal index (the label window's months a year before).
+        seasonal: bool,
     },
     /// Ordinary least squares.
     Linear {
@@ -100,8 +102,11 @@ impl Spec {
         match self {
             Spec::Naive => "naive".into(),
             Spec::NaiveScaled => "naive_scaled".into(),
-            Spec::BgNbd { scaled: false } => "bgnbd_gg".into(),
-            Spec::BgNbd { scaled: true } => "bgnbd_gg_scaled".into(),
+            Spec::BgNbd { scaled, seasonal } => format!(
+                "bgnbd_gg{}{}",
+                if *seasonal { "_seasonal" } else { "" },
+                if *scaled { "_scaled" } else { "" }
+            ),
             Spec::Linear { features } => format!("linear_{}", set(features)),
             Spec::RandomForest { features, .. } => format!("random_forest_{}", set(features)),
             Spec::Boosting { features, .. } => format!("boosting_{}", set(features)),
@@ -113,7 +118,10 @@ impl Spec {
     pub fn features(&self) -> Vec<&'static str> {
         match self {
             Spec::Naive | Spec::NaiveScaled => vec![NAIVE],
-            Spec::BgNbd { .. } => vec![BGNBD_CLV],
+            Spec::BgNbd {
+                seasonal: false, ..
+            } => vec![BGNBD_CLV],
+            Spec::BgNbd { seasonal: true, .. } => vec![BGNBD_CLV, SEASON_INDEX],
             Spec::Linear { features }
             | Spec::RandomForest { features, .. }
             | Spec::Boosting { features, .. }
@@ -127,20 +135,32 @@ impl Spec {
         let fitted = match self {
             Spec::Naive => Fitted::Column {
                 column: NAIVE.into(),
+                times: None,
                 factor: 1.0,
             },
             Spec::NaiveScaled => Fitted::Column {
                 column: NAIVE.into(),
+                times: None,
                 factor: ratio(&y, &column(train, NAIVE)?),
             },
-            Spec::BgNbd { scaled } => Fitted::Column {
-                column: BGNBD_CLV.into(),
-                factor: if *scaled {
-                    ratio(&y, &column(train, BGNBD_CLV)?)
+            Spec::BgNbd { scaled, seasonal } => {
+                let times = seasonal.then(|| SEASON_INDEX.to_string());
+                let base = Fitted::Column {
+                    column: BGNBD_CLV.into(),
+                    times: times.clone(),
+                    factor: 1.0,
+                };
+                let factor = if *scaled {
+                    ratio(&y, &base.predict(self, train)?)
                 } else {
                     1.0
-                },
-            },
+                };
+                Fitted::Column {
+                    column: BGNBD_CLV.into(),
+                    times,
+                    factor,
+                }
+            }
             Spec::Linear { features } => {
                 let columns = features.columns();
                 // A column constant in training (e.g. last year's revenue before the data began)
@@ -239,10 +259,12 @@ impl Spec {
 /// A fitted model.
 #[derive(Serialize, Deserialize)]
 pub enum Fitted {
-    /// A column of the frame times a factor (naive, BG/NBD).
+    /// A column of the frame times a factor, and times another column when given (naive, BG/NBD).
     Column {
         /// The column.
         column: String,
+        /// Multiplied by this column too.
+        times: Option<String>,
         /// The factor.
         factor: f64,
     },
@@ -274,11 +296,19 @@ impl Fitted {
         let raw = match self {
             Fitted::Column {
                 column: name,
+                times,
                 factor,
-            } => column(frame, name)?
-                .into_iter()
-                .map(|v| v * factor)
-                .collect(),
+            } => {
+                let by = match times {
+                    Some(other) => column(frame, other)?,
+                    None => vec![1.0; n],
+                };
+                column(frame, name)?
+                    .into_iter()
+                    .zip(by)
+                    .map(|(v, b)| v * b * factor)
+                    .collect()
+            }
             Fitted::Linear {
                 coefficients,
                 intercept,

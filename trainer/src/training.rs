@@ -14,14 +14,20 @@ use crate::probabilistic::{BgNbd, GammaGamma, Rft};
 use crate::{Result, TrainError};
 
 /// Extra features beyond the contract's nine, all from purchases before the cutoff.
-pub const EXTRA_FEATURES: [&str; 6] = [
+pub const EXTRA_FEATURES: [&str; 7] = [
     "revenue_last_3m",
     "revenue_year_before_window",
     "bgnbd_expected_purchases",
     "bgnbd_p_alive",
     "gg_expected_spend",
     "bgnbd_clv",
+    "season_index",
 ];
+
+/// The column of the seasonal index: everyone's revenue in the label window's months a year before
+/// the cutoff over half of everyone's revenue in the year before the cutoff (1 when that year is not
+/// all in the data). The same for every customer of a snapshot.
+pub const SEASON_INDEX: &str = "season_index";
 
 /// The column of the BG/NBD + Gamma-Gamma prediction (expected purchases × expected spend).
 pub const BGNBD_CLV: &str = "bgnbd_clv";
@@ -174,7 +180,24 @@ pub fn training_frame(
     let by_id: BTreeMap<u64, &CustomerState> =
         histories.customers.iter().map(|(id, s)| (*id, s)).collect();
     let ids = base.column("customer_id")?.i64()?.clone();
-    let mut extra: [Vec<f64>; 6] = Default::default();
+    let first_purchase = histories
+        .customers
+        .iter()
+        .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
+        .min()
+        .unwrap_or(t);
+    let season_index = if first_purchase <= year_before.0 {
+        let window = histories.revenue_between(year_before.0, year_before.1) as f64;
+        let year = histories.revenue_between(year_before.0, t) as f64;
+        if year > 0.0 {
+            window / (year * spec.horizon_months as f64 / 12.0)
+        } else {
+            1.0
+        }
+    } else {
+        1.0
+    };
+    let mut extra: [Vec<f64>; 7] = Default::default();
     for id in ids.into_no_null_iter() {
         let state = by_id
             .get(&(id as u64))
@@ -190,6 +213,7 @@ pub fn training_frame(
             probabilistic.bgnbd.p_alive(&rft),
             spend,
             purchases * spend,
+            season_index,
         ];
         for (column, value) in extra.iter_mut().zip(values) {
             column.push(value);
