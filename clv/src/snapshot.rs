@@ -114,21 +114,28 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The snapshot from the feature store, opened as a RocksDB secondary so that a running ingest keeps
-/// its lock.
+/// The snapshot from the feature store (see [`stored_states`]).
 fn from_store(
     db: &std::path::Path,
     spec: &SnapshotSpec,
 ) -> anyhow::Result<polars::prelude::DataFrame> {
-    let secondary = tempfile::Builder::new()
-        .prefix("clv-snapshot-secondary")
-        .tempdir()
-        .context("a folder for the secondary instance")?;
-    let store = RocksStore::open_secondary(db, secondary.path())
-        .with_context(|| format!("opening the feature store {}", db.display()))?;
-    let states = store.all_states()?;
+    let states = stored_states(db)?;
     Ok(featurestore::snapshot::from_states(
         states.iter().map(|(id, state)| (*id, state)),
         spec,
     )?)
+}
+
+/// Every customer's state in the feature store, read through a RocksDB secondary instance so that a
+/// running ingest keeps its lock.
+pub(crate) fn stored_states(
+    db: &std::path::Path,
+) -> anyhow::Result<Vec<(u64, featurestore::aggregate::CustomerState)>> {
+    let secondary = tempfile::Builder::new()
+        .prefix("clv-secondary")
+        .tempdir()
+        .context("a folder for the secondary instance")?;
+    let store = RocksStore::open_secondary(db, secondary.path())
+        .with_context(|| format!("opening the feature store {}", db.display()))?;
+    Ok(store.all_states()?)
 }

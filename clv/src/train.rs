@@ -9,7 +9,6 @@ use chrono::{DateTime, Datelike, NaiveDate};
 use clap::Args;
 use dataset::normalised;
 use featurestore::contract::add_months;
-use featurestore::store::RocksStore;
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
     Snapshots, candidates, champion, evaluate, folds, score_fold, seed_folds, table,
@@ -56,22 +55,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             bar.finish_and_clear();
             Histories::from_lines(loaded.frame.lazy())?
         }
-        (None, Some(db)) => {
-            let secondary = tempfile::Builder::new()
-                .prefix("clv-train-secondary")
-                .tempdir()
-                .context("a folder for the secondary instance")?;
-            let store = RocksStore::open_secondary(db, secondary.path())
-                .with_context(|| format!("opening the feature store {}", db.display()))?;
-            Histories::from_states(store.all_states()?)
-        }
+        (None, Some(db)) => Histories::from_states(crate::snapshot::stored_states(db)?),
         (None, None) => anyhow::bail!("give --input, --db or --table"),
     };
     let first = histories
-        .customers()
-        .iter()
-        .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
-        .min()
+        .first_purchase_ms()
         .context("no purchases to train on")?;
     let earliest = match args.earliest {
         Some(d) => d,

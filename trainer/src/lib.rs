@@ -1,7 +1,13 @@
 //! The trainer: snapshots at a cutoff (features before it, 6-month label after it) -> candidate models ->
 //! out-of-time backtest -> versioned registry with a `production` pointer.
 //!
-//! - [`probabilistic`]: BG/NBD and Gamma-Gamma, fitted by maximum likelihood.
+//! - [`training`]: per-customer purchase histories and point-in-time training frames;
+//! - [`probabilistic`]: BG/NBD and Gamma-Gamma, fitted by maximum likelihood;
+//! - [`models`]: the candidate model families, fitted and predicting;
+//! - [`metrics`]: RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio;
+//! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split.
+//!
+//! Still to come (issue "Trainer"): the registry, the report and MLflow logging.
 
 pub mod backtest;
 pub mod metrics;

@@ -77,12 +77,12 @@ impl Histories {
         &self.customers
     }
 
-    /// The time of the last purchase of anyone.
-    pub fn last_purchase_ms(&self) -> Option<i64> {
+    /// The time of the first purchase of anyone.
+    pub fn first_purchase_ms(&self) -> Option<i64> {
         self.customers
             .iter()
             .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
-            .max()
+            .min()
     }
 
     /// Total revenue (thousandths) of every purchase in [from, to).
@@ -180,12 +180,7 @@ pub fn training_frame(
     let by_id: BTreeMap<u64, &CustomerState> =
         histories.customers.iter().map(|(id, s)| (*id, s)).collect();
     let ids = base.column("customer_id")?.i64()?.clone();
-    let first_purchase = histories
-        .customers
-        .iter()
-        .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
-        .min()
-        .unwrap_or(t);
+    let first_purchase = histories.first_purchase_ms().unwrap_or(t);
     let season_index = if first_purchase <= year_before.0 {
         let window = histories.revenue_between(year_before.0, year_before.1) as f64;
         let year = histories.revenue_between(year_before.0, t) as f64;
