@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod data;
+mod models;
 mod progress;
 mod snapshot;
 mod stream;
@@ -32,8 +33,10 @@ enum Command {
     Replay(stream::ReplayArgs),
     /// Consume the events into the RocksDB feature store (a consumer group member).
     Ingest(stream::IngestArgs),
-    /// Train and score every candidate model out of time, and pick the champion.
+    /// Train and score every candidate model out of time, pick the champion, register it.
     Train(train::TrainArgs),
+    /// List the registered models, promote one, or roll production back.
+    Models(models::ModelsArgs),
 }
 
 /// Runs one command.
@@ -45,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => stream::replay_command(args),
         Command::Ingest(args) => stream::ingest_command(args),
         Command::Train(args) => train::run(args),
+        Command::Models(args) => models::run(args),
     }
 }
 

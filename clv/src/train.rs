@@ -11,9 +11,10 @@ use dataset::normalised;
 use featurestore::contract::add_months;
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
-    Snapshots, candidates, champion, evaluate, folds, score_fold, seed_folds, table,
+    Snapshots, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds, table,
 };
-use trainer::models::{FeatureSet, Spec};
+use trainer::models::{FeatureSet, Spec, Trained};
+use trainer::registry::{Metadata, Registry, beats};
 use trainer::training::Histories;
 
 use crate::progress;
@@ -40,6 +41,9 @@ pub struct TrainArgs {
     /// purchase).
     #[arg(long)]
     earliest: Option<NaiveDate>,
+    /// The model registry.
+    #[arg(long, env = "CLV_MODELS_DIR", default_value = "models")]
+    models_dir: PathBuf,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -86,14 +90,112 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             table(&scores, &fold.name)
         );
     }
-    if let Some(best) = champion(&scores) {
-        println!(
-            "champion (lowest validation MAE, ties by Gini): {}",
-            best.model
-        );
+    let best = champion(&scores)
+        .context("no candidate was scored")?
+        .model
+        .clone();
+    println!("champion (lowest validation MAE, ties by Gini): {best}");
+
+    // The production models: trained on every snapshot whose label window the data covers, up to
+    // the production cutoff.
+    let last = histories.last_purchase_ms().context("no purchases")?;
+    let last_day = DateTime::from_timestamp_millis(last)
+        .context("last purchase time")?
+        .date_naive();
+    let train_cutoffs: Vec<NaiveDate> = monthly(earliest, args.cutoff)
+        .into_iter()
+        .filter(|c| add_months(*c, args.horizon_months as i32) <= last_day)
+        .collect();
+    let train = snapshots.stacked(&train_cutoffs)?;
+    let specs = candidates();
+    let by_name = |name: &str| specs.iter().find(|s| s.name() == name).cloned();
+    let champion_spec = by_name(&best).context("the champion's spec")?;
+    let nine_name = scores
+        .iter()
+        .filter(|s| s.fold == "validation")
+        .filter(|s| {
+            by_name(&s.model).is_some_and(|spec| {
+                spec.features()
+                    .iter()
+                    .all(|c| FeatureSet::Nine.columns().contains(c))
+            })
+        })
+        .min_by(|a, b| a.metrics.mae.total_cmp(&b.metrics.mae))
+        .map(|s| s.model.clone())
+        .context("no nine-feature candidate")?;
+    let nine_spec = by_name(&nine_name).context("the nine-feature spec")?;
+
+    let registry = Registry::open(&args.models_dir)?;
+    let (version, dir) = registry.new_version()?;
+    Trained::fit(&champion_spec, &train)?.save(&dir.join("model.json"))?;
+    Trained::fit(&nine_spec, &train)?.save(&dir.join("model_nine.json"))?;
+    let mut report = format!(
+        "# {version}: {best}\n\nTrained on the snapshots {} (data {}).\n",
+        train_cutoffs
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        histories.fingerprint()
+    );
+    for fold in &folds {
+        report.push_str(&format!(
+            "\n## {} fold: evaluate at {}\n\n{}",
+            fold.name,
+            fold.evaluate_at,
+            table(&scores, &fold.name)
+        ));
+    }
+    std::fs::write(dir.join("report.md"), report).context("writing the report")?;
+    let metadata = Metadata {
+        version: version.clone(),
+        created: chrono::Utc::now().to_rfc3339(),
+        git_commit: git_commit(),
+        contract_version: featurestore::contract::CONTRACT_VERSION,
+        model: best.clone(),
+        features: champion_spec
+            .features()
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        cutoff: args.cutoff.to_string(),
+        horizon_months: args.horizon_months,
+        train_cutoffs: train_cutoffs.iter().map(|d| d.to_string()).collect(),
+        data_fingerprint: histories.fingerprint(),
+        scores,
+    };
+    registry.write_metadata(&metadata)?;
+    match registry.production()? {
+        None => {
+            registry.promote(&version, "first version")?;
+            println!(
+                "registered {version} in {} and made it production (the first)",
+                registry.dir().display()
+            );
+        }
+        Some(current) => {
+            let (better, reason) = beats(&metadata, &registry.metadata(&current)?);
+            if better {
+                registry.promote(&version, &reason)?;
+                println!("registered {version} and made it production: {reason}");
+            } else {
+                println!("registered {version}; production stays {current}: {reason}");
+            }
+        }
     }
     println!("({:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The commit of the working directory, when it is a git checkout.
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn train_on_table(path: &std::path::Path) -> anyhow::Result<()> {

@@ -57,7 +57,14 @@ fn the_seed_table_is_scored_for_every_model_on_the_mod_5_split() {
 #[test]
 fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
     let csv = real_csv();
-    let out = clv(&["train", "--input", csv.to_str().unwrap()]);
+    let models = tempfile::tempdir().unwrap();
+    let out = clv(&[
+        "train",
+        "--input",
+        csv.to_str().unwrap(),
+        "--models-dir",
+        models.path().to_str().unwrap(),
+    ]);
     // BG/NBD + Gamma-Gamma fitted at 2011-06-01, per-day purchases, as measured with lifetimes:
     // RMSE 2557, MAE 575, R² 0.74, Spearman 0.62, Gini 0.86, top decile 0.634, total 0.86.
     let m = row(&out, "test fold", "bgnbd_gg");
@@ -97,4 +104,60 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
     // The seasonal index (the label window's months a year before) brings the total within 10%.
     let seasonal = row(&out, "test fold", "bgnbd_gg_seasonal");
     assert!((0.9..=1.1).contains(&seasonal[6]), "{seasonal:?}");
+}
+
+/// Two runs on the same generated data: the second version does not beat the first, so production
+/// stays; `clv models promote` and `rollback` move the pointer; each version holds its models.
+#[test]
+fn train_registers_versions_and_promotes_only_a_better_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    let models = dir.path().join("models");
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let train = || {
+        clv(&[
+            "train",
+            "--input",
+            data.to_str().unwrap(),
+            "--models-dir",
+            models.to_str().unwrap(),
+        ])
+    };
+    let first = train();
+    assert!(
+        first.contains("registered v0001") && first.contains("made it production"),
+        "{first}"
+    );
+    let second = train();
+    assert!(
+        second.contains("registered v0002; production stays v0001"),
+        "{second}"
+    );
+    for file in [
+        "model.json",
+        "model_nine.json",
+        "metadata.json",
+        "report.md",
+    ] {
+        assert!(models.join("v0002").join(file).is_file(), "{file}");
+    }
+    let models_dir = models.to_str().unwrap();
+    clv(&["models", "promote", "v0002", "--models-dir", models_dir]);
+    assert!(clv(&["models", "list", "--models-dir", models_dir]).contains("* v0002"));
+    let back = clv(&["models", "rollback", "--models-dir", models_dir]);
+    assert!(back.contains("v0001 is production again"), "{back}");
+    let listed = clv(&["models", "list", "--models-dir", models_dir]);
+    assert!(
+        listed.contains("* v0001") && listed.contains("  v0002"),
+        "{listed}"
+    );
 }

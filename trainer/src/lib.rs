@@ -5,14 +5,16 @@
 //! - [`probabilistic`]: BG/NBD and Gamma-Gamma, fitted by maximum likelihood;
 //! - [`models`]: the candidate model families, fitted and predicting;
 //! - [`metrics`]: RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio;
-//! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split.
+//! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
+//! - [`registry`]: numbered versions with metadata, the `production` pointer and its promotion rule.
 //!
-//! Still to come (issue "Trainer"): the registry, the report and MLflow logging.
+//! Still to come (issue "Trainer"): the HTML report and MLflow logging.
 
 pub mod backtest;
 pub mod metrics;
 pub mod models;
 pub mod probabilistic;
+pub mod registry;
 pub mod training;
 
 /// Errors of the trainer.
@@ -24,6 +26,9 @@ pub enum TrainError {
     /// A model could not be fitted.
     #[error("fitting: {0}")]
     Fit(String),
+    /// The registry folder could not be used.
+    #[error("registry: {0}")]
+    Registry(String),
     /// polars failed.
     #[error("polars: {0}")]
     Polars(#[from] polars::prelude::PolarsError),

@@ -418,3 +418,42 @@ fn dense(frame: &DataFrame, columns: &[&str]) -> Result<DenseMatrix<f64>> {
     )
     .map_err(|e| TrainError::Input(e.to_string()))
 }
+
+/// A fitted model with the spec that says which columns it reads: what the registry stores.
+#[derive(Serialize, Deserialize)]
+pub struct Trained {
+    /// The family and settings.
+    pub spec: Spec,
+    /// The fitted parameters.
+    pub fitted: Fitted,
+}
+
+impl Trained {
+    /// Fits `spec` on `train`.
+    pub fn fit(spec: &Spec, train: &DataFrame) -> Result<Self> {
+        Ok(Trained {
+            spec: spec.clone(),
+            fitted: spec.fit(train)?,
+        })
+    }
+
+    /// Predictions for every row of `frame`.
+    pub fn predict(&self, frame: &DataFrame) -> Result<Vec<f64>> {
+        self.fitted.predict(&self.spec, frame)
+    }
+
+    /// Writes it as JSON.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let text = serde_json::to_vec(self).map_err(|e| TrainError::Registry(e.to_string()))?;
+        std::fs::write(path, text)
+            .map_err(|e| TrainError::Registry(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads one written by [`Trained::save`].
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read(path)
+            .map_err(|e| TrainError::Registry(format!("{}: {e}", path.display())))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| TrainError::Registry(format!("{}: {e}", path.display())))
+    }
+}

@@ -77,12 +77,40 @@ impl Histories {
         &self.customers
     }
 
+    /// The time of the last purchase of anyone.
+    pub fn last_purchase_ms(&self) -> Option<i64> {
+        self.customers
+            .iter()
+            .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
+            .max()
+    }
+
     /// The time of the first purchase of anyone.
     pub fn first_purchase_ms(&self) -> Option<i64> {
         self.customers
             .iter()
             .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
             .min()
+    }
+
+    /// A fingerprint of every purchase (customer, time, revenue): their count and an FNV-1a hash, so
+    /// that two runs can tell whether they trained on the same data.
+    pub fn fingerprint(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut count = 0u64;
+        for (id, state) in &self.customers {
+            let mut purchases: Vec<&Purchase> = state.purchases.values().collect();
+            purchases.sort_by_key(|p| (p.time_ms, p.revenue_milli));
+            for p in purchases {
+                count += 1;
+                for value in [*id as i64, p.time_ms, p.revenue_milli] {
+                    for byte in value.to_le_bytes() {
+                        hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+                    }
+                }
+            }
+        }
+        format!("purchases:{count}:fnv1a:{hash:016x}")
     }
 
     /// Total revenue (thousandths) of every purchase in [from, to).

@@ -1,0 +1,225 @@
+//! The model registry: a folder of numbered versions (`v0001`, `v0002`, ...), each with its model and
+//! metadata, and a `production` file naming the version the scorer serves. A version becomes
+//! production only when it beats the current production model on the same evaluation; `promote` and
+//! `rollback` move the pointer by hand, and `production.log` keeps every move.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backtest::Score;
+use crate::{Result, TrainError};
+
+/// What a version holds besides its model files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The version's name (`v0001`).
+    pub version: String,
+    /// When it was trained (RFC 3339).
+    pub created: String,
+    /// The git commit of the code that trained it, when known.
+    pub git_commit: Option<String>,
+    /// The feature contract's version.
+    pub contract_version: u32,
+    /// The champion's name.
+    pub model: String,
+    /// The columns the champion reads.
+    pub features: Vec<String>,
+    /// The production cutoff (the test fold evaluates there, the model trains up to it).
+    pub cutoff: String,
+    /// Months of the label window.
+    pub horizon_months: u32,
+    /// Snapshots the production model was trained on.
+    pub train_cutoffs: Vec<String>,
+    /// A fingerprint of the training data (purchases: count, sum and a hash).
+    pub data_fingerprint: String,
+    /// Every candidate's scores on every fold.
+    pub scores: Vec<Score>,
+}
+
+impl Metadata {
+    /// The score of `model` on `fold`.
+    pub fn score(&self, model: &str, fold: &str) -> Option<&Score> {
+        self.scores
+            .iter()
+            .find(|s| s.model == model && s.fold == fold)
+    }
+}
+
+/// Whether `candidate` should replace `production`: on the same data (fingerprints equal) the
+/// candidate's champion must have a lower validation MAE than the production champion had; when the
+/// data changed, the production champion's family is compared as re-evaluated in the candidate's run
+/// (every run scores every family on the new data). Returns the reason either way.
+pub fn beats(candidate: &Metadata, production: &Metadata) -> (bool, String) {
+    let Some(new) = candidate.score(&candidate.model, "validation") else {
+        return (false, "the new version has no validation score".into());
+    };
+    let old = if candidate.data_fingerprint == production.data_fingerprint {
+        production.score(&production.model, "validation")
+    } else {
+        candidate.score(&production.model, "validation")
+    };
+    let Some(old) = old else {
+        return (
+            true,
+            format!(
+                "production's model {} has no comparable validation score",
+                production.model
+            ),
+        );
+    };
+    let better = new.metrics.mae < old.metrics.mae;
+    (
+        better,
+        format!(
+            "validation MAE {:.1} ({}) vs production's {:.1} ({}{})",
+            new.metrics.mae,
+            candidate.model,
+            old.metrics.mae,
+            production.model,
+            if candidate.data_fingerprint == production.data_fingerprint {
+                ""
+            } else {
+                ", re-evaluated on the new data"
+            }
+        ),
+    )
+}
+
+/// A registry folder.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+const PRODUCTION: &str = "production";
+const LOG: &str = "production.log";
+const METADATA: &str = "metadata.json";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |e| TrainError::Registry(format!("{}: {e}", path.display()))
+}
+
+impl Registry {
+    /// The registry in `dir` (created when missing).
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Ok(Registry {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Its folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The versions, oldest first.
+    pub fn versions(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join(METADATA).is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with('v') && n[1..].chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The folder of a new version (the next number), created empty.
+    pub fn new_version(&self) -> Result<(String, PathBuf)> {
+        let next = self
+            .versions()?
+            .last()
+            .and_then(|v| v[1..].parse::<u32>().ok())
+            .unwrap_or(0)
+            + 1;
+        let name = format!("v{next:04}");
+        let path = self.dir.join(&name);
+        std::fs::create_dir_all(&path).map_err(io(&path))?;
+        Ok((name, path))
+    }
+
+    /// The folder of `version`.
+    pub fn path(&self, version: &str) -> PathBuf {
+        self.dir.join(version)
+    }
+
+    /// Writes a version's metadata (last, so that a version without it is not listed).
+    pub fn write_metadata(&self, metadata: &Metadata) -> Result<()> {
+        let path = self.path(&metadata.version).join(METADATA);
+        let text = serde_json::to_string_pretty(metadata)
+            .map_err(|e| TrainError::Registry(e.to_string()))?;
+        std::fs::write(&path, text).map_err(io(&path))
+    }
+
+    /// A version's metadata.
+    pub fn metadata(&self, version: &str) -> Result<Metadata> {
+        let path = self.path(version).join(METADATA);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| TrainError::Registry(format!("{}: {e}", path.display())))
+    }
+
+    /// The production version, if any.
+    pub fn production(&self) -> Result<Option<String>> {
+        let path = self.dir.join(PRODUCTION);
+        match std::fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_string())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Makes `version` production (atomically: write then rename) and logs the move with `reason`.
+    pub fn promote(&self, version: &str, reason: &str) -> Result<()> {
+        if !self.versions()?.iter().any(|v| v == version) {
+            return Err(TrainError::Registry(format!("no version {version}")));
+        }
+        let path = self.dir.join(PRODUCTION);
+        let partial = self.dir.join(".production.tmp");
+        std::fs::write(&partial, format!("{version}\n")).map_err(io(&partial))?;
+        std::fs::rename(&partial, &path).map_err(io(&path))?;
+        let log = self.dir.join(LOG);
+        let mut history = std::fs::read_to_string(&log).unwrap_or_default();
+        history.push_str(&format!(
+            "{}\t{version}\t{reason}\n",
+            chrono::Utc::now().to_rfc3339()
+        ));
+        std::fs::write(&log, history).map_err(io(&log))
+    }
+
+    /// The versions production has been, oldest first (from `production.log`).
+    pub fn history(&self) -> Result<Vec<String>> {
+        let log = self.dir.join(LOG);
+        let text = match std::fs::read_to_string(&log) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&log)(e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1).map(str::to_string))
+            .collect())
+    }
+
+    /// Moves production back to the version it was before the current one; returns it.
+    pub fn rollback(&self) -> Result<String> {
+        let current = self
+            .production()?
+            .ok_or_else(|| TrainError::Registry("no production version to roll back".into()))?;
+        let history = self.history()?;
+        let previous = history
+            .iter()
+            .rev()
+            .find(|v| **v != current)
+            .cloned()
+            .ok_or_else(|| {
+                TrainError::Registry(format!("{current} is the only version ever in production"))
+            })?;
+        self.promote(&previous, &format!("rollback from {current}"))?;
+        Ok(previous)
+    }
+}

@@ -1,0 +1,115 @@
+//! The registry: numbered versions, the promotion rule (a worse model never replaces production; on
+//! new data production's family is compared as re-evaluated), promote and rollback.
+
+use trainer::backtest::Score;
+use trainer::metrics::Metrics;
+use trainer::registry::{Metadata, Registry, beats};
+
+fn score(model: &str, fold: &str, mae: f64) -> Score {
+    Score {
+        model: model.into(),
+        fold: fold.into(),
+        metrics: Metrics {
+            rmse: 0.0,
+            mae,
+            r2: 0.0,
+            spearman: 0.0,
+            normalised_gini: 0.0,
+            top_decile_share: 0.0,
+            total_ratio: 1.0,
+        },
+    }
+}
+
+fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metadata {
+    Metadata {
+        version: version.into(),
+        created: "2026-11-25T00:00:00Z".into(),
+        git_commit: None,
+        contract_version: 1,
+        model: model.into(),
+        features: vec![],
+        cutoff: "2011-06-01".into(),
+        horizon_months: 6,
+        train_cutoffs: vec![],
+        data_fingerprint: data.into(),
+        scores,
+    }
+}
+
+#[test]
+fn a_worse_or_equal_model_does_not_replace_production_on_the_same_data() {
+    let production = metadata(
+        "v0001",
+        "boosting_all",
+        "d1",
+        vec![score("boosting_all", "validation", 600.0)],
+    );
+    let worse = metadata(
+        "v0002",
+        "linear_all",
+        "d1",
+        vec![score("linear_all", "validation", 650.0)],
+    );
+    let equal = metadata(
+        "v0003",
+        "boosting_all",
+        "d1",
+        vec![score("boosting_all", "validation", 600.0)],
+    );
+    let better = metadata(
+        "v0004",
+        "two_stage_all",
+        "d1",
+        vec![score("two_stage_all", "validation", 590.0)],
+    );
+    assert!(!beats(&worse, &production).0);
+    assert!(!beats(&equal, &production).0);
+    let (yes, reason) = beats(&better, &production);
+    assert!(yes, "{reason}");
+}
+
+#[test]
+fn on_new_data_production_is_judged_as_re_evaluated_there() {
+    // Production scored 500 on the old data; on the new data its family scores 700 and the new
+    // champion 650: the new one wins although 650 > 500.
+    let production = metadata(
+        "v0001",
+        "boosting_all",
+        "old",
+        vec![score("boosting_all", "validation", 500.0)],
+    );
+    let candidate = metadata(
+        "v0002",
+        "two_stage_all",
+        "new",
+        vec![
+            score("two_stage_all", "validation", 650.0),
+            score("boosting_all", "validation", 700.0),
+        ],
+    );
+    let (yes, reason) = beats(&candidate, &production);
+    assert!(yes && reason.contains("re-evaluated"), "{reason}");
+}
+
+#[test]
+fn versions_are_numbered_and_rollback_returns_to_the_previous_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    assert_eq!(registry.production().unwrap(), None);
+    for _ in 0..3 {
+        let (version, _) = registry.new_version().unwrap();
+        registry
+            .write_metadata(&metadata(&version, "naive", "d", vec![]))
+            .unwrap();
+    }
+    assert_eq!(registry.versions().unwrap(), ["v0001", "v0002", "v0003"]);
+    assert!(registry.promote("v0009", "no such version").is_err());
+    assert!(registry.rollback().is_err(), "nothing in production yet");
+    registry.promote("v0001", "first").unwrap();
+    registry.promote("v0003", "better").unwrap();
+    assert_eq!(registry.production().unwrap().as_deref(), Some("v0003"));
+    assert_eq!(registry.rollback().unwrap(), "v0001");
+    assert_eq!(registry.production().unwrap().as_deref(), Some("v0001"));
+    assert_eq!(registry.history().unwrap(), ["v0001", "v0003", "v0001"]);
+}
