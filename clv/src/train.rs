@@ -125,6 +125,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .context("no nine-feature candidate")?;
     let nine_spec = by_name(&nine_name).context("the nine-feature spec")?;
 
+    let fingerprint = histories.fingerprint();
     let registry = Registry::open(&args.models_dir)?;
     let (version, dir) = registry.new_version()?;
     Trained::fit(&champion_spec, &train)?.save(&dir.join("model.json"))?;
@@ -136,7 +137,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        histories.fingerprint()
+        fingerprint
     );
     for fold in &folds {
         report.push_str(&format!(
@@ -161,7 +162,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         cutoff: args.cutoff.to_string(),
         horizon_months: args.horizon_months,
         train_cutoffs: train_cutoffs.iter().map(|d| d.to_string()).collect(),
-        data_fingerprint: histories.fingerprint(),
+        data_fingerprint: fingerprint,
         scores,
     };
     registry.write_metadata(&metadata)?;
