@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing clv needs, when it is missing: Debian packages (libclang-dev for
 # RocksDB's bindings, a C/C++ toolchain, xz), cargo-nextest, and tansu (a Kafka-compatible broker that
-# one end-to-end test runs as a separate process) into $CLV_TOOLS_DIR (default /var/cache/clv-tools,
+# one end-to-end test runs as a separate process) and MLflow (a Python virtualenv, for the trainer's
+# tracking test) into $CLV_TOOLS_DIR (default /var/cache/clv-tools,
 # outside the clone, so that later runs on the same machine reuse it; ~11 min to build the first time).
 # Safe to run again.
 set -euo pipefail
@@ -32,4 +33,11 @@ if ! "$tools/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore \
     --root "$tools" --target-dir "$tools/build"
   rm -rf "$tools/build"
+fi
+
+MLFLOW_VERSION=3.17.2
+if ! "$tools/mlflow/bin/mlflow" --version 2>/dev/null | grep -q "$MLFLOW_VERSION"; then
+  echo "setup: installing mlflow $MLFLOW_VERSION into $tools/mlflow (a Python virtualenv)" >&2
+  python3 -m venv "$tools/mlflow"
+  "$tools/mlflow/bin/pip" install -q "mlflow==$MLFLOW_VERSION"
 fi

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export CLV_TANSU=${CLV_TANSU:-$(scripts/tools-dir.sh)/bin/tansu}
+export CLV_MLFLOW=${CLV_MLFLOW:-$(scripts/tools-dir.sh)/mlflow/bin/mlflow}
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"

@@ -13,6 +13,7 @@ use polars::prelude::IntoLazy;
 use trainer::backtest::{
     Snapshots, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds, table,
 };
+use trainer::mlflow::Tracking;
 use trainer::models::{FeatureSet, Spec, Trained};
 use trainer::registry::{Metadata, Registry, beats};
 use trainer::training::Histories;
@@ -44,6 +45,9 @@ pub struct TrainArgs {
     /// The model registry.
     #[arg(long, env = "CLV_MODELS_DIR", default_value = "models")]
     models_dir: PathBuf,
+    /// The MLflow experiment runs are logged to when MLFLOW_TRACKING_URI is set.
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "clv")]
+    experiment: String,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -166,6 +170,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         scores,
     };
     registry.write_metadata(&metadata)?;
+    if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI")
+        && !uri.trim().is_empty()
+    {
+        let run = Tracking::new(&uri)
+            .log_version(&args.experiment, &metadata, &dir)
+            .with_context(|| format!("logging {version} to MLflow at {uri}"))?;
+        println!(
+            "logged {version} to MLflow at {uri}: experiment {}, run {}",
+            run.experiment_id, run.run_id
+        );
+    }
     match registry.production()? {
         None => {
             registry.promote(&version, "first version")?;

@@ -161,3 +161,167 @@ fn train_registers_versions_and_promotes_only_a_better_model() {
         "{listed}"
     );
 }
+
+/// A real `mlflow server` (from PyPI; `scripts/setup.sh` installs it): `clv train` with
+/// `MLFLOW_TRACKING_URI` logs the run's parameters, every score, and the version's files.
+#[test]
+fn train_logs_the_run_to_a_real_mlflow_server() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        "300",
+        "--seed",
+        "4",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let mlflow = std::env::var_os("CLV_MLFLOW")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/clv-tools/mlflow/bin/mlflow".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = dir.path().join("mlflow");
+    std::fs::create_dir_all(&store).unwrap();
+    // Its own process group, so that the server and its workers stop together.
+    let server = Command::new(&mlflow)
+        .args([
+            "server",
+            "--backend-store-uri",
+            &format!("sqlite:///{}/mlflow.db", store.display()),
+            "--artifacts-destination",
+            store.join("artifacts").to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} starts ({e}); scripts/setup.sh installs it",
+                mlflow.display()
+            )
+        });
+    struct Group(std::process::Child);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let pgid = self.0.id() as i32;
+            // SIGTERM to the server's process group (its pid: it leads the group), never to a group
+            // id ≤ 1. (Debian's procps-ng 4.0.2 `kill -TERM -<pgid>` signalled far more than the
+            // group here, so no external `kill`.)
+            if pgid > 1 {
+                // SAFETY: kill(2) with a negative pid signals exactly that process group.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGTERM);
+                }
+            }
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Group(server);
+    let uri = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while ureq::get(&format!("{uri}/health")).call().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "mlflow did not start"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let models = dir.path().join("models");
+    let output = Command::new(env!("CARGO_BIN_EXE_clv"))
+        .args([
+            "train",
+            "--input",
+            data.to_str().unwrap(),
+            "--models-dir",
+            models.to_str().unwrap(),
+        ])
+        .env("MLFLOW_TRACKING_URI", &uri)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("logged v0001 to MLflow"), "{out}");
+
+    let runs: serde_json::Value = ureq::post(&format!("{uri}/api/2.0/mlflow/runs/search"))
+        .send_json(serde_json::json!({"experiment_ids": ["1"]}))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let run = &runs["runs"][0];
+    assert_eq!(run["info"]["status"], "FINISHED", "{run}");
+    let params = run["data"]["params"].as_array().unwrap();
+    let metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("v0001/metadata.json")).unwrap())
+            .unwrap();
+    assert!(
+        params
+            .iter()
+            .any(|p| p["key"] == "model" && p["value"] == metadata["model"]),
+        "{params:?}"
+    );
+    let champion = metadata["model"].as_str().unwrap();
+    let test_mae = metadata["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["model"] == champion && s["fold"] == "test")
+        .unwrap()["metrics"]["mae"]
+        .as_f64()
+        .unwrap();
+    let logged = run["data"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "test.mae")
+        .unwrap()["value"]
+        .as_f64()
+        .unwrap();
+    assert!((logged - test_mae).abs() < 1e-9, "{logged} vs {test_mae}");
+    let run_id = run["info"]["run_id"].as_str().unwrap();
+    let artifacts: serde_json::Value = ureq::get(&format!(
+        "{uri}/api/2.0/mlflow/artifacts/list?run_id={run_id}"
+    ))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_json()
+    .unwrap();
+    let mut files: Vec<&str> = artifacts["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "metadata.json",
+            "model.json",
+            "model_nine.json",
+            "report.md"
+        ]
+    );
+}

@@ -6,12 +6,14 @@
 //! - [`models`]: the candidate model families, fitted and predicting;
 //! - [`metrics`]: RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio;
 //! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
-//! - [`registry`]: numbered versions with metadata, the `production` pointer and its promotion rule.
+//! - [`registry`]: numbered versions with metadata, the `production` pointer and its promotion rule;
+//! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API.
 //!
-//! Still to come (issue "Trainer"): the HTML report and MLflow logging.
+//! Still to come (issue "Trainer"): the HTML report.
 
 pub mod backtest;
 pub mod metrics;
+pub mod mlflow;
 pub mod models;
 pub mod probabilistic;
 pub mod registry;
@@ -29,6 +31,9 @@ pub enum TrainError {
     /// The registry folder could not be used.
     #[error("registry: {0}")]
     Registry(String),
+    /// The MLflow tracking server failed.
+    #[error("mlflow: {0}")]
+    Tracking(String),
     /// polars failed.
     #[error("polars: {0}")]
     Polars(#[from] polars::prelude::PolarsError),
