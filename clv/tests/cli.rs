@@ -137,17 +137,7 @@ fn errors_are_clear_and_never_panics() {
 #[test]
 fn snapshot_of_generated_data_to_csv_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("synthetic.csv");
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "300",
-        "--seed",
-        "3",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
+    let data = generate(dir.path(), 300, 3);
     let parquet = dir.path().join("s.parquet");
     let csv = dir.path().join("s.csv");
     for out in [&parquet, &csv] {

@@ -229,6 +229,23 @@ impl Stack {
             .collect::<Vec<_>>())
     }
 
+    /// Stops a running ingest (SIGTERM), finishes with `--until-caught-up`, checks that every event
+    /// was applied exactly once between the two and that the store equals the offline snapshot at both
+    /// cutoffs; returns the second ingest's summary.
+    fn stop_and_finish(&self, ingest: &mut Running) -> String {
+        let during = sigterm(ingest);
+        let rest = self.ingest_until_caught_up();
+        assert_eq!(
+            applied(&during) + applied(&rest),
+            self.events as u64,
+            "{during}\n{rest}"
+        );
+        for cutoff in ["2010-12-01", "2011-06-01"] {
+            self.store_equals_offline(cutoff);
+        }
+        rest
+    }
+
     /// The snapshot from the store at `cutoff`, checked equal to the offline one for every customer.
     fn store_equals_offline(&self, cutoff: &str) -> DataFrame {
         let online = self.path(&format!("online-{cutoff}.parquet"));
@@ -264,22 +281,6 @@ impl Stack {
         assert!(diff.is_empty(), "{cutoff}: {diff:#?}");
         online
     }
-}
-
-/// Generates a dataset of `customers` into `dir`.
-fn generate(dir: &Path, customers: u32, seed: u64) -> PathBuf {
-    let data = dir.join("data.csv");
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        &customers.to_string(),
-        "--seed",
-        &seed.to_string(),
-        "--out",
-        data.to_str().unwrap(),
-    ]);
-    data
 }
 
 /// "…, N read again, …" of an ingest summary.
@@ -490,16 +491,7 @@ fn the_real_data_through_kafka_equals_the_offline_snapshot() {
             && replayed.contains(&format!("{events} events sent, 235287 without customer ID")),
         "{replayed}"
     );
-    let during = sigterm(&mut ingest);
-    let rest = stack.ingest_until_caught_up();
-    assert_eq!(
-        applied(&during) + applied(&rest),
-        events as u64,
-        "{during}\n{rest}"
-    );
-    for cutoff in ["2010-12-01", "2011-06-01"] {
-        stack.store_equals_offline(cutoff);
-    }
+    stack.stop_and_finish(&mut ingest);
 }
 
 /// The same path against a broker that is not librdkafka's mock: tansu, a Kafka-compatible broker,
@@ -556,17 +548,8 @@ fn replay_then_ingest_through_tansu() {
     );
     let page = http_get(&metrics, "/metrics");
     assert!(page.contains("clv_ingest_events_total"), "{page}");
-    let during = sigterm(&mut ingest);
-    let rest = stack.ingest_until_caught_up();
+    let rest = stack.stop_and_finish(&mut ingest);
     assert_eq!(read_again(&rest), 0, "{rest}");
-    assert_eq!(
-        applied(&during) + applied(&rest),
-        events as u64,
-        "{during}\n{rest}"
-    );
-    for cutoff in ["2010-12-01", "2011-06-01"] {
-        stack.store_equals_offline(cutoff);
-    }
 }
 
 /// The tansu binary: `$CLV_TANSU`, else where `scripts/setup.sh` installs it, else `tansu` on the PATH.

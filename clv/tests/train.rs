@@ -111,18 +111,8 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
 #[test]
 fn train_registers_versions_and_promotes_only_a_better_model() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.csv");
+    let data = generate(dir.path(), 300, 3);
     let models = dir.path().join("models");
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "300",
-        "--seed",
-        "3",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
     let train = || {
         clv(&[
             "train",
@@ -171,17 +161,7 @@ fn train_logs_the_run_to_a_real_mlflow_server() {
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data.csv");
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "300",
-        "--seed",
-        "4",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
+    let data = generate(dir.path(), 300, 4);
     let mlflow = std::env::var_os("CLV_MLFLOW")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "/var/cache/clv-tools/mlflow/bin/mlflow".into());

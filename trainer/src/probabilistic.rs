@@ -64,13 +64,20 @@ impl BgNbd {
         let x = c.x;
         let a1 = lgamma(r + x) - lgamma(r) + r * alpha.ln();
         let a2 = lgamma(a + b) + lgamma(b + x) - lgamma(b) - lgamma(a + b + x);
-        let a3 = -(r + x) * (alpha + c.t).ln();
-        let a4 = if x > 0.0 {
-            a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + c.t_x).ln()
+        a1 + a2 + self.timing_term(c)
+    }
+
+    /// The part of a customer's log-likelihood that depends on `t_x` and `t` (the Gamma-function
+    /// terms depend on `x` only).
+    fn timing_term(&self, c: &Rft) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let a3 = -(r + c.x) * (alpha + c.t).ln();
+        let a4 = if c.x > 0.0 {
+            a.ln() - (b + c.x - 1.0).ln() - (r + c.x) * (alpha + c.t_x).ln()
         } else {
             f64::NEG_INFINITY
         };
-        a1 + a2 + log_add_exp(a3, a4)
+        log_add_exp(a3, a4)
     }
 
     /// Maximum-likelihood fit.
@@ -96,18 +103,8 @@ impl BgNbd {
                 .iter()
                 .map(|(x, n)| n * (constant + lgamma(r + x) + lgamma(b + x) - lgamma(a + b + x)))
                 .sum();
-            let rest: f64 = customers
-                .iter()
-                .map(|c| {
-                    let a3 = -(r + c.x) * (alpha + c.t).ln();
-                    let a4 = if c.x > 0.0 {
-                        a.ln() - (b + c.x - 1.0).ln() - (r + c.x) * (alpha + c.t_x).ln()
-                    } else {
-                        f64::NEG_INFINITY
-                    };
-                    log_add_exp(a3, a4)
-                })
-                .sum();
+            let model = BgNbd { r, alpha, a, b };
+            let rest: f64 = customers.iter().map(|c| model.timing_term(c)).sum();
             -(gammas + rest)
         });
         let best = minimise(problem, 4)?;

@@ -53,6 +53,22 @@ pub fn clv(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Generates a dataset of `customers` with `seed` into `dir/data.csv` (`clv data generate`).
+pub fn generate(dir: &Path, customers: u32, seed: u64) -> PathBuf {
+    let data = dir.join("data.csv");
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        &customers.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    data
+}
+
 /// Runs `clv` with `args` and returns what it did, success or not.
 pub fn clv_output(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clv"))
