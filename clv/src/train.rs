@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// The MLflow experiment runs are logged to when MLFLOW_TRACKING_URI is set.
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "clv")]
     experiment: String,
+    /// Also write every training snapshot (features, extra features, label) as
+    /// `<dir>/snapshot-<cutoff>.parquet`, for analysis outside clv.
+    #[arg(long)]
+    write_frames: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -80,7 +84,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let folds = folds(args.cutoff, args.horizon_months, earliest);
     let mut snapshots = Snapshots::new(&histories, args.horizon_months);
-    let scores = evaluate(&mut snapshots, &folds, &candidates())?;
+    let evaluation = evaluate(&mut snapshots, &folds, &candidates())?;
+    let scores = evaluation.scores.clone();
     for fold in &folds {
         println!(
             "\n{} fold: train at {} -> evaluate at {}\n\n{}",
@@ -111,6 +116,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .filter(|c| add_months(*c, args.horizon_months as i32) <= last_day)
         .collect();
     let train = snapshots.stacked(&train_cutoffs)?;
+    if let Some(dir) = &args.write_frames {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (cutoff, frame) in snapshots.built() {
+            let path = dir.join(format!("snapshot-{cutoff}.parquet"));
+            normalised::write_parquet(&mut frame.clone(), &path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("wrote the training snapshots to {}", dir.display());
+    }
     let specs = candidates();
     let by_name = |name: &str| specs.iter().find(|s| s.name() == name).cloned();
     let champion_spec = by_name(&best).context("the champion's spec")?;
@@ -132,8 +146,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let fingerprint = histories.fingerprint();
     let registry = Registry::open(&args.models_dir)?;
     let (version, dir) = registry.new_version()?;
-    Trained::fit(&champion_spec, &train)?.save(&dir.join("model.json"))?;
-    Trained::fit(&nine_spec, &train)?.save(&dir.join("model_nine.json"))?;
+    let probabilistic = Some(snapshots.probabilistic(args.cutoff)?);
+    Trained::fit(&champion_spec, &train, probabilistic)?.save(&dir.join("model.json"))?;
+    Trained::fit(&nine_spec, &train, probabilistic)?.save(&dir.join("model_nine.json"))?;
     let mut report = format!(
         "# {version}: {best}\n\nTrained on the snapshots {} (data {}).\n",
         train_cutoffs
@@ -151,7 +166,29 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             table(&scores, &fold.name)
         ));
     }
+    report.push_str("\nPlots: report.html.\n");
     std::fs::write(dir.join("report.md"), report).context("writing the report")?;
+    let html = trainer::report::build(
+        format!("clv {version}: champion {best}"),
+        vec![
+            format!(
+                "Champion by the lowest validation MAE (ties by normalised Gini): {best}. Production \
+                 model trained on the snapshots {} to {}; data {fingerprint}.",
+                train_cutoffs.first().map(|d| d.to_string()).unwrap_or_default(),
+                train_cutoffs.last().map(|d| d.to_string()).unwrap_or_default(),
+            ),
+            "Every candidate is trained only on snapshots whose label windows end by its fold's \
+             evaluation cutoff; models and settings are chosen on the validation fold, the test fold \
+             is the honest estimate."
+                .to_string(),
+        ],
+        &mut snapshots,
+        &folds,
+        &evaluation,
+        &specs,
+        &best,
+    )?;
+    std::fs::write(dir.join("report.html"), html).context("writing the HTML report")?;
     let metadata = Metadata {
         version: version.clone(),
         created: chrono::Utc::now().to_rfc3339(),
@@ -228,7 +265,7 @@ fn train_on_table(path: &std::path::Path) -> anyhow::Result<()> {
         .collect();
     let mut scores = Vec::new();
     for (fold, train, test) in seed_folds(&frame)? {
-        scores.extend(score_fold(&fold, &train, &test, &nine)?);
+        scores.extend(score_fold(&fold, &train, &test, &nine)?.0);
     }
     for fold in ["validation", "test"] {
         println!(

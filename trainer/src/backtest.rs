@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::models::{FeatureSet, Spec, column};
-use crate::training::{Histories, training_frame};
+use crate::training::{Histories, Probabilistic, training_frame};
 use crate::{Result, TrainError};
 
 /// One out-of-time fold.
@@ -57,24 +57,33 @@ pub fn folds(t: NaiveDate, horizon_months: u32, earliest: NaiveDate) -> [Fold; 2
     ]
 }
 
+/// The weights of the revenue a year before tried in the seasonal BG/NBD.
+pub const BLEND_WEIGHTS: [f64; 5] = [0.0, 0.1, 0.2, 0.3, 0.4];
+
+/// The powers tried in the seasonal BG/NBD.
+pub const SHARPEN_POWERS: [f64; 5] = [1.0, 1.05, 1.1, 1.15, 1.2];
+
 /// The candidate models every run trains.
 pub fn candidates() -> Vec<Spec> {
+    let bgnbd = |scaled, seasonal, year_before_weight, sharpen| Spec::BgNbd {
+        scaled,
+        seasonal,
+        year_before_weight,
+        sharpen,
+    };
     let mut out = vec![
         Spec::Naive,
         Spec::NaiveScaled,
-        Spec::BgNbd {
-            scaled: false,
-            seasonal: false,
-        },
-        Spec::BgNbd {
-            scaled: true,
-            seasonal: false,
-        },
-        Spec::BgNbd {
-            scaled: false,
-            seasonal: true,
-        },
+        bgnbd(false, false, 0.0, 1.0),
+        bgnbd(true, false, 0.0, 1.0),
     ];
+    // The seasonal BG/NBD over a grid of its two shape settings (chosen on the validation fold
+    // like any other candidate).
+    for year_before_weight in BLEND_WEIGHTS {
+        for sharpen in SHARPEN_POWERS {
+            out.push(bgnbd(false, true, year_before_weight, sharpen));
+        }
+    }
     for features in [FeatureSet::Nine, FeatureSet::All] {
         out.push(Spec::Linear { features });
         out.push(Spec::RandomForest {
@@ -100,7 +109,7 @@ pub fn candidates() -> Vec<Spec> {
 pub struct Snapshots<'a> {
     histories: &'a Histories,
     horizon_months: u32,
-    frames: BTreeMap<NaiveDate, DataFrame>,
+    frames: BTreeMap<NaiveDate, (DataFrame, Probabilistic)>,
 }
 
 impl<'a> Snapshots<'a> {
@@ -115,6 +124,15 @@ impl<'a> Snapshots<'a> {
 
     /// The training frame at `cutoff`.
     pub fn at(&mut self, cutoff: NaiveDate) -> Result<&DataFrame> {
+        Ok(&self.built_at(cutoff)?.0)
+    }
+
+    /// BG/NBD and Gamma-Gamma as fitted on the purchases before `cutoff`.
+    pub fn probabilistic(&mut self, cutoff: NaiveDate) -> Result<Probabilistic> {
+        Ok(self.built_at(cutoff)?.1)
+    }
+
+    fn built_at(&mut self, cutoff: NaiveDate) -> Result<&(DataFrame, Probabilistic)> {
         if !self.frames.contains_key(&cutoff) {
             let spec = SnapshotSpec {
                 cutoff,
@@ -122,11 +140,18 @@ impl<'a> Snapshots<'a> {
             };
             let (frame, fitted) = training_frame(self.histories, &spec, None)?;
             tracing::info!(%cutoff, customers = frame.height(), ?fitted, "snapshot");
-            self.frames.insert(cutoff, frame);
+            self.frames.insert(cutoff, (frame, fitted));
         }
         self.frames
             .get(&cutoff)
             .ok_or_else(|| TrainError::Input(format!("no snapshot at {cutoff}")))
+    }
+
+    /// Every snapshot built so far, by cutoff.
+    pub fn built(&self) -> impl Iterator<Item = (&NaiveDate, &DataFrame)> {
+        self.frames
+            .iter()
+            .map(|(cutoff, (frame, _))| (cutoff, frame))
     }
 
     /// The snapshots at `cutoffs`, one below the other.
@@ -157,19 +182,49 @@ pub struct Score {
     pub metrics: Metrics,
 }
 
+/// The predictions of every candidate on one fold's evaluation snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct FoldPredictions {
+    /// The label of each customer.
+    pub actual: Vec<f64>,
+    /// Each candidate's predictions, in the candidates' order.
+    pub by_model: Vec<(String, Vec<f64>)>,
+}
+
+impl FoldPredictions {
+    /// The predictions of `model`.
+    pub fn of(&self, model: &str) -> Option<&[f64]> {
+        self.by_model
+            .iter()
+            .find(|(name, _)| name == model)
+            .map(|(_, p)| p.as_slice())
+    }
+}
+
+/// Every candidate's scores and predictions on the folds.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// One per candidate and fold.
+    pub scores: Vec<Score>,
+    /// By fold name.
+    pub predictions: BTreeMap<String, FoldPredictions>,
+}
+
 /// Trains every candidate on each fold's training set and scores it on the fold's evaluation set.
 pub fn evaluate(
     snapshots: &mut Snapshots<'_>,
     folds: &[Fold],
     candidates: &[Spec],
-) -> Result<Vec<Score>> {
-    let mut scores = Vec::new();
+) -> Result<Evaluation> {
+    let mut out = Evaluation::default();
     for fold in folds {
         let train = snapshots.stacked(&fold.train_cutoffs)?;
         let test = snapshots.at(fold.evaluate_at)?.clone();
-        scores.extend(score_fold(&fold.name, &train, &test, candidates)?);
+        let (scores, predictions) = score_fold(&fold.name, &train, &test, candidates)?;
+        out.scores.extend(scores);
+        out.predictions.insert(fold.name.clone(), predictions);
     }
-    Ok(scores)
+    Ok(out)
 }
 
 /// Trains every candidate on `train` and scores it on `test`.
@@ -178,9 +233,10 @@ pub fn score_fold(
     train: &DataFrame,
     test: &DataFrame,
     candidates: &[Spec],
-) -> Result<Vec<Score>> {
+) -> Result<(Vec<Score>, FoldPredictions)> {
     let actual = column(test, LABEL)?;
     let mut scores = Vec::new();
+    let mut by_model = Vec::new();
     for spec in candidates {
         let fitted = spec.fit(train)?;
         let predicted = fitted.predict(spec, test)?;
@@ -191,8 +247,9 @@ pub fn score_fold(
             fold: fold.to_string(),
             metrics,
         });
+        by_model.push((spec.name(), predicted));
     }
-    Ok(scores)
+    Ok((scores, FoldPredictions { actual, by_model }))
 }
 
 /// The seed's modeling table (one cutoff, no history: `customer_id`, the nine features, `clv_6m`)

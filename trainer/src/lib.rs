@@ -7,9 +7,9 @@
 //! - [`metrics`]: RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio;
 //! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
 //! - [`registry`]: numbered versions with metadata, the `production` pointer and its promotion rule;
-//! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API.
-//!
-//! Still to come (issue "Trainer"): the HTML report.
+//! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
+//! - [`report`]: the HTML report of a run (cumulative gains, predicted vs actual, metric tables,
+//!   permutation feature importance), plotted with plotters.
 
 pub mod backtest;
 pub mod metrics;
@@ -17,6 +17,7 @@ pub mod mlflow;
 pub mod models;
 pub mod probabilistic;
 pub mod registry;
+pub mod report;
 pub mod training;
 
 /// Errors of the trainer.
@@ -31,6 +32,9 @@ pub enum TrainError {
     /// The registry folder could not be used.
     #[error("registry: {0}")]
     Registry(String),
+    /// A plot could not be drawn.
+    #[error("report: {0}")]
+    Report(String),
     /// The MLflow tracking server failed.
     #[error("mlflow: {0}")]
     Tracking(String),

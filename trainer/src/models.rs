@@ -17,7 +17,7 @@ use smartcore::ensemble::random_forest_regressor::{
 };
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-use crate::training::{BGNBD_CLV, EXTRA_FEATURES, SEASON_INDEX};
+use crate::training::{BGNBD_CLV, EXTRA_FEATURES, Probabilistic, SEASON_INDEX, YEAR_BEFORE};
 use crate::{Result, TrainError};
 
 /// Which columns a model reads.
@@ -50,13 +50,28 @@ pub enum Spec {
     Naive,
     /// `naive_6m` × (training label total / training naive total).
     NaiveScaled,
-    /// BG/NBD expected purchases × Gamma-Gamma expected spend, × a factor (1 or the training
-    /// fold's label / prediction ratio), and × the snapshot's seasonal index when `seasonal`.
+    /// BG/NBD expected purchases × Gamma-Gamma expected spend (`bgnbd_clv`), × a factor (1 or the
+    /// training fold's label / prediction ratio), and × the snapshot's seasonal index when
+    /// `seasonal`.
+    ///
+    /// Two settings shape it within a snapshot (the frame predicted is one snapshot's population):
+    /// `year_before_weight` w blends in each customer's own seasonality, their revenue in the label
+    /// window's months a year before rescaled to `bgnbd_clv`'s total,
+    /// `(1 − w)·bgnbd_clv + w·year_before·Σbgnbd_clv/Σyear_before`; `sharpen` q raises that to the
+    /// power q and rescales to the same total (q > 1 moves expected revenue from the many unlikely
+    /// buyers to the likely ones, which lowers the absolute error of a zero-heavy target). Neither
+    /// changes the total; w changes the ranking, q does not.
     BgNbd {
         /// Rescale by the training fold's ratio of label to prediction totals.
         scaled: bool,
         /// Multiply by the seasonal index (the label window's months a year before).
         seasonal: bool,
+        /// The weight of the customer's revenue in the same months a year before.
+        #[serde(default)]
+        year_before_weight: f64,
+        /// The power the blend is raised to before it is rescaled to its total.
+        #[serde(default = "one")]
+        sharpen: f64,
     },
     /// Ordinary least squares.
     Linear {
@@ -102,11 +117,27 @@ impl Spec {
         match self {
             Spec::Naive => "naive".into(),
             Spec::NaiveScaled => "naive_scaled".into(),
-            Spec::BgNbd { scaled, seasonal } => format!(
-                "bgnbd_gg{}{}",
-                if *seasonal { "_seasonal" } else { "" },
-                if *scaled { "_scaled" } else { "" }
-            ),
+            Spec::BgNbd {
+                scaled,
+                seasonal,
+                year_before_weight,
+                sharpen,
+            } => {
+                let mut name = String::from("bgnbd_gg");
+                if *seasonal {
+                    name.push_str("_seasonal");
+                }
+                if *scaled {
+                    name.push_str("_scaled");
+                }
+                if *year_before_weight != 0.0 {
+                    name.push_str(&format!("_yb{year_before_weight}"));
+                }
+                if *sharpen != 1.0 {
+                    name.push_str(&format!("_q{sharpen}"));
+                }
+                name
+            }
             Spec::Linear { features } => format!("linear_{}", set(features)),
             Spec::RandomForest { features, .. } => format!("random_forest_{}", set(features)),
             Spec::Boosting { features, .. } => format!("boosting_{}", set(features)),
@@ -119,9 +150,19 @@ impl Spec {
         match self {
             Spec::Naive | Spec::NaiveScaled => vec![NAIVE],
             Spec::BgNbd {
-                seasonal: false, ..
-            } => vec![BGNBD_CLV],
-            Spec::BgNbd { seasonal: true, .. } => vec![BGNBD_CLV, SEASON_INDEX],
+                seasonal,
+                year_before_weight,
+                ..
+            } => {
+                let mut columns = vec![BGNBD_CLV];
+                if *seasonal {
+                    columns.push(SEASON_INDEX);
+                }
+                if *year_before_weight != 0.0 {
+                    columns.push(YEAR_BEFORE);
+                }
+                columns
+            }
             Spec::Linear { features }
             | Spec::RandomForest { features, .. }
             | Spec::Boosting { features, .. }
@@ -135,19 +176,22 @@ impl Spec {
         let fitted = match self {
             Spec::Naive => Fitted::Column {
                 column: NAIVE.into(),
-                times: None,
                 factor: 1.0,
             },
             Spec::NaiveScaled => Fitted::Column {
                 column: NAIVE.into(),
-                times: None,
                 factor: ratio(&y, &column(train, NAIVE)?),
             },
-            Spec::BgNbd { scaled, seasonal } => {
-                let times = seasonal.then(|| SEASON_INDEX.to_string());
-                let base = Fitted::Column {
-                    column: BGNBD_CLV.into(),
-                    times: times.clone(),
+            Spec::BgNbd {
+                scaled,
+                seasonal,
+                year_before_weight,
+                sharpen,
+            } => {
+                let base = Fitted::BgNbd {
+                    seasonal: *seasonal,
+                    year_before_weight: *year_before_weight,
+                    sharpen: *sharpen,
                     factor: 1.0,
                 };
                 let factor = if *scaled {
@@ -155,9 +199,10 @@ impl Spec {
                 } else {
                     1.0
                 };
-                Fitted::Column {
-                    column: BGNBD_CLV.into(),
-                    times,
+                Fitted::BgNbd {
+                    seasonal: *seasonal,
+                    year_before_weight: *year_before_weight,
+                    sharpen: *sharpen,
                     factor,
                 }
             }
@@ -259,12 +304,21 @@ impl Spec {
 /// A fitted model.
 #[derive(Serialize, Deserialize)]
 pub enum Fitted {
-    /// A column of the frame times a factor, and times another column when given (naive, BG/NBD).
+    /// A column of the frame times a factor (naive).
     Column {
         /// The column.
         column: String,
-        /// Multiplied by this column too.
-        times: Option<String>,
+        /// The factor.
+        factor: f64,
+    },
+    /// BG/NBD + Gamma-Gamma, shaped as [`Spec::BgNbd`] says.
+    BgNbd {
+        /// × the seasonal index.
+        seasonal: bool,
+        /// Weight of the revenue in the same months a year before.
+        year_before_weight: f64,
+        /// Power of the blend.
+        sharpen: f64,
         /// The factor.
         factor: f64,
     },
@@ -296,17 +350,56 @@ impl Fitted {
         let raw = match self {
             Fitted::Column {
                 column: name,
-                times,
+                factor,
+            } => column(frame, name)?
+                .into_iter()
+                .map(|v| v * factor)
+                .collect(),
+            Fitted::BgNbd {
+                seasonal,
+                year_before_weight,
+                sharpen,
                 factor,
             } => {
-                let by = match times {
-                    Some(other) => column(frame, other)?,
-                    None => vec![1.0; n],
+                let clv = column(frame, BGNBD_CLV)?;
+                let season = if *seasonal {
+                    column(frame, SEASON_INDEX)?
+                } else {
+                    vec![1.0; n]
                 };
-                column(frame, name)?
-                    .into_iter()
-                    .zip(by)
-                    .map(|(v, b)| v * b * factor)
+                let clv_total: f64 = clv.iter().sum();
+                let blend: Vec<f64> = if *year_before_weight != 0.0 {
+                    let year_before = column(frame, YEAR_BEFORE)?;
+                    let year_total: f64 = year_before.iter().sum();
+                    let scale = if year_total > 0.0 {
+                        clv_total / year_total
+                    } else {
+                        0.0
+                    };
+                    clv.iter()
+                        .zip(&year_before)
+                        .map(|(c, y)| {
+                            if year_total > 0.0 {
+                                (1.0 - year_before_weight) * c + year_before_weight * y * scale
+                            } else {
+                                *c
+                            }
+                        })
+                        .collect()
+                } else {
+                    clv.clone()
+                };
+                let shaped: Vec<f64> = blend.iter().map(|v| v.max(0.0).powf(*sharpen)).collect();
+                let shaped_total: f64 = shaped.iter().sum();
+                let rescale = if shaped_total > 0.0 {
+                    clv_total / shaped_total
+                } else {
+                    1.0
+                };
+                shaped
+                    .iter()
+                    .zip(&season)
+                    .map(|(v, s)| v * rescale * s * factor)
                     .collect()
             }
             Fitted::Linear {
@@ -371,6 +464,10 @@ fn boost(
     Ok(model)
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// sum(a) / sum(b), 1 when b sums to 0.
 fn ratio(a: &[f64], b: &[f64]) -> f64 {
     let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
@@ -426,18 +523,28 @@ pub struct Trained {
     pub spec: Spec,
     /// The fitted parameters.
     pub fitted: Fitted,
+    /// BG/NBD and Gamma-Gamma as fitted at the production cutoff: what the extra features are
+    /// computed with when the model scores live features (absent: refitted at scoring time).
+    #[serde(default)]
+    pub probabilistic: Option<Probabilistic>,
 }
 
 impl Trained {
-    /// Fits `spec` on `train`.
-    pub fn fit(spec: &Spec, train: &DataFrame) -> Result<Self> {
+    /// Fits `spec` on `train`; the extra features of the frames it will score come from
+    /// `probabilistic`.
+    pub fn fit(
+        spec: &Spec,
+        train: &DataFrame,
+        probabilistic: Option<Probabilistic>,
+    ) -> Result<Self> {
         Ok(Trained {
             spec: spec.clone(),
             fitted: spec.fit(train)?,
+            probabilistic,
         })
     }
 
-    /// Predictions for every row of `frame`.
+    /// Predictions for every row of `frame` (one snapshot: some models scale within it).
     pub fn predict(&self, frame: &DataFrame) -> Result<Vec<f64>> {
         self.fitted.predict(&self.spec, frame)
     }

@@ -26,8 +26,11 @@ pub const EXTRA_FEATURES: [&str; 7] = [
 
 /// The column of the seasonal index: everyone's revenue in the label window's months a year before
 /// the cutoff over half of everyone's revenue in the year before the cutoff (1 when that year is not
-/// all in the data). The same for every customer of a snapshot.
+/// in the data from its first day). The same for every customer of a snapshot.
 pub const SEASON_INDEX: &str = "season_index";
+
+/// The column of each customer's revenue in the label window's months a year before the cutoff.
+pub const YEAR_BEFORE: &str = "revenue_year_before_window";
 
 /// The column of the BG/NBD + Gamma-Gamma prediction (expected purchases × expected spend).
 pub const BGNBD_CLV: &str = "bgnbd_clv";
@@ -208,8 +211,13 @@ pub fn training_frame(
     let by_id: BTreeMap<u64, &CustomerState> =
         histories.customers.iter().map(|(id, s)| (*id, s)).collect();
     let ids = base.column("customer_id")?.i64()?.clone();
-    let first_purchase = histories.first_purchase_ms().unwrap_or(t);
-    let season_index = if first_purchase <= year_before.0 {
+    // The data covers the year before when it begins on or before that year's first day.
+    let first_day = histories
+        .first_purchase_ms()
+        .unwrap_or(t)
+        .div_euclid(MS_PER_DAY)
+        * MS_PER_DAY;
+    let season_index = if first_day <= year_before.0 {
         let window = histories.revenue_between(year_before.0, year_before.1) as f64;
         let year = histories.revenue_between(year_before.0, t) as f64;
         if year > 0.0 {
