@@ -1,11 +1,12 @@
 //! The `clv` command line: clap definitions and one module per command family, each a thin layer over
-//! the libraries (`dataset`, `featurestore`, `ingest`).
+//! the libraries (`dataset`, `featurestore`, `ingest`, `trainer`, `scorer`).
 
 use clap::{Parser, Subcommand};
 
 mod data;
 mod models;
 mod progress;
+mod serve;
 mod snapshot;
 mod stream;
 mod telemetry;
@@ -37,6 +38,8 @@ enum Command {
     Train(train::TrainArgs),
     /// List the registered models, promote one, or roll production back.
     Models(models::ModelsArgs),
+    /// Serve CLV over HTTP from the live feature store and the production model.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs one command.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => stream::ingest_command(args),
         Command::Train(args) => train::run(args),
         Command::Models(args) => models::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -10,16 +10,29 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Response-size buckets, bytes.
+const BYTES_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+];
+
+/// Installs the Prometheus recorder: histograms (not summaries) for every `*_seconds` and
+/// `*_bytes` metric, so that Prometheus can aggregate their buckets.
+pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .context("metric buckets")?
+        .set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)
+        .context("metric buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
 /// Installs the recorder and serves `GET /metrics` on `addr` until the process ends.
 pub fn serve_metrics(addr: &str) -> anyhow::Result<PrometheusHandle> {
     let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("metrics address {addr:?}"))?;
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .context("metric buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let handle = install_recorder()?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     listener.set_nonblocking(true)?;
     let served = handle.clone();

@@ -178,6 +178,19 @@ impl RocksStore {
         self.db.try_catch_up_with_primary().map_err(self.rocks())
     }
 
+    /// Whether the primary has created column families (partitions) since this instance opened: a
+    /// secondary instance must be reopened to read them.
+    pub fn has_new_column_families(&self) -> Result<bool> {
+        let names = DB::list_cf(&Options::default(), &self.path).map_err(self.rocks())?;
+        Ok(names.iter().any(|name| self.db.cf_handle(name).is_none()))
+    }
+
+    /// RocksDB's latest sequence number: it grows with every write, so a reader can tell whether
+    /// anything changed since it last looked (a secondary instance sees it after catching up).
+    pub fn sequence_number(&self) -> u64 {
+        self.db.latest_sequence_number()
+    }
+
     /// The database folder.
     pub fn path(&self) -> &Path {
         &self.path
@@ -248,10 +261,9 @@ impl RocksStore {
 
     /// The stored next offsets of `source`, by partition.
     pub fn offsets(&self, source: &SourceId) -> Result<BTreeMap<i32, i64>> {
-        let cf = self
-            .db
-            .cf_handle(CF_OFFSETS)
-            .expect("opened with the offsets family");
+        let Some(cf) = self.db.cf_handle(CF_OFFSETS) else {
+            return Ok(BTreeMap::new());
+        };
         let prefix = source.prefix();
         let mut offsets = BTreeMap::new();
         for item in self.db.iterator_cf(
@@ -319,10 +331,11 @@ impl RocksStore {
     }
 
     fn meta_i64(&self, key: &[u8]) -> Result<Option<i64>> {
-        let cf = self
-            .db
-            .cf_handle(CF_META)
-            .expect("opened with the meta family");
+        // A secondary instance opened while the primary was still creating the store may not have
+        // the family yet: nothing written there yet.
+        let Some(cf) = self.db.cf_handle(CF_META) else {
+            return Ok(None);
+        };
         match self.db.get_pinned_cf(&cf, key).map_err(self.rocks())? {
             Some(v) => Ok(Some(i64::from_be_bytes(
                 v.as_ref()

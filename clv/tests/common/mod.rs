@@ -2,6 +2,8 @@
 //! running the `clv` binary.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

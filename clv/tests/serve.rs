@@ -1,0 +1,348 @@
+//! `clv serve` over real HTTP, against a store that the streaming path fills while the scorer runs as
+//! a separate process (a RocksDB secondary instance): every endpoint, every error, the answers checked
+//! against the registered model applied to the offline features, and a promotion under load.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::stack::*;
+use common::*;
+use featurestore::SnapshotSpec;
+use serde_json::{Value, json};
+use trainer::models::Trained;
+use trainer::training::{Histories, training_frame};
+
+fn new_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// GET, returning the status and the body.
+fn get(agent: &ureq::Agent, url: &str) -> (u16, String) {
+    let mut response = agent.get(url).call().unwrap();
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+fn get_json(agent: &ureq::Agent, url: &str) -> (u16, Value) {
+    let (status, body) = get(agent, url);
+    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
+    (status, value)
+}
+
+fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let mut response = agent
+        .post(url)
+        .header("content-type", content_type)
+        .send(body)
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}")),
+    )
+}
+
+/// A JSON error of the API with this status.
+fn assert_error(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["status"], expected, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+}
+
+/// What the registered model predicts from the offline features of `data` at `as_of`, by customer.
+fn expected(data: &Path, models: &Path, version: &str, as_of: NaiveDate) -> Vec<(u64, f64)> {
+    let loaded = dataset::normalised::load(data, &indicatif::ProgressBar::hidden()).unwrap();
+    let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
+    let model = Trained::load(&models.join(version).join("model.json")).unwrap();
+    let spec = SnapshotSpec {
+        cutoff: as_of,
+        horizon_months: 6,
+    };
+    let (frame, _) = training_frame(&histories, &spec, model.probabilistic.as_ref()).unwrap();
+    let predicted = model.predict(&frame).unwrap();
+    let ids = frame.column("customer_id").unwrap().i64().unwrap().clone();
+    ids.into_no_null_iter()
+        .zip(predicted)
+        .map(|(id, p)| (id as u64, p))
+        .collect()
+}
+
+/// POSTs headers declaring a `length`-byte JSON body and 1 KiB of it; returns the raw response.
+fn raw_post(addr: &str, path: &str, length: usize) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let _ = stream.write_all(&[b' '; 1024]);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_request() {
+    let stack = Stack::start(300, 7, 2);
+    let models = stack.dir.path().join("models");
+    let models_dir = models.to_str().unwrap();
+    let train = || {
+        clv(&[
+            "train",
+            "--input",
+            stack.data.to_str().unwrap(),
+            "--models-dir",
+            models_dir,
+        ])
+    };
+    train();
+    let (mut ingest, _) = stack.spawn_ingest();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let mut serve = spawn(&[
+        "serve",
+        "--db",
+        &stack.path("featurestore"),
+        "--models-dir",
+        models_dir,
+        "--listen",
+        &addr,
+        "--refresh-seconds",
+        "0.2",
+    ]);
+    let agent = new_agent();
+    wait_for("the scorer to listen", Duration::from_secs(30), || {
+        agent.get(&format!("{base}/health")).call().is_ok()
+    });
+    // Before anything is ingested the scorer is alive but not ready.
+    let (status, body) = get_json(&agent, &format!("{base}/ready"));
+    assert_error(status, &body, 503);
+
+    // The scorer sees what ingest writes while both run: poll until every customer is scored.
+    stack.replay();
+    let loaded = dataset::normalised::load(&stack.data, &indicatif::ProgressBar::hidden()).unwrap();
+    let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
+    let customers = histories.customers().len();
+    let last = histories.last_purchase_ms().unwrap();
+    let as_of = scorer::population::as_of_watermark(last).unwrap();
+    wait_for("every customer scored", Duration::from_secs(60), || {
+        let (status, body) = get_json(&agent, &format!("{base}/ready"));
+        status == 200 && body["customers"] == customers && body["as_of"] == as_of.to_string()
+    });
+
+    // GET /customers/{id}/clv equals the registered model applied to the offline features.
+    let expected = expected(&stack.data, &models, "v0001", as_of);
+    assert_eq!(expected.len(), customers);
+    for (id, clv) in expected.iter().step_by(expected.len() / 12) {
+        let (status, body) = get_json(&agent, &format!("{base}/customers/{id}/clv"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["customer_id"], *id);
+        assert_eq!(body["as_of"], as_of.to_string());
+        assert_eq!(body["model"]["version"], "v0001");
+        let served = body["clv_6m"].as_f64().unwrap();
+        assert!((served - clv).abs() <= 0.006, "{id}: {served} vs {clv}");
+        assert!(
+            body["features"]["frequency"].as_i64().unwrap() >= 1,
+            "{body}"
+        );
+        assert!(
+            body["features"]["extra"]["bgnbd_p_alive"].is_number(),
+            "{body}"
+        );
+        let (status, body) = get_json(&agent, &format!("{base}/customers/{id}/features"));
+        assert_eq!(status, 200, "{body}");
+        assert!(body["freshness"]["watermark"].is_string(), "{body}");
+        assert!(
+            body["features"]["tenure_days"].as_i64().unwrap() >= 0,
+            "{body}"
+        );
+    }
+
+    // The top list: the highest predictions, in order; and as CSV.
+    let mut ranked = expected.clone();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (status, top) = get_json(&agent, &format!("{base}/customers/top?k=10"));
+    assert_eq!(status, 200, "{top}");
+    let top = top["customers"].as_array().unwrap().clone();
+    assert_eq!(top.len(), 10);
+    for (row, (id, clv)) in top.iter().zip(&ranked) {
+        assert!(
+            (row["clv_6m"].as_f64().unwrap() - clv).abs() <= 0.006,
+            "{row} vs {id}"
+        );
+    }
+    assert_eq!(top[0]["rank"], 1);
+    let (status, csv) = get(&agent, &format!("{base}/customers/top.csv?k=3"));
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[0], "rank,customer_id,clv_6m");
+    assert!(lines[1].starts_with(&format!("1,{},", top[0]["customer_id"])));
+
+    // Bad IDs, unknown customers, bad k.
+    for (path, expected) in [
+        ("/customers/abc/clv", 400),
+        ("/customers/12a/features", 400),
+        ("/customers/-5/clv", 400),
+        ("/customers/99999999999999999999999/clv", 400),
+        ("/customers/999999999/clv", 404),
+        ("/customers/999999999/features", 404),
+        ("/customers/top?k=0", 400),
+        ("/customers/top?k=abc", 400),
+        ("/customers/top?k=1000000", 400),
+        ("/no/such/route", 404),
+    ] {
+        let (status, body) = get_json(&agent, &format!("{base}{path}"));
+        assert_error(status, &body, expected);
+    }
+
+    // POST /predict: the nine-feature model, seed-compatible; malformed, huge and wrong bodies get
+    // clean 4xx.
+    let nine = Trained::load(&models.join("v0001/model_nine.json")).unwrap();
+    let request = json!({
+        "recency_days": 12, "frequency": 7, "total_revenue": 2450.5, "avg_order_value": 350.07,
+        "tenure_days": 400, "active_months": 6, "purchase_velocity": 0.52,
+        "avg_gap_days": 64.7, "std_gap_days": 20.1
+    });
+    let (status, body) = post(
+        &agent,
+        &format!("{base}/predict"),
+        "application/json",
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let columns: Vec<polars::prelude::Column> = featurestore::contract::FEATURES
+        .iter()
+        .map(|name| polars::prelude::Column::new((*name).into(), [request[*name].as_f64()]))
+        .collect();
+    let frame = polars::prelude::DataFrame::new_infer_height(columns).unwrap();
+    let want = nine.predict(&frame).unwrap()[0];
+    let got = body["predicted_clv_6m"].as_f64().unwrap();
+    assert!((got - want).abs() <= 0.006, "{got} vs {want}");
+    assert_eq!(body["model"]["version"], "v0001");
+    for (content_type, body, expected) in [
+        ("application/json", b"{not json".to_vec(), 400),
+        ("application/json", b"{\"recency_days\": 3}".to_vec(), 422),
+        (
+            "application/json",
+            request
+                .to_string()
+                .replace("\"frequency\":7", "\"frequency\":-1")
+                .into_bytes(),
+            400,
+        ),
+        ("text/plain", request.to_string().into_bytes(), 415),
+    ] {
+        let (status, body) = post(&agent, &format!("{base}/predict"), content_type, &body);
+        assert_error(status, &body, expected);
+    }
+    // A huge body is refused from its declared length, before it is read.
+    let huge = raw_post(&addr, "/predict", 64 * 1024 * 1024);
+    assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    let body: Value = serde_json::from_str(huge.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_error(413, &body, 413);
+    let mut response = agent.delete(&format!("{base}/predict")).call().unwrap();
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_error(response.status().as_u16(), &body, 405);
+
+    // Health, OpenAPI, the offline docs page, and the metrics of what happened above.
+    assert_eq!(get(&agent, &format!("{base}/health")).0, 200);
+    let (status, openapi) = get_json(&agent, &format!("{base}/openapi.json"));
+    assert_eq!(status, 200);
+    for path in [
+        "/customers/{id}/clv",
+        "/customers/top",
+        "/predict",
+        "/ready",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} in {openapi}");
+    }
+    let (status, docs) = get(&agent, &format!("{base}/docs/"));
+    assert_eq!(status, 200);
+    assert!(docs.to_lowercase().contains("swagger"), "{docs}");
+    let (status, page) = get(&agent, &format!("{base}/metrics"));
+    assert_eq!(status, 200);
+    for needle in [
+        "http_request_duration_seconds_bucket{route=\"/customers/{id}/clv\",status=\"200\",le=",
+        "http_requests_total{route=\"/customers/{id}/clv\",status=\"404\"}",
+        "http_requests_total{route=\"/predict\",status=\"413\"}",
+        "http_response_size_bytes_bucket",
+        "scorer_predictions_total{endpoint=\"clv\"}",
+        "scorer_model_info{name=",
+        "scorer_feature_watermark_seconds",
+        "scorer_features_refreshed_timestamp_seconds",
+    ] {
+        assert!(page.contains(needle), "{needle} missing from\n{page}");
+    }
+
+    // A promotion while clients hammer the scorer: every request answers 200, and the new version
+    // takes over.
+    train();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen_new = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let ids: Arc<Vec<u64>> = Arc::new(expected.iter().map(|(id, _)| *id).collect());
+    let clients: Vec<_> = (0..4)
+        .map(|k| {
+            let (stop, seen_new, served, ids, base) = (
+                stop.clone(),
+                seen_new.clone(),
+                served.clone(),
+                ids.clone(),
+                base.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent = new_agent();
+                let mut i = k;
+                while !stop.load(Ordering::Acquire) {
+                    let id = ids[i % ids.len()];
+                    i += 7;
+                    let (status, body) = get_json(&agent, &format!("{base}/customers/{id}/clv"));
+                    assert_eq!(status, 200, "{body}");
+                    if body["model"]["version"] == "v0002" {
+                        seen_new.store(true, Ordering::Release);
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    clv(&["models", "promote", "v0002", "--models-dir", models_dir]);
+    wait_for(
+        "the promoted model to serve",
+        Duration::from_secs(30),
+        || seen_new.load(Ordering::Acquire),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Release);
+    for client in clients {
+        client.join().expect("no client saw an error");
+    }
+    assert!(served.load(Ordering::Relaxed) > 100);
+    let (_, ready) = get_json(&agent, &format!("{base}/ready"));
+    assert_eq!(ready["model"]["version"], "v0002", "{ready}");
+
+    // SIGTERM: a graceful stop.
+    let out = sigterm(&mut serve);
+    assert!(out.contains("stopped"), "{out}");
+    sigterm(&mut ingest);
+}

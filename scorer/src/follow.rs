@@ -1,0 +1,62 @@
+//! Following the registry's `production` pointer: the models the scorer serves.
+
+use std::path::Path;
+
+use trainer::models::Trained;
+use trainer::registry::Registry;
+
+use crate::{Result, ScorerError};
+
+/// The production version's models.
+pub struct Production {
+    /// The registry version.
+    pub version: String,
+    /// The champion's name.
+    pub name: String,
+    /// Months of the label window the model predicts.
+    pub horizon_months: u32,
+    /// The champion (reads the nine features and the extra ones).
+    pub model: Trained,
+    /// The best model that reads only the nine contract features (`POST /predict`).
+    pub nine: Trained,
+}
+
+impl std::fmt::Debug for Production {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Production")
+            .field("version", &self.version)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// The version `production` points at in the registry at `dir`, if any.
+pub fn production_version(dir: &Path) -> Result<Option<String>> {
+    Ok(Registry::open(dir)?.production()?)
+}
+
+/// Loads `version` from the registry at `dir`.
+pub fn load(dir: &Path, version: &str) -> Result<Production> {
+    let registry = Registry::open(dir)?;
+    let metadata = registry.metadata(version)?;
+    let path = registry.path(version);
+    let model = Trained::load(&path.join("model.json"))?;
+    let nine = Trained::load(&path.join("model_nine.json"))?;
+    if nine
+        .spec
+        .features()
+        .iter()
+        .any(|c| !featurestore::contract::FEATURES.contains(c))
+    {
+        return Err(ScorerError::Model(format!(
+            "{version}: model_nine.json reads more than the nine features"
+        )));
+    }
+    Ok(Production {
+        version: version.to_string(),
+        name: metadata.model,
+        horizon_months: metadata.horizon_months,
+        model,
+        nine,
+    })
+}

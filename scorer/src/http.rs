@@ -1,0 +1,527 @@
+//! The HTTP API (axum): thin handlers over [`Scorer`], one JSON error type, request metrics, limits,
+//! and the OpenAPI document with an offline Swagger UI.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, HttpBody};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use featurestore::contract::FEATURES;
+use metrics::{counter, histogram};
+use metrics_exporter_prometheus::PrometheusHandle;
+use polars::prelude::{Column, DataFrame};
+use serde::{Deserialize, Serialize};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::population::{
+    ClvResponse, FeatureVector, FeaturesResponse, Freshness, ModelRef, Ranked,
+};
+use crate::service::Scorer;
+
+/// Limits of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body accepted (bytes); larger ones get 413.
+    pub body_bytes: usize,
+    /// A request taking longer gets 408.
+    pub timeout: Duration,
+    /// The largest `k` of `/customers/top`.
+    pub max_top: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 16 * 1024,
+            timeout: Duration::from_secs(10),
+            max_top: 10_000,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    scorer: Arc<Scorer>,
+    metrics: Option<PrometheusHandle>,
+    limits: Limits,
+}
+
+/// Every error of the API: a status and a message, as JSON.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong.
+    pub error: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status: status.as_u16(),
+            error: error.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self)).into_response()
+    }
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn customer_id(raw: &str) -> Result<u64, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("customer ID {raw:?} is not digits"),
+        ));
+    }
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("customer ID {raw:?} is too large"),
+        )
+    })
+}
+
+fn not_ready(scorer: &Scorer) -> ApiError {
+    let reason = scorer.readiness().err().unwrap_or_default();
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {reason}"),
+    )
+}
+
+/// The customer's predicted CLV, the model and the features it used.
+#[utoipa::path(get, path = "/customers/{id}/clv",
+    params(("id" = String, Path, description = "Customer ID, digits")),
+    responses(
+        (status = 200, body = ClvResponse),
+        (status = 400, description = "the ID is not digits", body = ApiError),
+        (status = 404, description = "no purchase of this customer before as_of", body = ApiError),
+        (status = 503, description = "not ready", body = ApiError)))]
+async fn customer_clv(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = customer_id(&id)?;
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    let scored = population.customers.get(&id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("customer {id} has no purchase before {}", population.as_of),
+        )
+    })?;
+    counter!("scorer_predictions_total", "endpoint" => "clv").increment(1);
+    Ok(json_bytes(scored.clv_body.clone()))
+}
+
+/// The customer's feature vector and its freshness.
+#[utoipa::path(get, path = "/customers/{id}/features",
+    params(("id" = String, Path, description = "Customer ID, digits")),
+    responses(
+        (status = 200, body = FeaturesResponse),
+        (status = 400, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 503, body = ApiError)))]
+async fn customer_features(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = customer_id(&id)?;
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    let scored = population.customers.get(&id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("customer {id} has no purchase before {}", population.as_of),
+        )
+    })?;
+    Ok(json_bytes(scored.features_body.clone()))
+}
+
+/// `?k=` of the top list.
+#[derive(Debug, Deserialize, IntoParams)]
+struct TopQuery {
+    /// How many customers (default 100).
+    k: Option<usize>,
+}
+
+/// The top list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopResponse {
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// The model.
+    pub model: ModelRef,
+    /// Highest predicted CLV first.
+    pub customers: Vec<Ranked>,
+}
+
+fn top_of(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<(Arc<crate::population::Population>, Vec<Ranked>), ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let k = query.k.unwrap_or(100);
+    if k == 0 || k > state.limits.max_top {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("k must be 1..={}", state.limits.max_top),
+        ));
+    }
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    counter!("scorer_predictions_total", "endpoint" => "top").increment(1);
+    let top = population.top(k);
+    Ok((population, top))
+}
+
+/// The k customers with the highest predicted CLV: who to retain and target.
+#[utoipa::path(get, path = "/customers/top", params(TopQuery),
+    responses((status = 200, body = TopResponse), (status = 400, body = ApiError)))]
+async fn top(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Json<TopResponse>, ApiError> {
+    let (population, customers) = top_of(&state, query)?;
+    Ok(Json(TopResponse {
+        as_of: population.as_of,
+        model: population.model.clone(),
+        customers,
+    }))
+}
+
+/// The same list as CSV (`rank,customer_id,clv_6m`), for marketing tools.
+#[utoipa::path(get, path = "/customers/top.csv", params(TopQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ApiError)))]
+async fn top_csv(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (_, customers) = top_of(&state, query)?;
+    let mut csv = String::from("rank,customer_id,clv_6m\n");
+    for r in customers {
+        csv.push_str(&format!("{},{},{:.2}\n", r.rank, r.customer_id, r.clv_6m));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+}
+
+/// The seed's request: the nine features by their contract names.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PredictRequest {
+    /// Days from the last purchase.
+    pub recency_days: f64,
+    /// Purchases.
+    pub frequency: f64,
+    /// Revenue, £.
+    pub total_revenue: f64,
+    /// Revenue per purchase, £.
+    pub avg_order_value: f64,
+    /// Days from the first purchase.
+    pub tenure_days: f64,
+    /// Months with a purchase.
+    pub active_months: f64,
+    /// Purchases per 30 days.
+    pub purchase_velocity: f64,
+    /// Mean days between purchases (null with one purchase).
+    pub avg_gap_days: Option<f64>,
+    /// Their standard deviation (null with fewer than three purchases).
+    pub std_gap_days: Option<f64>,
+}
+
+/// The answer of `POST /predict`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PredictResponse {
+    /// Predicted revenue in the next 6 months, £.
+    pub predicted_clv_6m: f64,
+    /// The nine-feature model of the production version.
+    pub model: ModelRef,
+}
+
+/// Seed-compatible scoring of a feature vector by the production version's nine-feature model.
+#[utoipa::path(post, path = "/predict", request_body = PredictRequest,
+    responses(
+        (status = 200, body = PredictResponse),
+        (status = 400, description = "malformed JSON, a missing or negative feature", body = ApiError),
+        (status = 413, description = "body too large", body = ApiError),
+        (status = 415, description = "not application/json", body = ApiError)))]
+async fn predict(
+    State(state): State<AppState>,
+    body: Result<Json<PredictRequest>, JsonRejection>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let production = state
+        .scorer
+        .production()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    let values = [
+        Some(request.recency_days),
+        Some(request.frequency),
+        Some(request.total_revenue),
+        Some(request.avg_order_value),
+        Some(request.tenure_days),
+        Some(request.active_months),
+        Some(request.purchase_velocity),
+        request.avg_gap_days,
+        request.std_gap_days,
+    ];
+    for (name, value) in FEATURES.iter().zip(values) {
+        if let Some(v) = value
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{name} must be a finite number ≥ 0, not {v}"),
+            ));
+        }
+    }
+    let columns: Vec<Column> = FEATURES
+        .iter()
+        .zip(values)
+        .map(|(name, v)| Column::new((*name).into(), [v]))
+        .collect();
+    let frame = DataFrame::new_infer_height(columns)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let predicted = production
+        .nine
+        .predict(&frame)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    counter!("scorer_predictions_total", "endpoint" => "predict").increment(1);
+    Ok(Json(PredictResponse {
+        predicted_clv_6m: (predicted.first().copied().unwrap_or(0.0) * 100.0).round() / 100.0,
+        model: ModelRef {
+            name: production.nine.spec.name(),
+            version: production.version.clone(),
+        },
+    }))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = String)))]
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: a production model is loaded, the store is readable and customers are scored.
+#[utoipa::path(get, path = "/ready",
+    responses((status = 200, body = String), (status = 503, body = ApiError)))]
+async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .scorer
+        .readiness()
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let population = state.scorer.population();
+    Ok(Json(serde_json::json!({
+        "status": "ready",
+        "model": population.as_ref().map(|p| p.model.clone()),
+        "as_of": population.as_ref().map(|p| p.as_of),
+        "customers": population.as_ref().map(|p| p.customers.len()),
+    })))
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}
+
+async fn unmatched(request: Request) -> ApiError {
+    counter!("http_requests_total", "route" => "unmatched", "status" => "404").increment(1);
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Counts every routed request by route and status, and records its latency and response size.
+async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(size) = response.body().size_hint().exact() {
+        histogram!("http_response_size_bytes", "route" => route.clone()).record(size as f64);
+    }
+    histogram!("http_request_duration_seconds", "route" => route.clone(), "status" => status.clone())
+        .record(seconds);
+    counter!("http_requests_total", "route" => route, "status" => status).increment(1);
+    response
+}
+
+/// Refuses a body declared larger than the limit before reading it (413), and answers 408 when a
+/// request takes longer than the timeout; both as JSON errors.
+async fn guard(limits: Limits, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.body_bytes as u64) {
+        let mut response = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {} bytes", limits.body_bytes),
+        )
+        .into_response();
+        // The unread body makes the connection unusable for another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("no answer within {:?}", limits.timeout),
+        )
+        .into_response(),
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "clv scorer",
+        description = "Customer lifetime value (next 6 months) from live features"
+    ),
+    paths(customer_clv, customer_features, top, top_csv, predict, health, ready),
+    components(schemas(
+        ClvResponse,
+        FeaturesResponse,
+        FeatureVector,
+        Freshness,
+        ModelRef,
+        Ranked,
+        TopResponse,
+        PredictRequest,
+        PredictResponse,
+        ApiError
+    ))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The router of the API over `scorer`; `/metrics` renders `metrics` when given.
+pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Limits) -> Router {
+    let state = AppState {
+        scorer,
+        metrics,
+        limits,
+    };
+    let api = Router::new()
+        .route("/customers/top", get(top))
+        .route("/customers/top.csv", get(top_csv))
+        .route("/customers/{id}/clv", get(customer_clv))
+        .route("/customers/{id}/features", get(customer_features))
+        .route("/predict", post(predict))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
+            guard(limits, request, next)
+        }))
+        .route_layer(middleware::from_fn(track));
+    Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .fallback(unmatched)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// Registers the request counters of every route at 0.
+pub fn register_metrics() {
+    for route in [
+        "/customers/{id}/clv",
+        "/customers/{id}/features",
+        "/customers/top",
+        "/customers/top.csv",
+        "/predict",
+    ] {
+        counter!("http_requests_total", "route" => route, "status" => "200").absolute(0);
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

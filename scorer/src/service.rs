@@ -1,0 +1,242 @@
+//! The scorer's shared state and the loop that keeps it current: it follows the registry's
+//! `production` pointer, catches up with the store, and rebuilds the scored population when the
+//! store, the model or `as_of` changed. Handlers only load the latest population: a model swap or a
+//! refresh never blocks or drops a request.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use chrono::{NaiveDate, Utc};
+use metrics::{counter, gauge, histogram};
+
+use crate::follow::{self, Production};
+use crate::population::{Population, as_of_watermark};
+use crate::source::FeatureSource;
+use crate::{Result, ScorerError};
+
+/// The time features are taken at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The event-time watermark rounded up to the next midnight (the default: the data is
+    /// historical).
+    Watermark,
+    /// The next midnight of the wall clock.
+    Now,
+    /// A fixed date (midnight, UTC).
+    Date(NaiveDate),
+}
+
+impl FromStr for AsOf {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "watermark" => Ok(AsOf::Watermark),
+            "now" => Ok(AsOf::Now),
+            date => NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map(AsOf::Date)
+                .map_err(|_| format!("{date:?}: expected watermark, now or YYYY-MM-DD")),
+        }
+    }
+}
+
+impl AsOf {
+    fn resolve(self, watermark_ms: Option<i64>) -> Option<NaiveDate> {
+        match self {
+            AsOf::Watermark => watermark_ms.and_then(as_of_watermark),
+            AsOf::Now => as_of_watermark(Utc::now().timestamp_millis()),
+            AsOf::Date(date) => Some(date),
+        }
+    }
+}
+
+/// What the handlers read.
+#[derive(Default)]
+pub struct Scorer {
+    population: ArcSwapOption<Population>,
+    production: ArcSwapOption<Production>,
+    store_readable: AtomicBool,
+}
+
+impl Scorer {
+    /// The latest scored population.
+    pub fn population(&self) -> Option<Arc<Population>> {
+        self.population.load_full()
+    }
+
+    /// The production models.
+    pub fn production(&self) -> Option<Arc<Production>> {
+        self.production.load_full()
+    }
+
+    /// Ready: a model is loaded, the last store read succeeded and a population is scored.
+    pub fn readiness(&self) -> std::result::Result<(), String> {
+        if self.production.load().is_none() {
+            return Err("no production model in the registry yet".into());
+        }
+        if !self.store_readable.load(Ordering::Acquire) {
+            return Err("the feature store is not readable".into());
+        }
+        if self.population.load().is_none() {
+            return Err("no customers scored yet".into());
+        }
+        Ok(())
+    }
+}
+
+/// Keeps a [`Scorer`] current.
+pub struct Refresher {
+    scorer: Arc<Scorer>,
+    source: FeatureSource,
+    models_dir: PathBuf,
+    as_of: AsOf,
+    scored: Option<(u64, String, NaiveDate)>,
+}
+
+impl Refresher {
+    /// Over `source` and the registry in `models_dir`.
+    pub fn new(
+        scorer: Arc<Scorer>,
+        source: FeatureSource,
+        models_dir: PathBuf,
+        as_of: AsOf,
+    ) -> Self {
+        Refresher {
+            scorer,
+            source,
+            models_dir,
+            as_of,
+            scored: None,
+        }
+    }
+
+    /// One round: follow `production`, catch up, rescore when something changed. Returns whether
+    /// the population was rebuilt.
+    pub fn tick(&mut self) -> Result<bool> {
+        self.follow_production()?;
+        let Some(production) = self.scorer.production() else {
+            return Ok(false);
+        };
+        let sequence = match self.source.catch_up() {
+            Ok(sequence) => sequence,
+            Err(e) => {
+                self.scorer.store_readable.store(false, Ordering::Release);
+                return Err(e);
+            }
+        };
+        if let Some((seq, version, date)) = &self.scored
+            && *seq == sequence
+            && *version == production.version
+            && (self.as_of != AsOf::Now || Some(*date) == self.as_of.resolve(None))
+        {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let read = match self.source.read() {
+            Ok(read) => read,
+            Err(e) => {
+                self.scorer.store_readable.store(false, Ordering::Release);
+                return Err(e);
+            }
+        };
+        self.scorer.store_readable.store(true, Ordering::Release);
+        let Some(as_of) = self.as_of.resolve(read.watermark_ms) else {
+            // Nothing ingested yet: nothing to score at the watermark.
+            return Ok(false);
+        };
+        let population = Population::score(
+            read.states,
+            read.watermark_ms,
+            read.sequence,
+            as_of,
+            &production,
+        )?;
+        let customers = population.customers.len();
+        if let Some(watermark) = population.freshness.watermark {
+            gauge!("scorer_feature_watermark_seconds").set(watermark.timestamp() as f64);
+        }
+        gauge!("scorer_features_refreshed_timestamp_seconds")
+            .set(population.freshness.refreshed_at.timestamp_millis() as f64 / 1000.0);
+        gauge!("scorer_as_of_timestamp_seconds").set(
+            featurestore::contract::epoch_ms(featurestore::contract::midnight(as_of)) as f64
+                / 1000.0,
+        );
+        gauge!("scorer_customers").set(customers as f64);
+        histogram!("scorer_refresh_duration_seconds").record(started.elapsed().as_secs_f64());
+        self.scorer.population.store(Some(Arc::new(population)));
+        self.scored = Some((read.sequence, production.version.clone(), as_of));
+        tracing::info!(
+            %as_of,
+            customers,
+            version = %production.version,
+            seconds = started.elapsed().as_secs_f64(),
+            "scored"
+        );
+        Ok(true)
+    }
+
+    fn follow_production(&mut self) -> Result<()> {
+        let Some(version) = follow::production_version(&self.models_dir)? else {
+            return Ok(());
+        };
+        let current = self.scorer.production();
+        if current.as_ref().is_some_and(|p| p.version == version) {
+            return Ok(());
+        }
+        let loaded = follow::load(&self.models_dir, &version)?;
+        if let Some(old) = &current {
+            gauge!("scorer_model_info", "name" => old.name.clone(), "version" => old.version.clone())
+                .set(0.0);
+        }
+        gauge!("scorer_model_info", "name" => loaded.name.clone(), "version" => loaded.version.clone())
+            .set(1.0);
+        tracing::info!(version = %loaded.version, model = %loaded.name, "production model loaded");
+        self.scorer.production.store(Some(Arc::new(loaded)));
+        Ok(())
+    }
+
+    /// Runs [`Refresher::tick`] every `interval` on its own thread until `stop` is set.
+    pub fn spawn(
+        mut self,
+        interval: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("scorer-refresh".into())
+            .spawn(move || {
+                let mut last_error = String::new();
+                while !stop.load(Ordering::Acquire) {
+                    match self.tick() {
+                        Ok(_) => last_error.clear(),
+                        Err(e) => {
+                            counter!("scorer_refresh_errors_total").increment(1);
+                            let message = e.to_string();
+                            // Said once until it changes (e.g. while ingest has not created the
+                            // store yet).
+                            if message != last_error {
+                                tracing::warn!("refresh: {message}");
+                                last_error = message;
+                            }
+                        }
+                    }
+                    let until = Instant::now() + interval;
+                    while Instant::now() < until && !stop.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(20).min(interval));
+                    }
+                }
+            })
+            .map_err(ScorerError::Io)
+    }
+}
+
+/// Registers the scorer's counters at 0, so that they exist before the first request.
+pub fn register_metrics() {
+    counter!("scorer_refresh_errors_total").absolute(0);
+    counter!("scorer_predictions_total", "endpoint" => "clv").absolute(0);
+    counter!("scorer_predictions_total", "endpoint" => "predict").absolute(0);
+    counter!("scorer_predictions_total", "endpoint" => "top").absolute(0);
+}
