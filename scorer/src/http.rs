@@ -380,23 +380,67 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
+/// The metric handles of one route and status.
+struct RequestHandles {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+    size: metrics::Histogram,
+}
+
+impl RequestHandles {
+    fn new(route: &str, status: u16) -> Self {
+        let (route, status) = (route.to_string(), status.to_string());
+        RequestHandles {
+            requests: counter!("http_requests_total", "route" => route.clone(), "status" => status.clone()),
+            duration: histogram!("http_request_duration_seconds", "route" => route.clone(), "status" => status),
+            size: histogram!("http_response_size_bytes", "route" => route),
+        }
+    }
+}
+
+/// The routes of the API, and the statuses whose handles are looked up once at start-up (the hot
+/// path then neither allocates label strings nor hashes metric keys).
+const ROUTES: [&str; 8] = [
+    "/customers/{id}/clv",
+    "/customers/{id}/features",
+    "/customers/top",
+    "/customers/top.csv",
+    "/predict",
+    "/health",
+    "/ready",
+    "/metrics",
+];
+const COMMON_STATUSES: [u16; 4] = [200, 400, 404, 503];
+
+static HANDLES: std::sync::OnceLock<Vec<(&'static str, u16, RequestHandles)>> =
+    std::sync::OnceLock::new();
+
 /// Counts every routed request by route and status, and records its latency and response size.
 async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(size) = response.body().size_hint().exact() {
-        histogram!("http_response_size_bytes", "route" => route.clone()).record(size as f64);
+    let route = route.as_ref().map(|p| p.as_str()).unwrap_or("unmatched");
+    let status = response.status().as_u16();
+    let size = response.body().size_hint().exact();
+    let cached = HANDLES.get().and_then(|handles| {
+        handles
+            .iter()
+            .find(|(r, s, _)| *s == status && *r == route)
+            .map(|(_, _, h)| h)
+    });
+    let record = |h: &RequestHandles| {
+        h.requests.increment(1);
+        h.duration.record(seconds);
+        if let Some(size) = size {
+            h.size.record(size as f64);
+        }
+    };
+    match cached {
+        Some(handles) => record(handles),
+        None => record(&RequestHandles::new(route, status)),
     }
-    histogram!("http_request_duration_seconds", "route" => route.clone(), "status" => status.clone())
-        .record(seconds);
-    counter!("http_requests_total", "route" => route, "status" => status).increment(1);
     response
 }
 
@@ -491,17 +535,23 @@ pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Li
         .with_state(state)
 }
 
-/// Registers the request counters of every route at 0.
+/// Registers the request metrics of every route with status 200 at 0, and keeps the handles of the
+/// common statuses for the request path. Call once, after the recorder is installed.
 pub fn register_metrics() {
-    for route in [
-        "/customers/{id}/clv",
-        "/customers/{id}/features",
-        "/customers/top",
-        "/customers/top.csv",
-        "/predict",
-    ] {
-        counter!("http_requests_total", "route" => route, "status" => "200").absolute(0);
+    let handles = ROUTES
+        .iter()
+        .flat_map(|route| {
+            COMMON_STATUSES
+                .iter()
+                .map(move |status| (*route, *status, RequestHandles::new(route, *status)))
+        })
+        .collect::<Vec<_>>();
+    for (_, status, h) in &handles {
+        if *status == 200 {
+            h.requests.absolute(0);
+        }
     }
+    let _ = HANDLES.set(handles);
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
