@@ -279,7 +279,10 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     assert_eq!(status, 200);
     assert!(docs.to_lowercase().contains("swagger"), "{docs}");
     // Served from the binary: no CDN, the page works offline.
-    assert!(!docs.contains("src=\"http") && !docs.contains("href=\"http"), "{docs}");
+    assert!(
+        !docs.contains("src=\"http") && !docs.contains("href=\"http"),
+        "{docs}"
+    );
     let (status, bundle) = get(&agent, &format!("{base}/docs/swagger-ui-bundle.js"));
     assert!(status == 200 && bundle.len() > 100_000);
     let (status, page) = get(&agent, &format!("{base}/metrics"));

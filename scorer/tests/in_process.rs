@@ -1,0 +1,176 @@
+//! The scorer sharing the store with a writer in the same process (the embedded default): what the
+//! writer commits is scored at the next refresh, `as_of` follows the watermark or a fixed date, and
+//! nothing is rescored when nothing changed. A real RocksDB store and a real registry folder.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use featurestore::aggregate::{CustomerState, Purchase};
+use featurestore::contract::{epoch_ms, midnight};
+use featurestore::store::{Batch, RocksStore, SourceId};
+use scorer::service::{AsOf, Refresher, Scorer};
+use scorer::source::FeatureSource;
+use trainer::models::{FeatureSet, Fitted, Spec, Trained};
+use trainer::probabilistic::{BgNbd, GammaGamma};
+use trainer::registry::{Metadata, Registry};
+use trainer::training::Probabilistic;
+
+fn at(date: &str) -> i64 {
+    epoch_ms(midnight(
+        NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
+    )) + 10 * 3_600_000
+}
+
+/// A customer with one purchase of `pounds` on each date.
+fn customer(purchases: &[(&str, i64)]) -> CustomerState {
+    let mut state = CustomerState::default();
+    for (i, (date, pounds)) in purchases.iter().enumerate() {
+        state.purchases.insert(
+            format!("{i}{date}"),
+            Purchase {
+                time_ms: at(date),
+                revenue_milli: pounds * 1000,
+            },
+        );
+    }
+    state
+}
+
+fn write(store: &RocksStore, customers: Vec<(u64, CustomerState)>, offset: i64) {
+    let watermark_ms = customers
+        .iter()
+        .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
+        .max();
+    let source = SourceId {
+        cluster: "test".into(),
+        topic: "transactions".into(),
+    };
+    store
+        .write(
+            &source,
+            Batch {
+                new_customers: customers.len() as u64,
+                states: customers.into_iter().map(|(id, s)| (0, id, s)).collect(),
+                offsets: vec![(0, offset)],
+                watermark_ms,
+            },
+        )
+        .unwrap();
+}
+
+/// A registry whose production model predicts `naive_6m` (revenue of the 6 months before `as_of`).
+fn registry(dir: &std::path::Path) {
+    let registry = Registry::open(dir).unwrap();
+    let (version, path) = registry.new_version().unwrap();
+    // Published CDNOW estimates: the extra features are computed with them, not refitted.
+    let probabilistic = Some(Probabilistic {
+        bgnbd: BgNbd {
+            r: 0.243,
+            alpha: 4.414,
+            a: 0.793,
+            b: 2.426,
+        },
+        gamma_gamma: GammaGamma {
+            p: 6.25,
+            q: 3.74,
+            v: 15.45,
+        },
+    });
+    Trained {
+        spec: Spec::Naive,
+        fitted: Fitted::Column {
+            column: featurestore::contract::NAIVE.into(),
+            factor: 1.0,
+        },
+        probabilistic,
+    }
+    .save(&path.join("model.json"))
+    .unwrap();
+    let mut coefficients = vec![0.0; 9];
+    coefficients[2] = 0.5;
+    Trained {
+        spec: Spec::Linear {
+            features: FeatureSet::Nine,
+        },
+        fitted: Fitted::Linear {
+            coefficients,
+            intercept: 0.0,
+        },
+        probabilistic,
+    }
+    .save(&path.join("model_nine.json"))
+    .unwrap();
+    registry
+        .write_metadata(&Metadata {
+            version: version.clone(),
+            created: "2026-11-25T00:00:00Z".into(),
+            git_commit: None,
+            contract_version: featurestore::contract::CONTRACT_VERSION,
+            model: "naive".into(),
+            features: vec![featurestore::contract::NAIVE.into()],
+            cutoff: "2011-06-01".into(),
+            horizon_months: 6,
+            train_cutoffs: vec![],
+            data_fingerprint: "test".into(),
+            scores: vec![],
+        })
+        .unwrap();
+    registry.promote(&version, "test").unwrap();
+}
+
+#[test]
+fn a_shared_store_is_scored_at_each_refresh_after_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RocksStore::open(&dir.path().join("db")).unwrap());
+    registry(&dir.path().join("models"));
+    let scorer = Arc::new(Scorer::default());
+    let mut refresher = Refresher::new(
+        scorer.clone(),
+        FeatureSource::Shared(store.clone()),
+        dir.path().join("models"),
+        AsOf::Watermark,
+    );
+    // An empty store: a model, nothing to score, not ready.
+    assert!(!refresher.tick().unwrap());
+    assert!(scorer.readiness().is_err());
+
+    write(
+        &store,
+        vec![
+            (1, customer(&[("2011-01-05", 100), ("2011-09-01", 40)])),
+            (2, customer(&[("2011-11-30", 70)])),
+        ],
+        1,
+    );
+    assert!(refresher.tick().unwrap());
+    scorer.readiness().unwrap();
+    let population = scorer.population().unwrap();
+    assert_eq!(population.as_of.to_string(), "2011-12-01");
+    assert_eq!(population.model.version, "v0001");
+    // naive_6m at 2011-12-01: the purchases since 2011-06-01.
+    assert_eq!(population.customers[&1].clv_6m, 40.0);
+    assert_eq!(population.customers[&2].clv_6m, 70.0);
+    assert_eq!(population.ranking, vec![(2, 70.0), (1, 40.0)]);
+    // Nothing written: nothing rescored.
+    assert!(!refresher.tick().unwrap());
+
+    // A later write moves the watermark and adds a customer.
+    write(&store, vec![(3, customer(&[("2011-12-09", 500)]))], 2);
+    assert!(refresher.tick().unwrap());
+    let population = scorer.population().unwrap();
+    assert_eq!(population.as_of.to_string(), "2011-12-10");
+    assert_eq!(population.customers.len(), 3);
+    assert_eq!(population.top(1)[0].customer_id, 3);
+
+    // A fixed as_of: purchases on or after it do not count.
+    let mut fixed = Refresher::new(
+        scorer.clone(),
+        FeatureSource::Shared(store),
+        dir.path().join("models"),
+        AsOf::Date(NaiveDate::from_ymd_opt(2011, 6, 1).unwrap()),
+    );
+    assert!(fixed.tick().unwrap());
+    let population = scorer.population().unwrap();
+    assert_eq!(population.customers.len(), 1);
+    assert_eq!(population.customers[&1].clv_6m, 100.0);
+}
