@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing clv needs, when it is missing: Debian packages (libclang-dev for
-# RocksDB's bindings, a C/C++ toolchain, xz), cargo-nextest, and tansu (a Kafka-compatible broker that
+# RocksDB's bindings, a C/C++ toolchain, xz, prometheus for promtool and the server the monitoring test
+# scrapes with, docker-compose to validate the compose file), cargo-nextest, and tansu (a Kafka-compatible broker that
 # one end-to-end test runs as a separate process) and MLflow (a Python virtualenv, for the trainer's
 # tracking test) into $CLV_TOOLS_DIR (default /var/cache/clv-tools,
 # outside the clone, so that later runs on the same machine reuse it; ~11 min to build the first time).
@@ -8,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libclang-dev build-essential pkg-config xz-utils)
+packages=(libclang-dev build-essential pkg-config xz-utils prometheus docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,13 +15,20 @@ const BYTES_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
 ];
 
-/// Installs the Prometheus recorder: histograms (not summaries) for every `*_seconds` and
-/// `*_bytes` metric, so that Prometheus can aggregate their buckets.
+/// Predicted-CLV buckets, pounds.
+const POUNDS_BUCKETS: &[f64] = &[
+    0.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 50000.0,
+];
+
+/// Installs the Prometheus recorder: histograms (not summaries) for every `*_seconds`, `*_bytes`
+/// and `*_pounds` metric, so that Prometheus can aggregate their buckets.
 pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
         .context("metric buckets")?
         .set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)
+        .context("metric buckets")?
+        .set_buckets_for_metric(Matcher::Suffix("_pounds".into()), POUNDS_BUCKETS)
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")

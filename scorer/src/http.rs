@@ -135,7 +135,16 @@ async fn customer_clv(
             format!("customer {id} has no purchase before {}", population.as_of),
         )
     })?;
-    counter!("scorer_predictions_total", "endpoint" => "clv").increment(1);
+    match SERVED.get() {
+        Some(served) => {
+            served.predictions.increment(1);
+            served.clv.record(scored.clv_6m);
+        }
+        None => {
+            counter!("scorer_predictions_total", "endpoint" => "clv").increment(1);
+            histogram!("scorer_served_clv_pounds").record(scored.clv_6m);
+        }
+    }
     Ok(json_bytes(scored.clv_body.clone()))
 }
 
@@ -412,6 +421,14 @@ const ROUTES: [&str; 8] = [
 ];
 const COMMON_STATUSES: [u16; 4] = [200, 400, 404, 503];
 
+/// The handles of what `GET /customers/{id}/clv` serves.
+struct Served {
+    predictions: metrics::Counter,
+    clv: metrics::Histogram,
+}
+
+static SERVED: std::sync::OnceLock<Served> = std::sync::OnceLock::new();
+
 static HANDLES: std::sync::OnceLock<Vec<(&'static str, u16, RequestHandles)>> =
     std::sync::OnceLock::new();
 
@@ -552,6 +569,10 @@ pub fn register_metrics() {
         }
     }
     let _ = HANDLES.set(handles);
+    let _ = SERVED.set(Served {
+        predictions: counter!("scorer_predictions_total", "endpoint" => "clv"),
+        clv: histogram!("scorer_served_clv_pounds"),
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

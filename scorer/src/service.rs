@@ -210,7 +210,10 @@ impl Refresher {
             .spawn(move || {
                 let mut last_error = String::new();
                 while !stop.load(Ordering::Acquire) {
-                    match self.tick() {
+                    let outcome = self.tick();
+                    let ready = self.scorer.readiness().is_ok();
+                    gauge!("scorer_ready").set(if ready { 1.0 } else { 0.0 });
+                    match outcome {
                         Ok(_) => last_error.clear(),
                         Err(e) => {
                             counter!("scorer_refresh_errors_total").increment(1);
@@ -235,6 +238,7 @@ impl Refresher {
 
 /// Registers the scorer's counters at 0, so that they exist before the first request.
 pub fn register_metrics() {
+    gauge!("scorer_ready").set(0.0);
     counter!("scorer_refresh_errors_total").absolute(0);
     counter!("scorer_predictions_total", "endpoint" => "clv").absolute(0);
     counter!("scorer_predictions_total", "endpoint" => "predict").absolute(0);
