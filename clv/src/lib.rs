@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod data;
+mod demo;
 mod models;
 mod progress;
 mod serve;
@@ -40,6 +41,9 @@ enum Command {
     Models(models::ModelsArgs),
     /// Serve CLV over HTTP from the live feature store and the production model.
     Serve(serve::ServeArgs),
+    /// The whole system in one process: data -> embedded Kafka -> ingest -> RocksDB -> trained model
+    /// -> HTTP scorer; again, it reuses what is done.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs one command.
@@ -53,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Models(args) => models::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 

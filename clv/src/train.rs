@@ -54,6 +54,23 @@ pub struct TrainArgs {
     write_frames: Option<PathBuf>,
 }
 
+impl TrainArgs {
+    /// Training on the feature store at `db` with the defaults (the demo's).
+    pub(crate) fn on_store(db: PathBuf, models_dir: PathBuf) -> Self {
+        TrainArgs {
+            input: None,
+            db: Some(db),
+            table: None,
+            cutoff: NaiveDate::from_ymd_opt(2011, 6, 1).unwrap_or_default(),
+            horizon_months: 6,
+            earliest: None,
+            models_dir,
+            experiment: "clv".into(),
+            write_frames: None,
+        }
+    }
+}
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     if let Some(path) = &args.table {

@@ -4,18 +4,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::NaiveDate;
 use common::stack::*;
 use common::*;
-use featurestore::SnapshotSpec;
 use serde_json::{Value, json};
 use trainer::models::Trained;
-use trainer::training::{Histories, training_frame};
+use trainer::training::Histories;
 
 fn new_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -60,24 +57,6 @@ fn assert_error(status: u16, body: &Value, expected: u16) {
         body["error"].as_str().is_some_and(|e| !e.is_empty()),
         "{body}"
     );
-}
-
-/// What the registered model predicts from the offline features of `data` at `as_of`, by customer.
-fn expected(data: &Path, models: &Path, version: &str, as_of: NaiveDate) -> Vec<(u64, f64)> {
-    let loaded = dataset::normalised::load(data, &indicatif::ProgressBar::hidden()).unwrap();
-    let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
-    let model = Trained::load(&models.join(version).join("model.json")).unwrap();
-    let spec = SnapshotSpec {
-        cutoff: as_of,
-        horizon_months: 6,
-    };
-    let (frame, _) = training_frame(&histories, &spec, model.probabilistic.as_ref()).unwrap();
-    let predicted = model.predict(&frame).unwrap();
-    let ids = frame.column("customer_id").unwrap().i64().unwrap().clone();
-    ids.into_no_null_iter()
-        .zip(predicted)
-        .map(|(id, p)| (id as u64, p))
-        .collect()
 }
 
 /// POSTs headers declaring a `length`-byte JSON body and 1 KiB of it; returns the raw response.
@@ -149,7 +128,7 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     });
 
     // GET /customers/{id}/clv equals the registered model applied to the offline features.
-    let expected = expected(&stack.data, &models, "v0001", as_of);
+    let expected = expected_clv(&stack.data, &models, "v0001", as_of);
     assert_eq!(expected.len(), customers);
     for (id, clv) in expected.iter().step_by(expected.len() / 12) {
         let (status, body) = get_json(&agent, &format!("{base}/customers/{id}/clv"));

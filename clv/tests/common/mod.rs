@@ -100,3 +100,29 @@ pub fn read_parquet(path: &Path) -> polars::prelude::DataFrame {
         .finish()
         .unwrap()
 }
+
+/// What the registered model predicts from the offline features of `data` at `as_of`, by customer.
+pub fn expected_clv(
+    data: &Path,
+    models: &Path,
+    version: &str,
+    as_of: chrono::NaiveDate,
+) -> Vec<(u64, f64)> {
+    let loaded = dataset::normalised::load(data, &indicatif::ProgressBar::hidden()).unwrap();
+    let histories =
+        trainer::training::Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame))
+            .unwrap();
+    let model = trainer::models::Trained::load(&models.join(version).join("model.json")).unwrap();
+    let spec = featurestore::SnapshotSpec {
+        cutoff: as_of,
+        horizon_months: 6,
+    };
+    let (frame, _) =
+        trainer::training::training_frame(&histories, &spec, model.probabilistic.as_ref()).unwrap();
+    let predicted = model.predict(&frame).unwrap();
+    let ids = frame.column("customer_id").unwrap().i64().unwrap().clone();
+    ids.into_no_null_iter()
+        .zip(predicted)
+        .map(|(id, p)| (id as u64, p))
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! `clv demo`: the whole system in one process on a small generated dataset; the scorer's answers
+//! for several customers and the top list equal the registered model applied to the offline
+//! snapshot; SIGTERM stops it; a second run reuses what is done; without data it says how to get it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::stack::*;
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn the_demo_serves_the_registered_model_and_a_second_run_skips_what_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "demo",
+        "--synthetic",
+        "--synthetic-customers",
+        "300",
+        "--dir",
+        demo_dir.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ];
+    let mut demo = spawn(&args);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str| -> Value {
+        let mut r = agent.get(&format!("http://{addr}{path}")).call().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.body_mut().read_json().unwrap()
+    };
+    wait_for("the demo's scorer", Duration::from_secs(240), || {
+        agent
+            .get(&format!("http://{addr}/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let ready = get("/ready");
+    let version = ready["model"]["version"].as_str().unwrap().to_string();
+    let as_of =
+        chrono::NaiveDate::parse_from_str(ready["as_of"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let expected = expected_clv(
+        &demo_dir.join("synthetic.csv"),
+        &demo_dir.join("models"),
+        &version,
+        as_of,
+    );
+    assert_eq!(ready["customers"], expected.len());
+    for (id, clv) in expected.iter().step_by(expected.len() / 8) {
+        let body = get(&format!("/customers/{id}/clv"));
+        let served = body["clv_6m"].as_f64().unwrap();
+        assert!((served - clv).abs() <= 0.006, "{id}: {served} vs {clv}");
+    }
+    let mut ranked = expected.clone();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top = get("/customers/top?k=10");
+    for (row, (_, clv)) in top["customers"].as_array().unwrap().iter().zip(&ranked) {
+        assert!(
+            (row["clv_6m"].as_f64().unwrap() - clv).abs() <= 0.006,
+            "{row}"
+        );
+    }
+    let out = sigterm(&mut demo);
+    for needle in ["top 10 customers", "curl http://", "report:", "stopped"] {
+        assert!(out.contains(needle), "{needle} missing from\n{out}");
+    }
+    assert!(
+        demo_dir
+            .join("models")
+            .join(&version)
+            .join("report.html")
+            .is_file()
+    );
+
+    // Again: the store and the model are reused.
+    let mut again: Vec<&str> = args.to_vec();
+    again.push("--exit-when-ready");
+    let out = clv(&again);
+    assert!(out.contains("was streamed before"), "{out}");
+    assert!(out.contains("skipping training"), "{out}");
+}
+
+#[test]
+fn without_data_the_demo_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clv"))
+        .args(["demo", "--dir", "demo"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("clv data download") && err.contains("--synthetic"),
+        "{err}"
+    );
+}
