@@ -1,28 +1,20 @@
 #!/usr/bin/env bash
-# The main job end to end on one machine. Today: get the data (the real file if you have it, else a
-# generated one), import it, and write the point-in-time snapshot at 2011-06-01.
-#   DATA=path/to/online_retail_II.xlsx|.csv|.zip  scripts/demo.sh     # use your copy of the data
-#   scripts/demo.sh                                                   # data/raw/ if present, else synthetic
+# The main job end to end on one machine, on the embedded default (`clv demo`): data -> embedded
+# Kafka -> ingest -> RocksDB -> trained, promoted model -> HTTP scorer on 127.0.0.1:8080; Ctrl-C stops.
+#   DATA=path/to/online_retail_II.xlsx|.zip|.csv|.parquet scripts/demo.sh   # your copy of the data
+#   scripts/demo.sh          # data/raw/online_retail_II.zip if present (clv data download), else generated
+#   DEMO_ARGS=--fresh scripts/demo.sh                                       # start over
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release --locked -p clv
-target_dir=${CARGO_TARGET_DIR:-target}
-clv="$target_dir/release/clv"
+cargo build --release --locked --workspace
+clv="${CARGO_TARGET_DIR:-target}/release/clv"
 
-data=${DATA:-}
-if [[ -z $data ]]; then
-  for candidate in data/raw/online_retail_II.zip data/raw/online_retail_II.xlsx; do
-    [[ -f $candidate ]] && data=$candidate && break
-  done
-fi
-if [[ -z $data ]]; then
+args=()
+if [[ -n ${DATA:-} ]]; then
+  args+=(--data "$DATA")
+elif [[ ! -f data/raw/online_retail_II.zip && ! -f data/raw/online_retail_II.xlsx ]]; then
   echo "demo: no data/raw/online_retail_II.zip (get it with: $clv data download); using generated data" >&2
-  data=data/synthetic/online_retail_synthetic.csv
-  "$clv" data generate --out "$data"
+  args+=(--synthetic)
 fi
-
-"$clv" data import "$data" --out data/online_retail_II.parquet
-"$clv" snapshot --cutoff 2011-06-01 --horizon-months 6 \
-  --input data/online_retail_II.parquet --out data/snapshots/snapshot_2011-06-01.parquet
-echo "demo: snapshot written to data/snapshots/snapshot_2011-06-01.parquet"
+exec "$clv" demo "${args[@]}" ${DEMO_ARGS:-}
