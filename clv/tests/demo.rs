@@ -101,3 +101,58 @@ fn without_data_the_demo_says_how_to_get_it() {
         "{err}"
     );
 }
+
+/// The demo on the real data (from ../shared/data): it answers for real customer IDs, as the
+/// registered model applied to the offline snapshot says.
+#[test]
+fn the_demo_on_the_real_data_answers_for_real_customers() {
+    let csv = real_csv();
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut demo = spawn(&[
+        "demo",
+        "--data",
+        csv.to_str().unwrap(),
+        "--dir",
+        demo_dir.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str| -> Value {
+        let mut r = agent.get(&format!("http://{addr}{path}")).call().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.body_mut().read_json().unwrap()
+    };
+    wait_for("the demo's scorer", Duration::from_secs(600), || {
+        agent
+            .get(&format!("http://{addr}/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let ready = get("/ready");
+    // Every customer with a purchase before 2011-12-10 (FEATURES.md counts).
+    assert_eq!(ready["customers"], 5878, "{ready}");
+    assert_eq!(ready["as_of"], "2011-12-10");
+    let version = ready["model"]["version"].as_str().unwrap().to_string();
+    let expected = expected_clv(
+        &csv,
+        &demo_dir.join("models"),
+        &version,
+        chrono::NaiveDate::from_ymd_opt(2011, 12, 10).unwrap(),
+    );
+    for id in [12346u64, 12347, 14646, 17850, 18102] {
+        let body = get(&format!("/customers/{id}/clv"));
+        let want = expected.iter().find(|(c, _)| *c == id).unwrap().1;
+        let served = body["clv_6m"].as_f64().unwrap();
+        assert!((served - want).abs() <= 0.006, "{id}: {served} vs {want}");
+    }
+    let top = get("/customers/top?k=3");
+    assert_eq!(top["customers"].as_array().unwrap().len(), 3);
+    let out = sigterm(&mut demo);
+    assert!(out.contains("curl http://"), "{out}");
+}
