@@ -17,7 +17,7 @@ use crate::telemetry;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The feature store that ingest writes.
-    #[arg(long, env = "CLV_DB", default_value = "data/store")]
+    #[arg(long, env = "CLV_DB", default_value = "data/featurestore")]
     db: PathBuf,
     /// The secondary instance's own folder (default: <db>.scorer).
     #[arg(long)]
