@@ -17,4 +17,4 @@ elif [[ ! -f data/raw/online_retail_II.zip && ! -f data/raw/online_retail_II.xls
   echo "demo: no data/raw/online_retail_II.zip (get it with: $clv data download); using generated data" >&2
   args+=(--synthetic)
 fi
-exec "$clv" demo "${args[@]}" ${DEMO_ARGS:-}
+RUST_LOG=${RUST_LOG:-warn} exec "$clv" demo "${args[@]}" ${DEMO_ARGS:-}
