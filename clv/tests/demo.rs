@@ -10,6 +10,30 @@ use common::stack::*;
 use common::*;
 use serde_json::Value;
 
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// GET `path` of the demo's scorer: 200 and its JSON.
+fn get_json(addr: &str, path: &str) -> Value {
+    let mut r = agent().get(&format!("http://{addr}{path}")).call().unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.body_mut().read_json().unwrap()
+}
+
+fn wait_ready(addr: &str, timeout: Duration) {
+    let agent = agent();
+    wait_for("the demo's scorer", timeout, || {
+        agent
+            .get(&format!("http://{addr}/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+}
+
 #[test]
 fn the_demo_serves_the_registered_model_and_a_second_run_skips_what_is_done() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,21 +50,8 @@ fn the_demo_serves_the_registered_model_and_a_second_run_skips_what_is_done() {
         &addr,
     ];
     let mut demo = spawn(&args);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let get = |path: &str| -> Value {
-        let mut r = agent.get(&format!("http://{addr}{path}")).call().unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-        r.body_mut().read_json().unwrap()
-    };
-    wait_for("the demo's scorer", Duration::from_secs(240), || {
-        agent
-            .get(&format!("http://{addr}/ready"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    let get = |path: &str| get_json(&addr, path);
+    wait_ready(&addr, Duration::from_secs(240));
     let ready = get("/ready");
     let version = ready["model"]["version"].as_str().unwrap().to_string();
     let as_of =
@@ -119,21 +130,8 @@ fn the_demo_on_the_real_data_answers_for_real_customers() {
         "--listen",
         &addr,
     ]);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let get = |path: &str| -> Value {
-        let mut r = agent.get(&format!("http://{addr}{path}")).call().unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-        r.body_mut().read_json().unwrap()
-    };
-    wait_for("the demo's scorer", Duration::from_secs(600), || {
-        agent
-            .get(&format!("http://{addr}/ready"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    let get = |path: &str| get_json(&addr, path);
+    wait_ready(&addr, Duration::from_secs(600));
     let ready = get("/ready");
     // Every customer with a purchase before 2011-12-10 (FEATURES.md counts).
     assert_eq!(ready["customers"], 5878, "{ready}");

@@ -112,6 +112,22 @@ fn not_ready(scorer: &Scorer) -> ApiError {
     )
 }
 
+/// The scored customer `raw` of the latest population: 400 for an ID that is not digits, 404 for a
+/// customer without purchases before `as_of`, 503 before anything is scored.
+fn lookup(state: &AppState, raw: &str) -> Result<crate::population::Scored, ApiError> {
+    let id = customer_id(raw)?;
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    population.customers.get(&id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("customer {id} has no purchase before {}", population.as_of),
+        )
+    })
+}
+
 /// The customer's predicted CLV, the model and the features it used.
 #[utoipa::path(get, path = "/customers/{id}/clv",
     params(("id" = String, Path, description = "Customer ID, digits")),
@@ -124,17 +140,7 @@ async fn customer_clv(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = customer_id(&id)?;
-    let population = state
-        .scorer
-        .population()
-        .ok_or_else(|| not_ready(&state.scorer))?;
-    let scored = population.customers.get(&id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("customer {id} has no purchase before {}", population.as_of),
-        )
-    })?;
+    let scored = lookup(&state, &id)?;
     match SERVED.get() {
         Some(served) => {
             served.predictions.increment(1);
@@ -160,17 +166,7 @@ async fn customer_features(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = customer_id(&id)?;
-    let population = state
-        .scorer
-        .population()
-        .ok_or_else(|| not_ready(&state.scorer))?;
-    let scored = population.customers.get(&id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("customer {id} has no purchase before {}", population.as_of),
-        )
-    })?;
+    let scored = lookup(&state, &id)?;
     Ok(json_bytes(scored.features_body.clone()))
 }
 
