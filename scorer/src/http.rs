@@ -275,9 +275,10 @@ pub struct PredictResponse {
 #[utoipa::path(post, path = "/predict", request_body = PredictRequest,
     responses(
         (status = 200, body = PredictResponse),
-        (status = 400, description = "malformed JSON, a missing or negative feature", body = ApiError),
+        (status = 400, description = "malformed JSON or a negative feature", body = ApiError),
         (status = 413, description = "body too large", body = ApiError),
-        (status = 415, description = "not application/json", body = ApiError)))]
+        (status = 415, description = "not application/json", body = ApiError),
+        (status = 422, description = "a feature is missing or not a number", body = ApiError)))]
 async fn predict(
     State(state): State<AppState>,
     body: Result<Json<PredictRequest>, JsonRejection>,

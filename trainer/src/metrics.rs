@@ -23,6 +23,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The seven values as the tables print them (RMSE and MAE whole, the rest to 3 decimals), in the
+    /// column order RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio.
+    pub fn cells(&self) -> [String; 7] {
+        [
+            format!("{:.0}", self.rmse),
+            format!("{:.0}", self.mae),
+            format!("{:.3}", self.r2),
+            format!("{:.3}", self.spearman),
+            format!("{:.3}", self.normalised_gini),
+            format!("{:.3}", self.top_decile_share),
+            format!("{:.3}", self.total_ratio),
+        ]
+    }
+
     /// The metrics of `predicted` against `actual` (same length, at least two customers).
     pub fn of(actual: &[f64], predicted: &[f64]) -> Metrics {
         assert_eq!(actual.len(), predicted.len(), "one prediction per customer");

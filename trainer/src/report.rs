@@ -299,24 +299,16 @@ pub fn html(input: &ReportInput<'_>) -> String {
             fold.evaluate_at
         );
         for s in input.scores.iter().filter(|s| s.fold == fold.name) {
-            let m = &s.metrics;
             let _ = writeln!(
                 out,
-                "<tr{}><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td>\
-                 <td>{:.3}</td><td>{:.3}</td></tr>",
+                "<tr{}><td>{}</td><td>{}</td></tr>",
                 if s.model == input.champion {
                     " class=\"champion\""
                 } else {
                     ""
                 },
                 escape(&s.model),
-                m.rmse,
-                m.mae,
-                m.r2,
-                m.spearman,
-                m.normalised_gini,
-                m.top_decile_share,
-                m.total_ratio
+                s.metrics.cells().join("</td><td>")
             );
         }
         out.push_str("</table>\n");
