@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+use contract::LineClass;
 use dataset::download::{DownloadRequest, UCI_URL, ZIP_FILE_NAME};
 use dataset::normalised;
 use dataset::read::read_raw;
 use dataset::synthetic::{SyntheticSpec, generate_csv};
-use featurestore::contract::LineClass;
-use featurestore::offline::{LineSummary, summarise};
+use offline::lines::{LineSummary, summarise};
 use polars::prelude::IntoLazy;
 
 use crate::progress;

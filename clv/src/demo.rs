@@ -13,10 +13,10 @@ use featurestore::store::RocksStore;
 use ingest::broker::EmbeddedBroker;
 use ingest::consume::{Ingest, IngestOptions};
 use ingest::replay::{ReplayOptions, replay};
+use models::registry::Registry;
 use scorer::http::{Limits, router};
 use scorer::service::{AsOf, Refresher, Scorer};
 use scorer::source::FeatureSource;
-use trainer::registry::Registry;
 use trainer::training::Histories;
 
 use crate::{progress, telemetry, train};
@@ -258,7 +258,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "\nready after {:.0} s: {} customers scored at {} by {} ({version})\n",
         started.elapsed().as_secs_f64(),
-        population.customers.len(),
+        population.len(),
         population.as_of,
         population.model.name
     );

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use trainer::registry::Registry;
+use models::registry::Registry;
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {

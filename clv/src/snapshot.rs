@@ -7,9 +7,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Args;
 use dataset::normalised;
-use featurestore::SnapshotSpec;
-use featurestore::offline::snapshot;
 use featurestore::store::RocksStore;
+use offline::SnapshotSpec;
+use offline::lines::snapshot;
 use polars::prelude::IntoLazy;
 
 use crate::progress;
@@ -92,7 +92,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     if let Some(expected) = &args.compare_with {
         let expected = normalised::read_table(expected)
             .with_context(|| format!("reading {}", expected.display()))?;
-        let diff = featurestore::snapshot::differences(&expected, &frame, 20);
+        let diff = offline::states::differences(&expected, &frame, 20);
         anyhow::ensure!(
             diff.is_empty(),
             "the snapshot differs from {}:\n  {}",
@@ -120,7 +120,7 @@ fn from_store(
     spec: &SnapshotSpec,
 ) -> anyhow::Result<polars::prelude::DataFrame> {
     let states = stored_states(db)?;
-    Ok(featurestore::snapshot::from_states(
+    Ok(offline::states::from_states(
         states.iter().map(|(id, state)| (*id, state)),
         spec,
     )?)
@@ -130,7 +130,7 @@ fn from_store(
 /// running ingest keeps its lock.
 pub(crate) fn stored_states(
     db: &std::path::Path,
-) -> anyhow::Result<Vec<(u64, featurestore::aggregate::CustomerState)>> {
+) -> anyhow::Result<Vec<(u64, contract::CustomerState)>> {
     let secondary = tempfile::Builder::new()
         .prefix("clv-secondary")
         .tempdir()

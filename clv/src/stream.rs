@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Args;
-use featurestore::contract::midnight;
+use contract::midnight;
 use featurestore::store::RocksStore;
 use ingest::broker::{BrokerConfig, EmbeddedBroker};
 use ingest::consume::{Ingest, IngestOptions};

@@ -7,15 +7,15 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{DateTime, Datelike, NaiveDate};
 use clap::Args;
+use contract::{CONTRACT_VERSION, Feature, add_months};
 use dataset::normalised;
-use featurestore::contract::add_months;
+use models::registry::{Metadata, Registry, beats};
+use models::{Spec, Trained, TrainingSet};
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
     Snapshots, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds, table,
 };
 use trainer::mlflow::Tracking;
-use trainer::models::{FeatureSet, Spec, Trained};
-use trainer::registry::{Metadata, Registry, beats};
 use trainer::training::Histories;
 
 use crate::progress;
@@ -135,9 +135,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let train = snapshots.stacked(&train_cutoffs)?;
     if let Some(dir) = &args.write_frames {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (cutoff, frame) in snapshots.built() {
+        for (cutoff, labelled) in snapshots.built() {
             let path = dir.join(format!("snapshot-{cutoff}.parquet"));
-            normalised::write_parquet(&mut frame.clone(), &path)
+            normalised::write_parquet(&mut labelled.frame()?, &path)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         println!("wrote the training snapshots to {}", dir.display());
@@ -149,11 +149,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.fold == "validation")
         .filter(|s| {
-            by_name(&s.model).is_some_and(|spec| {
-                spec.features()
-                    .iter()
-                    .all(|c| FeatureSet::Nine.columns().contains(c))
-            })
+            by_name(&s.model)
+                .is_some_and(|spec| spec.features().iter().all(|f| Feature::NINE.contains(f)))
         })
         .min_by(|a, b| a.metrics.mae.total_cmp(&b.metrics.mae))
         .map(|s| s.model.clone())
@@ -163,9 +160,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let fingerprint = histories.fingerprint();
     let registry = Registry::open(&args.models_dir)?;
     let (version, dir) = registry.new_version()?;
-    let probabilistic = Some(snapshots.probabilistic(args.cutoff)?);
-    Trained::fit(&champion_spec, &train, probabilistic)?.save(&dir.join("model.json"))?;
-    Trained::fit(&nine_spec, &train, probabilistic)?.save(&dir.join("model_nine.json"))?;
+    // The model-wide inputs and the population constants are those of the production cutoff.
+    let inputs = snapshots.inputs(args.cutoff)?;
+    let population = snapshots.at(args.cutoff)?.rows.clone();
+    let set = TrainingSet {
+        rows: &train.rows,
+        labels: &train.labels,
+        population: &population,
+    };
+    Trained::fit(&champion_spec, &set, inputs.clone())?.save(&dir.join("model.json"))?;
+    Trained::fit(&nine_spec, &set, inputs)?.save(&dir.join("model_nine.json"))?;
     let mut report = format!(
         "# {version}: {best}\n\nTrained on the snapshots {} (data {}).\n",
         train_cutoffs
@@ -210,12 +214,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         version: version.clone(),
         created: chrono::Utc::now().to_rfc3339(),
         git_commit: git_commit(),
-        contract_version: featurestore::contract::CONTRACT_VERSION,
+        contract_version: CONTRACT_VERSION,
         model: best.clone(),
         features: champion_spec
             .features()
             .iter()
-            .map(|c| c.to_string())
+            .map(|f| f.name().to_string())
             .collect(),
         cutoff: args.cutoff.to_string(),
         horizon_months: args.horizon_months,
@@ -275,9 +279,9 @@ fn train_on_table(path: &std::path::Path) -> anyhow::Result<()> {
         .into_iter()
         .filter(|s| {
             !matches!(s, Spec::BgNbd { .. })
-                && !s.features().iter().any(|c| {
-                    !FeatureSet::Nine.columns().contains(c) && *c != featurestore::contract::NAIVE
-                })
+                && s.features()
+                    .iter()
+                    .all(|f| Feature::NINE.contains(f) || *f == Feature::Naive6m)
         })
         .collect();
     let mut scores = Vec::new();

@@ -160,7 +160,7 @@ fn snapshot_of_generated_data_to_csv_and_parquet() {
             .iter()
             .map(|c| c.as_str())
             .collect::<Vec<_>>(),
-        featurestore::offline::snapshot_columns()
+        offline::lines::snapshot_columns()
     );
     assert_eq!(
         std::fs::read_to_string(&csv).unwrap().lines().count(),

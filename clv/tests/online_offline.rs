@@ -7,14 +7,14 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use common::*;
+use contract::CustomerState;
 use dataset::Line;
 use dataset::read::read_raw;
-use featurestore::SnapshotSpec;
-use featurestore::aggregate::CustomerState;
-use featurestore::offline::snapshot;
-use featurestore::snapshot::{differences, from_states};
 use indicatif::ProgressBar;
 use ingest::replay::event_for_line;
+use offline::SnapshotSpec;
+use offline::lines::snapshot;
+use offline::states::{differences, from_states};
 use polars::prelude::IntoLazy;
 
 fn fold<'a>(numbered: impl Iterator<Item = (u64, &'a Line)>) -> HashMap<u64, CustomerState> {

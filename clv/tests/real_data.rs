@@ -8,11 +8,11 @@ mod fixtures;
 use std::collections::HashSet;
 
 use common::*;
+use contract::LineClass;
 use dataset::normalised;
 use dataset::read::read_raw;
-use featurestore::contract::LineClass;
-use featurestore::offline::summarise;
 use indicatif::ProgressBar;
+use offline::lines::summarise;
 use polars::prelude::*;
 
 /// Facts about the file computed with nothing but the csv crate and string rules.

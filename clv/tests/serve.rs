@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::stack::*;
 use common::*;
+use models::Trained;
 use serde_json::{Value, json};
-use trainer::models::Trained;
 use trainer::training::Histories;
 
 fn new_agent() -> ureq::Agent {
@@ -208,12 +208,11 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
         request.to_string().as_bytes(),
     );
     assert_eq!(status, 200, "{body}");
-    let columns: Vec<polars::prelude::Column> = featurestore::contract::FEATURES
-        .iter()
-        .map(|name| polars::prelude::Column::new((*name).into(), [request[*name].as_f64()]))
-        .collect();
-    let frame = polars::prelude::DataFrame::new_infer_height(columns).unwrap();
-    let want = nine.predict(&frame).unwrap()[0];
+    let row = contract::FeatureRow {
+        nine: serde_json::from_value(request.clone()).unwrap(),
+        extra: contract::Extra::unknown(),
+    };
+    let want = nine.predict_one(&row).unwrap();
     let got = body["predicted_clv_6m"].as_f64().unwrap();
     assert!((got - want).abs() <= 0.006, "{got} vs {want}");
     assert_eq!(body["model"]["version"], "v0001");

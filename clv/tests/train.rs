@@ -130,7 +130,7 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
     let version = models.path().join("v0001");
     let model: serde_json::Value =
         serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
-    let fitted = &model["probabilistic"];
+    let fitted = &model["inputs"];
     for (value, expected) in [
         (&fitted["bgnbd"]["r"], 0.68),
         (&fitted["bgnbd"]["alpha"], 66.1),
@@ -244,6 +244,7 @@ fn train_logs_the_run_to_a_real_mlflow_server() {
         });
     struct Group(std::process::Child);
     impl Drop for Group {
+        #[allow(unsafe_code)]
         fn drop(&mut self) {
             let pgid = self.0.id() as i32;
             // SIGTERM to the server's process group (its pid: it leads the group), never to a group

@@ -8,7 +8,11 @@
 //!   point reads.
 //! - `offsets`: the next offset to read per (cluster, topic, partition). Offsets are tagged with the
 //!   cluster and topic they belong to, so that those of another broker are never applied.
-//! - `meta`: the event-time watermark (latest purchase time applied) and the number of customers.
+//! - `meta`: the event-time watermark (latest purchase time applied), the number of customers, and the
+//!   number of the last batch written.
+//! - `changes`: which customers each batch wrote, keyed by (batch number, partition, customer), the
+//!   last [`CHANGES_KEPT`] batches: a reader that remembers the batch it last saw reads only the
+//!   customers written since ([`RocksStore::changes_since`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,7 +22,7 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch,
 };
 
-use crate::aggregate::CustomerState;
+use contract::CustomerState;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,21 @@ pub struct Batch {
 
 const CF_OFFSETS: &str = "offsets";
 const CF_META: &str = "meta";
+const CF_CHANGES: &str = "changes";
+const META_BATCH: &[u8] = b"batch";
+const META_CHANGES_FROM: &[u8] = b"changes_from";
+
+/// How many batches' lists of changed customers the store keeps.
+pub const CHANGES_KEPT: u64 = 10_000;
+
+/// The customers written after a batch, as [`RocksStore::changes_since`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The last batch written.
+    pub batch: u64,
+    /// (partition, customer) written after the given batch, each once, in key order.
+    pub customers: Vec<(i32, u64)>,
+}
 const PARTITION_CF_PREFIX: &str = "customers.p";
 const META_WATERMARK: &[u8] = b"watermark_ms";
 const META_CUSTOMERS: &[u8] = b"customers";
@@ -120,7 +139,7 @@ impl RocksStore {
         options.create_missing_column_families(true);
         let cf_options = column_options();
         let mut names = DB::list_cf(&options, path).unwrap_or_default();
-        for required in ["default", CF_OFFSETS, CF_META] {
+        for required in ["default", CF_OFFSETS, CF_META, CF_CHANGES] {
             if !names.iter().any(|n| n == required) {
                 names.push(required.to_string());
             }
@@ -325,6 +344,21 @@ impl RocksStore {
             let customers = self.customers()? + batch.new_customers;
             write.put_cf(&meta, META_CUSTOMERS, customers.to_be_bytes());
         }
+        let changes = self
+            .db
+            .cf_handle(CF_CHANGES)
+            .expect("opened with the changes family");
+        let number = self.batch_number()? + 1;
+        for (partition, customer, _) in &batch.states {
+            write.put_cf(&changes, change_key(number, *partition, *customer), []);
+        }
+        write.put_cf(&meta, META_BATCH, number.to_be_bytes());
+        let from = self.changes_from()?;
+        if number > CHANGES_KEPT && number - CHANGES_KEPT > from {
+            let keep_from = number - CHANGES_KEPT;
+            write.delete_range_cf(&changes, from.to_be_bytes(), keep_from.to_be_bytes());
+            write.put_cf(&meta, META_CHANGES_FROM, keep_from.to_be_bytes());
+        }
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(true);
         self.db.write_opt(write, &options).map_err(self.rocks())
@@ -349,6 +383,44 @@ impl RocksStore {
     /// The latest purchase time applied, epoch milliseconds.
     pub fn watermark_ms(&self) -> Result<Option<i64>> {
         self.meta_i64(META_WATERMARK)
+    }
+
+    /// The number of the last batch written (0 before the first).
+    pub fn batch_number(&self) -> Result<u64> {
+        Ok(self.meta_i64(META_BATCH)?.unwrap_or(0).max(0) as u64)
+    }
+
+    fn changes_from(&self) -> Result<u64> {
+        Ok(self.meta_i64(META_CHANGES_FROM)?.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The customers written by the batches after `after`, or `None` when the store no longer keeps
+    /// the lists that far back (the reader must then read everything).
+    pub fn changes_since(&self, after: u64) -> Result<Option<Changes>> {
+        let batch = self.batch_number()?;
+        if after.saturating_add(1) < self.changes_from()? {
+            return Ok(None);
+        }
+        let mut customers = std::collections::BTreeSet::new();
+        if let Some(cf) = self.db.cf_handle(CF_CHANGES) {
+            let start = (after.saturating_add(1)).to_be_bytes();
+            for item in self
+                .db
+                .iterator_cf(&cf, IteratorMode::From(&start, rocksdb::Direction::Forward))
+            {
+                let (key, _) = item.map_err(self.rocks())?;
+                let (number, partition, customer) = parse_change_key(&key)
+                    .ok_or_else(|| self.corrupt("change key".into(), "length"))?;
+                if number > batch {
+                    break;
+                }
+                customers.insert((partition, customer));
+            }
+        }
+        Ok(Some(Changes {
+            batch,
+            customers: customers.into_iter().collect(),
+        }))
     }
 
     /// Customers stored.
@@ -383,6 +455,21 @@ impl RocksStore {
         }
         Ok(states)
     }
+}
+
+fn change_key(batch: u64, partition: i32, customer: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20);
+    key.extend_from_slice(&batch.to_be_bytes());
+    key.extend_from_slice(&partition.to_be_bytes());
+    key.extend_from_slice(&customer.to_be_bytes());
+    key
+}
+
+fn parse_change_key(key: &[u8]) -> Option<(u64, i32, u64)> {
+    let batch = u64::from_be_bytes(key.get(0..8)?.try_into().ok()?);
+    let partition = i32::from_be_bytes(key.get(8..12)?.try_into().ok()?);
+    let customer = u64::from_be_bytes(key.get(12..20)?.try_into().ok()?);
+    Some((batch, partition, customer))
 }
 
 fn column_options() -> Options {

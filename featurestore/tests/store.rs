@@ -2,8 +2,8 @@
 //! cluster and topic; a snapshot reads every partition.
 
 use chrono::NaiveDateTime;
-use featurestore::aggregate::CustomerState;
-use featurestore::event::TransactionEvent;
+use contract::CustomerState;
+use contract::event::TransactionEvent;
 use featurestore::store::{Batch, RocksStore, SourceId};
 
 fn state(events: &[(&str, &str, i64, f64, &str)]) -> CustomerState {

@@ -1,4 +1,5 @@
-//! The ingest consumer: poll a batch, validate, fold into per-customer state, write one RocksDB batch
+//! The ingest consumer, a thin Kafka loop around the pure [`BatchFolder`]: poll a batch and offer
+//! each message to the folder, dead-letter what it rejects, write what it folded in one RocksDB batch
 //! with the new offsets, then commit to the group (for lag visibility only).
 //!
 //! Exactly-once in effect: state and offsets are written atomically, and on every assignment the
@@ -6,16 +7,14 @@
 //! A redelivered event (same ID) is counted as read again and changes nothing. Malformed messages go
 //! to the dead-letter topic with the reason in a header, and never stop the consumer.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use featurestore::aggregate::{Applied, CustomerState};
-use featurestore::contract::LineClass;
-use featurestore::event::{Rejection, TransactionEvent};
-use featurestore::store::{Batch, RocksStore, SourceId};
+use contract::LineClass;
+use contract::event::Rejection;
+use featurestore::store::{RocksStore, SourceId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -24,6 +23,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
 use crate::delivery::{Deliveries, DeliveryCounter};
+use crate::fold::{BatchFolder, Message as Offered, Outcome};
 use crate::{IngestError, Result};
 
 /// How to consume.
@@ -76,10 +76,13 @@ pub struct IngestSummary {
     pub batches: u64,
 }
 
-/// Seeks every assigned partition to the offset stored in RocksDB for this cluster and topic.
+/// Seeks every assigned partition to the offset stored in RocksDB for this cluster and topic. When
+/// the store cannot say, it assigns nothing and records why: ingest then stops with that error
+/// instead of reading the partitions from offsets it does not know.
 struct ResumeFromStore {
     store: Arc<RocksStore>,
     source: Arc<Mutex<Option<SourceId>>>,
+    failure: Arc<Mutex<Option<featurestore::StoreError>>>,
 }
 
 impl ClientContext for ResumeFromStore {}
@@ -99,7 +102,15 @@ impl ConsumerContext for ResumeFromStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 let stored = match &source {
-                    Some(source) => self.store.offsets(source).unwrap_or_default(),
+                    Some(source) => match self.store.offsets(source) {
+                        Ok(stored) => stored,
+                        Err(e) => {
+                            tracing::error!("reading the stored offsets on assignment: {e}");
+                            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                            let _ = consumer.unassign();
+                            return;
+                        }
+                    },
                     None => BTreeMap::new(),
                 };
                 let partitions: Vec<(String, i32)> = tpl
@@ -144,6 +155,7 @@ pub struct Ingest {
     store: Arc<RocksStore>,
     source: SourceId,
     options: IngestOptions,
+    rebalance_failure: Arc<Mutex<Option<featurestore::StoreError>>>,
 }
 
 /// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
@@ -197,6 +209,7 @@ impl Ingest {
     ) -> Result<Self> {
         register_metrics();
         let source = Arc::new(Mutex::new(None));
+        let rebalance_failure = Arc::new(Mutex::new(None));
         let session_timeout = options.session_timeout.as_millis().to_string();
         let heartbeat = (options.session_timeout.as_millis() / 4)
             .max(100)
@@ -220,6 +233,7 @@ impl Ingest {
             .create_with_context(ResumeFromStore {
                 store: store.clone(),
                 source: source.clone(),
+                failure: rebalance_failure.clone(),
             })
             .map_err(IngestError::kafka("creating the consumer"))?;
         let cluster = consumer
@@ -251,6 +265,7 @@ impl Ingest {
             store,
             source: id,
             options,
+            rebalance_failure,
         })
     }
 
@@ -310,15 +325,13 @@ impl Ingest {
     /// Polls up to one batch, folds it and writes it. Returns how many messages it read.
     fn one_batch(&mut self, summary: &mut IngestSummary) -> Result<usize> {
         let deadline = Instant::now() + self.options.batch_timeout;
-        let mut touched: HashMap<(i32, u64), (CustomerState, bool)> = HashMap::new();
-        let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut watermark: Option<i64> = None;
-        let mut read = 0usize;
-        let mut dead = 0u64;
+        let mut folder = BatchFolder::new();
         let started = Instant::now();
-        while read < self.options.batch_size {
+        while folder.messages() < self.options.batch_size {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Some(message) = self.consumer.poll(left) else {
+            let polled = self.consumer.poll(left);
+            self.check_rebalance()?;
+            let Some(message) = polled else {
                 break;
             };
             let message = match message {
@@ -328,51 +341,39 @@ impl Ingest {
                     continue;
                 }
             };
-            read += 1;
-            let partition = message.partition();
-            next_offsets.insert(partition, message.offset() + 1);
-            match decode(message.key(), message.payload()) {
-                Ok(event) => {
-                    let key = (partition, event.customer_id);
-                    let (state, _) = match touched.entry(key) {
-                        Entry::Occupied(entry) => entry.into_mut(),
-                        Entry::Vacant(entry) => {
-                            let stored = self.store.get_in(partition, event.customer_id)?;
-                            let is_new = stored.is_none();
-                            entry.insert((stored.unwrap_or_default(), is_new))
-                        }
+            let offered = Offered {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key(),
+                payload: message.payload(),
+            };
+            let store = &self.store;
+            match folder.offer(offered, |partition, customer| {
+                store.get_in(partition, customer)
+            })? {
+                Outcome::Applied(class) => {
+                    let outcome = match class {
+                        LineClass::Purchase | LineClass::Return => "applied",
+                        _ => "ignored",
                     };
-                    match state.apply(&event) {
-                        Applied::New(class) => {
-                            *summary.applied.entry(class.name()).or_default() += 1;
-                            let outcome = match class {
-                                LineClass::Purchase | LineClass::Return => "applied",
-                                _ => "ignored",
-                            };
-                            metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => class.name())
-                                .increment(1);
-                            if class == LineClass::Purchase {
-                                let t = event.invoice_date.timestamp_millis();
-                                watermark = Some(watermark.map_or(t, |w: i64| w.max(t)));
-                            }
-                        }
-                        Applied::Duplicate => {
-                            summary.duplicates += 1;
-                            metrics::counter!("clv_ingest_events_read_again_total").increment(1);
-                        }
-                    }
+                    metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => class.name())
+                        .increment(1);
                 }
-                Err(rejection) => {
-                    dead += 1;
+                Outcome::Duplicate => {
+                    metrics::counter!("clv_ingest_events_read_again_total").increment(1);
+                }
+                Outcome::Rejected(rejection) => {
                     self.dead_letter(&message, &rejection)?;
                     metrics::counter!("clv_ingest_events_total", "outcome" => "dead_lettered", "class" => rejection.kind())
                         .increment(1);
                 }
             }
         }
-        if read == 0 {
+        let folded = folder.finish();
+        if folded.messages == 0 {
             return Ok(0);
         }
+        let dead = folded.counts.rejected_total();
         if dead > 0 {
             // Dead letters are safe in Kafka before the offsets that skip them are written.
             self.dead_letters
@@ -381,19 +382,14 @@ impl Ingest {
             // A dead letter Kafka did not take stops ingest before its offset is written: the
             // message is read again after a restart instead of being lost.
             self.dead_letter_reports.check()?;
-            summary.dead_lettered += dead;
         }
-        let new_customers = touched.values().filter(|(_, is_new)| *is_new).count() as u64;
-        let batch = Batch {
-            states: touched
-                .into_iter()
-                .map(|((partition, customer), (state, _))| (partition, customer, state))
-                .collect(),
-            new_customers,
-            offsets: next_offsets.iter().map(|(p, o)| (*p, *o)).collect(),
-            watermark_ms: watermark,
-        };
-        self.store.write(&self.source, batch)?;
+        let offsets = folded.batch.offsets.clone();
+        self.store.write(&self.source, folded.batch)?;
+        for (class, n) in &folded.counts.applied {
+            *summary.applied.entry(class).or_default() += n;
+        }
+        summary.duplicates += folded.counts.duplicates;
+        summary.dead_lettered += dead;
         summary.batches += 1;
         metrics::histogram!("clv_ingest_batch_apply_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -403,13 +399,26 @@ impl Ingest {
         }
         // The group's committed offsets are for lag visibility (and replay's backpressure) only.
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in &next_offsets {
+        for (p, o) in &offsets {
             let _ = tpl.add_partition_offset(&self.options.topic, *p, Offset::Offset(*o));
         }
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::debug!("commit to the group: {e}");
         }
-        Ok(read)
+        Ok(folded.messages)
+    }
+
+    /// Stops ingest when the rebalance callback could not read the stored offsets.
+    fn check_rebalance(&self) -> Result<()> {
+        match self
+            .rebalance_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(e) => Err(IngestError::Resume(e)),
+            None => Ok(()),
+        }
     }
 
     fn dead_letter(
@@ -461,24 +470,4 @@ impl Ingest {
             }
         }
     }
-}
-
-/// Validates a message: the value must be a valid event whose customer is the message key.
-fn decode(
-    key: Option<&[u8]>,
-    payload: Option<&[u8]>,
-) -> std::result::Result<TransactionEvent, Rejection> {
-    let payload = payload.ok_or_else(|| Rejection::Malformed("empty message".into()))?;
-    let event = TransactionEvent::decode(payload)?;
-    let key_customer = key
-        .and_then(|k| std::str::from_utf8(k).ok())
-        .and_then(|k| k.trim().parse::<u64>().ok());
-    if key_customer != Some(event.customer_id) {
-        return Err(Rejection::Invalid(format!(
-            "message key {:?} is not the event's customer_id {}",
-            key.map(String::from_utf8_lossy),
-            event.customer_id
-        )));
-    }
-    Ok(event)
 }

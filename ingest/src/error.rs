@@ -12,6 +12,10 @@ pub enum IngestError {
     /// The feature store failed.
     #[error(transparent)]
     Store(#[from] featurestore::store::StoreError),
+    /// The stored offsets could not be read when partitions were assigned: ingest stops rather than
+    /// read them from offsets it does not know.
+    #[error("cannot resume the assigned partitions from the feature store: {0}")]
+    Resume(#[source] featurestore::store::StoreError),
     /// The data could not be read.
     #[error(transparent)]
     Data(#[from] dataset::DatasetError),

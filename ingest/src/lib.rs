@@ -1,14 +1,17 @@
 //! The streaming path between the data and the feature store:
 //! - [`replay`]: data file -> Kafka topic `transactions`, keyed by customer ID, idempotent, paced or as
 //!   fast as possible, bounded by the consumer's lag;
-//! - [`consume`]: Kafka -> per-customer state in RocksDB (`featurestore::store`), exactly-once in effect,
-//!   malformed messages to a dead-letter topic;
+//! - [`fold`]: the pure batch folder: messages in, outcomes, states, offsets, watermark and counts
+//!   out (no Kafka, no RocksDB);
+//! - [`consume`]: the Kafka loop around it: Kafka -> per-customer state in RocksDB
+//!   (`featurestore::store`), exactly-once in effect, malformed messages to a dead-letter topic;
 //! - [`broker`]: a real Kafka bootstrap list, or the embedded broker (librdkafka's mock cluster).
 
 pub mod broker;
 pub mod consume;
 mod delivery;
 mod error;
+pub mod fold;
 pub mod replay;
 
 pub use error::{IngestError, Result};

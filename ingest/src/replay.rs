@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
+use contract::event::{SCHEMA_VERSION, TransactionEvent};
 use dataset::Line;
-use featurestore::event::{SCHEMA_VERSION, TransactionEvent};
 use indicatif::ProgressBar;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use trainer::models::Trained;
-use trainer::registry::Registry;
+use contract::Feature;
+use models::Trained;
+use models::registry::Registry;
 
 use crate::{Result, ScorerError};
 
@@ -46,9 +47,9 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
         .spec
         .features()
         .iter()
-        .any(|c| !featurestore::contract::FEATURES.contains(c))
+        .any(|f| !Feature::NINE.contains(f))
     {
-        return Err(ScorerError::Model(format!(
+        return Err(ScorerError::Unusable(format!(
             "{version}: model_nine.json reads more than the nine features"
         )));
     }

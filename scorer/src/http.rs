@@ -13,17 +13,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use featurestore::contract::FEATURES;
+use contract::{Extra, Feature, FeatureRow, Nine};
 use metrics::{counter, histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
-use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::population::{
-    ClvResponse, FeatureVector, FeaturesResponse, Freshness, ModelRef, Ranked,
+    ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
 };
 use crate::service::Scorer;
 
@@ -114,18 +113,19 @@ fn not_ready(scorer: &Scorer) -> ApiError {
 
 /// The scored customer `raw` of the latest population: 400 for an ID that is not digits, 404 for a
 /// customer without purchases before `as_of`, 503 before anything is scored.
-fn lookup(state: &AppState, raw: &str) -> Result<crate::population::Scored, ApiError> {
+fn lookup(state: &AppState, raw: &str) -> Result<(Arc<Population>, u64, Arc<Scored>), ApiError> {
     let id = customer_id(raw)?;
     let population = state
         .scorer
         .population()
         .ok_or_else(|| not_ready(&state.scorer))?;
-    population.customers.get(&id).cloned().ok_or_else(|| {
+    let scored = population.get(id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("customer {id} has no purchase before {}", population.as_of),
         )
-    })
+    })?;
+    Ok((population, id, scored))
 }
 
 /// The customer's predicted CLV, the model and the features it used.
@@ -140,7 +140,7 @@ async fn customer_clv(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let scored = lookup(&state, &id)?;
+    let (_, _, scored) = lookup(&state, &id)?;
     match SERVED.get() {
         Some(served) => {
             served.predictions.increment(1);
@@ -166,8 +166,14 @@ async fn customer_features(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let scored = lookup(&state, &id)?;
-    Ok(json_bytes(scored.features_body.clone()))
+    let (population, id, scored) = lookup(&state, &id)?;
+    Ok(Json(FeaturesResponse {
+        customer_id: id,
+        as_of: population.as_of,
+        features: scored.row,
+        freshness: population.freshness.clone(),
+    })
+    .into_response())
 }
 
 /// `?k=` of the top list.
@@ -239,29 +245,6 @@ async fn top_csv(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
 }
 
-/// The seed's request: the nine features by their contract names.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PredictRequest {
-    /// Days from the last purchase.
-    pub recency_days: f64,
-    /// Purchases.
-    pub frequency: f64,
-    /// Revenue, £.
-    pub total_revenue: f64,
-    /// Revenue per purchase, £.
-    pub avg_order_value: f64,
-    /// Days from the first purchase.
-    pub tenure_days: f64,
-    /// Months with a purchase.
-    pub active_months: f64,
-    /// Purchases per 30 days.
-    pub purchase_velocity: f64,
-    /// Mean days between purchases (null with one purchase).
-    pub avg_gap_days: Option<f64>,
-    /// Their standard deviation (null with fewer than three purchases).
-    pub std_gap_days: Option<f64>,
-}
-
 /// The answer of `POST /predict`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PredictResponse {
@@ -272,7 +255,7 @@ pub struct PredictResponse {
 }
 
 /// Seed-compatible scoring of a feature vector by the production version's nine-feature model.
-#[utoipa::path(post, path = "/predict", request_body = PredictRequest,
+#[utoipa::path(post, path = "/predict", request_body = Nine,
     responses(
         (status = 200, body = PredictResponse),
         (status = 400, description = "malformed JSON or a negative feature", body = ApiError),
@@ -281,48 +264,41 @@ pub struct PredictResponse {
         (status = 422, description = "a feature is missing or not a number", body = ApiError)))]
 async fn predict(
     State(state): State<AppState>,
-    body: Result<Json<PredictRequest>, JsonRejection>,
+    body: Result<Json<Nine>, JsonRejection>,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let Json(nine) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let production = state
         .scorer
         .production()
         .ok_or_else(|| not_ready(&state.scorer))?;
-    let values = [
-        Some(request.recency_days),
-        Some(request.frequency),
-        Some(request.total_revenue),
-        Some(request.avg_order_value),
-        Some(request.tenure_days),
-        Some(request.active_months),
-        Some(request.purchase_velocity),
-        request.avg_gap_days,
-        request.std_gap_days,
-    ];
-    for (name, value) in FEATURES.iter().zip(values) {
+    for (feature, value) in Feature::NINE.iter().zip(nine.values()) {
         if let Some(v) = value
             && !(v.is_finite() && v >= 0.0)
         {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("{name} must be a finite number ≥ 0, not {v}"),
+                format!("{} must be a finite number ≥ 0, not {v}", feature.name()),
             ));
         }
     }
-    let columns: Vec<Column> = FEATURES
-        .iter()
-        .zip(values)
-        .map(|(name, v)| Column::new((*name).into(), [v]))
-        .collect();
-    let frame = DataFrame::new_infer_height(columns)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // The nine-feature model reads none of the extra features (checked when it is loaded).
+    let row = FeatureRow {
+        nine,
+        extra: Extra::unknown(),
+    };
     let predicted = production
         .nine
-        .predict(&frame)
+        .predict_one(&row)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if !predicted.is_finite() {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the model's prediction is not a number",
+        ));
+    }
     counter!("scorer_predictions_total", "endpoint" => "predict").increment(1);
     Ok(Json(PredictResponse {
-        predicted_clv_6m: (predicted.first().copied().unwrap_or(0.0) * 100.0).round() / 100.0,
+        predicted_clv_6m: (predicted * 100.0).round() / 100.0,
         model: ModelRef {
             name: production.nine.spec.name(),
             version: production.version.clone(),
@@ -349,7 +325,7 @@ async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
         "status": "ready",
         "model": population.as_ref().map(|p| p.model.clone()),
         "as_of": population.as_ref().map(|p| p.as_of),
-        "customers": population.as_ref().map(|p| p.customers.len()),
+        "customers": population.as_ref().map(|p| p.len()),
     })))
 }
 
@@ -502,12 +478,13 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     components(schemas(
         ClvResponse,
         FeaturesResponse,
-        FeatureVector,
+        FeatureRow,
+        Nine,
+        Extra,
         Freshness,
         ModelRef,
         Ranked,
         TopResponse,
-        PredictRequest,
         PredictResponse,
         ApiError
     ))

@@ -1,11 +1,13 @@
 //! The scorer: CLV over HTTP from the live feature store and the registry's production model.
 //!
-//! A request reads the latest scored population, which a background loop rebuilds whenever the
-//! store (ingest wrote), the `production` model (a promotion) or `as_of` changed:
+//! A request reads the latest scored population, which a background loop updates: the customers
+//! ingest wrote since the last refresh are rescored from their own rows; everyone when the
+//! `production` model (a promotion) or `as_of` changed. No frame is built anywhere here:
 //!
 //! - [`source`]: the store, shared in this process or opened as a RocksDB secondary that catches up;
 //! - [`follow`]: the registry's `production` version and its two models;
-//! - [`population`]: every customer's features at `as_of` and CLV, serialized once per refresh;
+//! - [`population`]: every customer's feature row at `as_of` and CLV, with its answer serialized
+//!   once, in a persistent map that an update shares with the population before it;
 //! - [`service`]: the shared state ([`service::Scorer`]) and the refresh loop;
 //! - [`http`]: the axum router, its JSON errors, request metrics, limits and OpenAPI document.
 
@@ -23,13 +25,10 @@ pub enum ScorerError {
     Store(#[from] featurestore::store::StoreError),
     /// The registry or a model failed.
     #[error(transparent)]
-    Train(#[from] trainer::TrainError),
-    /// A model's output or input is unusable.
-    #[error("model: {0}")]
-    Model(String),
-    /// polars failed.
-    #[error("polars: {0}")]
-    Polars(#[from] polars::prelude::PolarsError),
+    Model(#[from] models::ModelError),
+    /// The store or a model is not usable yet or at all.
+    #[error("{0}")]
+    Unusable(String),
     /// A body could not be serialized.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

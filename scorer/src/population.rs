@@ -1,22 +1,22 @@
-//! The scored population: every customer's features at `as_of` and the production model's CLV, built
-//! in one pass from the store's states whenever the store, the model or `as_of` changes, and read by
-//! the handlers without locks. Models such as the seasonal BG/NBD scale within the population, so a
-//! customer's CLV is a property of the whole snapshot, not of one state.
+//! The scored population: every customer's feature row at `as_of` and the production model's CLV,
+//! read by the handlers without locks.
+//!
+//! A customer's row is computed from that customer's state, `as_of` and the model's inputs alone, and
+//! the model predicts it from that row alone (the contract's [`contract::row`], the `models` crate),
+//! so a refresh rescores only the customers whose state changed ([`Population::update`]); everyone
+//! is rescored only when the model or `as_of` changes ([`Population::score`]). The population is a
+//! persistent map: an update shares everything it did not change with the population before it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use featurestore::SnapshotSpec;
-use featurestore::aggregate::CustomerState;
-use featurestore::contract::{FEATURES, MS_PER_DAY, epoch_ms, midnight};
-use polars::prelude::*;
+use contract::{CustomerState, FeatureRow, MS_PER_DAY};
 use serde::{Deserialize, Serialize};
-use trainer::training::{EXTRA_FEATURES, Histories, training_frame};
 use utoipa::ToSchema;
 
+use crate::Result;
 use crate::follow::Production;
-use crate::{Result, ScorerError};
 
 /// The model that scored a population.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -25,32 +25,6 @@ pub struct ModelRef {
     pub name: String,
     /// The registry version, e.g. `v0003`.
     pub version: String,
-}
-
-/// A customer's feature vector at `as_of` (FEATURES.md): the contract's nine and the extra
-/// point-in-time features the models read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct FeatureVector {
-    /// Days from the last purchase to `as_of`.
-    pub recency_days: i64,
-    /// Purchases (invoices) before `as_of`.
-    pub frequency: i64,
-    /// Revenue of those purchases, £.
-    pub total_revenue: f64,
-    /// Revenue per purchase, £.
-    pub avg_order_value: f64,
-    /// Days from the first purchase to `as_of`.
-    pub tenure_days: i64,
-    /// Distinct calendar months with a purchase.
-    pub active_months: i64,
-    /// Purchases per 30 days of tenure.
-    pub purchase_velocity: f64,
-    /// Mean days between consecutive purchases (null with one purchase).
-    pub avg_gap_days: Option<f64>,
-    /// Their standard deviation (null with fewer than three purchases).
-    pub std_gap_days: Option<f64>,
-    /// The extra features (`revenue_last_3m`, `bgnbd_p_alive`, ...).
-    pub extra: BTreeMap<String, f64>,
 }
 
 /// `GET /customers/{id}/clv`.
@@ -65,7 +39,7 @@ pub struct ClvResponse {
     /// The time the features are taken at (midnight, UTC).
     pub as_of: NaiveDate,
     /// The features the prediction used.
-    pub features: FeatureVector,
+    pub features: FeatureRow,
 }
 
 /// How fresh the features are.
@@ -73,7 +47,7 @@ pub struct ClvResponse {
 pub struct Freshness {
     /// The latest purchase time ingested (event time).
     pub watermark: Option<DateTime<Utc>>,
-    /// When the scorer last rebuilt the population from the store (wall time).
+    /// When the scorer last read the store (wall time).
     pub refreshed_at: DateTime<Utc>,
     /// The store's sequence number read then.
     pub store_sequence: u64,
@@ -87,7 +61,7 @@ pub struct FeaturesResponse {
     /// The time the features are taken at.
     pub as_of: NaiveDate,
     /// The features.
-    pub features: FeatureVector,
+    pub features: FeatureRow,
     /// Their freshness.
     pub freshness: Freshness,
 }
@@ -103,15 +77,39 @@ pub struct Ranked {
     pub clv_6m: f64,
 }
 
-/// One customer, with the bodies of its two responses serialized once per refresh.
+/// One customer, scored, with the body of its CLV response serialized once.
 #[derive(Debug, Clone)]
 pub struct Scored {
-    /// The predicted CLV.
+    /// The predicted CLV (pence).
     pub clv_6m: f64,
+    /// The feature row it was predicted from.
+    pub row: FeatureRow,
     /// The JSON of [`ClvResponse`].
     pub clv_body: Bytes,
-    /// The JSON of [`FeaturesResponse`].
-    pub features_body: Bytes,
+}
+
+/// A place in the ranking: highest CLV first, ties by customer ID.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rank {
+    clv_6m: f64,
+    customer: u64,
+}
+
+impl Eq for Rank {}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .clv_6m
+            .total_cmp(&self.clv_6m)
+            .then(self.customer.cmp(&other.customer))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Every customer with a purchase before `as_of`, scored.
@@ -123,17 +121,15 @@ pub struct Population {
     pub model: ModelRef,
     /// Freshness of the store read.
     pub freshness: Freshness,
-    /// By customer ID.
-    pub customers: HashMap<u64, Scored>,
-    /// Customer IDs and CLV, highest CLV first (ties by ID).
-    pub ranking: Vec<(u64, f64)>,
+    customers: imbl::HashMap<u64, Arc<Scored>>,
+    ranking: imbl::OrdSet<Rank>,
 }
 
 /// `as_of` by FEATURES.md "Online": the watermark rounded up to the next midnight (a purchase exactly
 /// at midnight counts too, so the next day's midnight).
 pub fn as_of_watermark(watermark_ms: i64) -> Option<NaiveDate> {
-    let day = watermark_ms.div_euclid(MS_PER_DAY) + 1;
-    DateTime::from_timestamp_millis(day * MS_PER_DAY).map(|t| t.date_naive())
+    let day = watermark_ms.div_euclid(MS_PER_DAY).checked_add(1)?;
+    DateTime::from_timestamp_millis(day.checked_mul(MS_PER_DAY)?).map(|t| t.date_naive())
 }
 
 /// Pounds rounded to pence.
@@ -141,120 +137,120 @@ fn pence(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-fn floats(frame: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
-    let column = frame.column(name)?.cast(&DataType::Float64)?;
-    Ok(column.f64()?.iter().collect())
-}
-
 impl Population {
-    /// Scores `states` at `as_of` with `production`.
+    /// Nobody scored yet, at `as_of` with `production`.
+    pub fn empty(as_of: NaiveDate, production: &Production, freshness: Freshness) -> Self {
+        Population {
+            as_of,
+            model: ModelRef {
+                name: production.name.clone(),
+                version: production.version.clone(),
+            },
+            freshness,
+            customers: imbl::HashMap::new(),
+            ranking: imbl::OrdSet::new(),
+        }
+    }
+
+    /// Scores every customer of `states` at `as_of` with `production`.
     pub fn score(
-        states: Vec<(u64, CustomerState)>,
-        watermark_ms: Option<i64>,
-        store_sequence: u64,
+        states: impl IntoIterator<Item = (u64, CustomerState)>,
         as_of: NaiveDate,
         production: &Production,
+        freshness: Freshness,
     ) -> Result<Population> {
-        let model = ModelRef {
-            name: production.name.clone(),
-            version: production.version.clone(),
-        };
-        let freshness = Freshness {
-            watermark: watermark_ms.and_then(DateTime::from_timestamp_millis),
-            refreshed_at: Utc::now(),
-            store_sequence,
-        };
-        let histories = Histories::from_states(states);
-        let mut population = Population {
-            as_of,
-            model,
-            freshness,
-            customers: HashMap::new(),
-            ranking: Vec::new(),
-        };
-        let has_purchase_before = histories
-            .first_purchase_ms()
-            .is_some_and(|first| first < epoch_ms(midnight(as_of)));
-        if !has_purchase_before {
-            return Ok(population);
-        }
-        let spec = SnapshotSpec {
-            cutoff: as_of,
-            horizon_months: production.horizon_months,
-        };
-        let (frame, _) =
-            training_frame(&histories, &spec, production.model.probabilistic.as_ref())?;
-        let predicted = production.model.predict(&frame)?;
-        let ids = frame.column("customer_id")?.cast(&DataType::Int64)?;
-        let ids: Vec<Option<i64>> = ids.i64()?.iter().collect();
-        let nine: Vec<Vec<Option<f64>>> = FEATURES
-            .iter()
-            .map(|name| floats(&frame, name))
-            .collect::<Result<_>>()?;
-        let extra: Vec<Vec<Option<f64>>> = EXTRA_FEATURES
-            .iter()
-            .map(|name| floats(&frame, name))
-            .collect::<Result<_>>()?;
-        for (row, id) in ids.iter().enumerate() {
-            let id = id.ok_or_else(|| ScorerError::Model("a customer without ID".into()))? as u64;
-            let value = |k: usize| nine[k][row];
-            let whole = |k: usize| value(k).unwrap_or(0.0).round() as i64;
-            let features = FeatureVector {
-                recency_days: whole(0),
-                frequency: whole(1),
-                total_revenue: value(2).unwrap_or(0.0),
-                avg_order_value: value(3).unwrap_or(0.0),
-                tenure_days: whole(4),
-                active_months: whole(5),
-                purchase_velocity: value(6).unwrap_or(0.0),
-                avg_gap_days: value(7),
-                std_gap_days: value(8),
-                extra: EXTRA_FEATURES
-                    .iter()
-                    .zip(&extra)
-                    .map(|(name, column)| (name.to_string(), column[row].unwrap_or(0.0)))
-                    .collect(),
-            };
-            let clv_6m = pence(predicted[row]);
-            let clv_body = serde_json::to_vec(&ClvResponse {
-                customer_id: id,
-                clv_6m,
-                model: population.model.clone(),
-                as_of,
-                features: features.clone(),
-            })?;
-            let features_body = serde_json::to_vec(&FeaturesResponse {
-                customer_id: id,
-                as_of,
-                features,
-                freshness: population.freshness.clone(),
-            })?;
-            population.customers.insert(
-                id,
-                Scored {
-                    clv_6m,
-                    clv_body: clv_body.into(),
-                    features_body: features_body.into(),
-                },
-            );
-            population.ranking.push((id, clv_6m));
-        }
-        population
-            .ranking
-            .sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut population = Population::empty(as_of, production, freshness.clone());
+        let states: Vec<(u64, Option<CustomerState>)> =
+            states.into_iter().map(|(id, s)| (id, Some(s))).collect();
+        population.apply(&states, production)?;
         Ok(population)
     }
 
-    /// The `k` customers with the highest predicted CLV.
+    /// This population with the customers of `changed` rescored from their new states (`None`: the
+    /// customer is gone), everyone else as they were; and how many were rescored.
+    pub fn update(
+        &self,
+        changed: &[(u64, Option<CustomerState>)],
+        production: &Production,
+        freshness: Freshness,
+    ) -> Result<Population> {
+        let mut next = self.clone();
+        next.freshness = freshness;
+        next.apply(changed, production)?;
+        Ok(next)
+    }
+
+    fn apply(
+        &mut self,
+        changed: &[(u64, Option<CustomerState>)],
+        production: &Production,
+    ) -> Result<()> {
+        let builder = production.model.rows(self.as_of);
+        let mut ids = Vec::with_capacity(changed.len());
+        let mut rows = Vec::with_capacity(changed.len());
+        for (id, state) in changed {
+            if let Some(old) = self.customers.remove(id) {
+                self.ranking.remove(&Rank {
+                    clv_6m: old.clv_6m,
+                    customer: *id,
+                });
+            }
+            if let Some(row) = state.as_ref().and_then(|s| builder.row(s)) {
+                ids.push(*id);
+                rows.push(row);
+            }
+        }
+        let predicted = production.model.predict(&rows)?;
+        for ((id, row), clv) in ids.into_iter().zip(rows).zip(predicted) {
+            let clv_6m = pence(clv);
+            let clv_body = serde_json::to_vec(&ClvResponse {
+                customer_id: id,
+                clv_6m,
+                model: self.model.clone(),
+                as_of: self.as_of,
+                features: row,
+            })?;
+            self.customers.insert(
+                id,
+                Arc::new(Scored {
+                    clv_6m,
+                    row,
+                    clv_body: clv_body.into(),
+                }),
+            );
+            self.ranking.insert(Rank {
+                clv_6m,
+                customer: id,
+            });
+        }
+        Ok(())
+    }
+
+    /// The scored customer `id`.
+    pub fn get(&self, id: u64) -> Option<Arc<Scored>> {
+        self.customers.get(&id).cloned()
+    }
+
+    /// Customers scored.
+    pub fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Whether nobody is scored.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+    }
+
+    /// The `k` customers with the highest predicted CLV (ties by ID).
     pub fn top(&self, k: usize) -> Vec<Ranked> {
         self.ranking
             .iter()
             .take(k)
             .enumerate()
-            .map(|(i, (id, clv))| Ranked {
+            .map(|(i, r)| Ranked {
                 rank: i + 1,
-                customer_id: *id,
-                clv_6m: *clv,
+                customer_id: r.customer,
+                clv_6m: r.clv_6m,
             })
             .collect()
     }
@@ -285,5 +281,27 @@ mod tests {
             as_of_watermark(at("2011-12-09 23:59")),
             Some(date("2011-12-10"))
         );
+        assert_eq!(as_of_watermark(i64::MAX), None);
+    }
+
+    #[test]
+    fn the_ranking_orders_by_clv_then_id() {
+        let mut ranks = [
+            Rank {
+                clv_6m: 1.0,
+                customer: 3,
+            },
+            Rank {
+                clv_6m: 5.0,
+                customer: 9,
+            },
+            Rank {
+                clv_6m: 1.0,
+                customer: 2,
+            },
+        ];
+        ranks.sort();
+        let order: Vec<u64> = ranks.iter().map(|r| r.customer).collect();
+        assert_eq!(order, [9, 2, 3]);
     }
 }

@@ -1,7 +1,8 @@
 //! The scorer's shared state and the loop that keeps it current: it follows the registry's
-//! `production` pointer, catches up with the store, and rebuilds the scored population when the
-//! store, the model or `as_of` changed. Handlers only load the latest population: a model swap or a
-//! refresh never blocks or drops a request.
+//! `production` pointer, catches up with the store, and rescores the customers the store wrote since
+//! the last refresh (everyone when the model or `as_of` changed, or when the store no longer lists
+//! the changes that far back). Handlers only load the latest population: a model swap or a refresh
+//! never blocks or drops a request.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,7 +15,7 @@ use chrono::{NaiveDate, Utc};
 use metrics::{counter, gauge, histogram};
 
 use crate::follow::{self, Production};
-use crate::population::{Population, as_of_watermark};
+use crate::population::{Freshness, Population, as_of_watermark};
 use crate::source::FeatureSource;
 use crate::{Result, ScorerError};
 
@@ -88,13 +89,43 @@ impl Scorer {
     }
 }
 
+/// What the current population was scored from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scored {
+    /// The store's sequence number.
+    sequence: u64,
+    /// The store's last batch.
+    batch: u64,
+    /// The model version.
+    version: String,
+    /// The time the features are taken at.
+    as_of: NaiveDate,
+}
+
+/// How a refresh went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Nothing changed (or nothing to score yet).
+    Unchanged,
+    /// Everyone was rescored (a new model or `as_of`, or the first refresh).
+    Full {
+        /// Customers scored.
+        customers: usize,
+    },
+    /// Only the customers written since the last refresh were rescored.
+    Changed {
+        /// Customers rescored.
+        customers: usize,
+    },
+}
+
 /// Keeps a [`Scorer`] current.
 pub struct Refresher {
     scorer: Arc<Scorer>,
     source: FeatureSource,
     models_dir: PathBuf,
     as_of: AsOf,
-    scored: Option<(u64, String, NaiveDate)>,
+    scored: Option<Scored>,
 }
 
 impl Refresher {
@@ -114,12 +145,16 @@ impl Refresher {
         }
     }
 
-    /// One round: follow `production`, catch up, rescore when something changed. Returns whether
-    /// the population was rebuilt.
+    /// One round ([`Refresher::refresh`]); returns whether anyone was rescored.
     pub fn tick(&mut self) -> Result<bool> {
+        Ok(self.refresh()? != Refresh::Unchanged)
+    }
+
+    /// One round: follow `production`, catch up, rescore what changed.
+    pub fn refresh(&mut self) -> Result<Refresh> {
         self.follow_production()?;
         let Some(production) = self.scorer.production() else {
-            return Ok(false);
+            return Ok(Refresh::Unchanged);
         };
         let sequence = match self.source.catch_up() {
             Ok(sequence) => sequence,
@@ -128,55 +163,105 @@ impl Refresher {
                 return Err(e);
             }
         };
-        if let Some((seq, version, date)) = &self.scored
-            && *seq == sequence
-            && *version == production.version
-            && (self.as_of != AsOf::Now || Some(*date) == self.as_of.resolve(None))
+        if let Some(scored) = &self.scored
+            && scored.sequence == sequence
+            && scored.version == production.version
+            && (self.as_of != AsOf::Now || Some(scored.as_of) == self.as_of.resolve(None))
         {
-            return Ok(false);
+            return Ok(Refresh::Unchanged);
         }
         let started = Instant::now();
-        let read = match self.source.read() {
-            Ok(read) => read,
-            Err(e) => {
-                self.scorer.store_readable.store(false, Ordering::Release);
-                return Err(e);
-            }
+        let outcome = self.rescore(sequence, &production);
+        self.scorer
+            .store_readable
+            .store(outcome.is_ok(), Ordering::Release);
+        let refresh = outcome?;
+        let kind = match refresh {
+            Refresh::Unchanged => return Ok(refresh),
+            Refresh::Full { customers } => ("full", customers),
+            Refresh::Changed { customers } => ("changed", customers),
         };
-        self.scorer.store_readable.store(true, Ordering::Release);
-        let Some(as_of) = self.as_of.resolve(read.watermark_ms) else {
-            // Nothing ingested yet: nothing to score at the watermark.
-            return Ok(false);
+        let Some(population) = self.scorer.population() else {
+            return Ok(refresh);
         };
-        let population = Population::score(
-            read.states,
-            read.watermark_ms,
-            read.sequence,
-            as_of,
-            &production,
-        )?;
-        let customers = population.customers.len();
         if let Some(watermark) = population.freshness.watermark {
             gauge!("scorer_feature_watermark_seconds").set(watermark.timestamp() as f64);
         }
         gauge!("scorer_features_refreshed_timestamp_seconds")
             .set(population.freshness.refreshed_at.timestamp_millis() as f64 / 1000.0);
-        gauge!("scorer_as_of_timestamp_seconds").set(
-            featurestore::contract::epoch_ms(featurestore::contract::midnight(as_of)) as f64
-                / 1000.0,
-        );
-        gauge!("scorer_customers").set(customers as f64);
+        gauge!("scorer_as_of_timestamp_seconds")
+            .set(contract::epoch_ms(contract::midnight(population.as_of)) as f64 / 1000.0);
+        gauge!("scorer_customers").set(population.len() as f64);
         histogram!("scorer_refresh_duration_seconds").record(started.elapsed().as_secs_f64());
-        self.scorer.population.store(Some(Arc::new(population)));
-        self.scored = Some((read.sequence, production.version.clone(), as_of));
-        tracing::info!(
-            %as_of,
-            customers,
+        counter!("scorer_rescored_customers_total", "refresh" => kind.0).increment(kind.1 as u64);
+        tracing::debug!(
+            as_of = %population.as_of,
+            customers = population.len(),
+            rescored = kind.1,
+            refresh = kind.0,
             version = %production.version,
             seconds = started.elapsed().as_secs_f64(),
             "scored"
         );
-        Ok(true)
+        Ok(refresh)
+    }
+
+    /// Reads the store at `sequence` and rescores: only the customers written since the last
+    /// refresh when the model and `as_of` are the same and the store still lists those changes,
+    /// everyone otherwise.
+    fn rescore(&mut self, sequence: u64, production: &Production) -> Result<Refresh> {
+        let store = self.source.store()?;
+        let watermark_ms = store.watermark_ms()?;
+        let batch = store.batch_number()?;
+        let Some(as_of) = self.as_of.resolve(watermark_ms) else {
+            // Nothing ingested yet: nothing to score at the watermark.
+            return Ok(Refresh::Unchanged);
+        };
+        let freshness = Freshness {
+            watermark: watermark_ms.and_then(chrono::DateTime::from_timestamp_millis),
+            refreshed_at: Utc::now(),
+            store_sequence: sequence,
+        };
+        let current = self.scorer.population();
+        let same_scoring = self
+            .scored
+            .as_ref()
+            .is_some_and(|s| s.version == production.version && s.as_of == as_of);
+        let changes = match (&current, same_scoring) {
+            (Some(_), true) => self
+                .scored
+                .as_ref()
+                .map(|s| store.changes_since(s.batch))
+                .transpose()?
+                .flatten(),
+            _ => None,
+        };
+        let (population, refresh) = match (current, changes) {
+            (Some(current), Some(changes)) => {
+                let mut changed = Vec::with_capacity(changes.customers.len());
+                for (partition, customer) in &changes.customers {
+                    changed.push((*customer, store.get_in(*partition, *customer)?));
+                }
+                let population = current.update(&changed, production, freshness)?;
+                let customers = changed.len();
+                (population, Refresh::Changed { customers })
+            }
+            _ => {
+                let population =
+                    Population::score(store.all_states()?, as_of, production, freshness)?;
+                let customers = population.len();
+                tracing::info!(%as_of, customers, version = %production.version, "scored everyone");
+                (population, Refresh::Full { customers })
+            }
+        };
+        self.scorer.population.store(Some(Arc::new(population)));
+        self.scored = Some(Scored {
+            sequence,
+            batch,
+            version: production.version.clone(),
+            as_of,
+        });
+        Ok(refresh)
     }
 
     fn follow_production(&mut self) -> Result<()> {
@@ -240,6 +325,8 @@ impl Refresher {
 pub fn register_metrics() {
     gauge!("scorer_ready").set(0.0);
     counter!("scorer_refresh_errors_total").absolute(0);
+    counter!("scorer_rescored_customers_total", "refresh" => "full").absolute(0);
+    counter!("scorer_rescored_customers_total", "refresh" => "changed").absolute(0);
     counter!("scorer_predictions_total", "endpoint" => "clv").absolute(0);
     counter!("scorer_predictions_total", "endpoint" => "predict").absolute(0);
     counter!("scorer_predictions_total", "endpoint" => "top").absolute(0);

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use featurestore::aggregate::CustomerState;
 use featurestore::store::RocksStore;
 
 use crate::{Result, ScorerError};
@@ -22,16 +21,6 @@ pub enum FeatureSource {
         /// The secondary's own folder (its info log and manifest copy).
         secondary_dir: PathBuf,
     },
-}
-
-/// One consistent read of the store.
-pub struct StoreRead {
-    /// Every customer's state.
-    pub states: Vec<(u64, CustomerState)>,
-    /// The latest purchase time applied.
-    pub watermark_ms: Option<i64>,
-    /// The store's sequence number.
-    pub sequence: u64,
 }
 
 impl FeatureSource {
@@ -68,7 +57,7 @@ impl FeatureSource {
                     *store = Some(Box::new(RocksStore::open_secondary(path, secondary_dir)?));
                 }
                 let open = store.as_ref().ok_or_else(|| {
-                    ScorerError::Model(format!("no feature store at {}", path.display()))
+                    ScorerError::Unusable(format!("no feature store at {}", path.display()))
                 })?;
                 if !reopen {
                     open.catch_up()?;
@@ -78,23 +67,13 @@ impl FeatureSource {
         }
     }
 
-    fn store(&self) -> Result<&RocksStore> {
+    /// The open store (an error until the primary has created it).
+    pub fn store(&self) -> Result<&RocksStore> {
         match self {
             FeatureSource::Shared(store) => Ok(store),
             FeatureSource::Secondary { store, path, .. } => store.as_deref().ok_or_else(|| {
-                ScorerError::Model(format!("no feature store at {} yet", path.display()))
+                ScorerError::Unusable(format!("no feature store at {} yet", path.display()))
             }),
         }
-    }
-
-    /// Every state, the watermark and the sequence number, from one consistent view.
-    pub fn read(&self) -> Result<StoreRead> {
-        let store = self.store()?;
-        let sequence = store.sequence_number();
-        Ok(StoreRead {
-            states: store.all_states()?,
-            watermark_ms: store.watermark_ms()?,
-            sequence,
-        })
     }
 }

@@ -5,15 +5,12 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use featurestore::aggregate::{CustomerState, Purchase};
-use featurestore::contract::{epoch_ms, midnight};
+use contract::{CustomerState, Feature, ModelInputs, Purchase, epoch_ms, midnight};
 use featurestore::store::{Batch, RocksStore, SourceId};
-use scorer::service::{AsOf, Refresher, Scorer};
+use models::registry::{Metadata, Registry};
+use models::{FeatureSet, Fitted, Spec, Trained};
+use scorer::service::{AsOf, Refresh, Refresher, Scorer};
 use scorer::source::FeatureSource;
-use trainer::models::{FeatureSet, Fitted, Spec, Trained};
-use trainer::probabilistic::{BgNbd, GammaGamma};
-use trainer::registry::{Metadata, Registry};
-use trainer::training::Probabilistic;
 
 fn at(date: &str) -> i64 {
     epoch_ms(midnight(
@@ -63,26 +60,14 @@ fn registry(dir: &std::path::Path) {
     let registry = Registry::open(dir).unwrap();
     let (version, path) = registry.new_version().unwrap();
     // Published CDNOW estimates: the extra features are computed with them, not refitted.
-    let probabilistic = Some(Probabilistic {
-        bgnbd: BgNbd {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        },
-        gamma_gamma: GammaGamma {
-            p: 6.25,
-            q: 3.74,
-            v: 15.45,
-        },
-    });
+    let inputs = ModelInputs::example();
     Trained {
         spec: Spec::Naive,
         fitted: Fitted::Column {
-            column: featurestore::contract::NAIVE.into(),
+            feature: Feature::Naive6m,
             factor: 1.0,
         },
-        probabilistic,
+        inputs: inputs.clone(),
     }
     .save(&path.join("model.json"))
     .unwrap();
@@ -96,7 +81,7 @@ fn registry(dir: &std::path::Path) {
             coefficients,
             intercept: 0.0,
         },
-        probabilistic,
+        inputs,
     }
     .save(&path.join("model_nine.json"))
     .unwrap();
@@ -105,9 +90,9 @@ fn registry(dir: &std::path::Path) {
             version: version.clone(),
             created: "2026-11-25T00:00:00Z".into(),
             git_commit: None,
-            contract_version: featurestore::contract::CONTRACT_VERSION,
+            contract_version: contract::CONTRACT_VERSION,
             model: "naive".into(),
-            features: vec![featurestore::contract::NAIVE.into()],
+            features: vec![Feature::Naive6m.name().into()],
             cutoff: "2011-06-01".into(),
             horizon_months: 6,
             train_cutoffs: vec![],
@@ -148,9 +133,14 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
     assert_eq!(population.as_of.to_string(), "2011-12-01");
     assert_eq!(population.model.version, "v0001");
     // naive_6m at 2011-12-01: the purchases since 2011-06-01.
-    assert_eq!(population.customers[&1].clv_6m, 40.0);
-    assert_eq!(population.customers[&2].clv_6m, 70.0);
-    assert_eq!(population.ranking, vec![(2, 70.0), (1, 40.0)]);
+    assert_eq!(population.get(1).unwrap().clv_6m, 40.0);
+    assert_eq!(population.get(2).unwrap().clv_6m, 70.0);
+    let ranking: Vec<(u64, f64)> = population
+        .top(10)
+        .iter()
+        .map(|r| (r.customer_id, r.clv_6m))
+        .collect();
+    assert_eq!(ranking, vec![(2, 70.0), (1, 40.0)]);
     // Nothing written: nothing rescored.
     assert!(!refresher.tick().unwrap());
 
@@ -159,8 +149,32 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
     assert!(refresher.tick().unwrap());
     let population = scorer.population().unwrap();
     assert_eq!(population.as_of.to_string(), "2011-12-10");
-    assert_eq!(population.customers.len(), 3);
+    assert_eq!(population.len(), 3);
     assert_eq!(population.top(1)[0].customer_id, 3);
+
+    // A write on the same day of event time (as_of stays): only the customers it wrote are
+    // rescored; everyone else's answer is the very same one.
+    let before = scorer.population().unwrap();
+    write(
+        &store,
+        vec![(2, customer(&[("2011-11-30", 70), ("2011-12-09", 30)]))],
+        3,
+    );
+    assert_eq!(
+        refresher.refresh().unwrap(),
+        Refresh::Changed { customers: 1 }
+    );
+    let after = scorer.population().unwrap();
+    assert_eq!(after.as_of.to_string(), "2011-12-10");
+    assert_eq!(after.get(2).unwrap().clv_6m, 100.0);
+    for unchanged in [1, 3] {
+        assert!(Arc::ptr_eq(
+            &before.get(unchanged).unwrap(),
+            &after.get(unchanged).unwrap()
+        ));
+    }
+    assert_eq!(after.top(2)[1].customer_id, 2);
+    assert_eq!(refresher.refresh().unwrap(), Refresh::Unchanged);
 
     // A fixed as_of: purchases on or after it do not count.
     let mut fixed = Refresher::new(
@@ -171,6 +185,6 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
     );
     assert!(fixed.tick().unwrap());
     let population = scorer.population().unwrap();
-    assert_eq!(population.customers.len(), 1);
-    assert_eq!(population.customers[&1].clv_6m, 100.0);
+    assert_eq!(population.len(), 1);
+    assert_eq!(population.get(1).unwrap().clv_6m, 100.0);
 }

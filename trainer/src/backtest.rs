@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use featurestore::SnapshotSpec;
-use featurestore::contract::{LABEL, add_months};
+use contract::{Extra, FeatureRow, ModelInputs, Nine, SnapshotSpec, add_months};
+use models::metrics::Metrics;
+use models::registry::Score;
+use models::{FeatureSet, Spec, TrainingSet};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
-use crate::models::{FeatureSet, Spec, column};
-use crate::training::{Histories, Probabilistic, training_frame};
+use crate::training::{Histories, Labelled, fit_inputs, snapshot};
 use crate::{Result, TrainError};
 
 /// One out-of-time fold.
@@ -105,11 +105,12 @@ pub fn candidates() -> Vec<Spec> {
     out
 }
 
-/// Snapshots by cutoff, built once and shared by the folds.
+/// Snapshots by cutoff, built once and shared by the folds: each with the model-wide inputs fitted
+/// at its cutoff.
 pub struct Snapshots<'a> {
     histories: &'a Histories,
     horizon_months: u32,
-    frames: BTreeMap<NaiveDate, (DataFrame, Probabilistic)>,
+    built: BTreeMap<NaiveDate, (Labelled, ModelInputs)>,
 }
 
 impl<'a> Snapshots<'a> {
@@ -118,68 +119,54 @@ impl<'a> Snapshots<'a> {
         Snapshots {
             histories,
             horizon_months,
-            frames: BTreeMap::new(),
+            built: BTreeMap::new(),
         }
     }
 
-    /// The training frame at `cutoff`.
-    pub fn at(&mut self, cutoff: NaiveDate) -> Result<&DataFrame> {
+    /// The labelled snapshot at `cutoff`.
+    pub fn at(&mut self, cutoff: NaiveDate) -> Result<&Labelled> {
         Ok(&self.built_at(cutoff)?.0)
     }
 
-    /// BG/NBD and Gamma-Gamma as fitted on the purchases before `cutoff`.
-    pub fn probabilistic(&mut self, cutoff: NaiveDate) -> Result<Probabilistic> {
-        Ok(self.built_at(cutoff)?.1)
+    /// The model-wide inputs fitted on the purchases before `cutoff`.
+    pub fn inputs(&mut self, cutoff: NaiveDate) -> Result<ModelInputs> {
+        Ok(self.built_at(cutoff)?.1.clone())
     }
 
-    fn built_at(&mut self, cutoff: NaiveDate) -> Result<&(DataFrame, Probabilistic)> {
-        if !self.frames.contains_key(&cutoff) {
+    fn built_at(&mut self, cutoff: NaiveDate) -> Result<&(Labelled, ModelInputs)> {
+        if !self.built.contains_key(&cutoff) {
             let spec = SnapshotSpec {
                 cutoff,
                 horizon_months: self.horizon_months,
             };
-            let (frame, fitted) = training_frame(self.histories, &spec, None)?;
-            tracing::info!(%cutoff, customers = frame.height(), ?fitted, "snapshot");
-            self.frames.insert(cutoff, (frame, fitted));
+            let inputs = fit_inputs(self.histories, &spec)?;
+            let labelled = snapshot(self.histories, &spec, &inputs);
+            tracing::info!(%cutoff, customers = labelled.len(), ?inputs, "snapshot");
+            self.built.insert(cutoff, (labelled, inputs));
         }
-        self.frames
+        self.built
             .get(&cutoff)
             .ok_or_else(|| TrainError::Input(format!("no snapshot at {cutoff}")))
     }
 
     /// Every snapshot built so far, by cutoff.
-    pub fn built(&self) -> impl Iterator<Item = (&NaiveDate, &DataFrame)> {
-        self.frames
+    pub fn built(&self) -> impl Iterator<Item = (&NaiveDate, &Labelled)> {
+        self.built
             .iter()
-            .map(|(cutoff, (frame, _))| (cutoff, frame))
+            .map(|(cutoff, (labelled, _))| (cutoff, labelled))
     }
 
     /// The snapshots at `cutoffs`, one below the other.
-    pub fn stacked(&mut self, cutoffs: &[NaiveDate]) -> Result<DataFrame> {
-        let mut out: Option<DataFrame> = None;
-        for cutoff in cutoffs {
-            let frame = self.at(*cutoff)?.clone();
-            out = Some(match out {
-                None => frame,
-                Some(mut acc) => {
-                    acc.vstack_mut(&frame)?;
-                    acc
-                }
-            });
+    pub fn stacked(&mut self, cutoffs: &[NaiveDate]) -> Result<Labelled> {
+        if cutoffs.is_empty() {
+            return Err(TrainError::Input("no training cutoffs".into()));
         }
-        out.ok_or_else(|| TrainError::Input("no training cutoffs".into()))
+        let mut out = Labelled::default();
+        for cutoff in cutoffs {
+            out.extend(self.at(*cutoff)?);
+        }
+        Ok(out)
     }
-}
-
-/// The score of one candidate on one fold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Score {
-    /// The candidate's name.
-    pub model: String,
-    /// The fold's name.
-    pub fold: String,
-    /// Its metrics.
-    pub metrics: Metrics,
 }
 
 /// The predictions of every candidate on one fold's evaluation snapshot.
@@ -227,19 +214,25 @@ pub fn evaluate(
     Ok(out)
 }
 
-/// Trains every candidate on `train` and scores it on `test`.
+/// Trains every candidate on `train` and scores it on `test` (whose rows, features only, are the
+/// population the models are fitted for).
 pub fn score_fold(
     fold: &str,
-    train: &DataFrame,
-    test: &DataFrame,
+    train: &Labelled,
+    test: &Labelled,
     candidates: &[Spec],
 ) -> Result<(Vec<Score>, FoldPredictions)> {
-    let actual = column(test, LABEL)?;
+    let actual = test.labels.clone();
+    let set = TrainingSet {
+        rows: &train.rows,
+        labels: &train.labels,
+        population: &test.rows,
+    };
     let mut scores = Vec::new();
     let mut by_model = Vec::new();
     for spec in candidates {
-        let fitted = spec.fit(train)?;
-        let predicted = fitted.predict(spec, test)?;
+        let fitted = spec.fit(&set)?;
+        let predicted = fitted.predict(spec, &test.rows)?;
         let metrics = Metrics::of(&actual, &predicted);
         tracing::info!(fold, model = %spec.name(), mae = metrics.mae, "scored");
         scores.push(Score {
@@ -254,27 +247,46 @@ pub fn score_fold(
 
 /// The seed's modeling table (one cutoff, no history: `customer_id`, the nine features, `clv_6m`)
 /// split as anyone can reproduce: `customer_id mod 5` in {0, 1, 2} trains, 3 validates, 4 tests. Its
-/// naive baseline is `total_revenue` (its history is exactly the six months before the cutoff).
-pub fn seed_folds(table: &DataFrame) -> Result<[(String, DataFrame, DataFrame); 2]> {
-    let mut table = table.clone();
-    let naive = table
-        .column(featurestore::contract::FEATURES[2])?
-        .cast(&DataType::Float64)?
-        .with_name(featurestore::contract::NAIVE.into());
-    table.with_column(naive)?;
-    let bucket = table.column("customer_id")?.cast(&DataType::Int64)?;
-    let bucket = bucket.i64()?;
-    let part = |wanted: &[i64]| -> Result<DataFrame> {
-        let mask: BooleanChunked = bucket
-            .iter()
-            .map(|id| id.map(|id| wanted.contains(&id.rem_euclid(5))))
-            .collect();
-        Ok(table.filter(&mask)?)
-    };
-    let train = part(&[0, 1, 2])?;
+/// naive baseline is `total_revenue` (its history is exactly the six months before the cutoff); it
+/// has no other extra feature (they are 0), so only nine-feature and naive models apply.
+pub fn seed_folds(table: &DataFrame) -> Result<[(String, Labelled, Labelled); 2]> {
+    let ids = table.column("customer_id")?.cast(&DataType::Int64)?;
+    let ids: Vec<Option<i64>> = ids.i64()?.iter().collect();
+    let labels = table.column(contract::LABEL)?.cast(&DataType::Float64)?;
+    let labels: Vec<Option<f64>> = labels.f64()?.iter().collect();
+    let values = offline::states::feature_values(table, contract::Feature::NINE)?;
+    let mut parts: [Labelled; 3] = Default::default();
+    for ((id, label), values) in ids.iter().zip(&labels).zip(&values) {
+        let id = id
+            .and_then(|id| u64::try_from(id).ok())
+            .ok_or_else(|| TrainError::Input("a customer_id that is not positive".into()))?;
+        let nine = Nine::from_values(values)?;
+        let row = FeatureRow {
+            nine,
+            extra: Extra {
+                naive_6m: nine.total_revenue,
+                revenue_last_3m: 0.0,
+                revenue_year_before_window: 0.0,
+                bgnbd_expected_purchases: 0.0,
+                bgnbd_p_alive: 0.0,
+                gg_expected_spend: 0.0,
+                bgnbd_clv: 0.0,
+                season_index: 1.0,
+            },
+        };
+        let part = match id % 5 {
+            0..=2 => 0,
+            3 => 1,
+            _ => 2,
+        };
+        parts[part].customer_ids.push(id);
+        parts[part].rows.push(row);
+        parts[part].labels.push(label.unwrap_or(0.0));
+    }
+    let [train, validation, test] = parts;
     Ok([
-        ("validation".into(), train.clone(), part(&[3])?),
-        ("test".into(), train, part(&[4])?),
+        ("validation".into(), train.clone(), validation),
+        ("test".into(), train, test),
     ])
 }
 

@@ -1,24 +1,25 @@
-//! The trainer: snapshots at a cutoff (features before it, 6-month label after it) -> candidate models ->
-//! out-of-time backtest -> versioned registry with a `production` pointer.
+//! The trainer: point-in-time training sets (feature rows before a cutoff, 6-month label after it) ->
+//! candidate models -> out-of-time backtest -> versioned registry with a `production` pointer.
 //!
-//! - [`training`]: per-customer purchase histories and point-in-time training frames;
-//! - [`probabilistic`]: BG/NBD and Gamma-Gamma, fitted by maximum likelihood;
-//! - [`models`]: the candidate model families, fitted and predicting;
-//! - [`metrics`]: RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio;
+//! The models themselves (fitting and predicting on feature rows, saving, the registry) are the
+//! `models` crate's; the feature rows are the contract's. This crate builds what they are fitted on
+//! and judges them:
+//!
+//! - [`training`]: per-customer purchase histories, the model-wide inputs fitted at a cutoff, and
+//!   point-in-time labelled snapshots of feature rows (and their frames);
+//! - [`fit`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood;
 //! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
-//! - [`registry`]: numbered versions with metadata, the `production` pointer and its promotion rule;
 //! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
 //! - [`report`]: the HTML report of a run (cumulative gains, predicted vs actual, metric tables,
 //!   permutation feature importance), plotted with plotters.
 
 pub mod backtest;
-pub mod metrics;
+pub mod fit;
 pub mod mlflow;
-pub mod models;
-pub mod probabilistic;
-pub mod registry;
 pub mod report;
 pub mod training;
+
+pub use models::{metrics, registry};
 
 /// Errors of the trainer.
 #[derive(Debug, thiserror::Error)]
@@ -26,18 +27,50 @@ pub enum TrainError {
     /// The input cannot be trained on.
     #[error("input: {0}")]
     Input(String),
-    /// A model could not be fitted.
-    #[error("fitting: {0}")]
-    Fit(String),
-    /// The registry folder could not be used.
-    #[error("registry: {0}")]
-    Registry(String),
+    /// The optimiser fitting BG/NBD or Gamma-Gamma failed.
+    #[error("fitting {model}: {source}")]
+    Fit {
+        /// Which model.
+        model: &'static str,
+        /// The optimiser's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The optimiser found nothing usable.
+    #[error("fitting {model}: {reason}")]
+    NoFit {
+        /// Which model.
+        model: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A model or the registry failed.
+    #[error(transparent)]
+    Model(#[from] models::ModelError),
+    /// A frame's row is not a feature row.
+    #[error(transparent)]
+    Row(#[from] contract::row::RowError),
     /// A plot could not be drawn.
     #[error("report: {0}")]
     Report(String),
     /// The MLflow tracking server failed.
+    #[error("mlflow: {context}: {source}")]
+    Tracking {
+        /// What was being done.
+        context: String,
+        /// The HTTP client's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The MLflow tracking server answered something unexpected.
     #[error("mlflow: {0}")]
-    Tracking(String),
+    TrackingAnswer(String),
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// polars failed.
     #[error("polars: {0}")]
     Polars(#[from] polars::prelude::PolarsError),

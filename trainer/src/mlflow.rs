@@ -26,7 +26,10 @@ pub struct LoggedRun {
 }
 
 fn failed(what: &str) -> impl FnOnce(ureq::Error) -> TrainError + '_ {
-    move |e| TrainError::Tracking(format!("{what}: {e}"))
+    move |e| TrainError::Tracking {
+        context: what.to_string(),
+        source: Box::new(e),
+    }
 }
 
 impl Tracking {
@@ -75,7 +78,7 @@ impl Tracking {
         created["experiment_id"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| TrainError::Tracking(format!("no experiment ID in {created}")))
+            .ok_or_else(|| TrainError::TrackingAnswer(format!("no experiment ID in {created}")))
     }
 
     /// Logs one registry version as a run of `experiment`: parameters, every score as
@@ -103,7 +106,7 @@ impl Tracking {
         )?;
         let run_id = run["run"]["info"]["run_id"]
             .as_str()
-            .ok_or_else(|| TrainError::Tracking(format!("no run ID in {run}")))?
+            .ok_or_else(|| TrainError::TrackingAnswer(format!("no run ID in {run}")))?
             .to_string();
         let params = [
             ("model", metadata.model.clone()),
@@ -154,7 +157,10 @@ impl Tracking {
             )?;
         }
         let mut files: Vec<_> = std::fs::read_dir(version_dir)
-            .map_err(|e| TrainError::Tracking(format!("{}: {e}", version_dir.display())))?
+            .map_err(|source| TrainError::Io {
+                path: version_dir.to_path_buf(),
+                source,
+            })?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| p.is_file())
@@ -166,8 +172,10 @@ impl Tracking {
                 .and_then(|n| n.to_str())
                 .unwrap_or("artifact")
                 .to_string();
-            let body = std::fs::read(&file)
-                .map_err(|e| TrainError::Tracking(format!("{}: {e}", file.display())))?;
+            let body = std::fs::read(&file).map_err(|source| TrainError::Io {
+                path: file.clone(),
+                source,
+            })?;
             self.agent
                 .put(&format!(
                     "{}/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/{name}",

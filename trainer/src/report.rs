@@ -7,12 +7,15 @@ use std::fmt::Write as _;
 use plotters::coord::combinators::IntoLogRange;
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
 use plotters::prelude::*;
-use polars::prelude::*;
 use rand08::SeedableRng;
 use rand08::seq::SliceRandom;
 
-use crate::backtest::{Evaluation, Fold, Score, Snapshots};
-use crate::models::{Spec, Trained, column};
+use contract::FeatureRow;
+use models::registry::Score;
+use models::{Spec, Trained, TrainingSet};
+
+use crate::backtest::{Evaluation, Fold, Snapshots};
+use crate::training::Labelled;
 use crate::{Result, TrainError};
 
 const WIDTH: u32 = 720;
@@ -163,11 +166,11 @@ pub fn predicted_vs_actual_chart(title: &str, actual: &[f64], predicted: &[f64])
     Ok(svg)
 }
 
-/// Permutation importance: how much the MAE of `model` on `frame` grows when one column it reads
-/// is shuffled across customers (seeded), for each column. A column that is the same for every
+/// Permutation importance: how much the MAE of `model` on `test` grows when one feature it reads
+/// is shuffled across customers (seeded), for each feature. A feature that is the same for every
 /// customer of a snapshot (the seasonal index) shows 0: it moves the level, not the ranking.
-pub fn permutation_importance(model: &Trained, frame: &DataFrame) -> Result<Vec<(String, f64)>> {
-    let actual = column(frame, featurestore::contract::LABEL)?;
+pub fn permutation_importance(model: &Trained, test: &Labelled) -> Result<Vec<(String, f64)>> {
+    let actual = &test.labels;
     let mae = |predicted: &[f64]| {
         actual
             .iter()
@@ -176,15 +179,30 @@ pub fn permutation_importance(model: &Trained, frame: &DataFrame) -> Result<Vec<
             .sum::<f64>()
             / actual.len().max(1) as f64
     };
-    let base = mae(&model.predict(frame)?);
+    let base = mae(&model.predict(&test.rows)?);
     let mut rng = rand08::rngs::StdRng::seed_from_u64(42);
     let mut out = Vec::new();
-    for name in model.spec.features() {
-        let mut values = column(frame, name)?;
+    for feature in model.spec.features() {
+        let column = contract::Feature::ALL
+            .iter()
+            .position(|f| *f == feature)
+            .ok_or_else(|| TrainError::Input(format!("{} is not a feature", feature.name())))?;
+        let mut values: Vec<Option<f64>> = test.rows.iter().map(|r| r.get(feature)).collect();
         values.shuffle(&mut rng);
-        let mut shuffled = frame.clone();
-        shuffled.with_column(Column::new(name.into(), values))?;
-        out.push((name.to_string(), mae(&model.predict(&shuffled)?) - base));
+        let shuffled = test
+            .rows
+            .iter()
+            .zip(values)
+            .map(|(row, value)| {
+                let mut cells = row.values();
+                cells[column] = value;
+                FeatureRow::from_values(&cells)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        out.push((
+            feature.name().to_string(),
+            mae(&model.predict(&shuffled)?) - base,
+        ));
     }
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(out)
@@ -400,13 +418,19 @@ pub fn build(
         ));
     }
     let train = snapshots.stacked(&test.train_cutoffs)?;
-    let frame = snapshots.at(test.evaluate_at)?.clone();
+    let evaluated = snapshots.at(test.evaluate_at)?.clone();
+    let inputs = snapshots.inputs(test.evaluate_at)?;
+    let set = TrainingSet {
+        rows: &train.rows,
+        labels: &train.labels,
+        population: &evaluated.rows,
+    };
     for name in std::iter::once(champion.to_string()).chain(learned) {
         let Some(spec) = candidates.iter().find(|c| c.name() == name) else {
             continue;
         };
-        let model = Trained::fit(spec, &train, None)?;
-        let importance = permutation_importance(&model, &frame)?;
+        let model = Trained::fit(spec, &set, inputs.clone())?;
+        let importance = permutation_importance(&model, &evaluated)?;
         charts.push((
             format!(
                 "{name}: permutation importance on the test fold (trained at {}).",

@@ -1,39 +1,22 @@
 //! Point-in-time training sets: per-customer purchase histories (from the feature store or from the
-//! lines), and at a cutoff T the contract's nine features, extra features, the label and the naive
-//! baseline, every feature from purchases strictly before T.
+//! lines), the model-wide inputs fitted at a cutoff T on the purchases before it, and at T every
+//! customer's feature row ([`contract::FeatureRow`], computed by [`contract::row::RowBuilder`] exactly
+//! as the scorer computes it) with the label after T.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use featurestore::aggregate::{CustomerState, Purchase};
-use featurestore::contract::{FEATURES, LABEL, MS_PER_DAY, NAIVE, add_months, epoch_ms, midnight};
-use featurestore::offline::{SnapshotSpec, purchases};
+use contract::probabilistic::{Rft, daily_summary};
+use contract::row::RowBuilder;
+use contract::{
+    CustomerState, Feature, FeatureRow, LABEL, ModelInputs, Purchase, Seasonality, SnapshotSpec,
+    pounds,
+};
+use offline::lines::purchases;
+use offline::states::{feature_columns, feature_values};
 use polars::prelude::*;
 
-use crate::probabilistic::{BgNbd, GammaGamma, Rft};
 use crate::{Result, TrainError};
-
-/// Extra features beyond the contract's nine, all from purchases before the cutoff.
-pub const EXTRA_FEATURES: [&str; 7] = [
-    "revenue_last_3m",
-    "revenue_year_before_window",
-    "bgnbd_expected_purchases",
-    "bgnbd_p_alive",
-    "gg_expected_spend",
-    "bgnbd_clv",
-    "season_index",
-];
-
-/// The column of the seasonal index: everyone's revenue in the label window's months a year before
-/// the cutoff over half of everyone's revenue in the year before the cutoff (1 when that year is not
-/// in the data from its first day). The same for every customer of a snapshot.
-pub const SEASON_INDEX: &str = "season_index";
-
-/// The column of each customer's revenue in the label window's months a year before the cutoff.
-pub const YEAR_BEFORE: &str = "revenue_year_before_window";
-
-/// The column of the BG/NBD + Gamma-Gamma prediction (expected purchases × expected spend).
-pub const BGNBD_CLV: &str = "bgnbd_clv";
 
 /// Every customer's purchase history, by customer ID.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +45,9 @@ impl Histories {
             else {
                 return Err(TrainError::Input(format!("purchase row {i} has a null")));
             };
-            states.entry(id as u64).or_default().purchases.insert(
+            let id = u64::try_from(id)
+                .map_err(|_| TrainError::Input(format!("customer ID {id} is negative")))?;
+            states.entry(id).or_default().purchases.insert(
                 invoice.to_string(),
                 Purchase {
                     time_ms,
@@ -117,146 +102,126 @@ impl Histories {
     }
 
     /// Total revenue (thousandths) of every purchase in [from, to).
-    pub fn revenue_between(&self, from_ms: i64, to_ms: i64) -> i64 {
+    pub fn revenue_between(&self, from_ms: i64, to_ms: i64) -> i128 {
         self.customers
             .iter()
-            .map(|(_, s)| s.revenue_between(from_ms, to_ms))
+            .map(|(_, s)| i128::from(s.revenue_between(from_ms, to_ms)))
             .sum()
     }
 }
 
-/// Per-day purchase summary of one customer before `cutoff_ms`, as lifetimes builds it with
-/// `freq="D"` and the observation ending on the day before the cutoff: purchases of one calendar day
-/// are one; `x` = days − 1, `t_x` = last − first day, `t` = (cutoff day − 1) − first day; and the mean
-/// revenue (pounds) of the repeat days.
-pub fn daily_summary(state: &CustomerState, cutoff_ms: i64) -> Option<(Rft, f64)> {
-    let mut days: BTreeMap<i64, i64> = BTreeMap::new();
-    for p in state.purchases.values().filter(|p| p.time_ms < cutoff_ms) {
-        *days.entry(p.time_ms.div_euclid(MS_PER_DAY)).or_default() += p.revenue_milli;
-    }
-    let (&first, _) = days.first_key_value()?;
-    let (&last, _) = days.last_key_value()?;
-    let end = cutoff_ms.div_euclid(MS_PER_DAY) - 1;
-    let x = (days.len() - 1) as f64;
-    let repeat_value: i64 = days.values().skip(1).sum();
-    let monetary = if x > 0.0 {
-        repeat_value as f64 / 1000.0 / x
-    } else {
-        0.0
+/// Fits the model-wide inputs at `spec.cutoff` on the purchases before it: BG/NBD and Gamma-Gamma
+/// on every customer's per-day summary, and the seasonal profile of the year before.
+pub fn fit_inputs(histories: &Histories, spec: &SnapshotSpec) -> Result<ModelInputs> {
+    let cutoff_ms = spec.cutoff_ms();
+    let summaries: Vec<(Rft, f64)> = histories
+        .customers
+        .iter()
+        .filter_map(|(_, s)| daily_summary(s, cutoff_ms))
+        .collect();
+    let rft: Vec<Rft> = summaries.iter().map(|(c, _)| *c).collect();
+    let bgnbd = crate::fit::bgnbd(&rft)?;
+    let repeaters: Vec<(f64, f64)> = summaries.iter().map(|(c, m)| (c.x, *m)).collect();
+    let gamma_gamma = crate::fit::gamma_gamma(&repeaters)?;
+    let seasonality = match histories.first_purchase_ms() {
+        Some(first) => Seasonality::fit(spec.cutoff, first, |from, to| {
+            histories.revenue_between(from, to)
+        }),
+        None => Seasonality::flat(),
     };
-    Some((
-        Rft {
-            x,
-            t_x: (last - first) as f64,
-            t: (end - first) as f64,
-        },
-        monetary,
-    ))
+    Ok(ModelInputs {
+        horizon_months: spec.horizon_months,
+        bgnbd,
+        gamma_gamma,
+        seasonality,
+    })
 }
 
-/// BG/NBD and Gamma-Gamma fitted on the histories before a cutoff.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Probabilistic {
-    /// Purchase and dropout process (days).
-    pub bgnbd: BgNbd,
-    /// Spend per purchase day (pounds).
-    pub gamma_gamma: GammaGamma,
+/// Customers' feature rows with their labels: one snapshot, snapshots stacked, or part of a table.
+#[derive(Debug, Clone, Default)]
+pub struct Labelled {
+    /// The customer of each row.
+    pub customer_ids: Vec<u64>,
+    /// The feature rows.
+    pub rows: Vec<FeatureRow>,
+    /// The label of each row: revenue in its label window, pounds.
+    pub labels: Vec<f64>,
 }
 
-impl Probabilistic {
-    /// Fits both models on every customer with a purchase before `cutoff_ms`.
-    pub fn fit(histories: &Histories, cutoff_ms: i64) -> Result<Self> {
-        let summaries: Vec<(Rft, f64)> = histories
-            .customers
+impl Labelled {
+    /// Appends `other`'s rows.
+    pub fn extend(&mut self, other: &Labelled) {
+        self.customer_ids.extend(&other.customer_ids);
+        self.rows.extend(&other.rows);
+        self.labels.extend(&other.labels);
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// As a frame: `customer_id`, every feature of the row ([`Feature::ALL`], in column order), then
+    /// the label `clv_6m`.
+    pub fn frame(&self) -> Result<DataFrame> {
+        let values: Vec<Vec<Option<f64>>> = self.rows.iter().map(FeatureRow::values).collect();
+        let mut columns = vec![Column::new(
+            "customer_id".into(),
+            self.customer_ids
+                .iter()
+                .map(|id| *id as i64)
+                .collect::<Vec<i64>>(),
+        )];
+        columns.extend(feature_columns(Feature::ALL, &values));
+        columns.push(Column::new(LABEL.into(), self.labels.clone()));
+        Ok(DataFrame::new_infer_height(columns)?)
+    }
+
+    /// From a frame with `customer_id`, every feature column and the label (the inverse of
+    /// [`Labelled::frame`]).
+    pub fn from_frame(frame: &DataFrame) -> Result<Self> {
+        let ids = frame.column("customer_id")?.cast(&DataType::Int64)?;
+        let customer_ids = ids
+            .i64()?
             .iter()
-            .filter_map(|(_, s)| daily_summary(s, cutoff_ms))
-            .collect();
-        let rft: Vec<Rft> = summaries.iter().map(|(c, _)| *c).collect();
-        let bgnbd = BgNbd::fit(&rft)?;
-        let repeaters: Vec<(f64, f64)> = summaries.iter().map(|(c, m)| (c.x, *m)).collect();
-        let gamma_gamma = GammaGamma::fit(&repeaters)?;
-        Ok(Probabilistic { bgnbd, gamma_gamma })
+            .map(|id| {
+                id.and_then(|id| u64::try_from(id).ok())
+                    .ok_or_else(|| TrainError::Input("a customer_id that is not positive".into()))
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        let rows = feature_values(frame, Feature::ALL)?
+            .iter()
+            .map(|values| FeatureRow::from_values(values))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let labels = frame.column(LABEL)?.cast(&DataType::Float64)?;
+        let labels = labels.f64()?.iter().map(|v| v.unwrap_or(0.0)).collect();
+        Ok(Labelled {
+            customer_ids,
+            rows,
+            labels,
+        })
     }
 }
 
-/// The training set at `spec`: `customer_id`, the nine features (contract order), the extra features,
-/// `clv_6m` and `naive_6m`. BG/NBD and Gamma-Gamma are fitted on the purchases before the cutoff
-/// unless `fitted` is given (the production model carries its own).
-pub fn training_frame(
-    histories: &Histories,
-    spec: &SnapshotSpec,
-    fitted: Option<&Probabilistic>,
-) -> Result<(DataFrame, Probabilistic)> {
-    let t = epoch_ms(midnight(spec.cutoff));
-    let base = featurestore::snapshot::from_states(
-        histories.customers.iter().map(|(id, s)| (*id, s)),
-        spec,
-    )?;
-    let probabilistic = match fitted {
-        Some(p) => *p,
-        None => Probabilistic::fit(histories, t)?,
-    };
-    let horizon_days = days_between(
-        spec.cutoff,
-        add_months(spec.cutoff, spec.horizon_months as i32),
-    );
-    let three_months_ago = epoch_ms(midnight(add_months(spec.cutoff, -3)));
-    let year_before = (
-        epoch_ms(midnight(add_months(spec.cutoff, -12))),
-        epoch_ms(midnight(add_months(
-            spec.cutoff,
-            spec.horizon_months as i32 - 12,
-        ))),
-    );
-    let by_id: BTreeMap<u64, &CustomerState> =
-        histories.customers.iter().map(|(id, s)| (*id, s)).collect();
-    let ids = base.column("customer_id")?.i64()?.clone();
-    // The data covers the year before when it begins on or before that year's first day.
-    let first_day = histories
-        .first_purchase_ms()
-        .unwrap_or(t)
-        .div_euclid(MS_PER_DAY)
-        * MS_PER_DAY;
-    let season_index = if first_day <= year_before.0 {
-        let window = histories.revenue_between(year_before.0, year_before.1) as f64;
-        let year = histories.revenue_between(year_before.0, t) as f64;
-        if year > 0.0 {
-            window / (year * spec.horizon_months as f64 / 12.0)
-        } else {
-            1.0
-        }
-    } else {
-        1.0
-    };
-    let mut extra: [Vec<f64>; 7] = Default::default();
-    for id in ids.into_no_null_iter() {
-        let state = by_id
-            .get(&(id as u64))
-            .ok_or_else(|| TrainError::Input(format!("customer {id} has no history")))?;
-        let (rft, monetary) = daily_summary(state, t)
-            .ok_or_else(|| TrainError::Input(format!("customer {id} has no purchase")))?;
-        let purchases = probabilistic.bgnbd.expected_purchases(&rft, horizon_days);
-        let spend = probabilistic.gamma_gamma.expected_spend(rft.x, monetary);
-        let values = [
-            state.revenue_between(three_months_ago, t) as f64 / 1000.0,
-            state.revenue_between(year_before.0, year_before.1) as f64 / 1000.0,
-            purchases,
-            probabilistic.bgnbd.p_alive(&rft),
-            spend,
-            purchases * spend,
-            season_index,
-        ];
-        for (column, value) in extra.iter_mut().zip(values) {
-            column.push(value);
+/// The training snapshot at `spec`: every customer with a purchase before the cutoff, with their row
+/// (computed with `inputs`) and label.
+pub fn snapshot(histories: &Histories, spec: &SnapshotSpec, inputs: &ModelInputs) -> Labelled {
+    let builder = RowBuilder::new(inputs, spec.cutoff);
+    let (t, end) = (spec.cutoff_ms(), spec.horizon_end_ms());
+    let mut out = Labelled::default();
+    for (id, state) in &histories.customers {
+        if let Some(row) = builder.row(state) {
+            out.customer_ids.push(*id);
+            out.rows.push(row);
+            out.labels.push(pounds(state.revenue_between(t, end)));
         }
     }
-    let mut columns: Vec<Column> = base.columns()[..1 + FEATURES.len()].to_vec();
-    for (name, values) in EXTRA_FEATURES.iter().zip(extra) {
-        columns.push(Column::new((*name).into(), values));
-    }
-    columns.push(base.column(LABEL)?.clone());
-    columns.push(base.column(NAIVE)?.clone());
-    Ok((DataFrame::new_infer_height(columns)?, probabilistic))
+    out
 }
 
 /// Whole days from `from` to `to`.

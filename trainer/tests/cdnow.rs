@@ -1,7 +1,8 @@
 //! BG/NBD and Gamma-Gamma against the published estimates on the CDNOW summary data (lifetimes'
 //! documentation; Fader, Hardie & Lee 2005): equal to 2 significant digits.
 
-use trainer::probabilistic::{BgNbd, GammaGamma, Rft};
+use contract::probabilistic::{BgNbd, Rft};
+use trainer::fit;
 
 fn cdnow() -> Vec<(Rft, f64)> {
     let path = concat!(
@@ -38,7 +39,7 @@ fn bg_nbd_matches_the_published_cdnow_estimates() {
     let data = cdnow();
     assert_eq!(data.len(), 2357);
     let rft: Vec<Rft> = data.iter().map(|(c, _)| *c).collect();
-    let m = BgNbd::fit(&rft).unwrap();
+    let m = fit::bgnbd(&rft).unwrap();
     for (name, actual, expected) in [
         ("r", m.r, 0.24),
         ("alpha", m.alpha, 4.41),
@@ -74,7 +75,7 @@ fn gamma_gamma_matches_the_published_cdnow_estimates() {
         .map(|(c, m)| (c.x, m))
         .collect();
     assert_eq!(repeaters.len(), 946);
-    let m = GammaGamma::fit(&repeaters).unwrap();
+    let m = fit::gamma_gamma(&repeaters).unwrap();
     for (name, actual, expected) in [("p", m.p, 6.25), ("q", m.q, 3.74), ("v", m.v, 15.45)] {
         assert!(
             close(actual, expected, 2),

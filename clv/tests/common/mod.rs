@@ -112,17 +112,13 @@ pub fn expected_clv(
     let histories =
         trainer::training::Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame))
             .unwrap();
-    let model = trainer::models::Trained::load(&models.join(version).join("model.json")).unwrap();
-    let spec = featurestore::SnapshotSpec {
-        cutoff: as_of,
-        horizon_months: 6,
-    };
-    let (frame, _) =
-        trainer::training::training_frame(&histories, &spec, model.probabilistic.as_ref()).unwrap();
-    let predicted = model.predict(&frame).unwrap();
-    let ids = frame.column("customer_id").unwrap().i64().unwrap().clone();
-    ids.into_no_null_iter()
-        .zip(predicted)
-        .map(|(id, p)| (id as u64, p))
-        .collect()
+    let model = models::Trained::load(&models.join(version).join("model.json")).unwrap();
+    let builder = model.rows(as_of);
+    let (ids, rows): (Vec<u64>, Vec<contract::FeatureRow>) = histories
+        .customers()
+        .iter()
+        .filter_map(|(id, state)| Some((*id, builder.row(state)?)))
+        .unzip();
+    let predicted = model.predict(&rows).unwrap();
+    ids.into_iter().zip(predicted).collect()
 }

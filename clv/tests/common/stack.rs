@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use featurestore::snapshot::differences;
+use offline::states::differences;
 use polars::prelude::DataFrame;
 
 use super::*;

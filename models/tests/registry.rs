@@ -1,9 +1,9 @@
 //! The registry: numbered versions, the promotion rule (a worse model never replaces production; on
 //! new data production's family is compared as re-evaluated), promote and rollback.
 
-use trainer::backtest::Score;
-use trainer::metrics::Metrics;
-use trainer::registry::{Metadata, Registry, beats};
+use models::metrics::Metrics;
+use models::registry::Score;
+use models::registry::{Metadata, Registry, beats};
 
 fn score(model: &str, fold: &str, mae: f64) -> Score {
     Score {

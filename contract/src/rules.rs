@@ -1,27 +1,11 @@
-//! The feature and label contract, version 1: what every implementation agrees on.
-//!
-//! The full text is in the README ("Feature contract"); in short: a line is a purchase line, a return line,
-//! or ignored for one reason; a purchase is a distinct (customer, invoice) among purchase lines, at the
-//! earliest time of its lines, worth the sum of its lines; features of a customer as of cutoff `T` use only
-//! purchases before `T`; the label is the revenue of purchases in `[T, T + horizon months)`.
+//! The rules every implementation agrees on: a line is a purchase line, a return line, or ignored for one
+//! reason; money is exact in thousandths of a pound; features of a customer as of cutoff `T` use only
+//! purchases before `T` (midnight UTC); the label is the revenue of purchases in `[T, T + horizon months)`.
 
 use chrono::{Months, NaiveDate, NaiveDateTime};
 
 /// Version of the contract implemented here.
 pub const CONTRACT_VERSION: u32 = 1;
-
-/// The nine features, in their column order.
-pub const FEATURES: [&str; 9] = [
-    "recency_days",
-    "frequency",
-    "total_revenue",
-    "avg_order_value",
-    "tenure_days",
-    "active_months",
-    "purchase_velocity",
-    "avg_gap_days",
-    "std_gap_days",
-];
 
 /// The label column: revenue in the horizon after the cutoff.
 pub const LABEL: &str = "clv_6m";
@@ -29,6 +13,35 @@ pub const LABEL: &str = "clv_6m";
 pub const NAIVE: &str = "naive_6m";
 /// Months before the cutoff that the naive baseline sums.
 pub const NAIVE_MONTHS: u32 = 6;
+
+/// The cutoff and label horizon of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    /// Features use purchases strictly before midnight UTC of this day.
+    pub cutoff: NaiveDate,
+    /// The label sums purchases in `[cutoff, cutoff + horizon_months)`.
+    pub horizon_months: u32,
+}
+
+impl SnapshotSpec {
+    /// The cutoff, epoch milliseconds.
+    pub fn cutoff_ms(&self) -> i64 {
+        epoch_ms(midnight(self.cutoff))
+    }
+
+    /// The end of the label window (exclusive), epoch milliseconds.
+    pub fn horizon_end_ms(&self) -> i64 {
+        epoch_ms(midnight(add_months(
+            self.cutoff,
+            i32::try_from(self.horizon_months).unwrap_or(i32::MAX),
+        )))
+    }
+
+    /// The start of the naive baseline's window (`NAIVE_MONTHS` before the cutoff), epoch milliseconds.
+    pub fn naive_start_ms(&self) -> i64 {
+        epoch_ms(midnight(add_months(self.cutoff, -(NAIVE_MONTHS as i32))))
+    }
+}
 
 /// Milliseconds in a day.
 pub const MS_PER_DAY: i64 = 86_400_000;

@@ -7,8 +7,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backtest::Score;
-use crate::{Result, TrainError};
+use crate::metrics::Metrics;
+use crate::{ModelError, Result};
+
+/// The score of one candidate on one fold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Score {
+    /// The candidate's name.
+    pub model: String,
+    /// The fold's name.
+    pub fold: String,
+    /// Its metrics.
+    pub metrics: Metrics,
+}
 
 /// What a version holds besides its model files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,8 +107,11 @@ const PRODUCTION: &str = "production";
 const LOG: &str = "production.log";
 const METADATA: &str = "metadata.json";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |e| TrainError::Registry(format!("{}: {e}", path.display()))
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Registry {
@@ -149,8 +163,10 @@ impl Registry {
     /// Writes a version's metadata (last, so that a version without it is not listed).
     pub fn write_metadata(&self, metadata: &Metadata) -> Result<()> {
         let path = self.path(&metadata.version).join(METADATA);
-        let text = serde_json::to_string_pretty(metadata)
-            .map_err(|e| TrainError::Registry(e.to_string()))?;
+        let text = serde_json::to_string_pretty(metadata).map_err(|source| ModelError::Json {
+            path: path.clone(),
+            source,
+        })?;
         std::fs::write(&path, text).map_err(io(&path))
     }
 
@@ -158,8 +174,7 @@ impl Registry {
     pub fn metadata(&self, version: &str) -> Result<Metadata> {
         let path = self.path(version).join(METADATA);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrainError::Registry(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|source| ModelError::Json { path, source })
     }
 
     /// The production version, if any.
@@ -176,7 +191,7 @@ impl Registry {
     /// Makes `version` production (atomically: write then rename) and logs the move with `reason`.
     pub fn promote(&self, version: &str, reason: &str) -> Result<()> {
         if !self.versions()?.iter().any(|v| v == version) {
-            return Err(TrainError::Registry(format!("no version {version}")));
+            return Err(ModelError::Registry(format!("no version {version}")));
         }
         let path = self.dir.join(PRODUCTION);
         let partial = self.dir.join(".production.tmp");
@@ -209,7 +224,7 @@ impl Registry {
     pub fn rollback(&self) -> Result<String> {
         let current = self
             .production()?
-            .ok_or_else(|| TrainError::Registry("no production version to roll back".into()))?;
+            .ok_or_else(|| ModelError::Registry("no production version to roll back".into()))?;
         let history = self.history()?;
         let previous = history
             .iter()
@@ -217,7 +232,7 @@ impl Registry {
             .find(|v| **v != current)
             .cloned()
             .ok_or_else(|| {
-                TrainError::Registry(format!("{current} is the only version ever in production"))
+                ModelError::Registry(format!("{current} is the only version ever in production"))
             })?;
         self.promote(&previous, &format!("rollback from {current}"))?;
         Ok(previous)

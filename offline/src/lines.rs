@@ -3,11 +3,11 @@
 //! Written as polars expressions over the whole table, independently of the per-event fold that the
 //! streaming path uses, so that the two implementations check each other.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime};
 use polars::prelude::*;
 
-use crate::contract::{
-    self, FEATURES, LABEL, LineClass, MS_PER_DAY, NAIVE, NAIVE_MONTHS, add_months, epoch_ms,
+use contract::{
+    Feature, LABEL, LineClass, MS_PER_DAY, NAIVE, NAIVE_MONTHS, SnapshotSpec, add_months, epoch_ms,
     midnight,
 };
 
@@ -31,15 +31,6 @@ type Result<T> = std::result::Result<T, OfflineError>;
 
 fn at(context: &'static str) -> impl FnOnce(PolarsError) -> OfflineError {
     move |source| OfflineError::Polars { context, source }
-}
-
-/// The cutoff and label horizon of a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotSpec {
-    /// Features use purchases strictly before midnight UTC of this day.
-    pub cutoff: NaiveDate,
-    /// The label sums purchases in `[cutoff, cutoff + horizon_months)`.
-    pub horizon_months: u32,
 }
 
 // Input columns (the normalised layout) and intermediate ones.
@@ -163,28 +154,28 @@ pub fn snapshot(lines: LazyFrame, spec: &SnapshotSpec) -> Result<DataFrame> {
             col(CUSTOMER_ID).cast(DataType::Int64),
             (lit(t) - col("last_ms"))
                 .floor_div(lit(MS_PER_DAY))
-                .alias(FEATURES[0]),
-            col("frequency").alias(FEATURES[1]),
-            pounds(col(REVENUE_MILLI)).alias(FEATURES[2]),
+                .alias(Feature::RecencyDays.name()),
+            col("frequency").alias(Feature::Frequency.name()),
+            pounds(col(REVENUE_MILLI)).alias(Feature::TotalRevenue.name()),
             (pounds(col(REVENUE_MILLI)) / col("frequency").cast(DataType::Float64))
-                .alias(FEATURES[3]),
+                .alias(Feature::AvgOrderValue.name()),
             (lit(t) - col("first_ms"))
                 .floor_div(lit(MS_PER_DAY))
-                .alias(FEATURES[4]),
-            col("active_months").alias(FEATURES[5]),
+                .alias(Feature::TenureDays.name()),
+            col("active_months").alias(Feature::ActiveMonths.name()),
             (col("frequency").cast(DataType::Float64)
                 / col("active_months").cast(DataType::Float64))
-            .alias(FEATURES[6]),
+            .alias(Feature::PurchaseVelocity.name()),
             when(col("frequency").gt(lit(1)))
                 .then(col("gap_mean"))
                 .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias(FEATURES[7]),
+                .alias(Feature::AvgGapDays.name()),
             when(col("frequency").eq(lit(2)))
                 .then(lit(0.0))
                 .when(col("frequency").gt(lit(2)))
                 .then(col("gap_std"))
                 .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias(FEATURES[8]),
+                .alias(Feature::StdGapDays.name()),
             pounds(col("label_milli").fill_null(lit(0))).alias(LABEL),
             pounds(col("naive_milli").fill_null(lit(0))).alias(NAIVE),
         ])
@@ -286,10 +277,11 @@ pub fn summarise(lines: LazyFrame) -> Result<LineSummary> {
     })
 }
 
-/// The contract's feature columns, label and baseline, for callers that select them by name.
+/// The snapshot's columns: `customer_id`, the nine features (the feature row's names, in its
+/// order), the label and the baseline.
 pub fn snapshot_columns() -> Vec<&'static str> {
     std::iter::once("customer_id")
-        .chain(FEATURES)
-        .chain([contract::LABEL, contract::NAIVE])
+        .chain(Feature::NINE.iter().map(|f| f.name()))
+        .chain([LABEL, NAIVE])
         .collect()
 }

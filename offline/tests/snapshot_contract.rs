@@ -1,11 +1,11 @@
 //! Hand-computed cases of the feature and label contract, one per feature and edge case.
 
 use chrono::{NaiveDate, NaiveDateTime};
+use contract::LineClass;
 use dataset::Line;
 use dataset::normalised::to_frame;
-use featurestore::SnapshotSpec;
-use featurestore::contract::LineClass;
-use featurestore::offline::{snapshot, summarise};
+use offline::SnapshotSpec;
+use offline::lines::{snapshot, summarise};
 use polars::prelude::*;
 
 fn at(text: &str) -> NaiveDateTime {
@@ -299,7 +299,7 @@ fn output_columns_follow_the_contract() {
         .iter()
         .map(|n| n.as_str())
         .collect();
-    assert_eq!(names, featurestore::offline::snapshot_columns());
+    assert_eq!(names, offline::lines::snapshot_columns());
 }
 
 #[test]

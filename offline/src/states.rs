@@ -3,60 +3,85 @@
 
 use polars::prelude::*;
 
-use crate::aggregate::CustomerState;
-use crate::contract::{
-    FEATURES, LABEL, NAIVE, NAIVE_MONTHS, add_months, epoch_ms, midnight, pounds,
-};
-use crate::offline::SnapshotSpec;
+use contract::{CustomerState, Feature, FeatureKind, LABEL, NAIVE, Nine, SnapshotSpec, pounds};
 
 /// The snapshot of `states` at `spec`: the same columns, rows and order as
-/// [`crate::offline::snapshot`] computes from the lines.
+/// [`crate::lines::snapshot`] computes from the lines: the nine come from the feature row
+/// ([`Nine::of`], the fold's side of the differential check).
 pub fn from_states<'a>(
     states: impl IntoIterator<Item = (u64, &'a CustomerState)>,
     spec: &SnapshotSpec,
 ) -> PolarsResult<DataFrame> {
-    let t = epoch_ms(midnight(spec.cutoff));
-    let horizon_end = epoch_ms(midnight(add_months(
-        spec.cutoff,
-        spec.horizon_months as i32,
-    )));
-    let naive_start = epoch_ms(midnight(add_months(spec.cutoff, -(NAIVE_MONTHS as i32))));
+    let (t, horizon_end, naive_start) = (
+        spec.cutoff_ms(),
+        spec.horizon_end_ms(),
+        spec.naive_start_ms(),
+    );
     let mut rows: Vec<_> = states
         .into_iter()
         .filter_map(|(id, state)| {
-            let f = state.features(t)?;
+            let f = Nine::of(state, t)?;
             let label = pounds(state.revenue_between(t, horizon_end));
             let naive = pounds(state.revenue_between(naive_start, t));
             Some((id as i64, f, label, naive))
         })
         .collect();
     rows.sort_by_key(|r| r.0);
-    let ints = |f: fn(&crate::aggregate::Features) -> i64| {
-        rows.iter().map(|r| f(&r.1)).collect::<Vec<i64>>()
-    };
-    let floats = |f: fn(&crate::aggregate::Features) -> f64| {
-        rows.iter().map(|r| f(&r.1)).collect::<Vec<f64>>()
-    };
-    let optional = |f: fn(&crate::aggregate::Features) -> Option<f64>| {
-        rows.iter().map(|r| f(&r.1)).collect::<Vec<Option<f64>>>()
-    };
-    DataFrame::new_infer_height(vec![
-        Column::new(
-            "customer_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<i64>>(),
-        ),
-        Column::new(FEATURES[0].into(), ints(|f| f.recency_days)),
-        Column::new(FEATURES[1].into(), ints(|f| f.frequency)),
-        Column::new(FEATURES[2].into(), floats(|f| f.total_revenue)),
-        Column::new(FEATURES[3].into(), floats(|f| f.avg_order_value)),
-        Column::new(FEATURES[4].into(), ints(|f| f.tenure_days)),
-        Column::new(FEATURES[5].into(), ints(|f| f.active_months)),
-        Column::new(FEATURES[6].into(), floats(|f| f.purchase_velocity)),
-        Column::new(FEATURES[7].into(), optional(|f| f.avg_gap_days)),
-        Column::new(FEATURES[8].into(), optional(|f| f.std_gap_days)),
-        Column::new(LABEL.into(), rows.iter().map(|r| r.2).collect::<Vec<f64>>()),
-        Column::new(NAIVE.into(), rows.iter().map(|r| r.3).collect::<Vec<f64>>()),
-    ])
+    let mut columns = vec![Column::new(
+        "customer_id".into(),
+        rows.iter().map(|r| r.0).collect::<Vec<i64>>(),
+    )];
+    let values: Vec<Vec<Option<f64>>> = rows.iter().map(|r| r.1.values()).collect();
+    columns.extend(feature_columns(Feature::NINE, &values));
+    columns.push(Column::new(
+        LABEL.into(),
+        rows.iter().map(|r| r.2).collect::<Vec<f64>>(),
+    ));
+    columns.push(Column::new(
+        NAIVE.into(),
+        rows.iter().map(|r| r.3).collect::<Vec<f64>>(),
+    ));
+    DataFrame::new_infer_height(columns)
+}
+
+/// Frame columns of `features` from rows of values in the same order (a feature row's
+/// [`contract::FeatureRow::values`], or [`Nine::values`]): integers as `i64`, the rest as `f64`,
+/// nulls where the row has none.
+pub fn feature_columns(features: &[Feature], rows: &[Vec<Option<f64>>]) -> Vec<Column> {
+    features
+        .iter()
+        .enumerate()
+        .map(|(k, feature)| {
+            let name = feature.name().into();
+            let cells = rows.iter().map(|r| r.get(k).copied().flatten());
+            match feature.kind() {
+                FeatureKind::Integer => {
+                    Column::new(name, cells.map(|v| v.map(|v| v as i64)).collect::<Vec<_>>())
+                }
+                FeatureKind::Number | FeatureKind::NullableNumber => {
+                    Column::new(name, cells.collect::<Vec<Option<f64>>>())
+                }
+            }
+        })
+        .collect()
+}
+
+/// Rows of values of `features` from a frame's columns of those names (the inverse of
+/// [`feature_columns`]).
+pub fn feature_values(
+    frame: &DataFrame,
+    features: &[Feature],
+) -> PolarsResult<Vec<Vec<Option<f64>>>> {
+    let columns = features
+        .iter()
+        .map(|f| {
+            let column = frame.column(f.name())?.cast(&DataType::Float64)?;
+            Ok(column.f64()?.iter().collect::<Vec<Option<f64>>>())
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    Ok((0..frame.height())
+        .map(|i| columns.iter().map(|c| c[i]).collect())
+        .collect())
 }
 
 /// Whether two floats agree: within 1e-6 relative, or 1e-6 absolute near zero.

@@ -2,13 +2,13 @@
 //! not depend on row order, and the per-event fold agrees with it whatever order events arrive in.
 
 use chrono::{Duration, NaiveDate};
+use contract::CustomerState;
+use contract::event::TransactionEvent;
 use dataset::Line;
 use dataset::normalised::to_frame;
-use featurestore::SnapshotSpec;
-use featurestore::aggregate::CustomerState;
-use featurestore::event::TransactionEvent;
-use featurestore::offline::snapshot;
-use featurestore::snapshot::{differences, from_states};
+use offline::SnapshotSpec;
+use offline::lines::snapshot;
+use offline::states::{differences, from_states};
 use polars::prelude::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;

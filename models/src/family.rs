@@ -1,0 +1,620 @@
+//! The candidate models, each fitted on feature rows and their labels and predicting `clv_6m` for
+//! any rows: naive baselines, linear regression (linfa-linear), random forest (smartcore),
+//! gradient-boosted trees (forust-ml), a two-stage model (P(buys) from a linfa-ensemble bagged
+//! linfa-trees classifier × spend from boosted trees), and BG/NBD + Gamma-Gamma (the row's
+//! probabilistic features). A prediction reads one row: nothing about other customers.
+
+use contract::{Feature, FeatureRow, ModelInputs, RowBuilder};
+use forust_ml::{GradientBooster, Matrix, objective::ObjectiveType};
+use linfa::prelude::*;
+use linfa_ensemble::EnsembleLearnerParams;
+use linfa_trees::DecisionTree;
+use ndarray::{Array1, Array2, Axis};
+use rand08::SeedableRng;
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_regressor::{
+    RandomForestRegressor, RandomForestRegressorParameters,
+};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use crate::{ModelError, Result};
+
+/// Which features a model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FeatureSet {
+    /// The contract's nine features only (the seed-compatible `POST /predict`).
+    Nine,
+    /// The nine and the extra point-in-time features.
+    All,
+}
+
+impl FeatureSet {
+    /// The features, in column order.
+    pub fn features(self) -> &'static [Feature] {
+        match self {
+            FeatureSet::Nine => Feature::NINE,
+            FeatureSet::All => Feature::ALL,
+        }
+    }
+}
+
+/// What a model is fitted on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingSet<'a> {
+    /// The training rows (snapshots stacked), each with a label window that ended by the cutoff.
+    pub rows: &'a [FeatureRow],
+    /// Their labels: revenue in the label window.
+    pub labels: &'a [f64],
+    /// The rows of the population at the cutoff the model is fitted for (features only, all known
+    /// at that cutoff): population-level constants are taken there and stored in the model.
+    pub population: &'a [FeatureRow],
+}
+
+/// A model family and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Spec {
+    /// `naive_6m` as the prediction.
+    Naive,
+    /// `naive_6m` × (training label total / training naive total).
+    NaiveScaled,
+    /// BG/NBD expected purchases × Gamma-Gamma expected spend (`bgnbd_clv`), × a factor (1 or the
+    /// training set's label / prediction ratio), and × the row's seasonal index when `seasonal`.
+    ///
+    /// Two settings shape it: `year_before_weight` w blends in each customer's own seasonality, their
+    /// revenue in the label window's months a year before rescaled to `bgnbd_clv`'s total,
+    /// `(1 − w)·bgnbd_clv + w·year_before·s`; `sharpen` q raises that to the power q and multiplies by
+    /// ρ (q > 1 moves expected revenue from the many unlikely buyers to the likely ones, which lowers
+    /// the absolute error of a zero-heavy target). The constants s = Σbgnbd_clv / Σyear_before and
+    /// ρ = Σbgnbd_clv / Σblend^q are fixed when the model is fitted, over the population it is fitted
+    /// for ([`TrainingSet::population`]), so neither changes that population's total, and a
+    /// customer's prediction is a function of its row and the model alone.
+    BgNbd {
+        /// Rescale by the training fold's ratio of label to prediction totals.
+        scaled: bool,
+        /// Multiply by the seasonal index (the label window's months a year before).
+        seasonal: bool,
+        /// The weight of the customer's revenue in the same months a year before.
+        #[serde(default)]
+        year_before_weight: f64,
+        /// The power the blend is raised to before it is rescaled to its total.
+        #[serde(default = "one")]
+        sharpen: f64,
+    },
+    /// Ordinary least squares.
+    Linear {
+        /// Input columns.
+        features: FeatureSet,
+    },
+    /// Random forest regression.
+    RandomForest {
+        /// Input columns.
+        features: FeatureSet,
+        /// Trees.
+        trees: usize,
+        /// Minimum samples per leaf.
+        min_leaf: usize,
+    },
+    /// Gradient-boosted regression trees (squared loss).
+    Boosting {
+        /// Input columns.
+        features: FeatureSet,
+        /// Trees.
+        trees: usize,
+        /// Learning rate.
+        learning_rate: f32,
+        /// Depth of each tree.
+        depth: usize,
+    },
+    /// P(buys in the window) × expected spend if buying.
+    TwoStage {
+        /// Input columns.
+        features: FeatureSet,
+        /// Classifier trees.
+        trees: usize,
+    },
+}
+
+impl Spec {
+    /// A short, stable name for tables and the registry.
+    pub fn name(&self) -> String {
+        let set = |f: &FeatureSet| match f {
+            FeatureSet::Nine => "nine",
+            FeatureSet::All => "all",
+        };
+        match self {
+            Spec::Naive => "naive".into(),
+            Spec::NaiveScaled => "naive_scaled".into(),
+            Spec::BgNbd {
+                scaled,
+                seasonal,
+                year_before_weight,
+                sharpen,
+            } => {
+                let mut name = String::from("bgnbd_gg");
+                if *seasonal {
+                    name.push_str("_seasonal");
+                }
+                if *scaled {
+                    name.push_str("_scaled");
+                }
+                if *year_before_weight != 0.0 {
+                    name.push_str(&format!("_yb{year_before_weight}"));
+                }
+                if *sharpen != 1.0 {
+                    name.push_str(&format!("_q{sharpen}"));
+                }
+                name
+            }
+            Spec::Linear { features } => format!("linear_{}", set(features)),
+            Spec::RandomForest { features, .. } => format!("random_forest_{}", set(features)),
+            Spec::Boosting { features, .. } => format!("boosting_{}", set(features)),
+            Spec::TwoStage { features, .. } => format!("two_stage_{}", set(features)),
+        }
+    }
+
+    /// The features the model reads.
+    pub fn features(&self) -> Vec<Feature> {
+        match self {
+            Spec::Naive | Spec::NaiveScaled => vec![Feature::Naive6m],
+            Spec::BgNbd {
+                seasonal,
+                year_before_weight,
+                ..
+            } => {
+                let mut features = vec![Feature::BgnbdClv];
+                if *seasonal {
+                    features.push(Feature::SeasonIndex);
+                }
+                if *year_before_weight != 0.0 {
+                    features.push(Feature::RevenueYearBeforeWindow);
+                }
+                features
+            }
+            Spec::Linear { features }
+            | Spec::RandomForest { features, .. }
+            | Spec::Boosting { features, .. }
+            | Spec::TwoStage { features, .. } => features.features().to_vec(),
+        }
+    }
+
+    /// Fits the model on `train`.
+    pub fn fit(&self, train: &TrainingSet<'_>) -> Result<Fitted> {
+        if train.rows.len() != train.labels.len() {
+            return Err(ModelError::Input(format!(
+                "{} training rows but {} labels",
+                train.rows.len(),
+                train.labels.len()
+            )));
+        }
+        if train.rows.is_empty() {
+            return Err(ModelError::Input("no training rows".into()));
+        }
+        let y = train.labels.to_vec();
+        let fitted = match self {
+            Spec::Naive => Fitted::Column {
+                feature: Feature::Naive6m,
+                factor: 1.0,
+            },
+            Spec::NaiveScaled => Fitted::Column {
+                feature: Feature::Naive6m,
+                factor: ratio(&y, &inputs(train.rows, Feature::Naive6m)),
+            },
+            Spec::BgNbd {
+                scaled,
+                seasonal,
+                year_before_weight,
+                sharpen,
+            } => {
+                let mut shape =
+                    BgNbdShape::fit(*seasonal, *year_before_weight, *sharpen, train.population);
+                if *scaled {
+                    let base: Vec<f64> = train.rows.iter().map(|r| shape.predict(r)).collect();
+                    shape.factor = ratio(&y, &base);
+                }
+                Fitted::BgNbd(shape)
+            }
+            Spec::Linear { features } => {
+                let features = features.features();
+                // A feature constant in training (e.g. last year's revenue before the data began)
+                // carries nothing and makes the normal equations singular: it gets coefficient 0.
+                let varying: Vec<usize> = (0..features.len())
+                    .filter(|&j| {
+                        let first = train.rows[0].input(features[j]);
+                        train.rows.iter().any(|r| r.input(features[j]) != first)
+                    })
+                    .collect();
+                let used: Vec<Feature> = varying.iter().map(|&j| features[j]).collect();
+                let x = design(train.rows, &used)?;
+                let dataset = Dataset::new(x, Array1::from(y));
+                let model = linfa_linear::LinearRegression::default()
+                    .fit(&dataset)
+                    .map_err(ModelError::fit("linear regression"))?;
+                let mut coefficients = vec![0.0; features.len()];
+                for (&j, c) in varying.iter().zip(model.params()) {
+                    coefficients[j] = *c;
+                }
+                Fitted::Linear {
+                    coefficients,
+                    intercept: model.intercept(),
+                }
+            }
+            Spec::RandomForest {
+                features,
+                trees,
+                min_leaf,
+            } => {
+                let x = dense(train.rows, features.features())?;
+                let parameters = RandomForestRegressorParameters::default()
+                    .with_n_trees(*trees)
+                    .with_min_samples_leaf(*min_leaf)
+                    .with_seed(42);
+                let model = RandomForestRegressor::fit(&x, &y, parameters)
+                    .map_err(ModelError::fit("random forest"))?;
+                Fitted::RandomForest(Box::new(model))
+            }
+            Spec::Boosting {
+                features,
+                trees,
+                learning_rate,
+                depth,
+            } => {
+                let x = column_major(train.rows, features.features());
+                Fitted::Boosting(boost(
+                    &x,
+                    train.rows.len(),
+                    &y,
+                    *trees,
+                    *learning_rate,
+                    *depth,
+                )?)
+            }
+            Spec::TwoStage { features, trees } => {
+                let features = features.features();
+                let x = design(train.rows, features)?;
+                let bought: Array1<usize> = y.iter().map(|v| usize::from(*v > 0.0)).collect();
+                let dataset = Dataset::new(x, bought);
+                let classifier = EnsembleLearnerParams::new_fixed_rng(
+                    DecisionTree::params()
+                        .max_depth(Some(6))
+                        .min_weight_leaf(10.0),
+                    rand08::rngs::StdRng::seed_from_u64(42),
+                )
+                .ensemble_size(*trees)
+                .bootstrap_proportion(0.7)
+                .fit(&dataset)
+                .map_err(ModelError::fit("buy classifier"))?;
+                let buyers: Vec<FeatureRow> = train
+                    .rows
+                    .iter()
+                    .zip(&y)
+                    .filter(|(_, y)| **y > 0.0)
+                    .map(|(r, _)| *r)
+                    .collect();
+                let spend_y: Vec<f64> = y.iter().copied().filter(|y| *y > 0.0).collect();
+                let spend_x = column_major(&buyers, features);
+                let spend = boost(&spend_x, buyers.len(), &spend_y, 200, 0.05, 3)?;
+                Fitted::TwoStage {
+                    classifier: classifier
+                        .models
+                        .into_iter()
+                        .zip(classifier.model_features)
+                        .collect(),
+                    spend,
+                }
+            }
+        };
+        Ok(fitted)
+    }
+}
+
+/// The fitted shape of a BG/NBD + Gamma-Gamma model ([`Spec::BgNbd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BgNbdShape {
+    /// × the seasonal index.
+    pub seasonal: bool,
+    /// Weight w of the revenue in the same months a year before.
+    pub year_before_weight: f64,
+    /// Power q of the blend.
+    pub sharpen: f64,
+    /// s: Σbgnbd_clv / Σyear_before over the population fitted for (`None`: no revenue a year
+    /// before there, and no blend).
+    pub blend_scale: Option<f64>,
+    /// ρ: Σbgnbd_clv / Σblend^q over the same population.
+    pub rescale: f64,
+    /// The overall factor.
+    pub factor: f64,
+}
+
+impl BgNbdShape {
+    /// The constants of the shape over `population`.
+    pub fn fit(
+        seasonal: bool,
+        year_before_weight: f64,
+        sharpen: f64,
+        population: &[FeatureRow],
+    ) -> Self {
+        let clv_total: f64 = population.iter().map(|r| r.extra.bgnbd_clv).sum();
+        let year_total: f64 = population
+            .iter()
+            .map(|r| r.extra.revenue_year_before_window)
+            .sum();
+        let mut shape = BgNbdShape {
+            seasonal,
+            year_before_weight,
+            sharpen,
+            blend_scale: (year_total > 0.0).then(|| clv_total / year_total),
+            rescale: 1.0,
+            factor: 1.0,
+        };
+        let shaped_total: f64 = population.iter().map(|r| shape.shaped(r)).sum();
+        if shaped_total > 0.0 {
+            shape.rescale = clv_total / shaped_total;
+        }
+        shape
+    }
+
+    /// The blend raised to the power, before the constants.
+    fn shaped(&self, row: &FeatureRow) -> f64 {
+        let clv = row.extra.bgnbd_clv;
+        let blend = match self.blend_scale {
+            Some(scale) if self.year_before_weight != 0.0 => {
+                (1.0 - self.year_before_weight) * clv
+                    + self.year_before_weight * row.extra.revenue_year_before_window * scale
+            }
+            _ => clv,
+        };
+        blend.max(0.0).powf(self.sharpen)
+    }
+
+    /// The prediction for one row.
+    pub fn predict(&self, row: &FeatureRow) -> f64 {
+        let season = if self.seasonal {
+            row.extra.season_index
+        } else {
+            1.0
+        };
+        self.shaped(row) * self.rescale * season * self.factor
+    }
+}
+
+/// A fitted model.
+#[derive(Serialize, Deserialize)]
+pub enum Fitted {
+    /// A feature times a factor (naive).
+    Column {
+        /// The feature.
+        #[serde(alias = "column")]
+        feature: Feature,
+        /// The factor.
+        factor: f64,
+    },
+    /// BG/NBD + Gamma-Gamma, shaped as [`Spec::BgNbd`] says.
+    BgNbd(BgNbdShape),
+    /// A linear function of the features.
+    Linear {
+        /// One per feature.
+        coefficients: Vec<f64>,
+        /// The constant.
+        intercept: f64,
+    },
+    /// A smartcore random forest.
+    RandomForest(Box<RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>>),
+    /// A forust-ml booster.
+    Boosting(GradientBooster),
+    /// Bagged classification trees (each with the features it saw) and a spend booster.
+    TwoStage {
+        /// The classifier's trees.
+        classifier: Vec<(DecisionTree<f64, usize>, Vec<usize>)>,
+        /// Spend of buyers.
+        spend: GradientBooster,
+    },
+}
+
+impl Fitted {
+    /// A prediction for each row, clipped at 0 (nobody spends less than nothing); each depends on
+    /// its own row only.
+    pub fn predict(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
+        let features = spec.features();
+        let n = rows.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<f64> = match self {
+            Fitted::Column { feature, factor } => {
+                rows.iter().map(|r| r.input(*feature) * factor).collect()
+            }
+            Fitted::BgNbd(shape) => rows.iter().map(|r| shape.predict(r)).collect(),
+            Fitted::Linear {
+                coefficients,
+                intercept,
+            } => {
+                if coefficients.len() != features.len() {
+                    return Err(ModelError::Input(format!(
+                        "{} coefficients for {} features",
+                        coefficients.len(),
+                        features.len()
+                    )));
+                }
+                rows.iter()
+                    .map(|r| {
+                        features
+                            .iter()
+                            .zip(coefficients)
+                            .map(|(f, c)| r.input(*f) * c)
+                            .sum::<f64>()
+                            + intercept
+                    })
+                    .collect()
+            }
+            Fitted::RandomForest(model) => model
+                .predict(&dense(rows, &features)?)
+                .map_err(ModelError::fit("random forest"))?,
+            Fitted::Boosting(model) => {
+                let x = column_major(rows, &features);
+                model.predict(&Matrix::new(&x, n, features.len()), true)
+            }
+            Fitted::TwoStage { classifier, spend } => {
+                let x = design(rows, &features)?;
+                let mut votes = vec![0.0; n];
+                for (tree, columns) in classifier {
+                    let sub = x.select(Axis(1), columns);
+                    for (v, class) in votes.iter_mut().zip(tree.predict(&sub)) {
+                        *v += class as f64;
+                    }
+                }
+                let xs = column_major(rows, &features);
+                let amount = spend.predict(&Matrix::new(&xs, n, features.len()), true);
+                votes
+                    .iter()
+                    .zip(amount)
+                    .map(|(v, a)| v / classifier.len() as f64 * a)
+                    .collect()
+            }
+        };
+        Ok(raw.into_iter().map(|v: f64| v.max(0.0)).collect())
+    }
+}
+
+fn boost(
+    x: &[f64],
+    rows: usize,
+    y: &[f64],
+    trees: usize,
+    learning_rate: f32,
+    depth: usize,
+) -> Result<GradientBooster> {
+    let cols = x.len() / rows.max(1);
+    let mut model = GradientBooster::default()
+        .set_objective_type(ObjectiveType::SquaredLoss)
+        .set_iterations(trees)
+        .set_learning_rate(learning_rate)
+        .set_max_depth(depth)
+        .set_initialize_base_score(true)
+        .set_seed(42);
+    let weights = vec![1.0; rows];
+    model
+        .fit(&Matrix::new(x, rows, cols), y, &weights, None)
+        .map_err(ModelError::fit("boosting"))?;
+    Ok(model)
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// sum(a) / sum(b), 1 when b sums to 0.
+fn ratio(a: &[f64], b: &[f64]) -> f64 {
+    let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
+    if sb > 0.0 { sa / sb } else { 1.0 }
+}
+
+/// One feature of every row, as models read it ([`FeatureRow::input`]).
+pub fn inputs(rows: &[FeatureRow], feature: Feature) -> Vec<f64> {
+    rows.iter().map(|r| r.input(feature)).collect()
+}
+
+/// The features of every row, feature after feature.
+fn column_major(rows: &[FeatureRow], features: &[Feature]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rows.len() * features.len());
+    for feature in features {
+        out.extend(rows.iter().map(|r| r.input(*feature)));
+    }
+    out
+}
+
+fn design(rows: &[FeatureRow], features: &[Feature]) -> Result<Array2<f64>> {
+    let data = column_major(rows, features);
+    Array2::from_shape_vec((features.len(), rows.len()), data)
+        .map(|a| a.reversed_axes())
+        .map_err(|e| ModelError::Input(e.to_string()))
+}
+
+fn dense(rows: &[FeatureRow], features: &[Feature]) -> Result<DenseMatrix<f64>> {
+    DenseMatrix::new(
+        rows.len(),
+        features.len(),
+        column_major(rows, features),
+        true,
+    )
+    .map_err(ModelError::fit("random forest input"))
+}
+
+/// A fitted model with its spec and the model-wide inputs its rows are computed with: what the
+/// registry stores, and all that a prediction needs besides the customer's state.
+#[derive(Serialize, Deserialize)]
+pub struct Trained {
+    /// The family and settings.
+    pub spec: Spec,
+    /// The fitted parameters.
+    pub fitted: Fitted,
+    /// BG/NBD, Gamma-Gamma and the seasonal profile as fitted at the model's cutoff: the rows it
+    /// scores are computed with them.
+    pub inputs: ModelInputs,
+}
+
+impl Trained {
+    /// Fits `spec` on `train`; the rows it will score are computed with `inputs`.
+    pub fn fit(spec: &Spec, train: &TrainingSet<'_>, inputs: ModelInputs) -> Result<Self> {
+        Ok(Trained {
+            spec: spec.clone(),
+            fitted: spec.fit(train)?,
+            inputs,
+        })
+    }
+
+    /// The rows this model scores as of `as_of`, from customers' states.
+    pub fn rows(&self, as_of: chrono::NaiveDate) -> RowBuilder<'_> {
+        RowBuilder::new(&self.inputs, as_of)
+    }
+
+    /// A prediction for each row.
+    pub fn predict(&self, rows: &[FeatureRow]) -> Result<Vec<f64>> {
+        self.fitted.predict(&self.spec, rows)
+    }
+
+    /// The prediction for one row.
+    pub fn predict_one(&self, row: &FeatureRow) -> Result<f64> {
+        Ok(self
+            .predict(std::slice::from_ref(row))?
+            .first()
+            .copied()
+            .unwrap_or(0.0))
+    }
+
+    /// Writes it as JSON.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let json = |source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = serde_json::to_vec(self).map_err(json)?;
+        std::fs::write(path, text).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads one written by [`Trained::save`].
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|source| {
+            let old = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .is_some_and(|v| v.get("inputs").is_none());
+            if old {
+                ModelError::Outdated {
+                    path: path.to_path_buf(),
+                    reason: "written by an older clv (no model-wide inputs)".into(),
+                }
+            } else {
+                ModelError::Json {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })
+    }
+}
