@@ -128,8 +128,9 @@ fn json_openapi_frame_and_models_list_the_same_features_in_the_same_order() {
     assert_eq!(back.rows, labelled.rows);
 
     // The models' inputs are features of the row.
-    assert_eq!(names(FeatureSet::All.features()), all);
-    assert_eq!(names(FeatureSet::Nine.features()), nine);
+    let learned: Vec<String> = all.iter().filter(|n| *n != "naive_6m").cloned().collect();
+    assert_eq!(names(&FeatureSet::All.features()), learned);
+    assert_eq!(names(&FeatureSet::Nine.features()), nine);
     for spec in trainer::backtest::candidates() {
         assert!(spec.features().iter().all(|f| Feature::ALL.contains(f)));
     }

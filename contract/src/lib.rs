@@ -22,6 +22,8 @@ pub mod probabilistic;
 pub mod row;
 mod rules;
 pub mod state;
+#[cfg(test)]
+mod testing;
 
 pub use inputs::{ModelInputs, Seasonality};
 pub use row::{Extra, Feature, FeatureKind, FeatureRow, Nine, RowBuilder};

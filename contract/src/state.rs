@@ -102,31 +102,7 @@ impl CustomerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDateTime;
-
-    fn event(id: &str, invoice: &str, quantity: i64, price: f64, time: &str) -> TransactionEvent {
-        TransactionEvent {
-            schema_version: 1,
-            event_id: id.into(),
-            customer_id: 1,
-            invoice: invoice.into(),
-            stock_code: "X".into(),
-            description: None,
-            quantity,
-            invoice_date: NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S")
-                .unwrap()
-                .and_utc(),
-            price,
-            country: None,
-        }
-    }
-
-    fn ms(time: &str) -> i64 {
-        NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S")
-            .unwrap()
-            .and_utc()
-            .timestamp_millis()
-    }
+    use crate::testing::{event, ms};
 
     #[test]
     fn redelivery_changes_nothing_and_order_does_not_matter() {

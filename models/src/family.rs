@@ -24,16 +24,22 @@ use crate::{ModelError, Result};
 pub enum FeatureSet {
     /// The contract's nine features only (the seed-compatible `POST /predict`).
     Nine,
-    /// The nine and the extra point-in-time features.
+    /// The nine and the extra point-in-time features, except the naive baseline `naive_6m`: while
+    /// the history is shorter than its six months it equals `total_revenue`, which makes the early
+    /// snapshots' design singular; it is the naive models' input.
     All,
 }
 
 impl FeatureSet {
     /// The features, in column order.
-    pub fn features(self) -> &'static [Feature] {
+    pub fn features(self) -> Vec<Feature> {
         match self {
-            FeatureSet::Nine => Feature::NINE,
-            FeatureSet::All => Feature::ALL,
+            FeatureSet::Nine => Feature::NINE.to_vec(),
+            FeatureSet::All => Feature::ALL
+                .iter()
+                .copied()
+                .filter(|f| *f != Feature::Naive6m)
+                .collect(),
         }
     }
 }
@@ -173,7 +179,7 @@ impl Spec {
             Spec::Linear { features }
             | Spec::RandomForest { features, .. }
             | Spec::Boosting { features, .. }
-            | Spec::TwoStage { features, .. } => features.features().to_vec(),
+            | Spec::TwoStage { features, .. } => features.features(),
         }
     }
 
@@ -243,7 +249,7 @@ impl Spec {
                 trees,
                 min_leaf,
             } => {
-                let x = dense(train.rows, features.features())?;
+                let x = dense(train.rows, &features.features())?;
                 let parameters = RandomForestRegressorParameters::default()
                     .with_n_trees(*trees)
                     .with_min_samples_leaf(*min_leaf)
@@ -258,7 +264,7 @@ impl Spec {
                 learning_rate,
                 depth,
             } => {
-                let x = column_major(train.rows, features.features());
+                let x = column_major(train.rows, &features.features());
                 Fitted::Boosting(boost(
                     &x,
                     train.rows.len(),
@@ -270,7 +276,7 @@ impl Spec {
             }
             Spec::TwoStage { features, trees } => {
                 let features = features.features();
-                let x = design(train.rows, features)?;
+                let x = design(train.rows, &features)?;
                 let bought: Array1<usize> = y.iter().map(|v| usize::from(*v > 0.0)).collect();
                 let dataset = Dataset::new(x, bought);
                 let classifier = EnsembleLearnerParams::new_fixed_rng(
@@ -291,7 +297,7 @@ impl Spec {
                     .map(|(r, _)| *r)
                     .collect();
                 let spend_y: Vec<f64> = y.iter().copied().filter(|y| *y > 0.0).collect();
-                let spend_x = column_major(&buyers, features);
+                let spend_x = column_major(&buyers, &features);
                 let spend = boost(&spend_x, buyers.len(), &spend_y, 200, 0.05, 3)?;
                 Fitted::TwoStage {
                     classifier: classifier

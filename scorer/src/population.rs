@@ -167,7 +167,7 @@ impl Population {
     }
 
     /// This population with the customers of `changed` rescored from their new states (`None`: the
-    /// customer is gone), everyone else as they were; and how many were rescored.
+    /// customer is gone), everyone else as they were (shared with this population, not copied).
     pub fn update(
         &self,
         changed: &[(u64, Option<CustomerState>)],

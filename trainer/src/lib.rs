@@ -50,6 +50,9 @@ pub enum TrainError {
     #[error(transparent)]
     Row(#[from] contract::row::RowError),
     /// A plot could not be drawn.
+    #[error("report: plotting: {0}")]
+    Plot(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The run has not what the report shows.
     #[error("report: {0}")]
     Report(String),
     /// The MLflow tracking server failed.

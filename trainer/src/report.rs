@@ -29,8 +29,8 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn plot_error(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Report(e.to_string())
+fn plot_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> TrainError {
+    TrainError::Plot(Box::new(e))
 }
 
 /// The cumulative-gains curve of `predicted`: customers ranked by prediction (highest first), the
