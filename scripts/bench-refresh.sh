@@ -34,7 +34,9 @@ RUST_LOG=info $CLV serve --db $W/db --models-dir $MODELS --listen 127.0.0.1:$POR
   --refresh-seconds 0.2 > $W/serve.out 2>&1 &
 SERVE=$!
 metric() { curl -s http://127.0.0.1:$PORT/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+served=$(date +%s.%N)
 until curl -sf http://127.0.0.1:$PORT/ready > /dev/null; do sleep 0.2; done
+echo "scorer ready $(echo "$(date +%s.%N) - $served" | bc | cut -c1-5) s after it started"
 sleep 2
 now=$(metric scorer_customers)
 count0=$(metric scorer_refresh_duration_seconds_count)
@@ -57,3 +59,4 @@ count1=$(metric scorer_refresh_duration_seconds_count)
 sum1=$(metric scorer_refresh_duration_seconds_sum)
 echo "after $CHANGED changed customers: $((count1 - count0)) refresh(es), $(echo "($sum1 - $sum0) / ($count1 - $count0)" | bc -l | cut -c1-8) s each"
 grep 'scorer_rescored_customers_total' <(curl -s http://127.0.0.1:$PORT/metrics) || echo "(no scorer_rescored_customers_total: every refresh rescores everyone)"
+grep VmHWM /proc/$SERVE/status | sed 's/^/scorer peak RSS: /' 
