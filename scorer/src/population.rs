@@ -121,7 +121,12 @@ pub struct Population {
     pub model: ModelRef,
     /// Freshness of the store read.
     pub freshness: Freshness,
-    customers: imbl::HashMap<u64, Arc<Scored>>,
+    customers: imbl::GenericHashMap<
+        u64,
+        Arc<Scored>,
+        foldhash::fast::RandomState,
+        imbl::shared_ptr::DefaultSharedPtr,
+    >,
     ranking: imbl::OrdSet<Rank>,
 }
 
@@ -147,7 +152,7 @@ impl Population {
                 version: production.version.clone(),
             },
             freshness,
-            customers: imbl::HashMap::new(),
+            customers: imbl::GenericHashMap::default(),
             ranking: imbl::OrdSet::new(),
         }
     }
