@@ -8,7 +8,12 @@ use models::registry::Registry;
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
     /// The model registry.
-    #[arg(long, env = "CLV_MODELS_DIR", default_value = "models", global = true)]
+    #[arg(
+        long,
+        env = "CLV_MODELS_DIR",
+        default_value = "data/models",
+        global = true
+    )]
     models_dir: PathBuf,
     #[command(subcommand)]
     command: ModelsCommand,

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     #[arg(long)]
     secondary_dir: Option<PathBuf>,
     /// The model registry; the scorer follows its `production` pointer.
-    #[arg(long, env = "CLV_MODELS_DIR", default_value = "models")]
+    #[arg(long, env = "CLV_MODELS_DIR", default_value = "data/models")]
     models_dir: PathBuf,
     /// Address to listen on (HTTP API, `/metrics` included).
     #[arg(long, env = "CLV_LISTEN", default_value = "127.0.0.1:8080")]

@@ -84,8 +84,8 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         spec.cutoff,
         spec.horizon_months,
         frame.height(),
-        sum("total_revenue")?,
-        sum("clv_6m")?,
+        sum(contract::Feature::TotalRevenue.name())?,
+        sum(contract::LABEL)?,
         args.out.display(),
         started.elapsed().as_secs_f64()
     );

@@ -43,7 +43,7 @@ pub struct TrainArgs {
     #[arg(long)]
     earliest: Option<NaiveDate>,
     /// The model registry.
-    #[arg(long, env = "CLV_MODELS_DIR", default_value = "models")]
+    #[arg(long, env = "CLV_MODELS_DIR", default_value = "data/models")]
     models_dir: PathBuf,
     /// The MLflow experiment runs are logged to when MLFLOW_TRACKING_URI is set.
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "clv")]

@@ -9,9 +9,7 @@ pub const CONTRACT_VERSION: u32 = 1;
 
 /// The label column: revenue in the horizon after the cutoff.
 pub const LABEL: &str = "clv_6m";
-/// The naive baseline column: revenue in the 6 months before the cutoff.
-pub const NAIVE: &str = "naive_6m";
-/// Months before the cutoff that the naive baseline sums.
+/// Months before the cutoff that the naive baseline (the feature `naive_6m`) sums.
 pub const NAIVE_MONTHS: u32 = 6;
 
 /// The cutoff and label horizon of a snapshot.

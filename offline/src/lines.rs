@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime};
 use polars::prelude::*;
 
 use contract::{
-    Feature, LABEL, LineClass, MS_PER_DAY, NAIVE, NAIVE_MONTHS, SnapshotSpec, add_months, epoch_ms,
+    Feature, LABEL, LineClass, MS_PER_DAY, NAIVE_MONTHS, SnapshotSpec, add_months, epoch_ms,
     midnight,
 };
 
@@ -177,7 +177,7 @@ pub fn snapshot(lines: LazyFrame, spec: &SnapshotSpec) -> Result<DataFrame> {
                 .otherwise(lit(NULL).cast(DataType::Float64))
                 .alias(Feature::StdGapDays.name()),
             pounds(col("label_milli").fill_null(lit(0))).alias(LABEL),
-            pounds(col("naive_milli").fill_null(lit(0))).alias(NAIVE),
+            pounds(col("naive_milli").fill_null(lit(0))).alias(Feature::Naive6m.name()),
         ])
         .sort([CUSTOMER_ID], SortMultipleOptions::default());
     frame.collect().map_err(at("computing the snapshot"))
@@ -282,6 +282,6 @@ pub fn summarise(lines: LazyFrame) -> Result<LineSummary> {
 pub fn snapshot_columns() -> Vec<&'static str> {
     std::iter::once("customer_id")
         .chain(Feature::NINE.iter().map(|f| f.name()))
-        .chain([LABEL, NAIVE])
+        .chain([LABEL, Feature::Naive6m.name()])
         .collect()
 }

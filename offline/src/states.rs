@@ -3,7 +3,7 @@
 
 use polars::prelude::*;
 
-use contract::{CustomerState, Feature, FeatureKind, LABEL, NAIVE, Nine, SnapshotSpec, pounds};
+use contract::{CustomerState, Feature, FeatureKind, LABEL, Nine, SnapshotSpec, pounds};
 
 /// The snapshot of `states` at `spec`: the same columns, rows and order as
 /// [`crate::lines::snapshot`] computes from the lines: the nine come from the feature row
@@ -38,7 +38,7 @@ pub fn from_states<'a>(
         rows.iter().map(|r| r.2).collect::<Vec<f64>>(),
     ));
     columns.push(Column::new(
-        NAIVE.into(),
+        Feature::Naive6m.name().into(),
         rows.iter().map(|r| r.3).collect::<Vec<f64>>(),
     ));
     DataFrame::new_infer_height(columns)
