@@ -1,6 +1,8 @@
 //! `clv demo`: the whole system in one process on the embedded default: data -> embedded Kafka ->
-//! ingest -> RocksDB -> trained, promoted model -> HTTP scorer, with progress bars. Run again, it
-//! reuses the store and the registry and skips what is done; `--fresh` starts over.
+//! ingest -> RocksDB -> trained, promoted model -> HTTP scorer, with progress bars. The broker and
+//! ingest keep running while it serves: what anyone produces (`clv send`, kcat) is scored within a
+//! refresh. Run again, it reuses the store and the registry and skips what is done; `--fresh` starts
+//! over.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,74 +109,103 @@ fn events_counted(metrics: &metrics_exporter_prometheus::PrometheusHandle) -> u6
         .sum::<f64>() as u64
 }
 
-/// Embedded broker, ingest on a thread, replay with progress, until every event is applied.
-fn stream(
-    input: &Path,
-    store: Arc<RocksStore>,
-    metrics: &metrics_exporter_prometheus::PrometheusHandle,
-    stop: &Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    let broker = EmbeddedBroker::start(&[("transactions", 4), ("transactions.dlq", 1)])?;
-    let config = broker.config();
-    let before = events_counted(metrics);
-    let ingest_stop = Arc::new(AtomicBool::new(false));
-    let ingest = {
-        let (config, store, ingest_stop) = (config.clone(), store.clone(), ingest_stop.clone());
-        std::thread::Builder::new()
-            .name("ingest".into())
-            .spawn(move || -> anyhow::Result<()> {
-                let options = IngestOptions {
-                    session_timeout: Duration::from_secs(10),
-                    ..IngestOptions::default()
-                };
-                let mut ingest = Ingest::connect(&config, store, options)?;
-                ingest.run(&ingest_stop)?;
-                Ok(())
-            })?
-    };
-    let bar = progress::reading(input);
-    let lines = dataset::normalised::numbered_lines(input, &bar)
-        .with_context(|| format!("reading {}", input.display()))?;
-    bar.finish_and_clear();
-    let options = ReplayOptions {
-        topic: "transactions".into(),
-        speed: None,
-        from: None,
-        to: None,
-        max_lag: Some(40_000),
-        group: "clv-ingest".into(),
-    };
-    let bar = progress::items("replaying");
-    let summary = replay(&config, &lines, &options, &bar)?;
-    bar.finish_and_clear();
-    println!(
-        "replayed {} lines: {} events sent to the embedded Kafka at {}",
-        summary.lines,
-        summary.sent,
-        broker.bootstrap_servers()
-    );
-    let bar = progress::items("ingesting");
-    bar.set_length(summary.sent);
-    loop {
-        let done = events_counted(metrics).saturating_sub(before);
-        bar.set_position(done.min(summary.sent));
-        if done >= summary.sent || stop.load(Ordering::SeqCst) || ingest.is_finished() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// The embedded broker and ingest on a thread, folding into the shared store until stopped.
+struct Live {
+    broker: EmbeddedBroker,
+    ingest: std::thread::JoinHandle<anyhow::Result<()>>,
+    ingest_stop: Arc<AtomicBool>,
+}
+
+impl Live {
+    fn start(store: Arc<RocksStore>) -> anyhow::Result<Live> {
+        let broker = EmbeddedBroker::start(&[("transactions", 4), ("transactions.dlq", 1)])?;
+        let ingest_stop = Arc::new(AtomicBool::new(false));
+        let ingest = {
+            let (config, ingest_stop) = (broker.config(), ingest_stop.clone());
+            std::thread::Builder::new().name("ingest".into()).spawn(
+                move || -> anyhow::Result<()> {
+                    let options = IngestOptions {
+                        session_timeout: Duration::from_secs(10),
+                        ..IngestOptions::default()
+                    };
+                    let mut ingest = Ingest::connect(&config, store, options)?;
+                    ingest.run(&ingest_stop)?;
+                    Ok(())
+                },
+            )?
+        };
+        Ok(Live {
+            broker,
+            ingest,
+            ingest_stop,
+        })
     }
-    bar.finish_and_clear();
-    ingest_stop.store(true, Ordering::SeqCst);
-    ingest
-        .join()
-        .map_err(|_| anyhow::anyhow!("the ingest thread panicked"))??;
-    anyhow::ensure!(!stop.load(Ordering::SeqCst), "stopped");
-    println!(
-        "ingested {} events: {} customers in the store (consumer lag 0)",
-        summary.sent,
-        store.customers()?
-    );
-    Ok(())
+
+    /// Replays `input` with progress, until ingest has applied every event.
+    fn replay(
+        &self,
+        input: &Path,
+        store: &RocksStore,
+        metrics: &metrics_exporter_prometheus::PrometheusHandle,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<()> {
+        let config = self.broker.config();
+        let before = events_counted(metrics);
+        let bar = progress::reading(input);
+        let lines = dataset::normalised::numbered_lines(input, &bar)
+            .with_context(|| format!("reading {}", input.display()))?;
+        bar.finish_and_clear();
+        let options = ReplayOptions {
+            topic: "transactions".into(),
+            speed: None,
+            from: None,
+            to: None,
+            max_lag: Some(40_000),
+            group: "clv-ingest".into(),
+        };
+        let bar = progress::items("replaying");
+        let summary = replay(&config, &lines, &options, &bar)?;
+        bar.finish_and_clear();
+        println!(
+            "replayed {} lines: {} events sent to the embedded Kafka at {}",
+            summary.lines,
+            summary.sent,
+            self.broker.bootstrap_servers()
+        );
+        let bar = progress::items("ingesting");
+        bar.set_length(summary.sent);
+        loop {
+            let done = events_counted(metrics).saturating_sub(before);
+            bar.set_position(done.min(summary.sent));
+            if done >= summary.sent || stop.load(Ordering::SeqCst) || self.ingest.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+        anyhow::ensure!(!stop.load(Ordering::SeqCst), "stopped");
+        anyhow::ensure!(
+            !self.ingest.is_finished(),
+            "ingest stopped before every event was applied"
+        );
+        println!(
+            "ingested {} events: {} customers in the store (consumer lag 0)",
+            summary.sent,
+            store.customers()?
+        );
+        Ok(())
+    }
+
+    /// Stops ingest (it commits what it applied) and the broker.
+    fn stop(self) -> anyhow::Result<()> {
+        self.ingest_stop.store(true, Ordering::SeqCst);
+        let outcome = self
+            .ingest
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ingest thread panicked"))?;
+        drop(self.broker);
+        outcome
+    }
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -200,7 +231,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         RocksStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?,
     );
 
-    // 1. Stream the data, unless this very input was streamed in full before.
+    // 1. Stream the data, unless this very input was streamed in full before; the broker and ingest
+    // stay up either way.
+    let live = Live::start(store.clone())?;
     let stamp_file = args.dir.join("streamed.txt");
     let stamp = input_stamp(&input)?;
     if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
@@ -216,12 +249,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             "{} holds another dataset's events: run with --fresh",
             db.display()
         );
-        stream(&input, store.clone(), &metrics, &stop)?;
+        live.replay(&input, &store, &metrics, &stop)?;
         std::fs::write(&stamp_file, &stamp)?;
     }
 
     // 2. Train and promote, unless production was trained on exactly these purchases.
-    let fingerprint = Histories::from_states(store.all_states()?).fingerprint();
+    // From the store this process writes (ingest is live: a secondary instance could lag behind).
+    let histories = Histories::from_states(store.all_states()?);
+    let fingerprint = histories.fingerprint();
     let registry = Registry::open(&models_dir)?;
     let trained_here = registry
         .production()?
@@ -231,7 +266,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if trained_here {
         println!("production model already trained on this data: skipping training");
     } else {
-        train::run(train::TrainArgs::on_store(db.clone(), models_dir.clone()))?;
+        train::train_histories(
+            train::TrainArgs::on_store(db.clone(), models_dir.clone()),
+            &histories,
+            Instant::now(),
+        )?;
     }
     let version = registry
         .production()?
@@ -275,6 +314,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  curl {base}/customers/top.csv > top.csv");
     println!("  open {base}/docs/   (the API)");
     println!("  curl {base}/metrics   (Prometheus)");
+    if let Some(first) = population.top(1).first() {
+        let brokers = live.broker.bootstrap_servers();
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "clv".into());
+        let day = population.as_of.pred_opt().unwrap_or(population.as_of);
+        let id = first.customer_id;
+        println!(
+            "\nlive: the embedded Kafka at {brokers} keeps streaming into the store; a purchase \
+             produced now is scored within about a second:"
+        );
+        println!("  {exe} send --brokers {brokers} --customer {id} --price 250 --date {day}");
+        println!("  curl {base}/customers/{id}/clv");
+        println!(
+            "  or with kcat: echo '{id}|{{\"schema_version\":1,\"event_id\":\"kcat:1\",\"customer_id\":{id},\
+             \"invoice\":\"900001\",\"stock_code\":\"MANUAL\",\"quantity\":1,\"invoice_date\":\"{day}T12:00:00Z\",\
+             \"price\":250.0}}' | kcat -P -b {brokers} -t transactions -K '|'"
+        );
+    }
     println!(
         "report: {}",
         models_dir.join(&version).join("report.html").display()
@@ -297,6 +355,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     })?;
     stop.store(true, Ordering::SeqCst);
     let _ = refresh.join();
+    live.stop()?;
     println!("stopped");
     Ok(())
 }

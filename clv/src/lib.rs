@@ -35,6 +35,8 @@ enum Command {
     Replay(stream::ReplayArgs),
     /// Consume the events into the RocksDB feature store (a consumer group member).
     Ingest(stream::IngestArgs),
+    /// Produce one transaction by hand, keyed by its customer (e.g. into the running demo).
+    Send(stream::SendArgs),
     /// Train and score every candidate model out of time, pick the champion, register it.
     Train(train::TrainArgs),
     /// List the registered models, promote one, or roll production back.
@@ -54,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Broker(args) => stream::broker(args),
         Command::Replay(args) => stream::replay_command(args),
         Command::Ingest(args) => stream::ingest_command(args),
+        Command::Send(args) => stream::send_command(args),
         Command::Train(args) => train::run(args),
         Command::Models(args) => models::run(args),
         Command::Serve(args) => serve::run(args),

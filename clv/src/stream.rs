@@ -234,3 +234,71 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The customer (the message key too).
+    #[arg(long)]
+    customer: u64,
+    /// The time of the line, RFC 3339 (e.g. 2011-12-09T12:00:00Z) or a day (noon UTC); default now.
+    #[arg(long)]
+    date: Option<String>,
+    /// Unit price in pounds.
+    #[arg(long, default_value_t = 10.0)]
+    price: f64,
+    /// Units (negative with a `C…` invoice: a return).
+    #[arg(long, default_value_t = 1)]
+    quantity: i64,
+    /// The invoice number (default: a new all-digit one, so that the line is a purchase).
+    #[arg(long)]
+    invoice: Option<String>,
+    /// The product.
+    #[arg(long, default_value = "MANUAL")]
+    stock_code: String,
+    /// The event ID (default: a new one; the same ID again is a redelivery and changes nothing).
+    #[arg(long)]
+    event_id: Option<String>,
+}
+
+/// `clv send`: one transaction into the topic, keyed by its customer.
+pub fn send_command(args: SendArgs) -> anyhow::Result<()> {
+    let broker = args.kafka.broker()?;
+    let now = chrono::Utc::now();
+    let invoice_date = match &args.date {
+        None => now,
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .or_else(|_| {
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map(|d| (midnight(d) + chrono::Duration::hours(12)).and_utc())
+            })
+            .with_context(|| format!("--date {text:?}: expected RFC 3339 or YYYY-MM-DD"))?,
+    };
+    let stamp = now.timestamp_micros();
+    let event = contract::event::TransactionEvent {
+        schema_version: contract::event::SCHEMA_VERSION,
+        event_id: args
+            .event_id
+            .unwrap_or_else(|| format!("send:{}:{stamp}", args.customer)),
+        customer_id: args.customer,
+        invoice: args.invoice.unwrap_or_else(|| format!("9{stamp}")),
+        stock_code: args.stock_code,
+        description: None,
+        quantity: args.quantity,
+        invoice_date,
+        price: args.price,
+        country: None,
+    };
+    let delivered = ingest::send::send(&broker, &args.kafka.topic, &event)?;
+    println!(
+        "sent {} to {} partition {} offset {}: {}",
+        event.event_id,
+        args.kafka.topic,
+        delivered.partition,
+        delivered.offset,
+        String::from_utf8_lossy(&event.encode())
+    );
+    Ok(())
+}

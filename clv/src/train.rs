@@ -87,6 +87,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         (None, Some(db)) => Histories::from_states(crate::snapshot::stored_states(db)?),
         (None, None) => anyhow::bail!("give --input, --db or --table"),
     };
+    train_histories(args, &histories, started)
+}
+
+/// Trains on `histories` (read from `args`' input, or handed over by the demo from its own store).
+pub(crate) fn train_histories(
+    args: TrainArgs,
+    histories: &Histories,
+    started: Instant,
+) -> anyhow::Result<()> {
     let first = histories
         .first_purchase_ms()
         .context("no purchases to train on")?;
@@ -100,7 +109,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
     };
     let folds = folds(args.cutoff, args.horizon_months, earliest);
-    let mut snapshots = Snapshots::new(&histories, args.horizon_months);
+    let mut snapshots = Snapshots::new(histories, args.horizon_months);
     let evaluation = evaluate(&mut snapshots, &folds, &candidates())?;
     let scores = evaluation.scores.clone();
     for fold in &folds {

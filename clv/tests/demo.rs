@@ -1,9 +1,13 @@
 //! `clv demo`: the whole system in one process on a small generated dataset; the scorer's answers
 //! for several customers and the top list equal the registered model applied to the offline
-//! snapshot; SIGTERM stops it; a second run reuses what is done; without data it says how to get it.
+//! snapshot; it stays live (a transaction sent with the command it prints changes that customer's
+//! answer, and no one else's); SIGTERM stops it; a second run reuses what is done; without data it
+//! says how to get it.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::stack::*;
@@ -22,6 +26,21 @@ fn get_json(addr: &str, path: &str) -> Value {
     let mut r = agent().get(&format!("http://{addr}{path}")).call().unwrap();
     assert_eq!(r.status(), 200, "{path}");
     r.body_mut().read_json().unwrap()
+}
+
+/// Collects a running command's stdout on a thread, so that a test can read it while it runs.
+fn collect_stdout(child: &mut Running) -> Arc<Mutex<String>> {
+    let out = Arc::new(Mutex::new(String::new()));
+    let stdout = child.0.stdout.take().unwrap();
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    out
 }
 
 fn wait_ready(addr: &str, timeout: Duration) {
@@ -50,6 +69,7 @@ fn the_demo_serves_the_registered_model_and_a_second_run_skips_what_is_done() {
         &addr,
     ];
     let mut demo = spawn(&args);
+    let output = collect_stdout(&mut demo);
     let get = |path: &str| get_json(&addr, path);
     wait_ready(&addr, Duration::from_secs(240));
     let ready = get("/ready");
@@ -77,8 +97,17 @@ fn the_demo_serves_the_registered_model_and_a_second_run_skips_what_is_done() {
             "{row}"
         );
     }
-    let out = sigterm(&mut demo);
-    for needle in ["top 10 customers", "curl http://", "report:", "stopped"] {
+
+    let _ = sigterm(&mut demo);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = output.lock().unwrap().clone();
+    for needle in [
+        "top 10 customers",
+        "curl http://",
+        "report:",
+        "live:",
+        "stopped",
+    ] {
         assert!(out.contains(needle), "{needle} missing from\n{out}");
     }
     assert!(
@@ -89,12 +118,70 @@ fn the_demo_serves_the_registered_model_and_a_second_run_skips_what_is_done() {
             .is_file()
     );
 
-    // Again: the store and the model are reused.
-    let mut again: Vec<&str> = args.to_vec();
-    again.push("--exit-when-ready");
-    let out = clv(&again);
-    assert!(out.contains("was streamed before"), "{out}");
-    assert!(out.contains("skipping training"), "{out}");
+    // Again: the store and the model are reused, and it is live.
+    let mut demo = spawn(&args);
+    let output = collect_stdout(&mut demo);
+    wait_ready(&addr, Duration::from_secs(60));
+    {
+        let out = output.lock().unwrap();
+        assert!(out.contains("was streamed before"), "{out}");
+        assert!(out.contains("skipping training"), "{out}");
+    }
+
+    // Live: the printed command produces a purchase; the scorer shows it within a few seconds, for
+    // that customer only.
+    wait_for("the live hint", Duration::from_secs(10), || {
+        output.lock().unwrap().contains(" send --brokers ")
+    });
+    let hint = output
+        .lock()
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(" send --brokers "))
+        .unwrap()
+        .to_string();
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    let at = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+    let (id, brokers, date) = (at("--customer"), at("--brokers"), at("--date"));
+    let other = top["customers"][1]["customer_id"].to_string();
+    assert_ne!(other, id);
+    let before = get(&format!("/customers/{id}/clv"));
+    let other_before = get(&format!("/customers/{other}/clv"));
+    let sent = clv(&[
+        "send",
+        "--brokers",
+        brokers,
+        "--customer",
+        id,
+        "--price",
+        "250",
+        "--date",
+        date,
+    ]);
+    assert!(sent.contains("sent send:"), "{sent}");
+    let mut after = Value::Null;
+    wait_for(
+        "the sent purchase to be scored",
+        Duration::from_secs(15),
+        || {
+            after = get(&format!("/customers/{id}/clv"));
+            after["features"]["frequency"] != before["features"]["frequency"]
+        },
+    );
+    assert_eq!(
+        after["features"]["frequency"].as_i64().unwrap(),
+        before["features"]["frequency"].as_i64().unwrap() + 1
+    );
+    let revenue = |v: &Value| v["features"]["total_revenue"].as_f64().unwrap();
+    assert!(
+        (revenue(&after) - revenue(&before) - 250.0).abs() < 1e-6,
+        "{after}"
+    );
+    assert_ne!(after["clv_6m"], before["clv_6m"], "{after}");
+    assert_eq!(after["as_of"], before["as_of"]);
+    assert_eq!(get(&format!("/customers/{other}/clv")), other_before);
+
+    let _ = sigterm(&mut demo);
 }
 
 #[test]

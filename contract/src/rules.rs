@@ -84,6 +84,11 @@ impl LineClass {
         }
     }
 
+    /// The class of this name ([`LineClass::name`]).
+    pub fn from_name(name: &str) -> Option<LineClass> {
+        LineClass::ALL.iter().copied().find(|c| c.name() == name)
+    }
+
     /// Whether lines of this class are ignored (neither purchases nor returns).
     pub fn is_ignored(self) -> bool {
         !matches!(self, LineClass::Return | LineClass::Purchase)

@@ -348,25 +348,11 @@ impl Ingest {
                 payload: message.payload(),
             };
             let store = &self.store;
-            match folder.offer(offered, |partition, customer| {
+            let outcome = folder.offer(offered, |partition, customer| {
                 store.get_in(partition, customer)
-            })? {
-                Outcome::Applied(class) => {
-                    let outcome = match class {
-                        LineClass::Purchase | LineClass::Return => "applied",
-                        _ => "ignored",
-                    };
-                    metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => class.name())
-                        .increment(1);
-                }
-                Outcome::Duplicate => {
-                    metrics::counter!("clv_ingest_events_read_again_total").increment(1);
-                }
-                Outcome::Rejected(rejection) => {
-                    self.dead_letter(&message, &rejection)?;
-                    metrics::counter!("clv_ingest_events_total", "outcome" => "dead_lettered", "class" => rejection.kind())
-                        .increment(1);
-                }
+            })?;
+            if let Outcome::Rejected(rejection) = outcome {
+                self.dead_letter(&message, &rejection)?;
             }
         }
         let folded = folder.finish();
@@ -385,6 +371,20 @@ impl Ingest {
         }
         let offsets = folded.batch.offsets.clone();
         self.store.write(&self.source, folded.batch)?;
+        // Counted once stored: a reader that sees N events counted finds them in the store.
+        for (class, n) in &folded.counts.applied {
+            let outcome = match LineClass::from_name(class) {
+                Some(LineClass::Purchase | LineClass::Return) => "applied",
+                _ => "ignored",
+            };
+            metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => *class)
+                .increment(*n);
+        }
+        for (kind, n) in &folded.counts.rejected {
+            metrics::counter!("clv_ingest_events_total", "outcome" => "dead_lettered", "class" => *kind)
+                .increment(*n);
+        }
+        metrics::counter!("clv_ingest_events_read_again_total").increment(folded.counts.duplicates);
         for (class, n) in &folded.counts.applied {
             *summary.applied.entry(class).or_default() += n;
         }

@@ -16,6 +16,9 @@ pub enum IngestError {
     /// read them from offsets it does not know.
     #[error("cannot resume the assigned partitions from the feature store: {0}")]
     Resume(#[source] featurestore::store::StoreError),
+    /// An event to send is not a valid event.
+    #[error("not a valid event: {0}")]
+    Invalid(String),
     /// The data could not be read.
     #[error(transparent)]
     Data(#[from] dataset::DatasetError),

@@ -5,6 +5,7 @@
 //!   out (no Kafka, no RocksDB);
 //! - [`consume`]: the Kafka loop around it: Kafka -> per-customer state in RocksDB
 //!   (`featurestore::store`), exactly-once in effect, malformed messages to a dead-letter topic;
+//! - [`send`]: one event by hand, keyed by its customer (`clv send`);
 //! - [`broker`]: a real Kafka bootstrap list, or the embedded broker (librdkafka's mock cluster).
 
 pub mod broker;
@@ -13,5 +14,6 @@ mod delivery;
 mod error;
 pub mod fold;
 pub mod replay;
+pub mod send;
 
 pub use error::{IngestError, Result};
