@@ -179,7 +179,8 @@ async fn customer_features(
 /// `?k=` of the top list.
 #[derive(Debug, Deserialize, IntoParams)]
 struct TopQuery {
-    /// How many customers (default 100).
+    /// How many customers (default 100; at most the server's limit, 10,000 unless configured).
+    #[param(minimum = 1, maximum = 10000)]
     k: Option<usize>,
 }
 
@@ -306,27 +307,52 @@ async fn predict(
     }))
 }
 
+/// The answer of `GET /health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", responses((status = 200, body = String)))]
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The answer of `GET /ready`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+    /// The model serving.
+    pub model: ModelRef,
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// Customers scored.
+    pub customers: usize,
 }
 
 /// Readiness: a production model is loaded, the store is readable and customers are scored.
 #[utoipa::path(get, path = "/ready",
-    responses((status = 200, body = String), (status = 503, body = ApiError)))]
-async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    responses((status = 200, body = Ready), (status = 503, body = ApiError)))]
+async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     state
         .scorer
         .readiness()
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    let population = state.scorer.population();
-    Ok(Json(serde_json::json!({
-        "status": "ready",
-        "model": population.as_ref().map(|p| p.model.clone()),
-        "as_of": population.as_ref().map(|p| p.as_of),
-        "customers": population.as_ref().map(|p| p.len()),
-    })))
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    Ok(Json(Ready {
+        status: "ready".into(),
+        model: population.model.clone(),
+        as_of: population.as_of,
+        customers: population.len(),
+    }))
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
@@ -486,6 +512,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         Ranked,
         TopResponse,
         PredictResponse,
+        Health,
+        Ready,
         ApiError
     ))
 )]
@@ -568,5 +596,29 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_says_what_the_server_answers_and_requires() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        for (path, schema) in [("/health", "Health"), ("/ready", "Ready")] {
+            let body = &doc["paths"][path]["get"]["responses"]["200"]["content"];
+            assert_eq!(
+                body["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{schema}"),
+                "{path}: {body}"
+            );
+        }
+        for path in ["/customers/top", "/customers/top.csv"] {
+            let k = &doc["paths"][path]["get"]["parameters"][0];
+            assert_eq!(k["name"], "k");
+            assert_eq!(k["schema"]["minimum"], 1, "{k}");
+            assert_eq!(k["schema"]["maximum"], 10000, "{k}");
+        }
     }
 }
