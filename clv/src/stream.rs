@@ -226,9 +226,9 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
     println!(
         "ingested into {}: applied {:?}, {} read again, {} dead-lettered, {} batches; {} customers stored",
         args.db.display(),
-        summary.applied,
-        summary.duplicates,
-        summary.dead_lettered,
+        summary.counts.applied,
+        summary.counts.duplicates,
+        summary.counts.rejected_total(),
         summary.batches,
         store.customers()?
     );

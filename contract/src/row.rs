@@ -355,18 +355,15 @@ impl Extra {
     /// Extra features that are not known (every value NaN): for scoring with a model that reads
     /// only the nine, from the nine alone.
     pub fn unknown() -> Self {
-        let values = vec![Some(f64::NAN); Extra::FEATURES.len()];
-        let mut values = values.into_iter();
-        let mut next = || values.next().flatten().unwrap_or(f64::NAN);
         Extra {
-            naive_6m: next(),
-            revenue_last_3m: next(),
-            revenue_year_before_window: next(),
-            bgnbd_expected_purchases: next(),
-            bgnbd_p_alive: next(),
-            gg_expected_spend: next(),
-            bgnbd_clv: next(),
-            season_index: next(),
+            naive_6m: f64::NAN,
+            revenue_last_3m: f64::NAN,
+            revenue_year_before_window: f64::NAN,
+            bgnbd_expected_purchases: f64::NAN,
+            bgnbd_p_alive: f64::NAN,
+            gg_expected_spend: f64::NAN,
+            bgnbd_clv: f64::NAN,
+            season_index: f64::NAN,
         }
     }
 }
@@ -512,11 +509,9 @@ impl<'a> RowBuilder<'a> {
     pub fn row(&self, state: &CustomerState) -> Option<FeatureRow> {
         let nine = Nine::of(state, self.as_of_ms)?;
         let (rft, monetary) = daily_summary(state, self.as_of_ms)?;
-        let probabilistic = &self.inputs;
-        let purchases = probabilistic
-            .bgnbd
-            .expected_purchases(&rft, self.horizon_days);
-        let spend = probabilistic.gamma_gamma.expected_spend(rft.x, monetary);
+        let inputs = self.inputs;
+        let purchases = inputs.bgnbd.expected_purchases(&rft, self.horizon_days);
+        let spend = inputs.gamma_gamma.expected_spend(rft.x, monetary);
         let revenue = |from: i64, to: i64| pounds(state.revenue_between(from, to));
         Some(FeatureRow {
             nine,
@@ -525,7 +520,7 @@ impl<'a> RowBuilder<'a> {
                 revenue_last_3m: revenue(self.three_months_ago_ms, self.as_of_ms),
                 revenue_year_before_window: revenue(self.year_before_ms.0, self.year_before_ms.1),
                 bgnbd_expected_purchases: purchases,
-                bgnbd_p_alive: probabilistic.bgnbd.p_alive(&rft),
+                bgnbd_p_alive: inputs.bgnbd.p_alive(&rft),
                 gg_expected_spend: spend,
                 bgnbd_clv: purchases * spend,
                 season_index: self.season_index,

@@ -23,7 +23,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
 use crate::delivery::{Deliveries, DeliveryCounter};
-use crate::fold::{BatchFolder, Message as Offered, Outcome};
+use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome};
 use crate::{IngestError, Result};
 
 /// How to consume.
@@ -66,12 +66,8 @@ impl Default for IngestOptions {
 /// Counts of one ingest run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestSummary {
-    /// Events applied, by class name (`purchase`, `return`, `non_positive_price`, ...).
-    pub applied: BTreeMap<&'static str, u64>,
-    /// Events whose ID was applied before (read again after a restart, or sent twice).
-    pub duplicates: u64,
-    /// Messages sent to the dead-letter topic.
-    pub dead_lettered: u64,
+    /// What happened to the messages stored (applied by class, read again, dead-lettered by kind).
+    pub counts: Counts,
     /// RocksDB batches written.
     pub batches: u64,
 }
@@ -385,11 +381,7 @@ impl Ingest {
                 .increment(*n);
         }
         metrics::counter!("clv_ingest_events_read_again_total").increment(folded.counts.duplicates);
-        for (class, n) in &folded.counts.applied {
-            *summary.applied.entry(class).or_default() += n;
-        }
-        summary.duplicates += folded.counts.duplicates;
-        summary.dead_lettered += dead;
+        summary.counts.add(&folded.counts);
         summary.batches += 1;
         metrics::histogram!("clv_ingest_batch_apply_seconds")
             .record(started.elapsed().as_secs_f64());

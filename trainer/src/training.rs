@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use contract::probabilistic::{Rft, daily_summary};
 use contract::row::RowBuilder;
 use contract::{
@@ -222,9 +221,4 @@ pub fn snapshot(histories: &Histories, spec: &SnapshotSpec, inputs: &ModelInputs
         }
     }
     out
-}
-
-/// Whole days from `from` to `to`.
-pub fn days_between(from: NaiveDate, to: NaiveDate) -> f64 {
-    (to - from).num_days() as f64
 }
