@@ -201,7 +201,8 @@ fn without_data_the_demo_says_how_to_get_it() {
 }
 
 /// The demo on the real data (from ../shared/data): it answers for real customer IDs, as the
-/// registered model applied to the offline snapshot says.
+/// registered model applied to the offline snapshot says; then a third-party producer sends it a
+/// hostile corpus (FEATURES.md "Bounds"), and nothing any real customer sees changes.
 #[test]
 fn the_demo_on_the_real_data_answers_for_real_customers() {
     let csv = real_csv();
@@ -217,6 +218,7 @@ fn the_demo_on_the_real_data_answers_for_real_customers() {
         "--listen",
         &addr,
     ]);
+    let output = collect_stdout(&mut demo);
     let get = |path: &str| get_json(&addr, path);
     wait_ready(&addr, Duration::from_secs(600));
     let ready = get("/ready");
@@ -238,6 +240,409 @@ fn the_demo_on_the_real_data_answers_for_real_customers() {
     }
     let top = get("/customers/top?k=3");
     assert_eq!(top["customers"].as_array().unwrap().len(), 3);
-    let out = sigterm(&mut demo);
-    assert!(out.contains("curl http://"), "{out}");
+
+    wait_for("the live hint", Duration::from_secs(10), || {
+        output.lock().unwrap().contains(" send --brokers ")
+    });
+    let brokers = {
+        let out = output.lock().unwrap();
+        let hint = out
+            .lines()
+            .find(|l| l.contains(" send --brokers "))
+            .unwrap();
+        let words: Vec<&str> = hint.split_whitespace().collect();
+        words[words.iter().position(|w| *w == "--brokers").unwrap() + 1].to_string()
+    };
+    hostile::corpus_changes_nothing(&addr, &brokers, &csv);
+
+    let _ = sigterm(&mut demo);
+    assert!(output.lock().unwrap().contains("curl http://"));
+}
+
+/// A hostile corpus against a live stack (issue 13): what a careless or malicious producer sends.
+mod hostile {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// One message: key, value (either may be missing) and the dead-letter kind it must get (or
+    /// `None`: applied as a new event; `Some("duplicate")`: read again, changes nothing).
+    struct Sent {
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        expect: &'static str,
+    }
+
+    fn event(id: &str, customer: u64, date: &str) -> Value {
+        json!({
+            "schema_version": 1, "event_id": id, "customer_id": customer, "invoice": "990001",
+            "stock_code": "HOSTILE", "quantity": 1, "invoice_date": date, "price": 10.0,
+            "country": "Nowhere"
+        })
+    }
+
+    fn keyed(customer: u64, value: Vec<u8>, expect: &'static str) -> Sent {
+        Sent {
+            key: Some(customer.to_string().into_bytes()),
+            value: Some(value),
+            expect,
+        }
+    }
+
+    /// The corpus: out-of-bounds events on real customers and on their own, malformed messages of
+    /// every kind (more than 10,000), redeliveries of real and new events, and good new customers,
+    /// one of them dated (validly) years after the rest of the data.
+    fn corpus(real: &[(u64, Vec<u8>)]) -> Vec<Sent> {
+        let mut sent = Vec::new();
+        let real_customers = [12346u64, 14646, 17850, 18102];
+        // Out of bounds, each kind on a real customer and on a customer of its own.
+        let mut n = 0;
+        let mut bounded = |sent: &mut Vec<Sent>, edit: &dyn Fn(&mut Value)| {
+            for customer in real_customers.iter().copied().chain([9_200_000_000 + n]) {
+                n += 1;
+                let mut e = event(
+                    &format!("hostile:oob:{n}"),
+                    customer,
+                    "2011-12-09T10:00:00Z",
+                );
+                edit(&mut e);
+                let key = e["customer_id"].to_string();
+                sent.push(Sent {
+                    key: Some(key.into_bytes()),
+                    value: Some(e.to_string().into_bytes()),
+                    expect: "out_of_bounds",
+                });
+            }
+        };
+        bounded(&mut sent, &|e| {
+            e["invoice_date"] = "2099-01-01T00:00:00Z".into()
+        });
+        bounded(&mut sent, &|e| {
+            e["invoice_date"] = "1900-01-01T00:00:00Z".into()
+        });
+        bounded(&mut sent, &|e| {
+            e["invoice_date"] = "1989-12-31T23:59:59Z".into()
+        });
+        bounded(&mut sent, &|e| {
+            e["quantity"] = 10_000_000.into();
+            e["price"] = 1e12.into();
+        });
+        bounded(&mut sent, &|e| e["quantity"] = (1i64 << 62).into());
+        bounded(&mut sent, &|e| e["quantity"] = (-10_000_001i64).into());
+        bounded(&mut sent, &|e| e["price"] = 100_000_000.01.into());
+        bounded(&mut sent, &|e| e["invoice"] = "1".repeat(100_000).into());
+        bounded(&mut sent, &|e| e["invoice"] = "".into());
+        bounded(&mut sent, &|e| e["stock_code"] = "S".repeat(65).into());
+        bounded(&mut sent, &|e| e["country"] = "c".repeat(129).into());
+        bounded(&mut sent, &|e| e["description"] = "d".repeat(1025).into());
+        bounded(&mut sent, &|e| e["event_id"] = "".into());
+        bounded(&mut sent, &|e| e["event_id"] = "e".repeat(257).into());
+        bounded(&mut sent, &|e| e["customer_id"] = 0.into());
+        bounded(&mut sent, &|e| e["customer_id"] = (1u64 << 53).into());
+        bounded(&mut sent, &|e| e["customer_id"] = u64::MAX.into());
+        // One 900 KB event ID (the size a producer can send by default).
+        let mut huge = event("x", 9_200_000_999, "2011-12-09T10:00:00Z");
+        huge["event_id"] = "h".repeat(900_000).into();
+        sent.push(keyed(
+            9_200_000_999,
+            huge.to_string().into_bytes(),
+            "out_of_bounds",
+        ));
+
+        // Malformed, of every kind: 12 kinds × 1,000.
+        let good = event("hostile:template", 12346, "2011-12-09T10:00:00Z");
+        let text = good.to_string();
+        for i in 0..1_000u64 {
+            let id = format!("hostile:bad:{i}");
+            let with = |field: &str, value: Value| {
+                let mut e = good.clone();
+                e["event_id"] = id.clone().into();
+                e[field] = value;
+                e.to_string().into_bytes()
+            };
+            let without = |field: &str| {
+                let mut e = good.clone();
+                e.as_object_mut().unwrap().remove(field);
+                e.to_string().into_bytes()
+            };
+            let bytes: Vec<u8> = (0..64).map(|b| ((i * 31 + b * 7) % 256) as u8).collect();
+            sent.push(keyed(12346, b"{not json".to_vec(), "malformed"));
+            sent.push(keyed(
+                12346,
+                text.as_bytes()[..text.len() / 2].to_vec(),
+                "malformed",
+            ));
+            sent.push(keyed(12346, without("invoice"), "malformed"));
+            sent.push(keyed(12346, with("quantity", "twelve".into()), "malformed"));
+            sent.push(keyed(12346, with("quantity", 1.5.into()), "malformed"));
+            sent.push(keyed(
+                12346,
+                with("customer_id", (-12346).into()),
+                "malformed",
+            ));
+            sent.push(keyed(
+                12346,
+                with("schema_version", 9.into()),
+                "unsupported_version",
+            ));
+            sent.push(keyed(12347, with("event_id", id.clone().into()), "invalid")); // key ≠ customer
+            sent.push(keyed(12346, with("event_id", "   ".into()), "invalid"));
+            sent.push(keyed(12346, bytes, "malformed"));
+            sent.push(Sent {
+                key: Some(b"12346".to_vec()),
+                value: None,
+                expect: "malformed",
+            });
+            sent.push(Sent {
+                key: None,
+                value: Some(with("event_id", id.clone().into())),
+                expect: "invalid",
+            });
+        }
+        // Deeply nested JSON (a parser's recursion limit), a NaN and 1e999.
+        sent.push(keyed(12346, "[".repeat(100_000).into_bytes(), "malformed"));
+        sent.push(keyed(
+            12346,
+            text.replace("10.0", "NaN").into_bytes(),
+            "malformed",
+        ));
+        sent.push(keyed(
+            12346,
+            text.replace("10.0", "1e999").into_bytes(),
+            "malformed",
+        ));
+
+        // Redeliveries of real events (already applied by the replay): read again, change nothing.
+        for (customer, value) in real {
+            sent.push(keyed(*customer, value.clone(), "duplicate"));
+        }
+        // Good new customers on the data's last day, each sent twice; and one dated validly
+        // (within 24 hours of now) years after the rest of the data, which moves no `as_of`.
+        for i in 0..20u64 {
+            let customer = 9_100_000_000 + i;
+            let e = event(
+                &format!("hostile:new:{i}"),
+                customer,
+                "2011-12-09T10:00:00Z",
+            );
+            sent.push(keyed(customer, e.to_string().into_bytes(), "applied"));
+            sent.push(keyed(customer, e.to_string().into_bytes(), "duplicate"));
+        }
+        let now = chrono::Utc::now() - chrono::Duration::hours(1);
+        let future = event("hostile:future", 9_100_000_100, &now.to_rfc3339());
+        sent.push(keyed(
+            9_100_000_100,
+            future.to_string().into_bytes(),
+            "applied",
+        ));
+        sent
+    }
+
+    /// `clv_ingest_events_total` by (outcome, class), and the read-again counter, from /metrics.
+    fn counters(addr: &str) -> BTreeMap<(String, String), u64> {
+        let page = http_get(addr, "/metrics");
+        let mut counts = BTreeMap::new();
+        for line in page.lines() {
+            let value = || line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64;
+            if let Some(labels) = line.strip_prefix("clv_ingest_events_total{") {
+                let label = |name: &str| {
+                    labels
+                        .split(&format!("{name}=\""))
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .unwrap()
+                        .to_string()
+                };
+                counts.insert((label("outcome"), label("class")), value());
+            } else if line.starts_with("clv_ingest_events_read_again_total ") {
+                counts.insert(("duplicate".into(), String::new()), value());
+            }
+        }
+        counts
+    }
+
+    /// Every scored customer's CLV, exactly as served (JSON numbers, every digit).
+    fn everyone(addr: &str) -> BTreeMap<u64, Value> {
+        get_json(addr, "/customers/top?k=10000")["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["customer_id"].as_u64().unwrap(), r["clv_6m"].clone()))
+            .collect()
+    }
+
+    pub fn corpus_changes_nothing(addr: &str, brokers: &str, csv: &Path) {
+        let before_ready = get_json(addr, "/ready");
+        let before_top = everyone(addr);
+        assert_eq!(before_top.len(), 5878);
+        let before_counts = counters(addr);
+        // 2,000 real events, as the replay sent them.
+        let real: Vec<(u64, Vec<u8>)> =
+            dataset::normalised::numbered_lines(csv, &indicatif::ProgressBar::hidden())
+                .unwrap()
+                .iter()
+                .filter_map(|(n, line)| ingest::replay::event_for_line(*n, line))
+                .step_by(397)
+                .take(2_000)
+                .map(|e| (e.customer_id, e.encode()))
+                .collect();
+        assert_eq!(real.len(), 2_000);
+        let corpus = corpus(&real);
+        let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+        for s in &corpus {
+            *expected.entry(s.expect).or_default() += 1;
+        }
+        let malformed_like = expected["malformed"] + expected["invalid"];
+        assert!(malformed_like >= 10_000, "{expected:?}");
+
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("message.max.bytes", "2000000")
+            .create()
+            .unwrap();
+        for s in &corpus {
+            let mut record = BaseRecord::<[u8], [u8]>::to("transactions");
+            if let Some(k) = &s.key {
+                record = record.key(k.as_slice());
+            }
+            if let Some(v) = &s.value {
+                record = record.payload(v.as_slice());
+            }
+            let mut record = record;
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, r)) => {
+                        assert!(
+                            e.rdkafka_error_code()
+                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                            "{e}"
+                        );
+                        producer.poll(Duration::from_millis(50));
+                        record = r;
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+
+        // Every message is counted once, in the outcome it must have.
+        let total = corpus.len() as u64;
+        let counted = |c: &BTreeMap<(String, String), u64>| c.values().sum::<u64>();
+        let started = Instant::now();
+        let mut after_counts = counters(addr);
+        while counted(&after_counts) < counted(&before_counts) + total {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{} of {total} counted: {after_counts:?}",
+                counted(&after_counts) - counted(&before_counts)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+            after_counts = counters(addr);
+        }
+        let delta = |outcome: &str, class: &str| {
+            let key = (outcome.to_string(), class.to_string());
+            after_counts.get(&key).copied().unwrap_or(0)
+                - before_counts.get(&key).copied().unwrap_or(0)
+        };
+        for kind in [
+            "malformed",
+            "unsupported_version",
+            "invalid",
+            "out_of_bounds",
+        ] {
+            assert_eq!(
+                delta("dead_lettered", kind),
+                expected[kind],
+                "{kind}: {after_counts:?}"
+            );
+        }
+        assert_eq!(delta("duplicate", ""), expected["duplicate"]);
+        assert_eq!(delta("applied", "purchase"), expected["applied"]);
+        assert_eq!(
+            counted(&after_counts),
+            counted(&before_counts) + total,
+            "nothing counted twice"
+        );
+
+        // Every dead letter is in the dead-letter topic with its kind and a reason.
+        let dead: u64 = [
+            "malformed",
+            "unsupported_version",
+            "invalid",
+            "out_of_bounds",
+        ]
+        .iter()
+        .map(|k| expected[k])
+        .sum();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "hostile-dlq-reader")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.message.max.bytes", "2000000")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["transactions.dlq"]).unwrap();
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        let started = Instant::now();
+        while kinds.values().sum::<u64>() < dead && started.elapsed() < Duration::from_secs(120) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+                let headers = m.headers().expect("dead letters carry headers");
+                let header = |name: &str| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                };
+                assert!(header("clv.dlq.reason").is_some_and(|r| !r.is_empty()));
+                *kinds.entry(header("clv.dlq.kind").unwrap()).or_default() += 1;
+            }
+        }
+        for kind in [
+            "malformed",
+            "unsupported_version",
+            "invalid",
+            "out_of_bounds",
+        ] {
+            assert_eq!(
+                kinds.get(kind).copied().unwrap_or(0),
+                expected[kind],
+                "{kinds:?}"
+            );
+        }
+
+        // The scorer: as_of and every real customer's CLV exactly as before; the new good
+        // customers (those with a purchase before as_of) are there too.
+        std::thread::sleep(Duration::from_secs(3));
+        let after_ready = get_json(addr, "/ready");
+        assert_eq!(after_ready["as_of"], before_ready["as_of"], "{after_ready}");
+        let after_top = everyone(addr);
+        for (id, clv) in &before_top {
+            assert_eq!(after_top.get(id), Some(clv), "customer {id}");
+        }
+        let new: Vec<&u64> = after_top
+            .keys()
+            .filter(|id| !before_top.contains_key(id))
+            .collect();
+        assert_eq!(new.len(), 20, "{new:?}");
+        assert!(
+            new.iter()
+                .all(|id| (9_100_000_000..9_100_000_020).contains(*id))
+        );
+        assert_eq!(after_ready["customers"], 5878 + 20);
+        // The real customers an attack was aimed at answer as before.
+        let body = get_json(addr, "/customers/12346/clv");
+        assert_eq!(body["clv_6m"], before_top[&12346]);
+    }
 }

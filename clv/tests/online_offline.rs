@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use common::*;
 use contract::CustomerState;
+use contract::bounds::Bounds;
 use dataset::Line;
 use dataset::read::read_raw;
 use indicatif::ProgressBar;
@@ -20,8 +21,15 @@ use polars::prelude::IntoLazy;
 fn fold<'a>(numbered: impl Iterator<Item = (u64, &'a Line)>) -> HashMap<u64, CustomerState> {
     let mut states: HashMap<u64, CustomerState> = HashMap::new();
     for (n, line) in numbered {
-        if let Some(event) = event_for_line(n, line) {
-            states.entry(event.customer_id).or_default().apply(&event);
+        // As ingest does: an event outside the bounds is a dead letter, one inside is applied.
+        if let Some(event) = event_for_line(n, line)
+            && event.validate(&Bounds::now()).is_ok()
+        {
+            states
+                .entry(event.customer_id)
+                .or_default()
+                .apply(&event)
+                .expect("no sum overflows within these lines");
         }
     }
     states

@@ -93,7 +93,7 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
         ])
     };
     train();
-    let (mut ingest, _) = stack.spawn_ingest();
+    let (mut ingest, ingest_metrics) = stack.spawn_ingest();
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
     let mut serve = spawn(&[
@@ -119,9 +119,17 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     stack.replay();
     let loaded = dataset::normalised::load(&stack.data, &indicatif::ProgressBar::hidden()).unwrap();
     let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
-    let customers = histories.customers().len();
-    let last = histories.last_purchase_ms().unwrap();
-    let as_of = scorer::population::as_of_watermark(last).unwrap();
+    wait_for(
+        "ingest to apply every event",
+        Duration::from_secs(60),
+        || events_counted(&ingest_metrics) >= stack.events as u64,
+    );
+    // The watermark by its rule (contract::watermark) over the offline purchases, each customer in
+    // the partition the store holds it in.
+    let watermark = stack.expected_watermark(&histories);
+    assert!(watermark <= histories.last_purchase_ms().unwrap());
+    let as_of = scorer::population::as_of_watermark(watermark).unwrap();
+    let customers = expected_clv(&stack.data, &models, "v0001", as_of).len();
     wait_for("every customer scored", Duration::from_secs(60), || {
         let (status, body) = get_json(&agent, &format!("{base}/ready"));
         status == 200 && body["customers"] == customers && body["as_of"] == as_of.to_string()

@@ -12,6 +12,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::bounds::{self, Bounds, Line, OutOfBounds};
+
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -51,14 +53,22 @@ pub enum Rejection {
     /// A `schema_version` this build does not read.
     #[error("unsupported schema_version {0} (this build reads {SCHEMA_VERSION})")]
     UnsupportedVersion(u64),
-    /// Well-formed but impossible: empty ID, customer 0, non-finite price, ...
+    /// Well-formed but impossible: a blank ID, a key that is not the event's customer, ...
     #[error("invalid: {0}")]
     Invalid(String),
+    /// Outside the contract's bounds ([`crate::bounds`]): too early or late, too large, too long.
+    #[error("out of bounds: {0}")]
+    OutOfBounds(#[from] OutOfBounds),
 }
 
 impl Rejection {
     /// Every kind, as [`Rejection::kind`] names them.
-    pub const KINDS: [&'static str; 3] = ["malformed", "unsupported_version", "invalid"];
+    pub const KINDS: [&'static str; 4] = [
+        "malformed",
+        "unsupported_version",
+        "invalid",
+        "out_of_bounds",
+    ];
 
     /// The kind as a metric label and DLQ header value: one of [`Rejection::KINDS`].
     pub fn kind(&self) -> &'static str {
@@ -66,6 +76,7 @@ impl Rejection {
             Rejection::Malformed(_) => "malformed",
             Rejection::UnsupportedVersion(_) => "unsupported_version",
             Rejection::Invalid(_) => "invalid",
+            Rejection::OutOfBounds(_) => "out_of_bounds",
         }
     }
 }
@@ -76,8 +87,8 @@ struct VersionProbe {
 }
 
 impl TransactionEvent {
-    /// Parses and validates one message value.
-    pub fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
+    /// Parses and validates one message value, with the bounds of the time it is ingested at.
+    pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Self, Rejection> {
         let probe: VersionProbe =
             serde_json::from_slice(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
         match probe.schema_version {
@@ -102,26 +113,32 @@ impl TransactionEvent {
         }
         let event: TransactionEvent =
             serde_json::from_slice(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
-        event.validate()?;
+        event.validate(bounds)?;
         Ok(event)
     }
 
-    /// Checks what types alone do not.
-    pub fn validate(&self) -> Result<(), Rejection> {
-        let invalid = |reason: &str| Err(Rejection::Invalid(reason.to_string()));
+    /// Checks what types alone do not: the bounds, then that the ID is not blank.
+    pub fn validate(&self, bounds: &Bounds) -> Result<(), Rejection> {
+        bounds::length("event_id", &self.event_id, 1, bounds::MAX_EVENT_ID_BYTES)?;
+        bounds.check(&self.line())?;
         if self.event_id.trim().is_empty() {
-            return invalid("empty event_id");
-        }
-        if self.customer_id == 0 {
-            return invalid("customer_id 0 (IDs are positive)");
-        }
-        if !self.price.is_finite() {
-            return invalid("price is not a finite number");
-        }
-        if self.price.abs() > 1e12 {
-            return invalid("price out of range");
+            return Err(Rejection::Invalid("blank event_id".into()));
         }
         Ok(())
+    }
+
+    /// The fields the bounds look at.
+    pub fn line(&self) -> Line<'_> {
+        Line {
+            customer_id: Some(i128::from(self.customer_id)),
+            invoice: &self.invoice,
+            stock_code: &self.stock_code,
+            description: self.description.as_deref(),
+            country: self.country.as_deref(),
+            quantity: self.quantity,
+            price: self.price,
+            time_ms: self.invoice_date.timestamp_millis(),
+        }
     }
 
     /// The JSON bytes of the event.
@@ -143,8 +160,12 @@ mod tests {
         })
     }
 
+    fn bounds() -> Bounds {
+        Bounds::on(chrono::NaiveDate::from_ymd_opt(2011, 12, 10).unwrap())
+    }
+
     fn decode(v: &serde_json::Value) -> Result<TransactionEvent, Rejection> {
-        TransactionEvent::decode(v.to_string().as_bytes())
+        TransactionEvent::decode(v.to_string().as_bytes(), &bounds())
     }
 
     #[test]
@@ -152,7 +173,10 @@ mod tests {
         let event = decode(&good()).unwrap();
         assert_eq!(event.customer_id, 13085);
         assert_eq!(event.invoice_date.to_rfc3339(), "2009-12-01T07:45:00+00:00");
-        assert_eq!(TransactionEvent::decode(&event.encode()).unwrap(), event);
+        assert_eq!(
+            TransactionEvent::decode(&event.encode(), &bounds()).unwrap(),
+            event
+        );
     }
 
     #[test]
@@ -160,7 +184,7 @@ mod tests {
         let with = |field: &str, value: serde_json::Value| {
             let mut v = good();
             v[field] = value;
-            decode(&v).unwrap_err().kind()
+            decode(&v).map_or_else(|e| e.kind(), |_| "ok")
         };
         let without = |field: &str| {
             let mut v = good();
@@ -168,11 +192,15 @@ mod tests {
             decode(&v).unwrap_err().kind()
         };
         assert_eq!(
-            TransactionEvent::decode(b"{not json").unwrap_err().kind(),
+            TransactionEvent::decode(b"{not json", &bounds())
+                .unwrap_err()
+                .kind(),
             "malformed"
         );
         assert_eq!(
-            TransactionEvent::decode(b"[1,2]").unwrap_err().kind(),
+            TransactionEvent::decode(b"[1,2]", &bounds())
+                .unwrap_err()
+                .kind(),
             "malformed"
         );
         assert_eq!(with("schema_version", 2.into()), "unsupported_version");
@@ -184,16 +212,41 @@ mod tests {
         assert_eq!(with("quantity", 1.5.into()), "malformed");
         assert_eq!(with("customer_id", (-5).into()), "malformed");
         assert_eq!(with("invoice_date", "yesterday".into()), "malformed");
-        assert_eq!(with("customer_id", 0.into()), "invalid");
+        assert_eq!(with("customer_id", 0.into()), "out_of_bounds");
+        assert_eq!(with("customer_id", (1u64 << 53).into()), "out_of_bounds");
+        assert_eq!(with("customer_id", ((1u64 << 53) - 1).into()), "ok");
         assert_eq!(with("event_id", " ".into()), "invalid");
+        assert_eq!(with("event_id", "".into()), "out_of_bounds");
+        assert_eq!(with("event_id", "e".repeat(257).into()), "out_of_bounds");
+        assert_eq!(with("event_id", "e".repeat(256).into()), "ok");
+        assert_eq!(with("invoice", "1".repeat(100_000).into()), "out_of_bounds");
+        assert_eq!(
+            with("invoice_date", "2099-01-01T00:00:00Z".into()),
+            "out_of_bounds"
+        );
+        assert_eq!(with("invoice_date", "2011-12-10T23:59:59Z".into()), "ok");
+        assert_eq!(
+            with("invoice_date", "2011-12-11T00:00:01Z".into()),
+            "out_of_bounds"
+        );
+        assert_eq!(
+            with("invoice_date", "1900-01-01T00:00:00Z".into()),
+            "out_of_bounds"
+        );
+        assert_eq!(with("quantity", (1i64 << 62).into()), "out_of_bounds");
+        assert_eq!(with("quantity", 10_000_000.into()), "ok");
+        assert_eq!(with("price", 1e12.into()), "out_of_bounds");
         // JSON has no NaN or infinity: a huge number does not parse as f64 into a finite value.
         assert_eq!(
-            TransactionEvent::decode(good().to_string().replace("6.95", "1e999").as_bytes())
-                .unwrap_err()
-                .kind(),
+            TransactionEvent::decode(
+                good().to_string().replace("6.95", "1e999").as_bytes(),
+                &bounds()
+            )
+            .unwrap_err()
+            .kind(),
             "malformed"
         );
-        assert_eq!(with("price", 1e300.into()), "invalid");
+        assert_eq!(with("price", 1e300.into()), "out_of_bounds");
         // Optional fields may be absent.
         let mut v = good();
         v.as_object_mut().unwrap().remove("description");

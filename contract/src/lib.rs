@@ -2,12 +2,15 @@
 //!
 //! Everything that must mean the same wherever it is computed lives here, once:
 //! - the rules at the crate root: line classes, exact money, dates and the label window;
+//! - [`bounds`]: what a producer may send and a file may hold (contract v1.1);
 //! - [`event`]: the versioned transaction event that travels through Kafka, and its validation;
 //! - [`state`]: the per-customer state and the fold of events into it (order-independent, idempotent
 //!   per event ID);
 //! - [`row`]: **the feature row**, the one definition of every feature a model reads (the contract's
 //!   nine and the extra ones), with their names, documentation, JSON and OpenAPI schema, and its
 //!   conversion to and from a row of values in column order;
+//! - [`watermark`]: how far the data has got (what `as_of` follows), by a rule a few outliers cannot
+//!   move;
 //! - [`probabilistic`]: BG/NBD and Gamma-Gamma as they predict (their fitting is the trainer's);
 //! - [`inputs`]: the model-wide inputs a row is computed with (fitted BG/NBD and Gamma-Gamma
 //!   parameters, the seasonal profile), passed in explicitly so that a customer's row depends on
@@ -16,6 +19,7 @@
 //! The stream (ingest), the offline snapshot's differential check, the trainer and the scorer all
 //! call these same functions.
 
+pub mod bounds;
 pub mod event;
 pub mod inputs;
 pub mod probabilistic;
@@ -24,6 +28,7 @@ mod rules;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod watermark;
 
 pub use inputs::{ModelInputs, Seasonality};
 pub use row::{Extra, Feature, FeatureKind, FeatureRow, Nine, RowBuilder};

@@ -594,7 +594,7 @@ mod tests {
             event("c", "3", 3, 10.0, "2011-01-11 10:00:00"),
             event("d", "4", 4, 10.0, "2011-06-01 00:00:00"),
         ] {
-            s.apply(&e);
+            s.apply(&e).unwrap();
         }
         let f = Nine::of(&s, ms("2011-06-01 00:00:00")).unwrap();
         assert_eq!(
@@ -654,7 +654,8 @@ mod tests {
     #[test]
     fn a_row_round_trips_through_values_and_json() {
         let mut s = CustomerState::default();
-        s.apply(&event("a", "1", 1, 10.0, "2011-01-01 10:00:00"));
+        s.apply(&event("a", "1", 1, 10.0, "2011-01-01 10:00:00"))
+            .unwrap();
         let inputs = ModelInputs::example();
         let row = RowBuilder::new(&inputs, NaiveDate::from_ymd_opt(2011, 6, 1).unwrap())
             .row(&s)

@@ -4,8 +4,12 @@
 
 use chrono::{Months, NaiveDate, NaiveDateTime};
 
-/// Version of the contract implemented here.
+/// Major version of the contract implemented here (what a model's metadata records: a model trained
+/// under another major version is not served).
 pub const CONTRACT_VERSION: u32 = 1;
+/// The full version of the contract implemented here: 1.1 is 1 plus the bounds of [`crate::bounds`],
+/// which leave every line of the real data, and so every model trained under 1, as it was.
+pub const CONTRACT_REVISION: &str = "1.1";
 
 /// The label column: revenue in the horizon after the cutoff.
 pub const LABEL: &str = "clv_6m";
@@ -47,6 +51,9 @@ pub const MS_PER_DAY: i64 = 86_400_000;
 /// The class of one source line, by the first rule of the contract that matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LineClass {
+    /// Outside the bounds of [`crate::bounds`] (checked first): ignored offline, a dead letter in
+    /// the stream.
+    OutOfBounds,
     /// No customer ID: ignored.
     NoCustomer,
     /// Invoice starts with `C`: a return line, whatever its quantity or price.
@@ -63,7 +70,8 @@ pub enum LineClass {
 
 impl LineClass {
     /// Every class, in rule order.
-    pub const ALL: [LineClass; 6] = [
+    pub const ALL: [LineClass; 7] = [
+        LineClass::OutOfBounds,
         LineClass::NoCustomer,
         LineClass::Return,
         LineClass::NonSaleInvoice,
@@ -75,6 +83,7 @@ impl LineClass {
     /// The class's name in outputs and metrics (`no_customer`, `return`, ...).
     pub fn name(self) -> &'static str {
         match self {
+            LineClass::OutOfBounds => "out_of_bounds",
             LineClass::NoCustomer => "no_customer",
             LineClass::Return => "return",
             LineClass::NonSaleInvoice => "non_sale_invoice",
@@ -95,8 +104,9 @@ impl LineClass {
     }
 }
 
-/// The class of a line by the contract's rules, in order. `price_milli` is the unit price in thousandths of
-/// a pound (see [`price_milli`]).
+/// The class of a line within the bounds by the contract's rules, in order. `price_milli` is the unit
+/// price in thousandths of a pound (see [`price_milli`]). The bounds ([`crate::bounds::Bounds::check`])
+/// come first; this never answers [`LineClass::OutOfBounds`].
 pub fn classify(
     customer_id: Option<u64>,
     invoice: &str,

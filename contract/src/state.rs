@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounds::{OutOfBounds, line_value};
 use crate::event::TransactionEvent;
 use crate::{LineClass, classify, price_milli};
 
@@ -46,12 +47,13 @@ pub enum Applied {
 
 impl CustomerState {
     /// Applies one event of this customer. Idempotent per `event_id`; the result does not depend on the
-    /// order events arrive in.
-    pub fn apply(&mut self, event: &TransactionEvent) -> Applied {
+    /// order events arrive in. Money is checked: a value or sum that would not fit in 64 bits (possible
+    /// only outside the bounds, or after about 9,000 lines at the largest value on one invoice) is an
+    /// error and changes nothing.
+    pub fn apply(&mut self, event: &TransactionEvent) -> Result<Applied, OutOfBounds> {
         if self.event_ids.contains(&event.event_id) {
-            return Applied::Duplicate;
+            return Ok(Applied::Duplicate);
         }
-        self.event_ids.insert(event.event_id.clone());
         let price = price_milli(event.price);
         let class = classify(
             Some(event.customer_id),
@@ -62,21 +64,33 @@ impl CustomerState {
         match class {
             LineClass::Purchase => {
                 let time_ms = event.invoice_date.timestamp_millis();
-                let revenue = event.quantity * price;
-                self.purchases
-                    .entry(event.invoice.clone())
-                    .and_modify(|p| {
+                let value = line_value(event.quantity, price)?;
+                match self.purchases.get_mut(&event.invoice) {
+                    Some(p) => {
+                        p.revenue_milli = p
+                            .revenue_milli
+                            .checked_add(value)
+                            .ok_or(OutOfBounds::Overflow("the invoice's revenue"))?;
                         p.time_ms = p.time_ms.min(time_ms);
-                        p.revenue_milli += revenue;
-                    })
-                    .or_insert(Purchase {
-                        time_ms,
-                        revenue_milli: revenue,
-                    });
+                    }
+                    None => {
+                        self.purchases.insert(
+                            event.invoice.clone(),
+                            Purchase {
+                                time_ms,
+                                revenue_milli: value,
+                            },
+                        );
+                    }
+                }
             }
             LineClass::Return => {
+                let value = line_value(event.quantity, price)?;
+                self.return_value_milli = self
+                    .return_value_milli
+                    .checked_add(value)
+                    .ok_or(OutOfBounds::Overflow("the returns' value"))?;
                 self.return_lines += 1;
-                self.return_value_milli += event.quantity * price;
             }
             ignored => {
                 *self
@@ -85,7 +99,8 @@ impl CustomerState {
                     .or_default() += 1
             }
         }
-        Applied::New(class)
+        self.event_ids.insert(event.event_id.clone());
+        Ok(Applied::New(class))
     }
 
     /// Revenue of the purchases with `from_ms <= time < to_ms`, thousandths of a pound (the label and
@@ -115,12 +130,12 @@ mod tests {
         ];
         let mut forward = CustomerState::default();
         for e in &events {
-            assert!(matches!(forward.apply(e), Applied::New(_)));
+            assert!(matches!(forward.apply(e), Ok(Applied::New(_))));
         }
-        assert_eq!(forward.apply(&events[2]), Applied::Duplicate);
+        assert_eq!(forward.apply(&events[2]), Ok(Applied::Duplicate));
         let mut backward = CustomerState::default();
         for e in events.iter().rev() {
-            backward.apply(e);
+            backward.apply(e).unwrap();
         }
         assert_eq!(forward, backward);
         assert_eq!(
@@ -133,5 +148,38 @@ mod tests {
         assert_eq!(forward.return_lines, 1);
         assert_eq!(forward.return_value_milli, -10_000);
         assert_eq!(forward.ignored_lines["non_positive_quantity"], 1);
+    }
+
+    #[test]
+    fn money_never_wraps_and_an_overflow_changes_nothing() {
+        let mut state = CustomerState::default();
+        // 10^7 units at £10^8: 10^18 thousandths, the most one line within the bounds is worth.
+        for i in 0..9 {
+            let e = event(
+                &format!("big{i}"),
+                "1",
+                10_000_000,
+                100_000_000.0,
+                "2011-01-01 10:00:00",
+            );
+            assert_eq!(state.apply(&e), Ok(Applied::New(LineClass::Purchase)));
+        }
+        let before = state.clone();
+        let tenth = event(
+            "big9",
+            "1",
+            10_000_000,
+            100_000_000.0,
+            "2011-01-01 10:00:00",
+        );
+        assert_eq!(
+            state.apply(&tenth),
+            Err(OutOfBounds::Overflow("the invoice's revenue"))
+        );
+        assert_eq!(state, before, "a rejected event leaves no trace");
+        // Outside the bounds the product itself would wrap: an error, not a value.
+        let wrapping = event("w", "2", 1 << 62, 1.0, "2011-01-01 10:00:00");
+        assert!(state.apply(&wrapping).is_err());
+        assert_eq!(state, before);
     }
 }

@@ -8,8 +8,9 @@
 //!   point reads.
 //! - `offsets`: the next offset to read per (cluster, topic, partition). Offsets are tagged with the
 //!   cluster and topic they belong to, so that those of another broker are never applied.
-//! - `meta`: the event-time watermark (latest purchase time applied), the number of customers, and the
-//!   number of the last batch written.
+//! - `meta`: the event-time watermark and each partition's mark it is the minimum of (the rule of
+//!   [`contract::watermark`]: the partitions' minimum capped by the latest time a quorum of
+//!   customers reached, so that a few outliers cannot move it), the number of customers, and the number of the last batch written.
 //! - `changes`: which customers each batch wrote, keyed by (batch number, partition, customer), the
 //!   last [`CHANGES_KEPT`] batches: a reader that remembers the batch it last saw reads only the
 //!   customers written since ([`RocksStore::changes_since`]).
@@ -23,6 +24,7 @@ use rocksdb::{
 };
 
 use contract::CustomerState;
+use contract::watermark::{self, PartitionMark};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +81,9 @@ pub struct Batch {
     pub new_customers: u64,
     /// Next offset to read, per partition of `source`.
     pub offsets: Vec<(i32, i64)>,
-    /// Latest purchase time applied in the batch, epoch milliseconds.
-    pub watermark_ms: Option<i64>,
+    /// Latest purchase time applied in the batch per customer: (partition, customer, epoch ms), what
+    /// the partitions' marks and the watermark are folded from.
+    pub latest_purchases: Vec<(i32, u64, i64)>,
 }
 
 const CF_OFFSETS: &str = "offsets";
@@ -102,6 +105,13 @@ pub struct Changes {
 }
 const PARTITION_CF_PREFIX: &str = "customers.p";
 const META_WATERMARK: &[u8] = b"watermark_ms";
+const META_MARK_PREFIX: &[u8] = b"mark.p";
+
+fn mark_key(partition: i32) -> Vec<u8> {
+    let mut key = META_MARK_PREFIX.to_vec();
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
 const META_CUSTOMERS: &[u8] = b"customers";
 
 fn partition_cf(partition: i32) -> String {
@@ -334,10 +344,27 @@ impl RocksStore {
             .db
             .cf_handle(CF_META)
             .expect("opened with the meta family");
-        if let Some(watermark) = batch.watermark_ms {
-            let current = self.watermark_ms()?.unwrap_or(i64::MIN);
-            if watermark > current {
-                write.put_cf(&meta, META_WATERMARK, watermark.to_be_bytes());
+        if !batch.latest_purchases.is_empty() {
+            let mut marks = self.partition_marks()?;
+            for (partition, customer, time_ms) in &batch.latest_purchases {
+                marks
+                    .entry(*partition)
+                    .or_default()
+                    .observe(*customer, *time_ms);
+            }
+            let touched: BTreeSet<i32> = batch.latest_purchases.iter().map(|(p, ..)| *p).collect();
+            for partition in touched {
+                let bytes = postcard::to_stdvec(&marks[&partition])
+                    .map_err(|e| self.corrupt("partition mark".into(), e))?;
+                write.put_cf(&meta, mark_key(partition), bytes);
+            }
+            // The watermark never moves back (a new partition with older data does not take
+            // `as_of` back in time).
+            if let Some(watermark) = watermark::watermark(marks.values()) {
+                let current = self.watermark_ms()?.unwrap_or(i64::MIN);
+                if watermark > current {
+                    write.put_cf(&meta, META_WATERMARK, watermark.to_be_bytes());
+                }
             }
         }
         if batch.new_customers > 0 {
@@ -380,9 +407,36 @@ impl RocksStore {
         }
     }
 
-    /// The latest purchase time applied, epoch milliseconds.
+    /// The event-time watermark, epoch milliseconds: the rule of [`contract::watermark`] over the
+    /// partitions' marks, never moving back.
     pub fn watermark_ms(&self) -> Result<Option<i64>> {
         self.meta_i64(META_WATERMARK)
+    }
+
+    /// Each partition's mark (its latest customers), as the watermark is computed from.
+    pub fn partition_marks(&self) -> Result<BTreeMap<i32, PartitionMark>> {
+        let mut marks = BTreeMap::new();
+        let Some(cf) = self.db.cf_handle(CF_META) else {
+            return Ok(marks);
+        };
+        for item in self.db.iterator_cf(
+            &cf,
+            IteratorMode::From(META_MARK_PREFIX, rocksdb::Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(self.rocks())?;
+            let Some(partition) = key.strip_prefix(META_MARK_PREFIX) else {
+                break;
+            };
+            let partition = i32::from_be_bytes(
+                partition
+                    .try_into()
+                    .map_err(|_| self.corrupt("partition mark key".into(), "length"))?,
+            );
+            let mark = postcard::from_bytes(&value)
+                .map_err(|e| self.corrupt(format!("partition {partition}'s mark"), e))?;
+            marks.insert(partition, mark);
+        }
+        Ok(marks)
     }
 
     /// The number of the last batch written (0 before the first).

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contract::LineClass;
+use contract::bounds::Bounds;
 use contract::event::Rejection;
 use featurestore::store::{RocksStore, SourceId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -179,9 +180,13 @@ fn register_metrics() {
     describe_gauge!(
         "clv_ingest_event_time_watermark_seconds",
         Unit::Seconds,
-        "Latest purchase time applied (Unix seconds)"
+        "Event-time watermark that as_of follows (Unix seconds): the partitions' minimum latest purchase, capped by the latest time 10 customers reached"
     );
-    for class in LineClass::ALL {
+    // An event out of bounds is never applied: it is a dead letter of that kind.
+    for class in LineClass::ALL
+        .into_iter()
+        .filter(|c| *c != LineClass::OutOfBounds)
+    {
         let outcome = match class {
             LineClass::Purchase | LineClass::Return => "applied",
             _ => "ignored",
@@ -321,7 +326,7 @@ impl Ingest {
     /// Polls up to one batch, folds it and writes it. Returns how many messages it read.
     fn one_batch(&mut self, summary: &mut IngestSummary) -> Result<usize> {
         let deadline = Instant::now() + self.options.batch_timeout;
-        let mut folder = BatchFolder::new();
+        let mut folder = BatchFolder::new(Bounds::now());
         let started = Instant::now();
         while folder.messages() < self.options.batch_size {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -7,6 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
+use contract::bounds::Bounds;
 use contract::event::{Rejection, TransactionEvent};
 use contract::{Applied, CustomerState, LineClass};
 use featurestore::Batch;
@@ -77,19 +78,28 @@ pub struct Folded {
 }
 
 /// Folds the messages of one batch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BatchFolder {
+    bounds: Bounds,
     touched: HashMap<(i32, u64), (CustomerState, bool)>,
     next_offsets: BTreeMap<i32, i64>,
-    watermark_ms: Option<i64>,
+    latest_purchases: HashMap<(i32, u64), i64>,
     messages: usize,
     counts: Counts,
 }
 
 impl BatchFolder {
-    /// An empty batch.
-    pub fn new() -> Self {
-        BatchFolder::default()
+    /// An empty batch whose events are checked against `bounds` (those of the wall-clock time the
+    /// batch is read at).
+    pub fn new(bounds: Bounds) -> Self {
+        BatchFolder {
+            bounds,
+            touched: HashMap::new(),
+            next_offsets: BTreeMap::new(),
+            latest_purchases: HashMap::new(),
+            messages: 0,
+            counts: Counts::default(),
+        }
     }
 
     /// Messages offered so far.
@@ -108,12 +118,9 @@ impl BatchFolder {
         let next = message.offset.saturating_add(1);
         let offset = self.next_offsets.entry(message.partition).or_insert(next);
         *offset = (*offset).max(next);
-        let event = match decode(message.key, message.payload) {
+        let event = match decode(message.key, message.payload, &self.bounds) {
             Ok(event) => event,
-            Err(rejection) => {
-                *self.counts.rejected.entry(rejection.kind()).or_default() += 1;
-                return Ok(Outcome::Rejected(rejection));
-            }
+            Err(rejection) => return Ok(self.reject(rejection)),
         };
         let state = match self.touched.entry((message.partition, event.customer_id)) {
             Entry::Occupied(entry) => &mut entry.into_mut().0,
@@ -124,23 +131,34 @@ impl BatchFolder {
             }
         };
         Ok(match state.apply(&event) {
-            Applied::New(class) => {
+            Ok(Applied::New(class)) => {
                 *self.counts.applied.entry(class.name()).or_default() += 1;
                 if class == LineClass::Purchase {
                     let t = event.invoice_date.timestamp_millis();
-                    self.watermark_ms = Some(self.watermark_ms.map_or(t, |w| w.max(t)));
+                    let latest = self
+                        .latest_purchases
+                        .entry((message.partition, event.customer_id))
+                        .or_insert(t);
+                    *latest = (*latest).max(t);
                 }
                 Outcome::Applied(class)
             }
-            Applied::Duplicate => {
+            Ok(Applied::Duplicate) => {
                 self.counts.duplicates += 1;
                 Outcome::Duplicate
             }
+            Err(overflow) => self.reject(overflow.into()),
         })
     }
 
+    fn reject(&mut self, rejection: Rejection) -> Outcome {
+        *self.counts.rejected.entry(rejection.kind()).or_default() += 1;
+        Outcome::Rejected(rejection)
+    }
+
     /// What the batch changes: every touched customer's state (even when only duplicates touched
-    /// it), the next offset of every partition offered, the latest purchase time applied.
+    /// it), the next offset of every partition offered, each customer's latest purchase time applied
+    /// (what the store's watermark is folded from).
     pub fn finish(self) -> Folded {
         let new_customers = self.touched.values().filter(|(_, is_new)| *is_new).count() as u64;
         let mut states: Vec<(i32, u64, CustomerState)> = self
@@ -149,12 +167,18 @@ impl BatchFolder {
             .map(|((partition, customer), (state, _))| (partition, customer, state))
             .collect();
         states.sort_by_key(|(partition, customer, _)| (*partition, *customer));
+        let mut latest_purchases: Vec<(i32, u64, i64)> = self
+            .latest_purchases
+            .into_iter()
+            .map(|((partition, customer), t)| (partition, customer, t))
+            .collect();
+        latest_purchases.sort_unstable();
         Folded {
             batch: Batch {
                 states,
                 new_customers,
                 offsets: self.next_offsets.into_iter().collect(),
-                watermark_ms: self.watermark_ms,
+                latest_purchases,
             },
             messages: self.messages,
             counts: self.counts,
@@ -162,10 +186,15 @@ impl BatchFolder {
     }
 }
 
-/// Validates a message: the value must be a valid event whose customer is the message key.
-pub fn decode(key: Option<&[u8]>, payload: Option<&[u8]>) -> Result<TransactionEvent, Rejection> {
+/// Validates a message: the value must be a valid event within `bounds` whose customer is the
+/// message key.
+pub fn decode(
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    bounds: &Bounds,
+) -> Result<TransactionEvent, Rejection> {
     let payload = payload.ok_or_else(|| Rejection::Malformed("empty message".into()))?;
-    let event = TransactionEvent::decode(payload)?;
+    let event = TransactionEvent::decode(payload, bounds)?;
     let key_customer = key
         .and_then(|k| std::str::from_utf8(k).ok())
         .and_then(|k| k.trim().parse::<u64>().ok());
@@ -198,6 +227,16 @@ mod tests {
         })
         .to_string()
         .into_bytes()
+    }
+
+    fn bounds() -> Bounds {
+        Bounds::on(chrono::NaiveDate::from_ymd_opt(2011, 12, 10).unwrap())
+    }
+
+    fn ms(time: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(time)
+            .unwrap()
+            .timestamp_millis()
     }
 
     /// A store in memory: what the lookups return.
@@ -242,7 +281,7 @@ mod tests {
     #[test]
     fn events_fold_with_counts_offsets_and_the_watermark() {
         let stored = Stored::default();
-        let mut folder = BatchFolder::new();
+        let mut folder = BatchFolder::new(bounds());
         let a = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let b = event("b", 7, "C2", -1, 1.5, "2011-01-05T10:00:00Z");
         let c = event("c", 8, "3", 0, 1.5, "2011-01-09T10:00:00Z");
@@ -268,15 +307,14 @@ mod tests {
         assert_eq!(folded.messages, 4);
         assert_eq!(folded.batch.offsets, vec![(0, 12), (1, 6)]);
         assert_eq!(folded.batch.new_customers, 3);
-        // The latest purchase applied, not the latest event (the ignored line on the 9th moves
-        // nothing).
+        // Each customer's latest purchase applied, not the latest event (the ignored line on the
+        // 9th moves nothing).
         assert_eq!(
-            folded.batch.watermark_ms,
-            Some(
-                chrono::DateTime::parse_from_rfc3339("2011-01-03T10:00:00Z")
-                    .unwrap()
-                    .timestamp_millis()
-            )
+            folded.batch.latest_purchases,
+            vec![
+                (0, 7, ms("2011-01-02T10:00:00Z")),
+                (1, 9, ms("2011-01-03T10:00:00Z"))
+            ]
         );
         let counts = &folded.counts;
         assert_eq!(counts.applied["purchase"], 2);
@@ -299,7 +337,7 @@ mod tests {
     fn redeliveries_change_nothing_within_and_across_batches() {
         let mut stored = Stored::default();
         let a = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
-        let mut first = BatchFolder::new();
+        let mut first = BatchFolder::new(bounds());
         offer(&mut first, &stored, 0, 0, "7", &a);
         assert_eq!(
             offer(&mut first, &stored, 0, 1, "7", &a),
@@ -309,14 +347,14 @@ mod tests {
         assert_eq!(first.counts.duplicates, 1);
         stored.write(&first.batch);
         // After a restart the same message is read again: the stored state knows its ID.
-        let mut again = BatchFolder::new();
+        let mut again = BatchFolder::new(bounds());
         assert_eq!(
             offer(&mut again, &stored, 0, 0, "7", &a),
             Outcome::Duplicate
         );
         let again = again.finish();
         assert_eq!(again.batch.new_customers, 0);
-        assert_eq!(again.batch.watermark_ms, None);
+        assert!(again.batch.latest_purchases.is_empty());
         assert_eq!(again.batch.states[0].2, stored.0[&(0, 7)]);
         assert_eq!(again.batch.offsets, vec![(0, 1)]);
     }
@@ -330,7 +368,7 @@ mod tests {
         ];
         let fold = |order: &[usize]| {
             let stored = Stored::default();
-            let mut folder = BatchFolder::new();
+            let mut folder = BatchFolder::new(bounds());
             for (offset, &i) in order.iter().enumerate() {
                 offer(&mut folder, &stored, 0, offset as i64, "7", &events[i]);
             }
@@ -339,7 +377,10 @@ mod tests {
         let forward = fold(&[0, 1, 2]);
         let backward = fold(&[2, 1, 0]);
         assert_eq!(forward.batch.states, backward.batch.states);
-        assert_eq!(forward.batch.watermark_ms, backward.batch.watermark_ms);
+        assert_eq!(
+            forward.batch.latest_purchases,
+            backward.batch.latest_purchases
+        );
         let purchase = forward.batch.states[0].2.purchases["1"];
         assert_eq!(purchase.revenue_milli, 6_000);
         assert_eq!(
@@ -353,16 +394,20 @@ mod tests {
     #[test]
     fn every_rejection_kind_is_counted_and_still_advances_the_offset() {
         let stored = Stored::default();
-        let mut folder = BatchFolder::new();
+        let mut folder = BatchFolder::new(bounds());
         let good = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let mut version = serde_json::from_slice::<serde_json::Value>(&good).unwrap();
         version["schema_version"] = 2.into();
         let version = version.to_string().into_bytes();
         let zero = event("z", 0, "1", 2, 1.5, "2011-01-02T10:00:00Z");
-        let cases: [(&str, &[u8], &str); 4] = [
+        let future = event("f", 7, "1", 2, 1.5, "2099-01-01T00:00:00Z");
+        let blank = event(" ", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
+        let cases: [(&str, &[u8], &str); 6] = [
             ("7", b"{not json", "malformed"),
             ("7", &version, "unsupported_version"),
-            ("0", &zero, "invalid"),
+            ("0", &zero, "out_of_bounds"),
+            ("7", &future, "out_of_bounds"),
+            ("7", &blank, "invalid"),
             ("8", &good, "invalid"), // the key is another customer
         ];
         for (offset, (key, payload, kind)) in cases.iter().enumerate() {
@@ -375,7 +420,7 @@ mod tests {
             .offer(
                 Message {
                     partition: 2,
-                    offset: 9,
+                    offset: 19,
                     key: None,
                     payload: None,
                 },
@@ -387,17 +432,18 @@ mod tests {
         assert_eq!(folded.counts.rejected["malformed"], 2);
         assert_eq!(folded.counts.rejected["unsupported_version"], 1);
         assert_eq!(folded.counts.rejected["invalid"], 2);
-        assert_eq!(folded.counts.rejected_total(), 5);
+        assert_eq!(folded.counts.rejected["out_of_bounds"], 2);
+        assert_eq!(folded.counts.rejected_total(), 7);
         assert!(
             folded.batch.states.is_empty(),
             "nothing of a rejected message is stored"
         );
-        assert_eq!(folded.batch.offsets, vec![(2, 10)]);
+        assert_eq!(folded.batch.offsets, vec![(2, 20)]);
     }
 
     #[test]
     fn a_failing_lookup_stops_the_batch() {
-        let mut folder = BatchFolder::new();
+        let mut folder = BatchFolder::new(bounds());
         let good = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let failed = folder.offer(
             Message {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use contract::bounds::Bounds;
 use contract::event::TransactionEvent;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -21,7 +22,7 @@ pub struct Delivered {
 /// Produces `event` to `topic`, keyed by its customer ID, and waits until the broker has it.
 pub fn send(broker: &BrokerConfig, topic: &str, event: &TransactionEvent) -> Result<Delivered> {
     event
-        .validate()
+        .validate(&Bounds::now())
         .map_err(|e| IngestError::Invalid(e.to_string()))?;
     let producer: FutureProducer = broker
         .client_config(&[

@@ -6,6 +6,7 @@
 use chrono::{DateTime, NaiveDateTime};
 use polars::prelude::*;
 
+use contract::bounds::{self, Bounds};
 use contract::{
     Feature, LABEL, LineClass, MS_PER_DAY, NAIVE_MONTHS, SnapshotSpec, add_months, epoch_ms,
     midnight,
@@ -36,6 +37,9 @@ fn at(context: &'static str) -> impl FnOnce(PolarsError) -> OfflineError {
 // Input columns (the normalised layout) and intermediate ones.
 const CUSTOMER_ID: &str = "customer_id";
 const INVOICE: &str = "invoice";
+const STOCK_CODE: &str = "stock_code";
+const DESCRIPTION: &str = "description";
+const COUNTRY: &str = "country";
 const QUANTITY: &str = "quantity";
 const PRICE: &str = "price";
 const INVOICE_DATE: &str = "invoice_date";
@@ -44,9 +48,50 @@ const PRICE_MILLI: &str = "price_milli";
 const TIME_MS: &str = "time_ms";
 const REVENUE_MILLI: &str = "revenue_milli";
 
-/// Adds the line's `class` (the contract's rules, in order), its price in thousandths of a pound and its
-/// time in epoch milliseconds.
+/// Adds the line's `class` (the contract's rules, in order, the bounds first, as of the wall-clock
+/// time of the import: now), its price in thousandths of a pound and its time in epoch milliseconds.
 pub fn classified(lines: LazyFrame) -> LazyFrame {
+    classified_within(lines, &Bounds::now())
+}
+
+/// Whether a line is outside the bounds (FEATURES.md "Bounds"): the same checks as
+/// [`Bounds::check`], as one expression.
+fn out_of_bounds(b: &Bounds) -> Expr {
+    let bytes = |name: &str| col(name).str().len_bytes();
+    let code = |name: &str| {
+        let n = bytes(name).fill_null(lit(0));
+        n.clone()
+            .lt(lit(1))
+            .or(n.gt(lit(bounds::MAX_CODE_BYTES as u32)))
+    };
+    let price = col(PRICE).cast(DataType::Float64);
+    let customer = col(CUSTOMER_ID).cast(DataType::Int64);
+    col(TIME_MS)
+        .lt(lit(bounds::EARLIEST_MS))
+        .or(col(TIME_MS).gt(lit(b.latest_ms)))
+        .or(col(QUANTITY)
+            .cast(DataType::Int64)
+            .abs()
+            .gt(lit(bounds::MAX_QUANTITY)))
+        .or(price.clone().is_nan())
+        .or(price.abs().gt(lit(bounds::MAX_PRICE)))
+        .or(customer
+            .clone()
+            .lt(lit(1i64))
+            .or(customer.gt(lit(bounds::MAX_CUSTOMER_ID as i64)))
+            .fill_null(lit(false)))
+        .or(code(INVOICE))
+        .or(code(STOCK_CODE))
+        .or(bytes(COUNTRY)
+            .gt(lit(bounds::MAX_COUNTRY_BYTES as u32))
+            .fill_null(lit(false)))
+        .or(bytes(DESCRIPTION)
+            .gt(lit(bounds::MAX_DESCRIPTION_BYTES as u32))
+            .fill_null(lit(false)))
+}
+
+/// [`classified`] with the bounds of a given time.
+pub fn classified_within(lines: LazyFrame, bounds: &Bounds) -> LazyFrame {
     let class = |c: LineClass| lit(c.name());
     lines
         .with_columns([
@@ -60,7 +105,9 @@ pub fn classified(lines: LazyFrame) -> LazyFrame {
                 .alias(TIME_MS),
         ])
         .with_column(
-            when(col(CUSTOMER_ID).is_null())
+            when(out_of_bounds(bounds).fill_null(lit(true)))
+                .then(class(LineClass::OutOfBounds))
+                .when(col(CUSTOMER_ID).is_null())
                 .then(class(LineClass::NoCustomer))
                 .when(col(INVOICE).str().starts_with(lit("C")))
                 .then(class(LineClass::Return))

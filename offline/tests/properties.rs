@@ -1,8 +1,10 @@
-//! Properties of the contract's two implementations on random small histories: the offline snapshot does
-//! not depend on row order, and the per-event fold agrees with it whatever order events arrive in.
+//! Properties of the contract's two implementations on random small histories, some lines outside the
+//! bounds: the offline snapshot does not depend on row order, and the per-event fold (what ingest
+//! applies, the bounds first) agrees with it whatever order events arrive in.
 
 use chrono::{Duration, NaiveDate};
 use contract::CustomerState;
+use contract::bounds::Bounds;
 use contract::event::TransactionEvent;
 use dataset::Line;
 use dataset::normalised::to_frame;
@@ -17,27 +19,56 @@ use std::collections::BTreeMap;
 /// ignored lines all occur.
 fn lines() -> impl Strategy<Value = Vec<Line>> {
     let one = (
-        0u32..12,                             // invoice
-        prop::option::weighted(0.9, 1u64..5), // customer
-        -2i64..6,                             // quantity
-        0u32..4000,                           // price in thousandths
-        0i64..400 * 24,                       // hours since 2010-09-01
-        prop::bool::weighted(0.1),            // cancellation
+        0u32..12,                                 // invoice
+        prop::option::weighted(0.9, 1u64..5),     // customer
+        -2i64..6,                                 // quantity
+        0u32..4000,                               // price in thousandths
+        0i64..400 * 24,                           // hours since 2010-09-01
+        prop::bool::weighted(0.1),                // cancellation
+        prop::option::weighted(0.15, 0usize..10), // one field out of (or at the edge of) the bounds
     )
-        .prop_map(|(invoice, customer, quantity, price, hours, cancel)| Line {
-            invoice: format!("{}{}", if cancel { "C" } else { "" }, 500_000 + invoice),
-            stock_code: "22423".into(),
-            description: None,
-            quantity,
-            invoice_date: NaiveDate::from_ymd_opt(2010, 9, 1)
-                .unwrap()
-                .and_hms_opt(0, 0, 0)
-                .unwrap()
-                + Duration::hours(hours),
-            price: f64::from(price) / 1000.0,
-            customer_id: customer,
-            country: "United Kingdom".into(),
-        });
+        .prop_map(
+            |(invoice, customer, quantity, price, hours, cancel, hostile)| {
+                let mut line = Line {
+                    invoice: format!("{}{}", if cancel { "C" } else { "" }, 500_000 + invoice),
+                    stock_code: "22423".into(),
+                    description: None,
+                    quantity,
+                    invoice_date: NaiveDate::from_ymd_opt(2010, 9, 1)
+                        .unwrap()
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap()
+                        + Duration::hours(hours),
+                    price: f64::from(price) / 1000.0,
+                    customer_id: customer,
+                    country: "United Kingdom".into(),
+                };
+                match hostile {
+                    Some(0) => {
+                        line.invoice_date = NaiveDate::from_ymd_opt(1989, 12, 31)
+                            .unwrap()
+                            .and_hms_opt(23, 59, 59)
+                            .unwrap()
+                    }
+                    Some(1) => {
+                        line.invoice_date = NaiveDate::from_ymd_opt(2099, 1, 1)
+                            .unwrap()
+                            .and_hms_opt(0, 0, 0)
+                            .unwrap()
+                    }
+                    Some(2) => line.quantity = 10_000_001,
+                    Some(3) => line.quantity = 10_000_000,
+                    Some(4) => line.price = 100_000_000.5,
+                    Some(5) => line.price = 100_000_000.0,
+                    Some(6) => line.customer_id = Some(1 << 53),
+                    Some(7) => line.invoice = format!("{:0>65}", line.invoice),
+                    Some(8) => line.description = Some("d".repeat(1025)),
+                    Some(9) => line.country = "c".repeat(129),
+                    _ => {}
+                }
+                line
+            },
+        );
     prop::collection::vec(one, 1..60)
 }
 
@@ -84,13 +115,16 @@ proptest! {
                 customer_id,
                 invoice: line.invoice.clone(),
                 stock_code: line.stock_code.clone(),
-                description: None,
+                description: line.description.clone(),
                 quantity: line.quantity,
                 invoice_date: line.invoice_date.and_utc(),
                 price: line.price,
-                country: None,
+                country: Some(line.country.clone()),
             };
-            states.entry(customer_id).or_default().apply(&event);
+            if event.validate(&Bounds::now()).is_ok() {
+                let applied = states.entry(customer_id).or_default().apply(&event);
+                prop_assert!(applied.is_ok(), "{applied:?}");
+            }
         }
         let online = from_states(states.iter().map(|(id, s)| (*id, s)), &spec).unwrap();
         let diff = differences(&offline, &online, 10);

@@ -34,10 +34,10 @@ fn customer(purchases: &[(&str, i64)]) -> CustomerState {
 }
 
 fn write(store: &RocksStore, customers: Vec<(u64, CustomerState)>, offset: i64) {
-    let watermark_ms = customers
+    let latest_purchases = customers
         .iter()
-        .flat_map(|(_, s)| s.purchases.values().map(|p| p.time_ms))
-        .max();
+        .filter_map(|(id, s)| Some((0, *id, s.purchases.values().map(|p| p.time_ms).max()?)))
+        .collect();
     let source = SourceId {
         cluster: "test".into(),
         topic: "transactions".into(),
@@ -49,7 +49,7 @@ fn write(store: &RocksStore, customers: Vec<(u64, CustomerState)>, offset: i64) 
                 new_customers: customers.len() as u64,
                 states: customers.into_iter().map(|(id, s)| (0, id, s)).collect(),
                 offsets: vec![(0, offset)],
-                watermark_ms,
+                latest_purchases,
             },
         )
         .unwrap();

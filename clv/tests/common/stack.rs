@@ -249,6 +249,32 @@ impl Stack {
         rest
     }
 
+    /// The watermark FEATURES.md's rule gives (`contract::watermark`) for these offline histories,
+    /// each customer in the partition the store (read as a secondary instance) holds it in.
+    pub fn expected_watermark(&self, histories: &trainer::training::Histories) -> i64 {
+        let secondary = self.dir.path().join("watermark-reader");
+        let store = featurestore::store::RocksStore::open_secondary(
+            Path::new(&self.path("featurestore")),
+            &secondary,
+        )
+        .unwrap();
+        let partitions = store.partitions();
+        let mut marks: std::collections::BTreeMap<i32, contract::watermark::PartitionMark> =
+            Default::default();
+        for (id, state) in histories.customers() {
+            let Some(latest) = state.purchases.values().map(|p| p.time_ms).max() else {
+                continue;
+            };
+            let partition = partitions
+                .iter()
+                .copied()
+                .find(|p| store.get_in(*p, *id).unwrap().is_some())
+                .unwrap_or_else(|| panic!("customer {id} is not in the store"));
+            marks.entry(partition).or_default().observe(*id, latest);
+        }
+        contract::watermark::watermark(marks.values()).unwrap()
+    }
+
     /// The snapshot from the store at `cutoff`, checked equal to the offline one for every customer.
     pub fn store_equals_offline(&self, cutoff: &str) -> DataFrame {
         let online = self.path(&format!("online-{cutoff}.parquet"));
@@ -284,6 +310,18 @@ impl Stack {
         assert!(diff.is_empty(), "{cutoff}: {diff:#?}");
         online
     }
+}
+
+/// Every event ingest has counted (any outcome), from its metrics page at `addr`.
+pub fn events_counted(addr: &str) -> u64 {
+    http_get(addr, "/metrics")
+        .lines()
+        .filter(|l| {
+            l.starts_with("clv_ingest_events_total{")
+                || l.starts_with("clv_ingest_events_read_again_total ")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// The events applied, summed over classes, of an ingest summary ("applied {\"purchase\": N, …}").
