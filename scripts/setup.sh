@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing clv needs, when it is missing: Debian packages (libclang-dev for
 # RocksDB's bindings, a C/C++ toolchain, xz, prometheus for promtool and the server the monitoring test
-# scrapes with, docker-compose to validate the compose file), cargo-nextest, and tansu (a Kafka-compatible broker that
-# one end-to-end test runs as a separate process) and MLflow (a Python virtualenv, for the trainer's
+# scrapes with, docker-compose to validate the compose file), cargo-nextest, and nisshi (a Kafka-compatible broker,
+# tansu renamed, that the real-broker tests run as a separate process) and MLflow (a Python virtualenv, for the trainer's
 # tracking test) into $CLV_TOOLS_DIR (default /var/cache/clv-tools,
-# outside the clone, so that later runs on the same machine reuse it; ~11 min to build the first time).
+# outside the clone, so that later runs on the same machine reuse it; ~25 min to build the first time).
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +27,15 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-TANSU_VERSION=0.6.0
+NISSHI_VERSION=0.8.1
 tools=$(scripts/tools-dir.sh)
-if ! "$tools/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  echo "setup: installing tansu $TANSU_VERSION into $tools (a one-off build of ~11 min)" >&2
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore \
-    --root "$tools" --target-dir "$tools/build"
-  rm -rf "$tools/build"
+if ! "$tools/bin/nisshi" --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
+  echo "setup: installing nisshi $NISSHI_VERSION into $tools (a one-off build of ~25 min)" >&2
+  # --ignore-rust-version: its dependency rama 0.4.0 declares rust-version 1.96 but builds and
+  # runs on this toolchain (1.95), which is all this machine has.
+  cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version \
+    --root "$tools" --target-dir "$tools/build-nisshi"
+  rm -rf "$tools/build-nisshi"
 fi
 
 MLFLOW_VERSION=3.17.2

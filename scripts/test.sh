@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export CLV_TANSU=${CLV_TANSU:-$(scripts/tools-dir.sh)/bin/tansu}
+export CLV_NISSHI=${CLV_NISSHI:-$(scripts/tools-dir.sh)/bin/nisshi}
 export CLV_MLFLOW=${CLV_MLFLOW:-$(scripts/tools-dir.sh)/mlflow/bin/mlflow}
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the folder for tools the tests run (tansu): $CLV_TOOLS_DIR, else /var/cache/clv-tools when it
+# Prints the folder for tools the tests run (nisshi, MLflow): $CLV_TOOLS_DIR, else /var/cache/clv-tools when it
 # can be written, else ~/.cache/clv-tools.
 set -euo pipefail
 if [[ -n ${CLV_TOOLS_DIR:-} ]]; then

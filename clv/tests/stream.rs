@@ -222,54 +222,93 @@ fn the_real_data_through_kafka_equals_the_offline_snapshot() {
     stack.stop_and_finish(&mut ingest);
 }
 
-/// The same path against a broker that is not librdkafka's mock: tansu, a Kafka-compatible broker,
-/// as a separate process over TCP. Topics are created through the admin API by replay and ingest;
-/// ingest is stopped and restarted halfway and resumes from the offsets in its store.
+/// nisshi (tansu renamed), a Kafka-compatible broker, as a separate process over TCP.
+struct Nisshi {
+    process: Running,
+    bootstrap: String,
+    port: u16,
+    storage: String,
+    dir: PathBuf,
+}
+
+impl Nisshi {
+    /// A broker on a free port with `storage` (`memory://nisshi/`, or `sqlite://nisshi.db`: a file in
+    /// `dir`, kept across restarts).
+    fn start(dir: &Path, storage: &str) -> Nisshi {
+        let port = free_port();
+        let broker = Nisshi {
+            process: Nisshi::spawn(dir, port, storage),
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            storage: storage.to_string(),
+            dir: dir.to_path_buf(),
+        };
+        broker.wait_listening();
+        broker
+    }
+
+    fn spawn(dir: &Path, port: u16, storage: &str) -> Running {
+        let listener = format!("tcp://127.0.0.1:{port}");
+        Running(
+            Command::new(nisshi())
+                .current_dir(dir)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &listener,
+                    "--advertised-listener-url",
+                    &listener,
+                    "--storage-engine",
+                    storage,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nisshi starts"),
+        )
+    }
+
+    fn wait_listening(&self) {
+        wait_for("nisshi to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&self.bootstrap).is_ok()
+        });
+    }
+
+    /// Stops the broker process (SIGKILL).
+    fn kill(&mut self) {
+        let _ = self.process.0.kill();
+        let _ = self.process.0.wait();
+    }
+
+    /// Starts it again on the same port and storage.
+    fn restart(&mut self) {
+        self.process = Nisshi::spawn(&self.dir, self.port, &self.storage);
+        self.wait_listening();
+    }
+}
+
+/// The same path against a broker that is not librdkafka's mock: nisshi, as a separate process over
+/// TCP, with Kafka's defaults (multi-message record batches, static group membership). Topics are
+/// created through the admin API by replay and ingest; ingest is stopped and restarted halfway and
+/// resumes from the offsets in its store.
 #[test]
-fn replay_then_ingest_through_tansu() {
+fn replay_then_ingest_through_nisshi() {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), 400, 13);
     let events = count_with_customer(&data);
     assert!(events >= 40_000, "{events} events");
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let listener = format!("tcp://{bootstrap}");
-    let process = Running(
-        Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu starts"),
-    );
-    wait_for("tansu to listen", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(&bootstrap).is_ok()
-    });
+    let broker = Nisshi::start(dir.path(), "memory://nisshi/");
     let stack = Stack {
         dir,
         data,
         events,
         broker: Broker::External {
-            _process: process,
-            bootstrap,
+            bootstrap: broker.bootstrap.clone(),
+            _process: Some(broker.process),
         },
     };
     let (mut ingest, metrics) = stack.spawn_ingest();
-    // One message per record batch: tansu 0.6's in-memory storage answers a fetch from an offset inside
-    // a batch with the batches after it (skipping the rest of that batch), and reports the latest
-    // offset (ListOffsets) as the last batch's base offset + 1. Kafka does neither; single-message
-    // batches keep both exact. `-X` passes the librdkafka property through, as a user would.
-    let mut replay = stack.replay_args();
-    replay.extend(["-X".to_string(), "batch.num.messages=1".to_string()]);
-    let replayed = clv(&replay.iter().map(String::as_str).collect::<Vec<_>>());
+    let replayed = stack.replay();
     assert!(
         replayed.contains(&format!("{events} events sent")),
         "{replayed}"
@@ -280,16 +319,91 @@ fn replay_then_ingest_through_tansu() {
     assert_eq!(read_again(&rest), 0, "{rest}");
 }
 
-/// The tansu binary: `$CLV_TANSU`, else where `scripts/setup.sh` installs it, else `tansu` on the PATH.
-fn tansu() -> PathBuf {
-    if let Some(path) = std::env::var_os("CLV_TANSU") {
+/// A broker outage: nisshi (SQLite storage, so that a restart keeps its data) is killed while replay
+/// and ingest run, stays away 60 s and comes back on the same port. Both report it (ingest: a metric
+/// and a warning; replay: a warning), retry, and resume: every event is applied exactly once and the
+/// store equals the offline snapshot.
+#[test]
+fn replay_and_ingest_survive_a_60_s_broker_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), 300, 17);
+    let events = count_with_customer(&data);
+    let mut broker = Nisshi::start(dir.path(), "sqlite://nisshi.db");
+    let stack = Stack {
+        dir,
+        data,
+        events,
+        broker: Broker::External {
+            bootstrap: broker.bootstrap.clone(),
+            _process: None,
+        },
+    };
+    let (mut ingest, metrics) = stack.spawn_ingest();
+    let replay_args = stack.replay_args();
+    let mut replay = spawn(&replay_args.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_for("a quarter of the events", Duration::from_secs(120), || {
+        events_counted(&metrics) >= events as u64 / 4
+    });
+    broker.kill();
+    let down = Instant::now();
+    let metric = |name: &str| -> f64 {
+        http_get(&metrics, "/metrics")
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    wait_for(
+        "ingest to report the outage",
+        Duration::from_secs(50),
+        || {
+            metric("clv_ingest_broker_reachable") == 0.0
+                && metric("clv_ingest_broker_errors_total") > 0.0
+        },
+    );
+    let during = events_counted(&metrics);
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(down.elapsed()));
+    assert!(
+        ingest.0.try_wait().unwrap().is_none(),
+        "ingest exited during the outage"
+    );
+    assert!(
+        replay.0.try_wait().unwrap().is_none(),
+        "replay exited during the outage"
+    );
+    assert_eq!(
+        events_counted(&metrics),
+        during,
+        "nothing is consumed while the broker is away"
+    );
+    broker.restart();
+    wait_for(
+        "ingest to see the broker again",
+        Duration::from_secs(60),
+        || metric("clv_ingest_broker_reachable") == 1.0,
+    );
+    let status = replay.0.wait().unwrap();
+    assert!(status.success(), "replay after the outage: {status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(replay.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains(&format!("{events} events sent")), "{out}");
+    assert_eq!(metric("clv_ingest_events_read_again_total"), 0.0);
+    let rest = stack.stop_and_finish(&mut ingest);
+    assert_eq!(read_again(&rest), 0, "{rest}");
+    drop(broker);
+}
+
+/// The nisshi binary: `$CLV_NISSHI`, else where `scripts/setup.sh` installs it, else `nisshi` on the
+/// PATH.
+fn nisshi() -> PathBuf {
+    if let Some(path) = std::env::var_os("CLV_NISSHI") {
         return PathBuf::from(path);
     }
-    let installed = Path::new("/var/cache/clv-tools/bin/tansu");
+    let installed = Path::new("/var/cache/clv-tools/bin/nisshi");
     if installed.exists() {
         return installed.to_path_buf();
     }
-    PathBuf::from("tansu")
+    PathBuf::from("nisshi")
 }
 
 #[test]

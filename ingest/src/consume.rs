@@ -153,6 +153,7 @@ pub struct Ingest {
     source: SourceId,
     options: IngestOptions,
     rebalance_failure: Arc<Mutex<Option<featurestore::StoreError>>>,
+    last_warning: Mutex<Option<Instant>>,
 }
 
 /// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
@@ -199,7 +200,20 @@ fn register_metrics() {
             .increment(0);
     }
     metrics::counter!("clv_ingest_events_read_again_total").increment(0);
+    describe_counter!(
+        "clv_ingest_broker_errors_total",
+        "Failed calls to the broker, by operation (ingest retries them: an outage loses nothing)"
+    );
+    describe_gauge!(
+        "clv_ingest_broker_reachable",
+        "1 while the broker answers, 0 since a call to it failed"
+    );
+    metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
 }
+
+/// How long a dead letter may wait for an unreachable broker before ingest stops (its offset is then
+/// not written, so it is read again after a restart).
+pub const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Ingest {
     /// Connects to the cluster and joins the group.
@@ -255,8 +269,12 @@ impl Ingest {
             .subscribe(&[&options.topic])
             .map_err(IngestError::kafka("subscribing"))?;
         let dead_letter_reports = Arc::new(Deliveries::default());
+        let dead_letter_timeout = DEAD_LETTER_TIMEOUT.as_millis().to_string();
         let dead_letters: BaseProducer<DeliveryCounter> = broker
-            .client_config(&[("enable.idempotence", "true")])
+            .client_config(&[
+                ("enable.idempotence", "true"),
+                ("message.timeout.ms", &dead_letter_timeout),
+            ])
             .create_with_context(DeliveryCounter(dead_letter_reports.clone()))
             .map_err(IngestError::kafka("creating the dead-letter producer"))?;
         Ok(Ingest {
@@ -267,6 +285,7 @@ impl Ingest {
             source: id,
             options,
             rebalance_failure,
+            last_warning: Mutex::new(None),
         })
     }
 
@@ -282,7 +301,18 @@ impl Ingest {
         let mut caught_up_since: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let processed = self.one_batch(&mut summary)?;
-            let caught_up = self.caught_up()?;
+            let caught_up = match self.caught_up() {
+                Ok(caught_up) => {
+                    self.broker_reachable(true);
+                    caught_up
+                }
+                Err(e) => {
+                    // The broker is away: keep polling (librdkafka reconnects); nothing is lost,
+                    // since offsets are only written with the states they lead to.
+                    self.broker_error("reading watermarks", &e.to_string());
+                    false
+                }
+            };
             if self.options.until_caught_up {
                 if processed == 0 && caught_up {
                     // Caught up twice in a row, a batch timeout apart: nothing is in flight.
@@ -338,7 +368,7 @@ impl Ingest {
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!("consumer error: {e}");
+                    self.broker_error("consuming", &e.to_string());
                     continue;
                 }
             };
@@ -362,10 +392,18 @@ impl Ingest {
         }
         let dead = folded.counts.rejected_total();
         if dead > 0 {
-            // Dead letters are safe in Kafka before the offsets that skip them are written.
-            self.dead_letters
-                .flush(Duration::from_secs(60))
-                .map_err(IngestError::kafka("flushing dead letters"))?;
+            // Dead letters are safe in Kafka before the offsets that skip them are written; while
+            // the broker is away they wait (up to the producer's message timeout, after which the
+            // failed delivery stops ingest below).
+            let waiting = Instant::now();
+            while self.dead_letters.in_flight_count() > 0 {
+                if let Err(e) = self.dead_letters.flush(Duration::from_secs(10)) {
+                    self.broker_error("delivering dead letters", &e.to_string());
+                }
+                if waiting.elapsed() > DEAD_LETTER_TIMEOUT + Duration::from_secs(30) {
+                    break;
+                }
+            }
             // A dead letter Kafka did not take stops ingest before its offset is written: the
             // message is read again after a restart instead of being lost.
             self.dead_letter_reports.check()?;
@@ -403,6 +441,22 @@ impl Ingest {
             tracing::debug!("commit to the group: {e}");
         }
         Ok(folded.messages)
+    }
+
+    /// Reports a failed call to the broker: a warning (at most every 10 s), a metric, and the broker
+    /// as unreachable until a call succeeds again.
+    fn broker_error(&self, operation: &'static str, error: &str) {
+        metrics::counter!("clv_ingest_broker_errors_total", "operation" => operation).increment(1);
+        metrics::gauge!("clv_ingest_broker_reachable").set(0.0);
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!("broker: {operation}: {error} (retrying; nothing is lost)");
+            *last = Some(Instant::now());
+        }
+    }
+
+    fn broker_reachable(&self, reachable: bool) {
+        metrics::gauge!("clv_ingest_broker_reachable").set(if reachable { 1.0 } else { 0.0 });
     }
 
     /// Stops ingest when the rebalance callback could not read the stored offsets.

@@ -92,7 +92,11 @@ pub fn replay(
             ("enable.idempotence", "true"),
             ("linger.ms", "5"),
             ("compression.type", "lz4"),
-            ("message.timeout.ms", "120000"),
+            // A message waits this long for the broker: replay rides out an outage this long.
+            (
+                "message.timeout.ms",
+                &OUTAGE_TOLERANCE.as_millis().to_string(),
+            ),
         ])
         .create_with_context(DeliveryCounter(deliveries.clone()))
         .map_err(IngestError::kafka("creating the producer"))?;
@@ -123,16 +127,15 @@ pub fn replay(
             let due = (line.invoice_date - t0).num_milliseconds() as f64 / speed;
             let wait = due / 1000.0 - started.elapsed().as_secs_f64();
             if wait > 0.0 {
-                producer
-                    .flush(Duration::from_secs(30))
-                    .map_err(IngestError::kafka("flushing"))?;
+                // Deliveries that fail are reported at the end.
+                let _ = producer.flush(Duration::from_secs(30));
                 std::thread::sleep(Duration::from_secs_f64(wait));
             }
         }
         if let (Some(probe), Some(max_lag)) = (&lag_probe, options.max_lag)
             && summary.sent.is_multiple_of(1_000)
         {
-            while probe.lag()? > max_lag {
+            while probe.lag_waiting_for_the_broker(&producer)? > max_lag {
                 summary.backpressure_waits += 1;
                 progress.set_message("waiting for ingest to catch up");
                 producer.poll(Duration::from_millis(100));
@@ -155,13 +158,15 @@ pub fn replay(
         summary.sent += 1;
         producer.poll(Duration::ZERO);
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .map_err(IngestError::kafka("flushing the producer"))?;
+    // Every message is delivered or has failed within its timeout (a failure is reported below).
+    let _ = producer.flush(OUTAGE_TOLERANCE + Duration::from_secs(30));
     deliveries.check()?;
     summary.sent = deliveries.acked.load(Ordering::Relaxed);
     Ok(summary)
 }
+
+/// How long replay waits for an unreachable broker (producing, measuring the lag) before it fails.
+pub const OUTAGE_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// Measures the ingest group's lag: high watermark − committed offset, summed over partitions.
 pub struct LagProbe {
@@ -182,6 +187,33 @@ impl LagProbe {
             consumer,
             topic: topic.to_string(),
         })
+    }
+
+    /// The lag, retrying while the broker cannot be reached (logged), for up to [`OUTAGE_TOLERANCE`];
+    /// `producer` is served meanwhile.
+    fn lag_waiting_for_the_broker<C: rdkafka::producer::ProducerContext>(
+        &self,
+        producer: &BaseProducer<C>,
+    ) -> Result<i64> {
+        let started = Instant::now();
+        loop {
+            match self.lag() {
+                Ok(lag) => {
+                    if started.elapsed() > Duration::from_secs(1) {
+                        tracing::warn!(
+                            "the broker is back after {:.0} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(lag);
+                }
+                Err(e) if started.elapsed() < OUTAGE_TOLERANCE => {
+                    tracing::warn!("broker unreachable, retrying: {e}");
+                    producer.poll(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The current lag in messages.

@@ -57,15 +57,19 @@ pub fn sigterm(child: &mut Running) -> String {
 }
 
 pub fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    try_http_get(addr, path).unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"))
+}
+
+/// GET `path` (the whole response), or why it failed (a server not listening yet).
+pub fn try_http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
+    stream.read_to_string(&mut body)?;
+    Ok(body)
 }
 
 pub fn free_port() -> u16 {
@@ -85,13 +89,13 @@ pub fn count_with_customer(path: &Path) -> usize {
 }
 
 /// The broker a stack talks to: the embedded one (`clv broker`, found through its address file) or a
-/// separate Kafka-compatible broker given with `--brokers`.
+/// separate Kafka-compatible broker given with `--brokers` (whose process the test may own itself).
 pub enum Broker {
     Embedded {
         _process: Running,
     },
     External {
-        _process: Running,
+        _process: Option<Running>,
         bootstrap: String,
     },
 }
@@ -152,15 +156,9 @@ impl Stack {
         }
     }
 
-    /// Static group membership on the embedded broker, so that a restarted ingest gets its partitions
-    /// back at once. tansu 0.6 keeps rebalancing a group whose member has a `group.instance.id` (seen:
-    /// assigned and revoked every session timeout, never consuming), so against it ingest joins as a
-    /// dynamic member and a restart waits for the group to rebalance.
+    /// Static group membership, so that a restarted ingest gets its partitions back at once.
     pub fn membership_args(&self) -> Vec<String> {
-        match &self.broker {
-            Broker::Embedded { .. } => vec!["--instance-id".into(), "ingest-1".into()],
-            Broker::External { .. } => vec![],
-        }
+        vec!["--instance-id".into(), "ingest-1".into()]
     }
 
     /// `--brokers` for an external broker (the embedded one is found through the state folder).
@@ -312,9 +310,11 @@ impl Stack {
     }
 }
 
-/// Every event ingest has counted (any outcome), from its metrics page at `addr`.
+/// Every event ingest has counted (any outcome), from its metrics page at `addr` (0 before it
+/// listens).
 pub fn events_counted(addr: &str) -> u64 {
-    http_get(addr, "/metrics")
+    try_http_get(addr, "/metrics")
+        .unwrap_or_default()
         .lines()
         .filter(|l| {
             l.starts_with("clv_ingest_events_total{")
