@@ -338,7 +338,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         models_dir.join(&version).join("report.html").display()
     );
     println!("Ctrl-C stops everything.");
-    let app = router(scorer, Some(metrics), Limits::default());
+    let limits = Limits::default();
+    let app = router(scorer, Some(metrics), limits);
+    let listener = scorer::shed::CappedListener::new(listener, limits.max_connections);
     let exit_when_ready = args.exit_when_ready;
     let shutdown = {
         let stop = stop.clone();

@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// Seconds before a request times out (408).
     #[arg(long, default_value_t = 10.0)]
     timeout_seconds: f64,
+    /// Requests handled at once; beyond it the answer is 503 with Retry-After (load shedding).
+    #[arg(long, default_value_t = scorer::http::Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Connections open at once; beyond it a new one is answered 503 with Retry-After and closed.
+    #[arg(long, default_value_t = scorer::http::Limits::default().max_connections)]
+    max_connections: usize,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -67,6 +73,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let limits = Limits {
         body_bytes: args.max_body_bytes,
         timeout: Duration::from_secs_f64(args.timeout_seconds.max(0.001)),
+        max_in_flight: args.max_in_flight,
+        max_connections: args.max_connections,
         ..Limits::default()
     };
     let app = router(scorer, Some(metrics), limits);
@@ -80,6 +88,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", args.listen))?;
         let local = listener.local_addr()?;
         println!("serving on http://{local} (docs: http://{local}/docs/)");
+        let listener = scorer::shed::CappedListener::new(listener, limits.max_connections);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await

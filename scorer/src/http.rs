@@ -25,6 +25,7 @@ use crate::population::{
     ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
 };
 use crate::service::Scorer;
+use crate::shed::InFlight;
 
 /// Limits of the API.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,11 @@ pub struct Limits {
     pub timeout: Duration,
     /// The largest `k` of `/customers/top`.
     pub max_top: usize,
+    /// Requests inside the router at once; more get 503 with `Retry-After` ([`crate::shed`]).
+    pub max_in_flight: usize,
+    /// Open connections at once; more get 503 with `Retry-After` (applied by the listener,
+    /// [`crate::shed::CappedListener`]).
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +49,8 @@ impl Default for Limits {
             body_bytes: 16 * 1024,
             timeout: Duration::from_secs(10),
             max_top: 10_000,
+            max_in_flight: 256,
+            max_connections: 1024,
         }
     }
 }
@@ -460,9 +468,26 @@ async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// Refuses a body declared larger than the limit before reading it (413), and answers 408 when a
-/// request takes longer than the timeout; both as JSON errors.
-async fn guard(limits: Limits, request: Request, next: Next) -> Response {
+/// Sheds a request over the in-flight cap (503 with `Retry-After`), refuses a body declared larger
+/// than the limit before reading it (413), and answers 408 when a request takes longer than the
+/// timeout; all as JSON errors.
+async fn guard(limits: Limits, in_flight: InFlight, request: Request, next: Next) -> Response {
+    let Some(_permit) = in_flight.try_enter() else {
+        metrics::counter!("scorer_shed_requests_total", "reason" => "in_flight").increment(1);
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "overloaded: {} requests in flight, retry later",
+                limits.max_in_flight
+            ),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::shed::RETRY_AFTER_SECONDS),
+        );
+        return response;
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -531,6 +556,7 @@ pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Li
         metrics,
         limits,
     };
+    let in_flight = InFlight::new(limits.max_in_flight);
     let api = Router::new()
         .route("/customers/top", get(top))
         .route("/customers/top.csv", get(top_csv))
@@ -541,7 +567,7 @@ pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Li
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            guard(limits, request, next)
+            guard(limits, in_flight.clone(), request, next)
         }))
         .route_layer(middleware::from_fn(track));
     Router::new()
@@ -557,6 +583,7 @@ pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Li
 /// Registers the request metrics of every route with status 200 at 0, and keeps the handles of the
 /// common statuses for the request path. Call once, after the recorder is installed.
 pub fn register_metrics() {
+    crate::shed::register_metrics();
     let handles = ROUTES
         .iter()
         .flat_map(|route| {

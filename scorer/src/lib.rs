@@ -9,12 +9,14 @@
 //! - [`population`]: every customer's feature row at `as_of` and CLV, with its answer serialized
 //!   once, in a persistent map that an update shares with the population before it;
 //! - [`service`]: the shared state ([`service::Scorer`]) and the refresh loop;
-//! - [`http`]: the axum router, its JSON errors, request metrics, limits and OpenAPI document.
+//! - [`http`]: the axum router, its JSON errors, request metrics, limits and OpenAPI document;
+//! - [`shed`]: the caps on open connections and requests in flight, beyond which it answers 503.
 
 pub mod follow;
 pub mod http;
 pub mod population;
 pub mod service;
+pub mod shed;
 pub mod source;
 
 /// Errors of the scorer.
