@@ -38,6 +38,23 @@ if ! "$tools/bin/nisshi" --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
   rm -rf "$tools/build-nisshi"
 fi
 
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$tools/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  # Python 3.11's ast.parse raises a SystemError on schemathesis' coverage module; a newer Python
+  # (pyenv's, when the machine has one) runs every phase, 3.11 all but the coverage phase.
+  python=python3
+  for candidate in python3.13 python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[23]*/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; fi
+  done
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $tools/schemathesis ($python)" >&2
+  rm -rf "$tools/schemathesis"
+  "$python" -m venv "$tools/schemathesis"
+  "$tools/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  if "$tools/schemathesis/bin/python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+    echo "examples,fuzzing,stateful" > "$tools/schemathesis/bin/clv-phases"
+  fi
+fi
+
 MLFLOW_VERSION=3.17.2
 if ! "$tools/mlflow/bin/mlflow" --version 2>/dev/null | grep -q "$MLFLOW_VERSION"; then
   echo "setup: installing mlflow $MLFLOW_VERSION into $tools/mlflow (a Python virtualenv)" >&2

@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export CLV_NISSHI=${CLV_NISSHI:-$(scripts/tools-dir.sh)/bin/nisshi}
+export CLV_SCHEMATHESIS=${CLV_SCHEMATHESIS:-$(scripts/tools-dir.sh)/schemathesis/bin/st}
 export CLV_MLFLOW=${CLV_MLFLOW:-$(scripts/tools-dir.sh)/mlflow/bin/mlflow}
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"

@@ -37,6 +37,19 @@ pub enum FeatureKind {
     NullableNumber,
 }
 
+impl FeatureKind {
+    /// The largest value a feature of this kind may be given (`POST /predict`, the OpenAPI
+    /// schema): whole numbers up to 2^53 − 1 (exact as JSON numbers), real numbers up to 10^15 (a
+    /// thousand times the most one line may be worth, and small enough that every model's
+    /// prediction stays finite). Every feature is ≥ 0.
+    pub fn maximum(self) -> f64 {
+        match self {
+            FeatureKind::Integer => 9_007_199_254_740_991.0,
+            FeatureKind::Number | FeatureKind::NullableNumber => 1e15,
+        }
+    }
+}
+
 /// How one kind of feature value converts to and from an `Option<f64>` (a frame cell).
 trait Value: Sized {
     const KIND: FeatureKind;
@@ -225,13 +238,17 @@ mod group {
         doc: &str,
     ) -> utoipa::openapi::schema::ObjectBuilder {
         use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let maximum = Some(kind.maximum());
         let schema_type = match kind {
             super::FeatureKind::Integer => SchemaType::Type(Type::Integer),
             super::FeatureKind::Number => SchemaType::Type(Type::Number),
             super::FeatureKind::NullableNumber => SchemaType::Array(vec![Type::Number, Type::Null]),
         };
+        // Every feature is ≥ 0 (what `/predict` requires of the nine, and what rows hold).
         ObjectBuilder::new()
             .schema_type(schema_type)
+            .minimum(Some(0.0))
+            .maximum(maximum)
             .description(Some(doc))
     }
 }

@@ -138,7 +138,8 @@ fn lookup(state: &AppState, raw: &str) -> Result<(Arc<Population>, u64, Arc<Scor
 
 /// The customer's predicted CLV, the model and the features it used.
 #[utoipa::path(get, path = "/customers/{id}/clv",
-    params(("id" = String, Path, description = "Customer ID, digits")),
+    params(("id" = u64, Path, minimum = 1.0, maximum = 9007199254740991.0,
+        description = "Customer ID (FEATURES.md bounds: 1 to 2^53 − 1); anything but digits is a 400")),
     responses(
         (status = 200, body = ClvResponse),
         (status = 400, description = "the ID is not digits", body = ApiError),
@@ -164,7 +165,8 @@ async fn customer_clv(
 
 /// The customer's feature vector and its freshness.
 #[utoipa::path(get, path = "/customers/{id}/features",
-    params(("id" = String, Path, description = "Customer ID, digits")),
+    params(("id" = u64, Path, minimum = 1.0, maximum = 9007199254740991.0,
+        description = "Customer ID (FEATURES.md bounds: 1 to 2^53 − 1); anything but digits is a 400")),
     responses(
         (status = 200, body = FeaturesResponse),
         (status = 400, body = ApiError),
@@ -186,6 +188,7 @@ async fn customer_features(
 
 /// `?k=` of the top list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TopQuery {
     /// How many customers (default 100; at most the server's limit, 10,000 unless configured).
     #[param(minimum = 1, maximum = 10000)]
@@ -289,6 +292,13 @@ async fn predict(
                 format!("{} must be a finite number ≥ 0, not {v}", feature.name()),
             ));
         }
+        let maximum = feature.kind().maximum();
+        if value.is_some_and(|v| v > maximum) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{} must be at most {maximum}", feature.name()),
+            ));
+        }
     }
     // The nine-feature model reads none of the extra features (checked when it is loaded).
     let row = FeatureRow {
@@ -300,9 +310,11 @@ async fn predict(
         .predict_one(&row)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if !predicted.is_finite() {
+        // Valid but extreme inputs (a velocity of 1e308, say) can take a model past f64: the
+        // request cannot be scored, which is not a fault of the server.
         return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the model's prediction is not a number",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "these features are beyond what the model can score (its prediction is not a finite number)",
         ));
     }
     counter!("scorer_predictions_total", "endpoint" => "predict").increment(1);
@@ -644,6 +656,9 @@ mod tests {
         for path in ["/customers/top", "/customers/top.csv"] {
             let k = &doc["paths"][path]["get"]["parameters"][0];
             assert_eq!(k["name"], "k");
+            assert_eq!(k["in"], "query", "{k}");
+            assert_ne!(k["required"], true, "{k}");
+            assert_eq!(k["schema"]["type"], "integer", "{k}");
             assert_eq!(k["schema"]["minimum"], 1, "{k}");
             assert_eq!(k["schema"]["maximum"], 10000, "{k}");
         }
