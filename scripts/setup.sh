@@ -27,6 +27,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+DENY_VERSION=0.20.2
+if ! "$(scripts/tools-dir.sh)/bin/cargo-deny" --version 2>/dev/null | grep -q "$DENY_VERSION"; then
+  echo "setup: installing cargo-deny $DENY_VERSION into $(scripts/tools-dir.sh)" >&2
+  cargo install cargo-deny --version "$DENY_VERSION" --locked --root "$(scripts/tools-dir.sh)" \
+    --target-dir "$(scripts/tools-dir.sh)/build-deny"
+  rm -rf "$(scripts/tools-dir.sh)/build-deny"
+fi
+
 NISSHI_VERSION=0.8.1
 tools=$(scripts/tools-dir.sh)
 if ! "$tools/bin/nisshi" --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then

@@ -15,8 +15,8 @@ use crate::{IngestError, Result};
 /// The file in the state directory where `clv broker` writes its bootstrap address.
 pub const BROKER_FILE: &str = "broker.addr";
 
-/// How to reach Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach Kafka. Its `Debug` shows no secret (the values of `sasl.password`, `*.key`, ...).
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
     /// `host:port[,host:port...]`.
     pub bootstrap_servers: String,
@@ -25,6 +25,39 @@ pub struct BrokerConfig {
     /// librdkafka properties for every client (`security.protocol`, `sasl.*`, tuning), applied after
     /// clv's own settings so that they win.
     pub options: Vec<(String, String)>,
+}
+
+/// Whether a librdkafka property holds a secret (never printed).
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "key", "token", "jaas"]
+        .iter()
+        .any(|word| key.contains(word))
+        && !key.ends_with(".location")
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<(&str, &str)> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret(k) {
+                        "<redacted>"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("BrokerConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("embedded", &self.embedded)
+            .field("options", &options)
+            .finish()
+    }
 }
 
 impl BrokerConfig {
@@ -210,5 +243,33 @@ impl Drop for EmbeddedBroker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_never_in_the_debug_output() {
+        let config = BrokerConfig {
+            bootstrap_servers: "kafka:9092".into(),
+            embedded: false,
+            options: vec![
+                ("sasl.username".into(), "clv".into()),
+                ("sasl.password".into(), "hunter2".into()),
+                ("ssl.key.password".into(), "s3cret".into()),
+                ("sasl.oauthbearer.client.secret".into(), "t0ken".into()),
+                ("ssl.key.location".into(), "/etc/clv/key.pem".into()),
+            ],
+        };
+        let shown = format!("{config:?}");
+        for secret in ["hunter2", "s3cret", "t0ken"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("clv") && shown.contains("/etc/clv/key.pem"),
+            "{shown}"
+        );
     }
 }

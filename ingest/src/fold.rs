@@ -147,7 +147,18 @@ impl BatchFolder {
                 self.counts.duplicates += 1;
                 Outcome::Duplicate
             }
-            Err(overflow) => self.reject(overflow.into()),
+            Err(overflow) => {
+                // Nothing of it is stored: a customer first seen with this event is not created.
+                let key = (message.partition, event.customer_id);
+                if self
+                    .touched
+                    .get(&key)
+                    .is_some_and(|(state, is_new)| *is_new && *state == CustomerState::default())
+                {
+                    self.touched.remove(&key);
+                }
+                self.reject(overflow.into())
+            }
         })
     }
 
