@@ -46,7 +46,7 @@ fn promtool(args: &[&str]) -> String {
 fn promtool_accepts_the_config_and_the_alert_rules_pass_their_unit_tests() {
     promtool(&["check", "config", "prometheus.yml"]);
     let rules = promtool(&["check", "rules", "alerts.yml"]);
-    assert!(rules.contains("SUCCESS: 9 rules found"), "{rules}");
+    assert!(rules.contains("SUCCESS: 11 rules found"), "{rules}");
     promtool(&["test", "rules", "alerts.test.yml"]);
 }
 
@@ -100,7 +100,7 @@ fn alert_expressions() -> Vec<(String, String)> {
             out.push((name.clone(), expr.to_string()));
         }
     }
-    assert_eq!(out.len(), 9, "{out:?}");
+    assert_eq!(out.len(), 11, "{out:?}");
     out
 }
 
@@ -319,7 +319,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         .iter()
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
-    assert_eq!(loaded, 9, "{rules}");
+    assert_eq!(loaded, 11, "{rules}");
     for rule in rules["data"]["groups"]
         .as_array()
         .unwrap()

@@ -339,11 +339,17 @@ fn replay_and_ingest_survive_a_60_s_broker_outage() {
         },
     };
     let (mut ingest, metrics) = stack.spawn_ingest();
-    let replay_args = stack.replay_args();
+    // Paced (two years of event time in ~30 s), so that the outage falls in the middle of it.
+    let mut replay_args = stack.replay_args();
+    replay_args.extend(["--speed".to_string(), "2000000".to_string()]);
     let mut replay = spawn(&replay_args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_for("a quarter of the events", Duration::from_secs(120), || {
         events_counted(&metrics) >= events as u64 / 4
     });
+    assert!(
+        replay.0.try_wait().unwrap().is_none(),
+        "replay ended before the outage"
+    );
     broker.kill();
     let down = Instant::now();
     let metric = |name: &str| -> f64 {
