@@ -209,7 +209,16 @@ fn register_metrics() {
         "1 while the broker answers, 0 since a call to it failed"
     );
     metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
+    for operation in BROKER_OPERATIONS {
+        metrics::counter!("clv_ingest_broker_errors_total", "operation" => operation).increment(0);
+    }
 }
+
+// The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
+const READING_WATERMARKS: &str = "reading watermarks";
+const CONSUMING: &str = "consuming";
+const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
+const BROKER_OPERATIONS: [&str; 3] = [READING_WATERMARKS, CONSUMING, DELIVERING_DEAD_LETTERS];
 
 /// How long a dead letter may wait for an unreachable broker before ingest stops (its offset is then
 /// not written, so it is read again after a restart).
@@ -309,7 +318,7 @@ impl Ingest {
                 Err(e) => {
                     // The broker is away: keep polling (librdkafka reconnects); nothing is lost,
                     // since offsets are only written with the states they lead to.
-                    self.broker_error("reading watermarks", &e.to_string());
+                    self.broker_error(READING_WATERMARKS, &e.to_string());
                     false
                 }
             };
@@ -368,7 +377,7 @@ impl Ingest {
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
-                    self.broker_error("consuming", &e.to_string());
+                    self.broker_error(CONSUMING, &e.to_string());
                     continue;
                 }
             };
@@ -398,7 +407,7 @@ impl Ingest {
             let waiting = Instant::now();
             while self.dead_letters.in_flight_count() > 0 {
                 if let Err(e) = self.dead_letters.flush(Duration::from_secs(10)) {
-                    self.broker_error("delivering dead letters", &e.to_string());
+                    self.broker_error(DELIVERING_DEAD_LETTERS, &e.to_string());
                 }
                 if waiting.elapsed() > DEAD_LETTER_TIMEOUT + Duration::from_secs(30) {
                     break;
