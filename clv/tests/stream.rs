@@ -108,8 +108,9 @@ fn sigkill_restarts_and_a_second_replay_change_nothing() {
     );
 }
 
-/// 1,000 malformed messages mixed into the stream: all of them land in the dead-letter topic with a
-/// reason, and every good event is applied.
+/// 1,000 malformed messages mixed into the stream, and one of 1.5 MB: all of them land in the
+/// dead-letter topic with a reason (the large one cut to what a dead letter carries), and every good
+/// event is applied.
 #[test]
 fn malformed_messages_go_to_the_dead_letter_topic() {
     use rdkafka::ClientConfig;
@@ -124,6 +125,7 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     let bootstrap = stack.bootstrap();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
+        .set("message.max.bytes", "2000000")
         .create()
         .unwrap();
     let good = r#"{"schema_version":1,"event_id":"x","customer_id":12346,"invoice":"1","stock_code":"A","quantity":1,"invoice_date":"2011-01-01T00:00:00Z","price":1.0}"#;
@@ -168,10 +170,19 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
             .send(BaseRecord::to("transactions").key(*key).payload(value))
             .unwrap();
     }
+    // One of 1.5 MB (the broker takes it): more than a dead letter may carry, so it is cut, not a
+    // poison pill that would stop ingest at every restart.
+    let larger = good.replace(
+        r#""event_id":"x""#,
+        &format!(r#""event_id":"{}""#, "l".repeat(1_500_000)),
+    );
+    producer
+        .send(BaseRecord::to("transactions").key("12346").payload(&larger))
+        .unwrap();
     producer.flush(Duration::from_secs(30)).unwrap();
 
     let out = stack.ingest_until_caught_up();
-    assert!(out.contains("1000 dead-lettered"), "{out}");
+    assert!(out.contains("1001 dead-lettered"), "{out}");
     assert_eq!(applied(&out), sent_good, "{out}");
 
     // Every dead letter is in the topic, with its reason.
@@ -179,12 +190,14 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", "dlq-reader")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.message.max.bytes", "2000000")
         .create()
         .unwrap();
     consumer.subscribe(&["transactions.dlq"]).unwrap();
     let mut kinds = std::collections::BTreeMap::new();
+    let mut truncated = 0;
     let started = Instant::now();
-    while kinds.values().sum::<usize>() < 1000 && started.elapsed() < Duration::from_secs(60) {
+    while kinds.values().sum::<usize>() < 1001 && started.elapsed() < Duration::from_secs(60) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
             let headers = m.headers().expect("dead letters carry headers");
             let kind = headers
@@ -193,13 +206,19 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
                 .and_then(|h| h.value)
                 .unwrap();
             assert!(headers.iter().any(|h| h.key == "clv.dlq.reason"));
+            if headers.iter().any(|h| h.key == "clv.dlq.truncated") {
+                truncated += 1;
+                assert_eq!(m.payload().map_or(0, <[u8]>::len), 900_000);
+            }
             *kinds
                 .entry(String::from_utf8_lossy(kind).into_owned())
                 .or_insert(0usize) += 1;
         }
     }
-    assert_eq!(kinds.values().sum::<usize>(), 1000, "{kinds:?}");
-    assert_eq!(kinds.len(), 3, "{kinds:?}"); // malformed, unsupported_version, invalid
+    assert_eq!(kinds.values().sum::<usize>(), 1001, "{kinds:?}");
+    // malformed, unsupported_version, invalid, and the 1.5 MB one out of bounds
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    assert_eq!(truncated, 1, "only the 1.5 MB message is cut");
     stack.store_equals_offline("2011-06-01");
 }
 

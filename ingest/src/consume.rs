@@ -17,9 +17,10 @@ use contract::bounds::Bounds;
 use contract::event::Rejection;
 use featurestore::store::{RocksStore, SourceId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
@@ -219,6 +220,18 @@ const READING_WATERMARKS: &str = "reading watermarks";
 const CONSUMING: &str = "consuming";
 const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
 const BROKER_OPERATIONS: [&str; 3] = [READING_WATERMARKS, CONSUMING, DELIVERING_DEAD_LETTERS];
+
+/// At most the first `cap` bytes.
+fn cut(bytes: Option<&[u8]>, cap: usize) -> Option<&[u8]> {
+    bytes.map(|b| &b[..b.len().min(cap)])
+}
+
+/// The most of a rejected message's value a dead letter carries (a valid event is under 2 KiB; the
+/// rest of a larger one is cut, its size in the `clv.dlq.truncated` header), so that the dead letter
+/// fits the producer's and the broker's default message size (1 MB).
+pub const DEAD_LETTER_MAX_PAYLOAD: usize = 900_000;
+/// The most of a rejected message's key a dead letter carries.
+pub const DEAD_LETTER_MAX_KEY: usize = 4_096;
 
 /// How long a dead letter may wait for an unreachable broker before ingest stops (its offset is then
 /// not written, so it is read again after a restart).
@@ -489,45 +502,69 @@ impl Ingest {
         let reason = rejection.to_string();
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "clv.dlq.reason",
-                value: Some(reason.as_str()),
-            })
-            .insert(Header {
-                key: "clv.dlq.kind",
-                value: Some(rejection.kind()),
-            })
-            .insert(Header {
-                key: "clv.source.partition",
-                value: Some(partition.as_str()),
-            })
-            .insert(Header {
-                key: "clv.source.offset",
-                value: Some(offset.as_str()),
-            });
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&self.options.dead_letter_topic).headers(headers);
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        loop {
-            match self.dead_letters.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    self.dead_letters.poll(Duration::from_millis(50));
+        let key = message.key();
+        let payload = message.payload();
+        // A message the broker took may still be too large to produce again with the headers (a
+        // poison pill that would stop ingest at every restart): its key and value are cut to what
+        // a dead letter may carry, and the original sizes go into headers. If the broker refuses
+        // even that, the dead letter carries the headers alone.
+        let original = format!(
+            "key {} bytes, value {} bytes",
+            key.map_or(0, <[u8]>::len),
+            payload.map_or(0, <[u8]>::len)
+        );
+        for (key_cap, payload_cap) in [(DEAD_LETTER_MAX_KEY, DEAD_LETTER_MAX_PAYLOAD), (0, 0)] {
+            let (key, payload) = (cut(key, key_cap), cut(payload, payload_cap));
+            let truncated = key.map(<[u8]>::len) != message.key().map(<[u8]>::len)
+                || payload.map(<[u8]>::len) != message.payload().map(<[u8]>::len);
+            let mut headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "clv.dlq.reason",
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: "clv.dlq.kind",
+                    value: Some(rejection.kind()),
+                })
+                .insert(Header {
+                    key: "clv.source.partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "clv.source.offset",
+                    value: Some(offset.as_str()),
+                });
+            if truncated {
+                headers = headers.insert(Header {
+                    key: "clv.dlq.truncated",
+                    value: Some(original.as_str()),
+                });
+            }
+            let mut record: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&self.options.dead_letter_topic).headers(headers);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(payload) = payload {
+                record = record.payload(payload);
+            }
+            loop {
+                match self.dead_letters.send(record) {
+                    Ok(()) => return Ok(()),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        self.dead_letters.poll(Duration::from_millis(50));
+                    }
+                    Err((
+                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                        _,
+                    )) if key_cap > 0 => {
+                        break; // again, with the headers alone
+                    }
+                    Err((e, _)) => return Err(IngestError::kafka("producing a dead letter")(e)),
                 }
-                Err((e, _)) => return Err(IngestError::kafka("producing a dead letter")(e)),
             }
         }
+        unreachable!("the last attempt returns")
     }
 }
