@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::stack::*;
-use common::*;
 
 /// The schemathesis CLI: `$CLV_SCHEMATHESIS`, else where `scripts/setup.sh` installs it.
 fn schemathesis() -> PathBuf {
@@ -28,14 +27,7 @@ fn schemathesis_finds_nothing_against_the_live_scorer() {
         Duration::from_secs(60),
         || events_counted(&metrics) >= stack.events as u64,
     );
-    let models = stack.path("models");
-    clv(&[
-        "train",
-        "--input",
-        stack.data.to_str().unwrap(),
-        "--models-dir",
-        &models,
-    ]);
+    let models = stack.train();
     let addr = format!("127.0.0.1:{}", free_port());
     let _serve = spawn(&[
         "serve",

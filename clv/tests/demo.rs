@@ -265,6 +265,7 @@ mod hostile {
     use std::path::Path;
     use std::time::{Duration, Instant};
 
+    use contract::event::Rejection;
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
@@ -555,12 +556,7 @@ mod hostile {
             after_counts.get(&key).copied().unwrap_or(0)
                 - before_counts.get(&key).copied().unwrap_or(0)
         };
-        for kind in [
-            "malformed",
-            "unsupported_version",
-            "invalid",
-            "out_of_bounds",
-        ] {
+        for kind in Rejection::KINDS {
             assert_eq!(
                 delta("dead_lettered", kind),
                 expected[kind],
@@ -576,15 +572,7 @@ mod hostile {
         );
 
         // Every dead letter is in the dead-letter topic with its kind and a reason.
-        let dead: u64 = [
-            "malformed",
-            "unsupported_version",
-            "invalid",
-            "out_of_bounds",
-        ]
-        .iter()
-        .map(|k| expected[k])
-        .sum();
+        let dead: u64 = Rejection::KINDS.iter().map(|k| expected[k]).sum();
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "hostile-dlq-reader")
@@ -609,12 +597,7 @@ mod hostile {
                 *kinds.entry(header("clv.dlq.kind").unwrap()).or_default() += 1;
             }
         }
-        for kind in [
-            "malformed",
-            "unsupported_version",
-            "invalid",
-            "out_of_bounds",
-        ] {
+        for kind in Rejection::KINDS {
             assert_eq!(
                 kinds.get(kind).copied().unwrap_or(0),
                 expected[kind],

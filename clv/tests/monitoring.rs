@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::stack::*;
-use common::*;
 use serde_json::Value;
 
 fn monitoring() -> PathBuf {
@@ -110,14 +109,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     let stack = Stack::start(150, 13, 2);
-    let models = stack.path("models");
-    clv(&[
-        "train",
-        "--input",
-        stack.data.to_str().unwrap(),
-        "--models-dir",
-        &models,
-    ]);
+    let models = stack.train();
     let (mut ingest, ingest_metrics) = stack.spawn_ingest();
     stack.replay();
     // Malformed messages during the scrapes: dead-lettered, so the dead-letter panel has a series that

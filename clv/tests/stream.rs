@@ -317,15 +317,7 @@ fn replay_then_ingest_through_nisshi() {
     let events = count_with_customer(&data);
     assert!(events >= 40_000, "{events} events");
     let broker = Nisshi::start(dir.path(), "memory://nisshi/");
-    let stack = Stack {
-        dir,
-        data,
-        events,
-        broker: Broker::External {
-            bootstrap: broker.bootstrap.clone(),
-            _process: Some(broker.process),
-        },
-    };
+    let stack = Stack::external(dir, data, events, broker.bootstrap, Some(broker.process));
     let (mut ingest, metrics) = stack.spawn_ingest();
     let replayed = stack.replay();
     assert!(
@@ -348,15 +340,7 @@ fn replay_and_ingest_survive_a_60_s_broker_outage() {
     let data = generate(dir.path(), 300, 17);
     let events = count_with_customer(&data);
     let mut broker = Nisshi::start(dir.path(), "sqlite://nisshi.db");
-    let stack = Stack {
-        dir,
-        data,
-        events,
-        broker: Broker::External {
-            bootstrap: broker.bootstrap.clone(),
-            _process: None,
-        },
-    };
+    let stack = Stack::external(dir, data, events, broker.bootstrap.clone(), None);
     let (mut ingest, metrics) = stack.spawn_ingest();
     // Paced (two years of event time in ~30 s), so that the outage falls in the middle of it.
     let mut replay_args = stack.replay_args();

@@ -325,7 +325,7 @@ impl Ingest {
             let processed = self.one_batch(&mut summary)?;
             let caught_up = match self.caught_up() {
                 Ok(caught_up) => {
-                    self.broker_reachable(true);
+                    metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
                     caught_up
                 }
                 Err(e) => {
@@ -475,10 +475,6 @@ impl Ingest {
             tracing::warn!("broker: {operation}: {error} (retrying; nothing is lost)");
             *last = Some(Instant::now());
         }
-    }
-
-    fn broker_reachable(&self, reachable: bool) {
-        metrics::gauge!("clv_ingest_broker_reachable").set(if reachable { 1.0 } else { 0.0 });
     }
 
     /// Stops ingest when the rebalance callback could not read the stored offsets.

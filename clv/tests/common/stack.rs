@@ -143,6 +143,39 @@ impl Stack {
         }
     }
 
+    /// `data` (with `events` lines that have a customer ID) on a broker at `bootstrap` that the stack
+    /// owns (`process`) or the test does (`None`).
+    pub fn external(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        events: usize,
+        bootstrap: String,
+        process: Option<Running>,
+    ) -> Stack {
+        Stack {
+            dir,
+            data,
+            events,
+            broker: Broker::External {
+                _process: process,
+                bootstrap,
+            },
+        }
+    }
+
+    /// `clv train` on the stack's data into `models/` of its folder; that folder.
+    pub fn train(&self) -> String {
+        let models = self.path("models");
+        clv(&[
+            "train",
+            "--input",
+            self.data.to_str().unwrap(),
+            "--models-dir",
+            &models,
+        ]);
+        models
+    }
+
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_string()
     }
