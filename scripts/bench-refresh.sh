@@ -51,7 +51,7 @@ i=0
 while read -r id; do
   i=$((i + 1))
   echo "$id|{\"schema_version\":1,\"event_id\":\"bench-refresh:$i:$RANDOM\",\"customer_id\":$id,\"invoice\":\"99$i\",\"stock_code\":\"BENCH\",\"quantity\":1,\"invoice_date\":\"${day}T00:00:01Z\",\"price\":1.0}"
-done < $W/ids | kcat -P -b "$BROKERS" -t transactions -K '|'
+done < $W/ids | kcat -P -b "$BROKERS" -t transactions -K '|' -X partitioner=murmur2_random
 # Wait for the refresh that rescored them.
 while [ "$(metric scorer_refresh_duration_seconds_count)" = "$count0" ]; do sleep 0.05; done
 sleep 1

@@ -9,7 +9,7 @@ use contract::LineClass;
 use dataset::download::{DownloadRequest, UCI_URL, ZIP_FILE_NAME};
 use dataset::normalised;
 use dataset::read::read_raw;
-use dataset::synthetic::{SyntheticSpec, generate_csv};
+use dataset::synthetic::{SyntheticSpec, generate_csv, generate_parquet};
 use offline::lines::{LineSummary, summarise};
 use polars::prelude::IntoLazy;
 
@@ -65,7 +65,8 @@ pub struct GenerateArgs {
     /// Last trading day (inclusive).
     #[arg(long, default_value = "2011-12-09")]
     end: NaiveDate,
-    /// The CSV file to write.
+    /// The file to write: `.csv` (UCI's layout) or `.parquet` (the normalised layout `clv data import`
+    /// writes, without the CSV in between: the way to generate large scales).
     #[arg(long, default_value = "data/synthetic/online_retail_synthetic.csv")]
     out: PathBuf,
 }
@@ -167,7 +168,14 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         end: args.end,
     };
     let bar = progress::items("generating");
-    let report = generate_csv(&spec, &args.out, &bar)?;
+    let parquet = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let report = match parquet {
+        true => generate_parquet(&spec, &args.out, &bar)?,
+        false => generate_csv(&spec, &args.out, &bar)?,
+    };
     bar.finish_and_clear();
     println!(
         "wrote {}: {} lines, {} invoices, {} customers (seed {})",

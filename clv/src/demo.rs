@@ -152,7 +152,7 @@ impl Live {
         let config = self.broker.config();
         let before = events_counted(metrics);
         let bar = progress::reading(input);
-        let lines = dataset::normalised::numbered_lines(input, &bar)
+        let lines = dataset::stream::numbered_lines(input, &bar)
             .with_context(|| format!("reading {}", input.display()))?;
         bar.finish_and_clear();
         let options = ReplayOptions {
@@ -164,7 +164,11 @@ impl Live {
             group: "clv-ingest".into(),
         };
         let bar = progress::items("replaying");
-        let summary = replay(&config, &lines, &options, &bar)?;
+        if let Some(len) = lines.len {
+            bar.set_length(len);
+        }
+        let summary = replay(&config, lines, &options, &bar)
+            .with_context(|| format!("replaying {}", input.display()))?;
         bar.finish_and_clear();
         println!(
             "replayed {} lines: {} events sent to the embedded Kafka at {}",
@@ -330,7 +334,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!(
             "  or with kcat: echo '{id}|{{\"schema_version\":1,\"event_id\":\"kcat:1\",\"customer_id\":{id},\
              \"invoice\":\"900001\",\"stock_code\":\"MANUAL\",\"quantity\":1,\"invoice_date\":\"{day}T12:00:00Z\",\
-             \"price\":250.0}}' | kcat -P -b {brokers} -t transactions -K '|'"
+             \"price\":250.0}}' | kcat -P -b {brokers} -t transactions -K '|' -X partitioner=murmur2_random"
         );
     }
     println!(

@@ -162,7 +162,7 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
         args.kafka.replication_factor,
     )?;
     let bar = progress::reading(&args.input);
-    let lines = dataset::normalised::numbered_lines(&args.input, &bar)
+    let lines = dataset::stream::numbered_lines(&args.input, &bar)
         .with_context(|| format!("reading {}", args.input.display()))?;
     bar.finish_and_clear();
     let options = ReplayOptions {
@@ -175,7 +175,11 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let bar = progress::items("replaying");
     let started = std::time::Instant::now();
-    let summary = replay(&broker, &lines, &options, &bar)?;
+    if let Some(len) = lines.len {
+        bar.set_length(len);
+    }
+    let summary = replay(&broker, lines, &options, &bar)
+        .with_context(|| format!("replaying {}", args.input.display()))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     println!(

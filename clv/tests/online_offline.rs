@@ -12,27 +12,44 @@ use contract::bounds::Bounds;
 use dataset::Line;
 use dataset::read::read_raw;
 use indicatif::ProgressBar;
+use ingest::fold::{BatchFolder, Memory, Message, Outcome};
 use ingest::replay::event_for_line;
 use offline::SnapshotSpec;
 use offline::lines::snapshot;
 use offline::states::{differences, from_states};
 use polars::prelude::IntoLazy;
 
+/// Folds the lines' events as ingest does (batches of 5,000 messages through the batch folder, an
+/// event outside the bounds a dead letter), into the store's semantics in memory.
 fn fold<'a>(numbered: impl Iterator<Item = (u64, &'a Line)>) -> HashMap<u64, CustomerState> {
-    let mut states: HashMap<u64, CustomerState> = HashMap::new();
-    for (n, line) in numbered {
-        // As ingest does: an event outside the bounds is a dead letter, one inside is applied.
-        if let Some(event) = event_for_line(n, line)
-            && event.validate(&Bounds::now()).is_ok()
-        {
-            states
-                .entry(event.customer_id)
-                .or_default()
-                .apply(&event)
-                .expect("no sum overflows within these lines");
+    let mut memory = Memory::default();
+    let mut folder = BatchFolder::new(Bounds::now());
+    for (offset, (n, line)) in numbered.enumerate() {
+        let Some(event) = event_for_line(n, line) else {
+            continue;
+        };
+        let (key, payload) = (event.customer_id.to_string(), event.encode());
+        let message = Message {
+            partition: 0,
+            offset: offset as i64,
+            key: Some(key.as_bytes()),
+            payload: Some(&payload),
+        };
+        let outcome = folder.offer(message, &memory).unwrap();
+        if let Outcome::Rejected(rejection) = outcome {
+            assert_eq!(rejection.kind(), "out_of_bounds", "{rejection}");
+        }
+        if folder.messages() == 5_000 {
+            let batch = std::mem::replace(&mut folder, BatchFolder::new(Bounds::now()));
+            memory.write(&batch.finish().batch);
         }
     }
-    states
+    memory.write(&folder.finish().batch);
+    memory
+        .states
+        .into_iter()
+        .map(|((_, customer), state)| (customer, state))
+        .collect()
 }
 
 fn check(lines: &[Line]) {

@@ -463,13 +463,13 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A full disk: the store on a 640 KiB tmpfs fills up mid-stream. Ingest stops with a clear error and
+/// A full disk: the store on a 320 KiB tmpfs fills up mid-stream. Ingest stops with a clear error and
 /// writes no offset past what it stored; once space is freed, a restart resumes and the store equals
 /// the offline snapshot (nothing lost, nothing applied twice).
 #[test]
 fn a_full_disk_stops_ingest_and_a_restart_after_freeing_space_resumes() {
     let stack = Stack::start(100, 23, 2);
-    let Some(disk) = Tmpfs::mount(Path::new(&stack.path("featurestore")), "640k") else {
+    let Some(disk) = Tmpfs::mount(Path::new(&stack.path("featurestore")), "320k") else {
         // Mounting needs root (CI and these machines run as root); say so rather than pass silently.
         panic!("mounting a tmpfs failed: this test needs root (mount -t tmpfs)");
     };

@@ -4,11 +4,12 @@
 //! - the rules at the crate root: line classes, exact money, dates and the label window;
 //! - [`bounds`]: what a producer may send and a file may hold (contract v1.1);
 //! - [`event`]: the versioned transaction event that travels through Kafka, and its validation;
-//! - [`state`]: the per-customer state and the fold of events into it (order-independent, idempotent
-//!   per event ID);
+//! - [`state`]: the per-customer state and the fold of events into it (order-independent; each event
+//!   changes one invoice or the fixed-size summary, whatever the customer's history);
 //! - [`row`]: **the feature row**, the one definition of every feature a model reads (the contract's
 //!   nine and the extra ones), with their names, documentation, JSON and OpenAPI schema, and its
 //!   conversion to and from a row of values in column order;
+//! - [`partition`]: which partition a customer's events go to (Kafka's murmur2, as the Java client);
 //! - [`watermark`]: how far the data has got (what `as_of` follows), by a rule a few outliers cannot
 //!   move;
 //! - [`probabilistic`]: BG/NBD and Gamma-Gamma as they predict (their fitting is the trainer's);
@@ -22,6 +23,7 @@
 pub mod bounds;
 pub mod event;
 pub mod inputs;
+pub mod partition;
 pub mod probabilistic;
 pub mod row;
 mod rules;
@@ -33,4 +35,4 @@ pub mod watermark;
 pub use inputs::{ModelInputs, Seasonality};
 pub use row::{Extra, Feature, FeatureKind, FeatureRow, Nine, RowBuilder};
 pub use rules::*;
-pub use state::{Applied, CustomerState, Purchase};
+pub use state::{Applied, Change, CustomerState, Purchase, Summary};

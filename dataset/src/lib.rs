@@ -4,6 +4,7 @@
 //!   spelling, UCI's `.zip`) into [`Line`]s, with the sheet overlap taken once ([`overlap`]);
 //! - [`normalised`]: the one normalised Parquet layout every later stage reads, with each line's canonical
 //!   line number;
+//! - [`stream`]: any of them one numbered line at a time, with bounded memory (what replay reads);
 //! - [`download`]: fetch UCI's zip, resumably, and check it holds the workbook;
 //! - [`synthetic`]: a deterministic generator of data in the same format, at any scale.
 //!
@@ -16,6 +17,7 @@ pub mod line;
 pub mod normalised;
 pub mod overlap;
 pub mod read;
+pub mod stream;
 pub mod synthetic;
 
 pub use error::{DatasetError, Result};

@@ -45,13 +45,19 @@ pub mod columns {
 
 /// The lines as a normalised frame, numbered from 1 in the order given (which must be canonical).
 pub fn to_frame(lines: &[Line]) -> Result<DataFrame> {
+    to_frame_from(lines, 1)
+}
+
+/// The lines as a normalised frame, numbered from `first` in the order given: a part of a file
+/// written a row group at a time.
+pub fn to_frame_from(lines: &[Line], first: u64) -> Result<DataFrame> {
     use columns::*;
     let col = |name: &str, values: Vec<_>| Column::new(name.into(), values);
     let strings = |f: fn(&Line) -> &str| lines.iter().map(f).collect::<Vec<&str>>();
     let frame = DataFrame::new_infer_height(vec![
         Column::new(
             LINE_NUMBER.into(),
-            (1..=lines.len() as u64).collect::<Vec<u64>>(),
+            (first..first + lines.len() as u64).collect::<Vec<u64>>(),
         ),
         Column::new(INVOICE.into(), strings(|l| &l.invoice)),
         Column::new(STOCK_CODE.into(), strings(|l| &l.stock_code)),
@@ -171,6 +177,12 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let frame = ParquetReader::new(file)
         .finish()
         .map_err(DatasetError::polars(context()))?;
+    check_columns(&frame, path)?;
+    Ok(frame)
+}
+
+/// Fails unless `frame` has the normalised columns.
+pub(crate) fn check_columns(frame: &DataFrame, path: &Path) -> Result<()> {
     use columns::*;
     for name in [
         LINE_NUMBER,
@@ -189,7 +201,7 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
             });
         }
     }
-    Ok(frame)
+    Ok(())
 }
 
 /// Lines of any supported input with their canonical line numbers: numbered in order for a raw file,

@@ -86,49 +86,102 @@ pub fn read_raw(path: &Path, progress: &ProgressBar) -> Result<RawData> {
 /// Reads a CSV export (header row, either spelling). A file that concatenates both sheets is recognised
 /// and its overlap taken once.
 pub fn read_csv<R: Read>(reader: R, source_name: &str) -> Result<RawData> {
-    let csv_error = |source| DatasetError::Csv {
-        source_name: source_name.to_string(),
-        source,
-    };
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-    let header: Vec<String> = csv
-        .byte_headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
-        .collect();
-    let map = HeaderMap::find(&header).map_err(|column| DatasetError::MissingColumn {
-        source_name: source_name.to_string(),
-        column: column.name(),
-        found: header.join(","),
-    })?;
-    let mut lines = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    while csv.read_byte_record(&mut record).map_err(csv_error)? {
-        let line_no = record.position().map(|p| p.line()).unwrap_or(0);
-        let location = || format!("{source_name}, line {line_no}");
-        let cell = |column: Column| -> Result<String> {
-            match record.get(map.index(column)) {
-                Some(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
-                None => Err(row_error(
-                    location(),
-                    column,
-                    "",
-                    "the row has too few fields",
-                )),
-            }
-        };
+    let lines = CsvLines::new(reader, source_name)?.collect::<Result<Vec<Line>>>()?;
+    let lines_read = lines.len() as u64;
+    let sheets = overlap::split_concatenated_sheets(lines);
+    Ok(RawData {
+        sheets: sheets.len(),
+        lines: overlap::take_once(sheets),
+        lines_read,
+    })
+}
+
+/// The rows of a CSV export (header row, either spelling) as lines, in file order, one at a time
+/// (the overlap rule is the caller's: [`read_csv`], or `crate::stream`).
+pub struct CsvLines<R: Read> {
+    csv: csv::Reader<R>,
+    map: HeaderMap,
+    record: csv::ByteRecord,
+    source_name: String,
+}
+
+impl<R: Read> CsvLines<R> {
+    /// Reads the header row of `reader`.
+    pub fn new(reader: R, source_name: &str) -> Result<Self> {
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let header: Vec<String> = csv
+            .byte_headers()
+            .map_err(|source| DatasetError::Csv {
+                source_name: source_name.to_string(),
+                source,
+            })?
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        let map = HeaderMap::find(&header).map_err(|column| DatasetError::MissingColumn {
+            source_name: source_name.to_string(),
+            column: column.name(),
+            found: header.join(","),
+        })?;
+        Ok(CsvLines {
+            csv,
+            map,
+            record: csv::ByteRecord::new(),
+            source_name: source_name.to_string(),
+        })
+    }
+
+    /// The next row's invoice date alone (cheaper than the whole line: what the overlap rule needs).
+    pub fn next_date(&mut self) -> Option<Result<chrono::NaiveDateTime>> {
+        match self.read_record() {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        Some(self.cell(Column::InvoiceDate).and_then(|date| {
+            parse_invoice_date(&date)
+                .map_err(|r| row_error(self.location(), Column::InvoiceDate, &date, r))
+        }))
+    }
+
+    fn read_record(&mut self) -> Result<bool> {
+        self.csv
+            .read_byte_record(&mut self.record)
+            .map_err(|source| DatasetError::Csv {
+                source_name: self.source_name.clone(),
+                source,
+            })
+    }
+
+    fn location(&self) -> String {
+        let line_no = self.record.position().map(|p| p.line()).unwrap_or(0);
+        format!("{}, line {line_no}", self.source_name)
+    }
+
+    fn cell(&self, column: Column) -> Result<String> {
+        match self.record.get(self.map.index(column)) {
+            Some(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            None => Err(row_error(
+                self.location(),
+                column,
+                "",
+                "the row has too few fields",
+            )),
+        }
+    }
+
+    fn line(&self) -> Result<Line> {
         let fail = |column: Column, text: &str, reason: String| {
-            row_error(location(), column, text, reason)
+            row_error(self.location(), column, text, reason)
         };
-        let quantity = cell(Column::Quantity)?;
-        let date = cell(Column::InvoiceDate)?;
-        let price = cell(Column::Price)?;
-        let customer = cell(Column::CustomerId)?;
-        let description = cell(Column::Description)?;
-        lines.push(Line {
-            invoice: cell(Column::Invoice)?,
-            stock_code: cell(Column::StockCode)?,
+        let quantity = self.cell(Column::Quantity)?;
+        let date = self.cell(Column::InvoiceDate)?;
+        let price = self.cell(Column::Price)?;
+        let customer = self.cell(Column::CustomerId)?;
+        let description = self.cell(Column::Description)?;
+        Ok(Line {
+            invoice: self.cell(Column::Invoice)?,
+            stock_code: self.cell(Column::StockCode)?,
             description: (!description.is_empty()).then_some(description),
             quantity: parse_quantity(&quantity)
                 .map_err(|r| fail(Column::Quantity, &quantity, r))?,
@@ -137,16 +190,21 @@ pub fn read_csv<R: Read>(reader: R, source_name: &str) -> Result<RawData> {
             price: parse_price(&price).map_err(|r| fail(Column::Price, &price, r))?,
             customer_id: parse_customer_id(&customer)
                 .map_err(|r| fail(Column::CustomerId, &customer, r))?,
-            country: cell(Column::Country)?,
-        });
+            country: self.cell(Column::Country)?,
+        })
     }
-    let lines_read = lines.len() as u64;
-    let sheets = overlap::split_concatenated_sheets(lines);
-    Ok(RawData {
-        sheets: sheets.len(),
-        lines: overlap::take_once(sheets),
-        lines_read,
-    })
+}
+
+impl<R: Read> Iterator for CsvLines<R> {
+    type Item = Result<Line>;
+
+    fn next(&mut self) -> Option<Result<Line>> {
+        match self.read_record() {
+            Ok(true) => Some(self.line()),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
 }
 
 /// Reads every sheet of a workbook, in order, and takes the sheets' overlap once.

@@ -156,10 +156,167 @@ pub fn generate_csv(
     Ok(report)
 }
 
+/// Writes a synthetic dataset as a normalised Parquet file (the layout of [`crate::normalised`]):
+/// the lines `clv data import` would read from the CSV of the same spec, written a row group at a
+/// time without the CSV in between.
+pub fn generate_parquet(
+    spec: &SyntheticSpec,
+    path: &Path,
+    progress: &ProgressBar,
+) -> Result<SyntheticReport> {
+    let file = crate::create_file(path)?;
+    let mut sink = ParquetSink {
+        path,
+        writer: None,
+        file: Some(file),
+        lines: Vec::with_capacity(PARQUET_ROW_GROUP),
+        written: 0,
+    };
+    let report = generate_into(spec, &mut sink, progress)?;
+    sink.flush()?;
+    if let Some(writer) = &mut sink.writer {
+        writer
+            .finish()
+            .map_err(DatasetError::polars(format!("writing {}", path.display())))?;
+    } else {
+        // No line at all: an empty file of the layout.
+        let mut frame = crate::normalised::to_frame(&[])?;
+        let file = crate::create_file(path)?;
+        polars::prelude::ParquetWriter::new(file)
+            .finish(&mut frame)
+            .map_err(DatasetError::polars(format!("writing {}", path.display())))?;
+    }
+    Ok(report)
+}
+
+/// Lines per row group of a generated Parquet file.
+const PARQUET_ROW_GROUP: usize = 1 << 18;
+
+/// One generated row, as the CSV holds it.
+struct Record<'a> {
+    invoice: &'a str,
+    code: &'a str,
+    description: &'a str,
+    quantity: &'a str,
+    date: &'a str,
+    price: &'a str,
+    customer: &'a str,
+    country: &'a str,
+}
+
+/// Where generated rows go.
+trait Sink {
+    fn write(&mut self, record: &Record<'_>) -> Result<()>;
+}
+
+struct CsvSink<W: Write>(csv::Writer<W>);
+
+fn csv_error(e: csv::Error) -> DatasetError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => DatasetError::Io {
+            path: "synthetic.csv".into(),
+            source,
+        },
+        other => DatasetError::InvalidArgument(format!("writing CSV: {other:?}")),
+    }
+}
+
+impl<W: Write> Sink for CsvSink<W> {
+    fn write(&mut self, r: &Record<'_>) -> Result<()> {
+        self.0
+            .write_record([
+                r.invoice,
+                r.code,
+                r.description,
+                r.quantity,
+                r.date,
+                r.price,
+                r.customer,
+                r.country,
+            ])
+            .map_err(csv_error)
+    }
+}
+
+/// Rows parsed as the CSV reader parses them (so the file equals an import of the CSV), a row group
+/// at a time.
+struct ParquetSink<'a> {
+    path: &'a Path,
+    file: Option<std::fs::File>,
+    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    lines: Vec<crate::Line>,
+    written: u64,
+}
+
+impl ParquetSink<'_> {
+    fn flush(&mut self) -> Result<()> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let context = || format!("writing {}", self.path.display());
+        let frame = crate::normalised::to_frame_from(&self.lines, self.written + 1)?;
+        if self.writer.is_none()
+            && let Some(file) = self.file.take()
+        {
+            let writer = polars::prelude::ParquetWriter::new(file)
+                .batched(frame.schema())
+                .map_err(DatasetError::polars(context()))?;
+            self.writer = Some(writer);
+        }
+        if let Some(writer) = &mut self.writer {
+            writer
+                .write_batch(&frame)
+                .map_err(DatasetError::polars(context()))?;
+        }
+        self.written += self.lines.len() as u64;
+        self.lines.clear();
+        Ok(())
+    }
+}
+
+impl Sink for ParquetSink<'_> {
+    fn write(&mut self, r: &Record<'_>) -> Result<()> {
+        use crate::line::*;
+        let bad = |what: &str, reason: String| {
+            DatasetError::InvalidArgument(format!("generated {what}: {reason}"))
+        };
+        self.lines.push(crate::Line {
+            invoice: r.invoice.to_string(),
+            stock_code: r.code.to_string(),
+            description: (!r.description.is_empty()).then(|| r.description.to_string()),
+            quantity: parse_quantity(r.quantity).map_err(|e| bad("quantity", e))?,
+            invoice_date: parse_invoice_date(r.date).map_err(|e| bad("date", e))?,
+            price: parse_price(r.price).map_err(|e| bad("price", e))?,
+            customer_id: parse_customer_id(r.customer).map_err(|e| bad("customer", e))?,
+            country: r.country.to_string(),
+        });
+        if self.lines.len() >= PARQUET_ROW_GROUP {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes a synthetic dataset as CSV (UCI's header, ISO dates, invoices in time order) to `out`.
 pub fn generate<W: Write>(
     spec: &SyntheticSpec,
     out: W,
+    progress: &ProgressBar,
+) -> Result<SyntheticReport> {
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(UCI_HEADER).map_err(csv_error)?;
+    let mut sink = CsvSink(csv);
+    let report = generate_into(spec, &mut sink, progress)?;
+    sink.0.flush().map_err(|source| DatasetError::Io {
+        path: "synthetic.csv".into(),
+        source,
+    })?;
+    Ok(report)
+}
+
+fn generate_into(
+    spec: &SyntheticSpec,
+    sink: &mut impl Sink,
     progress: &ProgressBar,
 ) -> Result<SyntheticReport> {
     if spec.end < spec.start {
@@ -307,15 +464,6 @@ pub fn generate<W: Write>(
     progress.set_length(invoices.len() as u64);
     progress.set_position(0);
     progress.set_message("writing");
-    let mut csv = csv::Writer::from_writer(out);
-    let csv_error = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(source) => DatasetError::Io {
-            path: "synthetic.csv".into(),
-            source,
-        },
-        other => DatasetError::InvalidArgument(format!("writing CSV: {other:?}")),
-    };
-    csv.write_record(UCI_HEADER).map_err(csv_error)?;
     let mut report = SyntheticReport::default();
     let mut seen_customers = std::collections::HashSet::new();
     // Invoice numbers run in time order from the real data's first one.
@@ -348,32 +496,29 @@ pub fn generate<W: Write>(
             } else {
                 price_milli
             };
-            let record = [
-                invoice_no.as_str(),
+            let (quantity, price) = (quantity.to_string(), pounds(price_milli));
+            let record = Record {
+                invoice: &invoice_no,
                 code,
                 description,
-                &quantity.to_string(),
-                &date,
-                &pounds(price_milli),
-                &customer,
+                quantity: &quantity,
+                date: &date,
+                price: &price,
+                customer: &customer,
                 country,
-            ];
+            };
             let copies = if rng.random_bool(DUPLICATE_ROW_RATE) {
                 2
             } else {
                 1
             };
             for _ in 0..copies {
-                csv.write_record(record).map_err(csv_error)?;
+                sink.write(&record)?;
                 report.lines += 1;
             }
         }
         progress.inc(1);
     }
-    csv.flush().map_err(|source| DatasetError::Io {
-        path: "synthetic.csv".into(),
-        source,
-    })?;
     report.customers = seen_customers.len() as u64;
     Ok(report)
 }

@@ -6,4 +6,4 @@
 
 pub mod store;
 
-pub use store::{Batch, RocksStore, SourceId, StoreError};
+pub use store::{Batch, CustomerWrite, LAYOUT, RocksStore, SourceId, StoreError};

@@ -2,13 +2,21 @@
 //! offsets written in the same atomic batch (exactly-once in effect).
 //!
 //! Column families:
-//! - `customers.p<N>`: state of the customers whose events come from partition N, keyed by customer ID
-//!   (8 bytes, big-endian), value = [`CustomerState`] (postcard). A partition's state is one column
-//!   family, so it can move between instances as a unit. Bloom filters and a shared block cache serve
-//!   point reads.
+//! - `customers.p<N>`: state of the customers whose events come from partition N. Under the customer
+//!   ID (8 bytes, big-endian) its [`Summary`] (returns and ignored lines, fixed in size); under the
+//!   customer ID followed by an invoice number, that invoice's [`Purchase`] (postcard). An event
+//!   changes one invoice or the summary, and only that key is rewritten: the cost of an event does not
+//!   grow with the customer's history. A customer's whole [`CustomerState`] is one range scan.
+//! - `events.p<N>`: the IDs of the events applied, under the customer ID followed by the event ID
+//!   (value empty), so that a redelivery changes nothing. Exact: a bloom filter only spares most
+//!   lookups of new IDs a disk read; an ID is a duplicate only if its key is found.
+//!
+//!   A partition's state is these two column families, so it can move between instances as a unit.
+//!   Bloom filters and a shared block cache serve point reads.
 //! - `offsets`: the next offset to read per (cluster, topic, partition). Offsets are tagged with the
 //!   cluster and topic they belong to, so that those of another broker are never applied.
-//! - `meta`: the event-time watermark and each partition's mark it is the minimum of (the rule of
+//! - `meta`: the store's layout version ([`LAYOUT`]; a store of another layout is refused, not
+//!   misread), the event-time watermark and each partition's mark it is the minimum of (the rule of
 //!   [`contract::watermark`]: the partitions' minimum capped by the latest time a quorum of
 //!   customers reached, so that a few outliers cannot move it), the number of customers, and the number of the last batch written.
 //! - `changes`: which customers each batch wrote, keyed by (batch number, partition, customer), the
@@ -23,8 +31,8 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch,
 };
 
-use contract::CustomerState;
 use contract::watermark::{self, PartitionMark};
+use contract::{CustomerState, Purchase, Summary};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,19 @@ pub enum StoreError {
         path: PathBuf,
         /// The underlying error.
         source: rocksdb::Error,
+    },
+    /// The store was written with another layout (by another version of clv).
+    #[error(
+        "feature store {path} was written by another version of clv (store layout {found}; this \
+         version reads layout {LAYOUT}): rebuild it by removing the folder and running `clv ingest` \
+         again, which reads the topic from its beginning (or `clv replay` the source file into a new \
+         topic first if the topic no longer holds every event)"
+    )]
+    Layout {
+        /// The database folder.
+        path: PathBuf,
+        /// The layout found (1: the first version's, one value per customer holding every event ID).
+        found: i64,
     },
     /// A stored value could not be decoded (written by another version?).
     #[error("feature store {path}: undecodable {what}: {reason}")]
@@ -72,12 +93,45 @@ impl SourceId {
     }
 }
 
+/// What one batch changes of one customer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerWrite {
+    /// The partition whose state holds the customer.
+    pub partition: i32,
+    /// The customer ID.
+    pub customer: u64,
+    /// The customer's new summary, when it changed (always for a new customer).
+    pub summary: Option<Summary>,
+    /// The invoices whose purchase changed, with their new value.
+    pub purchases: Vec<(String, Purchase)>,
+    /// The IDs of the events applied (each new to the store).
+    pub events: Vec<String>,
+}
+
+impl CustomerWrite {
+    /// A write of a whole state (its summary and every purchase) with the given event IDs: how a
+    /// state built elsewhere is stored (tests, tools).
+    pub fn whole(partition: i32, customer: u64, state: &CustomerState, events: &[&str]) -> Self {
+        CustomerWrite {
+            partition,
+            customer,
+            summary: Some(state.summary.clone()),
+            purchases: state
+                .purchases
+                .iter()
+                .map(|(invoice, p)| (invoice.clone(), *p))
+                .collect(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
 /// What one consumer batch changes, written atomically by [`RocksStore::write`].
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// New state of each customer touched: (partition, customer, state).
-    pub states: Vec<(i32, u64, CustomerState)>,
-    /// Customers among `states` that were not stored before.
+    /// What changed of each customer written.
+    pub customers: Vec<CustomerWrite>,
+    /// Customers among `customers` that were not stored before.
     pub new_customers: u64,
     /// Next offset to read, per partition of `source`.
     pub offsets: Vec<(i32, i64)>,
@@ -104,6 +158,13 @@ pub struct Changes {
     pub customers: Vec<(i32, u64)>,
 }
 const PARTITION_CF_PREFIX: &str = "customers.p";
+const EVENTS_CF_PREFIX: &str = "events.p";
+const META_LAYOUT: &[u8] = b"layout";
+const META_EVENTS: &[u8] = b"events";
+
+/// The store's layout version: 2 since event IDs and invoices have their own keys (1 kept one value
+/// per customer, holding every event ID and purchase).
+pub const LAYOUT: i64 = 2;
 const META_WATERMARK: &[u8] = b"watermark_ms";
 const META_MARK_PREFIX: &[u8] = b"mark.p";
 
@@ -116,6 +177,21 @@ const META_CUSTOMERS: &[u8] = b"customers";
 
 fn partition_cf(partition: i32) -> String {
     format!("{PARTITION_CF_PREFIX}{partition}")
+}
+
+fn events_cf(partition: i32) -> String {
+    format!("{EVENTS_CF_PREFIX}{partition}")
+}
+
+fn purchase_key(customer: u64, invoice: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + invoice.len());
+    key.extend_from_slice(&customer.to_be_bytes());
+    key.extend_from_slice(invoice.as_bytes());
+    key
+}
+
+fn event_key(customer: u64, event_id: &str) -> Vec<u8> {
+    purchase_key(customer, event_id)
 }
 
 /// The RocksDB feature store.
@@ -158,7 +234,63 @@ impl RocksStore {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(rocks)?;
-        Ok(Self::over(db, path, cf_options, &names, false))
+        let store = Self::over(db, path, cf_options, &names, false);
+        match store.layout()? {
+            Some(_) => {}
+            None if store.partitions().is_empty() && store.offsets_stored()? == 0 => {
+                let meta = store.meta_cf()?;
+                store
+                    .db
+                    .put_cf(&meta, META_LAYOUT, LAYOUT.to_be_bytes())
+                    .map_err(store.rocks())?;
+            }
+            None => {
+                return Err(StoreError::Layout {
+                    path: path.to_path_buf(),
+                    found: 1,
+                });
+            }
+        }
+        store.check_layout()?;
+        Ok(store)
+    }
+
+    /// The layout version recorded in the store (none in a new store, or one of layout 1).
+    fn layout(&self) -> Result<Option<i64>> {
+        self.meta_i64(META_LAYOUT)
+    }
+
+    fn check_layout(&self) -> Result<()> {
+        match self.layout()? {
+            Some(LAYOUT) => Ok(()),
+            Some(found) => Err(StoreError::Layout {
+                path: self.path.clone(),
+                found,
+            }),
+            // A secondary opened while the primary is creating the store: nothing to misread yet.
+            None if self.partitions().is_empty() => Ok(()),
+            None => Err(StoreError::Layout {
+                path: self.path.clone(),
+                found: 1,
+            }),
+        }
+    }
+
+    fn offsets_stored(&self) -> Result<usize> {
+        let Some(cf) = self.db.cf_handle(CF_OFFSETS) else {
+            return Ok(0);
+        };
+        let mut items = self.db.iterator_cf(&cf, IteratorMode::Start);
+        Ok(match items.next() {
+            Some(item) => item.map(|_| 1).map_err(self.rocks())?,
+            None => 0,
+        })
+    }
+
+    fn meta_cf(&self) -> Result<std::sync::Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(CF_META)
+            .ok_or_else(|| self.corrupt("meta".into(), "no meta column family"))
     }
 
     fn over(
@@ -199,7 +331,9 @@ impl RocksStore {
         let db = DB::open_cf_descriptors_as_secondary(&options, path, secondary_dir, descriptors)
             .map_err(rocks)?;
         db.try_catch_up_with_primary().map_err(rocks)?;
-        Ok(Self::over(db, path, cf_options, &names, true))
+        let store = Self::over(db, path, cf_options, &names, true);
+        store.check_layout()?;
+        Ok(store)
     }
 
     /// A secondary instance: reads what the primary has written since (new partitions need a reopen).
@@ -248,11 +382,12 @@ impl RocksStore {
 
     /// Makes sure partition `partition` has its column family.
     pub fn ensure_partition(&self, partition: i32) -> Result<()> {
-        let name = partition_cf(partition);
-        if self.db.cf_handle(&name).is_none() {
-            self.db
-                .create_cf(&name, &self.cf_options)
-                .map_err(self.rocks())?;
+        for name in [partition_cf(partition), events_cf(partition)] {
+            if self.db.cf_handle(&name).is_none() {
+                self.db
+                    .create_cf(&name, &self.cf_options)
+                    .map_err(self.rocks())?;
+            }
         }
         self.partitions
             .write()
@@ -261,8 +396,30 @@ impl RocksStore {
         Ok(())
     }
 
-    /// The state of `customer` in `partition`.
+    /// The state of `customer` in `partition`: its summary and every purchase, one range scan.
     pub fn get_in(&self, partition: i32, customer: u64) -> Result<Option<CustomerState>> {
+        let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
+            return Ok(None);
+        };
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound((customer + 1).to_be_bytes());
+        let items = self.db.iterator_cf_opt(
+            &cf,
+            options,
+            IteratorMode::From(&customer.to_be_bytes(), rocksdb::Direction::Forward),
+        );
+        let mut reader = StateReader::default();
+        for item in items {
+            let (key, value) = item.map_err(self.rocks())?;
+            reader
+                .push(&key, &value)
+                .map_err(|e| self.corrupt(e.0, e.1))?;
+        }
+        Ok(reader.finish().map(|(_, state)| state))
+    }
+
+    /// The summary of `customer` in `partition` (none: the customer is not stored there).
+    pub fn summary(&self, partition: i32, customer: u64) -> Result<Option<Summary>> {
         let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
             return Ok(None);
         };
@@ -273,9 +430,70 @@ impl RocksStore {
         {
             Some(bytes) => postcard::from_bytes(&bytes)
                 .map(Some)
-                .map_err(|e| self.corrupt(format!("customer {customer}"), e)),
+                .map_err(|e| self.corrupt(format!("customer {customer}'s summary"), e)),
             None => Ok(None),
         }
+    }
+
+    /// The stored purchase of `customer`'s invoice `invoice` in `partition`.
+    pub fn purchase(
+        &self,
+        partition: i32,
+        customer: u64,
+        invoice: &str,
+    ) -> Result<Option<Purchase>> {
+        let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
+            return Ok(None);
+        };
+        match self
+            .db
+            .get_pinned_cf(&cf, purchase_key(customer, invoice))
+            .map_err(self.rocks())?
+        {
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| self.corrupt(format!("customer {customer}'s invoice {invoice}"), e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the event `event_id` of `customer` was applied in `partition` (exact: a key lookup,
+    /// which the bloom filter spares a disk read when the ID is new).
+    pub fn has_event(&self, partition: i32, customer: u64, event_id: &str) -> Result<bool> {
+        let Some(cf) = self.db.cf_handle(&events_cf(partition)) else {
+            return Ok(false);
+        };
+        Ok(self
+            .db
+            .get_pinned_cf(&cf, event_key(customer, event_id))
+            .map_err(self.rocks())?
+            .is_some())
+    }
+
+    /// The IDs of the events applied to `customer` in `partition`, in order (for tools and tests:
+    /// a range scan).
+    pub fn event_ids(&self, partition: i32, customer: u64) -> Result<Vec<String>> {
+        let Some(cf) = self.db.cf_handle(&events_cf(partition)) else {
+            return Ok(Vec::new());
+        };
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound((customer + 1).to_be_bytes());
+        let mut ids = Vec::new();
+        for item in self.db.iterator_cf_opt(
+            &cf,
+            options,
+            IteratorMode::From(&customer.to_be_bytes(), rocksdb::Direction::Forward),
+        ) {
+            let (key, _) = item.map_err(self.rocks())?;
+            let id = key.get(8..).unwrap_or_default();
+            ids.push(String::from_utf8_lossy(id).into_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Event IDs stored in all (every event applied, once).
+    pub fn events(&self) -> Result<u64> {
+        Ok(self.meta_i64(META_EVENTS)?.unwrap_or(0).max(0) as u64)
     }
 
     /// The state of `customer`, whichever partition holds it.
@@ -322,16 +540,37 @@ impl RocksStore {
     /// Writes a batch's states, offsets and watermark atomically (one RocksDB write batch, WAL-synced).
     pub fn write(&self, source: &SourceId, batch: Batch) -> Result<()> {
         let mut write = WriteBatch::default();
-        for (partition, _, _) in &batch.states {
+        let partitions: BTreeSet<i32> = batch.customers.iter().map(|c| c.partition).collect();
+        for partition in &partitions {
             self.ensure_partition(*partition)?;
         }
-        for (partition, customer, state) in &batch.states {
-            let cf = self
-                .db
-                .cf_handle(&partition_cf(*partition))
-                .expect("ensured above");
-            let bytes = postcard::to_stdvec(state).map_err(|e| self.corrupt("state".into(), e))?;
-            write.put_cf(&cf, customer.to_be_bytes(), bytes);
+        let mut events = 0u64;
+        for c in &batch.customers {
+            let (Some(cf), Some(events_cf)) = (
+                self.db.cf_handle(&partition_cf(c.partition)),
+                self.db.cf_handle(&events_cf(c.partition)),
+            ) else {
+                unreachable!("ensured above");
+            };
+            if let Some(summary) = &c.summary {
+                let bytes =
+                    postcard::to_stdvec(summary).map_err(|e| self.corrupt("summary".into(), e))?;
+                write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+            }
+            for (invoice, purchase) in &c.purchases {
+                let bytes = postcard::to_stdvec(purchase)
+                    .map_err(|e| self.corrupt("purchase".into(), e))?;
+                write.put_cf(&cf, purchase_key(c.customer, invoice), bytes);
+            }
+            for id in &c.events {
+                write.put_cf(&events_cf, event_key(c.customer, id), []);
+            }
+            events += c.events.len() as u64;
+        }
+        let meta_cf = self.meta_cf()?;
+        if events > 0 {
+            let total = self.events()? + events;
+            write.put_cf(&meta_cf, META_EVENTS, total.to_be_bytes());
         }
         let offsets = self
             .db
@@ -376,8 +615,8 @@ impl RocksStore {
             .cf_handle(CF_CHANGES)
             .expect("opened with the changes family");
         let number = self.batch_number()? + 1;
-        for (partition, customer, _) in &batch.states {
-            write.put_cf(&changes, change_key(number, *partition, *customer), []);
+        for c in &batch.customers {
+            write.put_cf(&changes, change_key(number, c.partition, c.customer), []);
         }
         write.put_cf(&meta, META_BATCH, number.to_be_bytes());
         let from = self.changes_from()?;
@@ -485,8 +724,21 @@ impl RocksStore {
     /// Every customer's state, read from one consistent snapshot (safe while ingest writes), in customer
     /// order within each partition.
     pub fn all_states(&self) -> Result<Vec<(u64, CustomerState)>> {
-        let snapshot = (!self.secondary).then(|| self.db.snapshot());
         let mut states = Vec::new();
+        self.for_each_state(|customer, state| {
+            states.push((customer, state));
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(states)
+    }
+
+    /// Calls `f` with every customer's state in turn, read from one consistent snapshot, in customer
+    /// order within each partition: the whole population without holding it in memory.
+    pub fn for_each_state<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(u64, CustomerState) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let snapshot = (!self.secondary).then(|| self.db.snapshot());
         for partition in self.partitions() {
             let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
                 continue;
@@ -495,19 +747,73 @@ impl RocksStore {
                 Some(snapshot) => snapshot.iterator_cf(&cf, IteratorMode::Start),
                 None => self.db.iterator_cf(&cf, IteratorMode::Start),
             };
+            let mut reader = StateReader::default();
             for item in items {
                 let (key, value) = item.map_err(self.rocks())?;
-                let customer = u64::from_be_bytes(
-                    key.as_ref()
-                        .try_into()
-                        .map_err(|_| self.corrupt("customer key".into(), "length"))?,
-                );
-                let state = postcard::from_bytes(&value)
-                    .map_err(|e| self.corrupt(format!("customer {customer}"), e))?;
-                states.push((customer, state));
+                if let Some((customer, state)) = reader
+                    .push(&key, &value)
+                    .map_err(|e| self.corrupt(e.0, e.1))?
+                {
+                    f(customer, state)?;
+                }
+            }
+            if let Some((customer, state)) = reader.finish() {
+                f(customer, state)?;
             }
         }
-        Ok(states)
+        Ok(())
+    }
+}
+
+/// Assembles customers' states from a partition's keys in order: a summary (8-byte key) followed by
+/// that customer's purchases (the key and an invoice number).
+#[derive(Default)]
+struct StateReader {
+    current: Option<(u64, CustomerState)>,
+}
+
+impl StateReader {
+    /// Takes the next key; gives the previous customer's state when this key begins another one.
+    fn push(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+    ) -> std::result::Result<Option<(u64, CustomerState)>, (String, String)> {
+        let customer = key
+            .get(..8)
+            .and_then(|k| k.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| ("customer key".to_string(), "length".to_string()))?;
+        if key.len() == 8 {
+            let summary: Summary = postcard::from_bytes(value)
+                .map_err(|e| (format!("customer {customer}'s summary"), e.to_string()))?;
+            let state = CustomerState {
+                purchases: BTreeMap::new(),
+                summary,
+            };
+            return Ok(self.current.replace((customer, state)));
+        }
+        let invoice = String::from_utf8_lossy(&key[8..]).into_owned();
+        let purchase: Purchase = postcard::from_bytes(value).map_err(|e| {
+            (
+                format!("customer {customer}'s invoice {invoice}"),
+                e.to_string(),
+            )
+        })?;
+        match &mut self.current {
+            Some((current, state)) if *current == customer => {
+                state.purchases.insert(invoice, purchase);
+                Ok(None)
+            }
+            _ => Err((
+                format!("customer {customer}'s invoice {invoice}"),
+                "a purchase without its customer's summary".to_string(),
+            )),
+        }
+    }
+
+    fn finish(self) -> Option<(u64, CustomerState)> {
+        self.current
     }
 }
 

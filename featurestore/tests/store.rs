@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use contract::CustomerState;
 use contract::event::TransactionEvent;
-use featurestore::store::{Batch, RocksStore, SourceId};
+use featurestore::store::{Batch, CustomerWrite, RocksStore, SourceId};
 
 fn state(events: &[(&str, &str, i64, f64, &str)]) -> CustomerState {
     let mut s = CustomerState::default();
@@ -49,7 +49,10 @@ fn states_offsets_and_watermark_survive_a_reopen() {
             .write(
                 &source("cluster-a"),
                 Batch {
-                    states: vec![(0, 17850, a.clone()), (3, 12680, b.clone())],
+                    customers: vec![
+                        CustomerWrite::whole(0, 17850, &a, &["a1"]),
+                        CustomerWrite::whole(3, 12680, &b, &["b1"]),
+                    ],
                     new_customers: 2,
                     offsets: vec![(0, 10), (3, 7)],
                     latest_purchases: vec![(0, 17850, 1_000), (3, 12680, 400)],
@@ -173,4 +176,118 @@ fn one_far_future_purchase_does_not_move_the_watermark() {
         )
         .unwrap();
     assert_eq!(store.watermark_ms().unwrap(), Some(day(9)));
+}
+
+/// Layout 2: an event changes one invoice or the summary, and its ID is found exactly.
+#[test]
+fn invoices_and_event_ids_have_their_own_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path()).unwrap();
+    let a = state(&[
+        ("x", "1", 2, 1.5, "2011-01-01 10:00:00"),
+        ("y", "2", 1, 4.0, "2011-01-02 10:00:00"),
+    ]);
+    let first = CustomerWrite::whole(0, 7, &a, &["online_retail_II:1", "online_retail_II:2"]);
+    store
+        .write(
+            &source("a"),
+            Batch {
+                customers: vec![first],
+                new_customers: 1,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    // A neighbour whose ID is a prefix of customer 7's keys must not see them.
+    let neighbour = CustomerWrite::whole(0, 8, &a, &["online_retail_II:1"]);
+    store
+        .write(
+            &source("a"),
+            Batch {
+                customers: vec![neighbour],
+                new_customers: 1,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    // A later batch rewrites invoice 2 alone.
+    let later = contract::Purchase {
+        time_ms: 5,
+        revenue_milli: 9_000,
+    };
+    store
+        .write(
+            &source("a"),
+            Batch {
+                customers: vec![CustomerWrite {
+                    partition: 0,
+                    customer: 7,
+                    summary: None,
+                    purchases: vec![("2".into(), later)],
+                    events: vec!["online_retail_II:3".into()],
+                }],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert!(store.has_event(0, 7, "online_retail_II:1").unwrap());
+    assert!(store.has_event(0, 7, "online_retail_II:3").unwrap());
+    assert!(!store.has_event(0, 7, "online_retail_II:4").unwrap());
+    assert!(
+        !store.has_event(0, 7, "online_retail_II:").unwrap(),
+        "a prefix of an ID is another ID"
+    );
+    assert!(!store.has_event(0, 8, "online_retail_II:2").unwrap());
+    assert!(
+        !store.has_event(1, 7, "online_retail_II:1").unwrap(),
+        "another partition"
+    );
+    assert_eq!(
+        store.event_ids(0, 7).unwrap(),
+        [
+            "online_retail_II:1",
+            "online_retail_II:2",
+            "online_retail_II:3"
+        ]
+    );
+    assert_eq!(store.events().unwrap(), 4);
+    assert_eq!(store.purchase(0, 7, "2").unwrap(), Some(later));
+    assert_eq!(
+        store.purchase(0, 8, "2").unwrap(),
+        a.purchases.get("2").copied()
+    );
+    let seven = store.get_in(0, 7).unwrap().unwrap();
+    assert_eq!(seven.purchases["1"], a.purchases["1"]);
+    assert_eq!(seven.purchases["2"], later);
+    assert_eq!(seven.summary, a.summary);
+    assert_eq!(store.get_in(0, 8).unwrap(), Some(a.clone()));
+    assert_eq!(store.all_states().unwrap().len(), 2);
+    assert_eq!(store.customers().unwrap(), 2);
+}
+
+/// A store written by the first version (one value per customer, no layout key) is refused with
+/// what to do, never misread.
+#[test]
+fn a_store_of_the_first_layout_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&options, dir.path(), ["offsets", "meta", "customers.p0"])
+            .unwrap();
+        let cf = db.cf_handle("customers.p0").unwrap();
+        db.put_cf(&cf, 17850u64.to_be_bytes(), b"old state")
+            .unwrap();
+    }
+    let refused = RocksStore::open(dir.path()).unwrap_err();
+    let message = refused.to_string();
+    assert!(message.contains("store layout 1"), "{message}");
+    assert!(message.contains("removing the folder"), "{message}");
+    let secondary = tempfile::tempdir().unwrap();
+    assert!(RocksStore::open_secondary(dir.path(), secondary.path()).is_err());
+    // A store of this layout opens again.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(RocksStore::open(fresh.path()).unwrap());
+    RocksStore::open(fresh.path()).unwrap();
 }

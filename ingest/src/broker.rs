@@ -60,6 +60,10 @@ impl std::fmt::Debug for BrokerConfig {
     }
 }
 
+/// The partitioner of clv's producers: Kafka's murmur2 of the key, as the Java client and
+/// [`contract::partition`] (librdkafka's default, CRC32, would disagree with Java producers).
+pub const PARTITIONER: (&str, &str) = ("partitioner", "murmur2_random");
+
 impl BrokerConfig {
     /// `--brokers` when given, else the address the embedded broker wrote into `state_dir`.
     pub fn resolve(brokers: Option<&str>, state_dir: &Path) -> Result<Self> {

@@ -25,8 +25,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
 use crate::delivery::{Deliveries, DeliveryCounter};
-use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome};
+use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome, Stored};
 use crate::{IngestError, Result};
+use contract::{Purchase, Summary};
 
 /// How to consume.
 #[derive(Debug, Clone)]
@@ -400,10 +401,7 @@ impl Ingest {
                 key: message.key(),
                 payload: message.payload(),
             };
-            let store = &self.store;
-            let outcome = folder.offer(offered, |partition, customer| {
-                store.get_in(partition, customer)
-            })?;
+            let outcome = folder.offer(offered, self.store.as_ref())?;
             if let Outcome::Rejected(rejection) = outcome {
                 self.dead_letter(&message, &rejection)?;
             }
@@ -562,5 +560,32 @@ impl Ingest {
             }
         }
         unreachable!("the last attempt returns")
+    }
+}
+
+/// The folder's lookups are the store's point reads.
+impl Stored for RocksStore {
+    type Error = featurestore::StoreError;
+
+    fn summary(&self, partition: i32, customer: u64) -> Result<Option<Summary>, Self::Error> {
+        featurestore::RocksStore::summary(self, partition, customer)
+    }
+
+    fn purchase(
+        &self,
+        partition: i32,
+        customer: u64,
+        invoice: &str,
+    ) -> Result<Option<Purchase>, Self::Error> {
+        featurestore::RocksStore::purchase(self, partition, customer, invoice)
+    }
+
+    fn has_event(
+        &self,
+        partition: i32,
+        customer: u64,
+        event_id: &str,
+    ) -> Result<bool, Self::Error> {
+        featurestore::RocksStore::has_event(self, partition, customer, event_id)
     }
 }

@@ -1,16 +1,18 @@
 //! The batch folder: the pure core of the consumer. Messages are offered one at a time and each gets
 //! an [`Outcome`]; [`BatchFolder::finish`] gives what the batch changes (the touched customers' new
 //! states, the next offset of each partition, the latest purchase time applied) and its counts, for
-//! the Kafka loop ([`crate::consume`]) to write in one atomic batch. No Kafka, no RocksDB: the stored
-//! state of a customer seen for the first time in the batch comes from the lookup it is given.
+//! the Kafka loop ([`crate::consume`]) to write in one atomic batch. No Kafka, no RocksDB: what an
+//! event needs of the stored state (its customer's summary, the invoice it adds to, whether its ID was
+//! applied) comes from the [`Stored`] lookups it is given, a constant number per event.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::convert::Infallible;
 
 use contract::bounds::Bounds;
 use contract::event::{Rejection, TransactionEvent};
-use contract::{Applied, CustomerState, LineClass};
-use featurestore::Batch;
+use contract::{Change, CustomerState, LineClass, Purchase, Summary};
+use featurestore::{Batch, CustomerWrite};
 
 /// One consumed message, as the folder sees it.
 #[derive(Debug, Clone, Copy)]
@@ -77,11 +79,51 @@ pub struct Folded {
     pub counts: Counts,
 }
 
+/// What the folder reads of the store: the parts of a customer's state that a batch's events touch,
+/// each looked up the first time the batch needs it (its error stops the batch: nothing of it is
+/// written). The store implements it with point lookups; the tests with maps.
+pub trait Stored {
+    /// Why a lookup failed.
+    type Error;
+    /// The customer's summary in the partition (none: the customer is not stored there).
+    fn summary(&self, partition: i32, customer: u64) -> Result<Option<Summary>, Self::Error>;
+    /// The stored purchase of the customer's invoice.
+    fn purchase(
+        &self,
+        partition: i32,
+        customer: u64,
+        invoice: &str,
+    ) -> Result<Option<Purchase>, Self::Error>;
+    /// Whether the customer's event `event_id` was applied (exactly: never a guess).
+    fn has_event(&self, partition: i32, customer: u64, event_id: &str)
+    -> Result<bool, Self::Error>;
+}
+
+/// What a batch has read and changed of one customer.
+#[derive(Debug)]
+struct Touched {
+    /// Not stored before the batch.
+    is_new: bool,
+    summary: Summary,
+    summary_changed: bool,
+    /// The invoices the batch's purchases touched: their value, and whether it changed.
+    purchases: HashMap<String, (Purchase, bool)>,
+    /// IDs of the events the batch applied.
+    events: HashSet<String>,
+}
+
+/// What one event did, before it is counted.
+enum Step {
+    Applied(LineClass, Option<i64>),
+    Duplicate,
+    Rejected(Rejection),
+}
+
 /// Folds the messages of one batch.
 #[derive(Debug)]
 pub struct BatchFolder {
     bounds: Bounds,
-    touched: HashMap<(i32, u64), (CustomerState, bool)>,
+    touched: HashMap<(i32, u64), Touched>,
     next_offsets: BTreeMap<i32, i64>,
     latest_purchases: HashMap<(i32, u64), i64>,
     messages: usize,
@@ -107,77 +149,157 @@ impl BatchFolder {
         self.messages
     }
 
-    /// Offers one message. `stored` gives the stored state of a customer of a partition the first
-    /// time the batch touches it (its error stops the batch: nothing of it is written).
-    pub fn offer<E>(
+    /// Offers one message. What the event needs of the stored state (the customer's summary, the
+    /// invoice it adds to, whether its ID was applied) is read from `stored` the first time the batch
+    /// needs it: a constant number of lookups per event, whatever the customer's history.
+    pub fn offer<S: Stored>(
         &mut self,
         message: Message<'_>,
-        stored: impl FnOnce(i32, u64) -> Result<Option<CustomerState>, E>,
-    ) -> Result<Outcome, E> {
+        stored: &S,
+    ) -> Result<Outcome, S::Error> {
         self.messages += 1;
         let next = message.offset.saturating_add(1);
         let offset = self.next_offsets.entry(message.partition).or_insert(next);
         *offset = (*offset).max(next);
         let event = match decode(message.key, message.payload, &self.bounds) {
             Ok(event) => event,
-            Err(rejection) => return Ok(self.reject(rejection)),
+            Err(rejection) => return Ok(self.count(Step::Rejected(rejection))),
         };
-        let state = match self.touched.entry((message.partition, event.customer_id)) {
-            Entry::Occupied(entry) => &mut entry.into_mut().0,
+        let (partition, customer) = (message.partition, event.customer_id);
+        let touched = match self.touched.entry((partition, customer)) {
+            Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                let before = stored(message.partition, event.customer_id)?;
-                let is_new = before.is_none();
-                &mut entry.insert((before.unwrap_or_default(), is_new)).0
+                let summary = stored.summary(partition, customer)?;
+                entry.insert(Touched {
+                    is_new: summary.is_none(),
+                    summary: summary.unwrap_or_default(),
+                    summary_changed: false,
+                    purchases: HashMap::new(),
+                    events: HashSet::new(),
+                })
             }
         };
-        Ok(match state.apply(&event) {
-            Ok(Applied::New(class)) => {
-                *self.counts.applied.entry(class.name()).or_default() += 1;
-                if class == LineClass::Purchase {
-                    let t = event.invoice_date.timestamp_millis();
-                    let latest = self
-                        .latest_purchases
-                        .entry((message.partition, event.customer_id))
-                        .or_insert(t);
-                    *latest = (*latest).max(t);
+        // A customer new to the store has no stored events to look up.
+        let duplicate = touched.events.contains(&event.event_id)
+            || (!touched.is_new && stored.has_event(partition, customer, &event.event_id)?);
+        let step = if duplicate {
+            Step::Duplicate
+        } else {
+            match Change::of(&event) {
+                Err(overflow) => Step::Rejected(overflow.into()),
+                Ok((class, change)) => {
+                    let applied = match change {
+                        Change::Purchase {
+                            invoice,
+                            time_ms,
+                            value_milli,
+                        } => {
+                            if !touched.purchases.contains_key(invoice) {
+                                let before = match touched.is_new {
+                                    true => None,
+                                    false => stored.purchase(partition, customer, invoice)?,
+                                };
+                                if let Some(before) = before {
+                                    touched
+                                        .purchases
+                                        .insert(invoice.to_string(), (before, false));
+                                }
+                            }
+                            match touched.purchases.get_mut(invoice) {
+                                Some((purchase, changed)) => {
+                                    purchase.add(time_ms, value_milli).map(|()| *changed = true)
+                                }
+                                None => {
+                                    let purchase = Purchase {
+                                        time_ms,
+                                        revenue_milli: value_milli,
+                                    };
+                                    touched
+                                        .purchases
+                                        .insert(invoice.to_string(), (purchase, true));
+                                    Ok(())
+                                }
+                            }
+                            .map(|()| Some(time_ms))
+                        }
+                        other => touched.summary.apply(&other).map(|()| {
+                            touched.summary_changed = true;
+                            None
+                        }),
+                    };
+                    match applied {
+                        Ok(time) => {
+                            touched.events.insert(event.event_id.clone());
+                            Step::Applied(class, time)
+                        }
+                        // Nothing of it is stored.
+                        Err(overflow) => Step::Rejected(overflow.into()),
+                    }
                 }
+            }
+        };
+        if let Step::Applied(_, Some(t)) = step {
+            let latest = self
+                .latest_purchases
+                .entry((partition, customer))
+                .or_insert(t);
+            *latest = (*latest).max(t);
+        }
+        Ok(self.count(step))
+    }
+
+    fn count(&mut self, step: Step) -> Outcome {
+        match step {
+            Step::Applied(class, _) => {
+                *self.counts.applied.entry(class.name()).or_default() += 1;
                 Outcome::Applied(class)
             }
-            Ok(Applied::Duplicate) => {
+            Step::Duplicate => {
                 self.counts.duplicates += 1;
                 Outcome::Duplicate
             }
-            Err(overflow) => {
-                // Nothing of it is stored: a customer first seen with this event is not created.
-                let key = (message.partition, event.customer_id);
-                if self
-                    .touched
-                    .get(&key)
-                    .is_some_and(|(state, is_new)| *is_new && *state == CustomerState::default())
-                {
-                    self.touched.remove(&key);
-                }
-                self.reject(overflow.into())
+            Step::Rejected(rejection) => {
+                *self.counts.rejected.entry(rejection.kind()).or_default() += 1;
+                Outcome::Rejected(rejection)
             }
-        })
+        }
     }
 
-    fn reject(&mut self, rejection: Rejection) -> Outcome {
-        *self.counts.rejected.entry(rejection.kind()).or_default() += 1;
-        Outcome::Rejected(rejection)
-    }
-
-    /// What the batch changes: every touched customer's state (even when only duplicates touched
-    /// it), the next offset of every partition offered, each customer's latest purchase time applied
-    /// (what the store's watermark is folded from).
+    /// What the batch changes: for every customer it applied an event to, the new summary (when it
+    /// changed, and always for a new customer), the invoices that changed and the new event IDs; the
+    /// next offset of every partition offered; each customer's latest purchase time applied (what the
+    /// store's watermark is folded from). Customers only duplicates or rejections touched are not
+    /// written.
     pub fn finish(self) -> Folded {
-        let new_customers = self.touched.values().filter(|(_, is_new)| *is_new).count() as u64;
-        let mut states: Vec<(i32, u64, CustomerState)> = self
+        let new_customers = self
+            .touched
+            .values()
+            .filter(|t| t.is_new && !t.events.is_empty())
+            .count() as u64;
+        let mut customers: Vec<CustomerWrite> = self
             .touched
             .into_iter()
-            .map(|((partition, customer), (state, _))| (partition, customer, state))
+            .filter(|(_, t)| !t.events.is_empty())
+            .map(|((partition, customer), t)| {
+                let mut purchases: Vec<(String, Purchase)> = t
+                    .purchases
+                    .into_iter()
+                    .filter(|(_, (_, changed))| *changed)
+                    .map(|(invoice, (p, _))| (invoice, p))
+                    .collect();
+                purchases.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let mut events: Vec<String> = t.events.into_iter().collect();
+                events.sort_unstable();
+                CustomerWrite {
+                    partition,
+                    customer,
+                    summary: (t.is_new || t.summary_changed).then_some(t.summary),
+                    purchases,
+                    events,
+                }
+            })
             .collect();
-        states.sort_by_key(|(partition, customer, _)| (*partition, *customer));
+        customers.sort_by_key(|c| (c.partition, c.customer));
         let mut latest_purchases: Vec<(i32, u64, i64)> = self
             .latest_purchases
             .into_iter()
@@ -186,7 +308,7 @@ impl BatchFolder {
         latest_purchases.sort_unstable();
         Folded {
             batch: Batch {
-                states,
+                customers,
                 new_customers,
                 offsets: self.next_offsets.into_iter().collect(),
                 latest_purchases,
@@ -194,6 +316,60 @@ impl BatchFolder {
             messages: self.messages,
             counts: self.counts,
         }
+    }
+}
+
+/// The store's semantics in memory (states by partition and customer, and the event IDs applied):
+/// what the folder's tests and the differential tests fold into, without RocksDB.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Each customer's state, by (partition, customer).
+    pub states: BTreeMap<(i32, u64), CustomerState>,
+    /// The event IDs applied, by (partition, customer, ID).
+    pub events: BTreeSet<(i32, u64, String)>,
+}
+
+impl Stored for Memory {
+    type Error = Infallible;
+
+    fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, Infallible> {
+        Ok(self.states.get(&(p, c)).map(|s| s.summary.clone()))
+    }
+
+    fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
+        Ok(self
+            .states
+            .get(&(p, c))
+            .and_then(|s| s.purchases.get(invoice).copied()))
+    }
+
+    fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
+        Ok(self.events.contains(&(p, c, id.to_string())))
+    }
+}
+
+impl Memory {
+    /// Writes what a batch changes, as the store does.
+    pub fn write(&mut self, batch: &Batch) {
+        for w in &batch.customers {
+            let state = self.states.entry((w.partition, w.customer)).or_default();
+            if let Some(summary) = &w.summary {
+                state.summary = summary.clone();
+            }
+            for (invoice, p) in &w.purchases {
+                state.purchases.insert(invoice.clone(), *p);
+            }
+            for id in &w.events {
+                self.events.insert((w.partition, w.customer, id.clone()));
+            }
+        }
+    }
+
+    /// The states after one batch.
+    pub fn after(batch: &Batch) -> Self {
+        let mut memory = Memory::default();
+        memory.write(batch);
+        memory
     }
 }
 
@@ -222,7 +398,6 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::convert::Infallible;
 
     fn event(
         id: &str,
@@ -250,27 +425,9 @@ mod tests {
             .timestamp_millis()
     }
 
-    /// A store in memory: what the lookups return.
-    #[derive(Default)]
-    struct Stored(BTreeMap<(i32, u64), CustomerState>);
-
-    impl Stored {
-        fn lookup(
-            &self,
-        ) -> impl FnOnce(i32, u64) -> Result<Option<CustomerState>, Infallible> + '_ {
-            |p, c| Ok(self.0.get(&(p, c)).cloned())
-        }
-
-        fn write(&mut self, batch: &Batch) {
-            for (p, c, s) in &batch.states {
-                self.0.insert((*p, *c), s.clone());
-            }
-        }
-    }
-
     fn offer(
         folder: &mut BatchFolder,
-        stored: &Stored,
+        stored: &Memory,
         partition: i32,
         offset: i64,
         key: &str,
@@ -284,14 +441,14 @@ mod tests {
                     key: Some(key.as_bytes()),
                     payload: Some(payload),
                 },
-                stored.lookup(),
+                stored,
             )
             .unwrap()
     }
 
     #[test]
     fn events_fold_with_counts_offsets_and_the_watermark() {
-        let stored = Stored::default();
+        let stored = Memory::default();
         let mut folder = BatchFolder::new(bounds());
         let a = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let b = event("b", 7, "C2", -1, 1.5, "2011-01-05T10:00:00Z");
@@ -334,19 +491,21 @@ mod tests {
         assert_eq!((counts.duplicates, counts.rejected_total()), (0, 0));
         let customers: Vec<(i32, u64)> = folded
             .batch
-            .states
+            .customers
             .iter()
-            .map(|(p, c, _)| (*p, *c))
+            .map(|c| (c.partition, c.customer))
             .collect();
         assert_eq!(customers, vec![(0, 7), (1, 8), (1, 9)]);
-        let seven = &folded.batch.states[0].2;
+        let written = &folded.batch.customers[0];
+        assert_eq!(written.events, ["a", "b"]);
+        let seven = &Memory::after(&folded.batch).states[&(0, 7)];
         assert_eq!(seven.purchases["1"].revenue_milli, 3_000);
-        assert_eq!(seven.return_lines, 1);
+        assert_eq!(seven.summary.return_lines, 1);
     }
 
     #[test]
     fn redeliveries_change_nothing_within_and_across_batches() {
-        let mut stored = Stored::default();
+        let mut stored = Memory::default();
         let a = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let mut first = BatchFolder::new(bounds());
         offer(&mut first, &stored, 0, 0, "7", &a);
@@ -366,8 +525,79 @@ mod tests {
         let again = again.finish();
         assert_eq!(again.batch.new_customers, 0);
         assert!(again.batch.latest_purchases.is_empty());
-        assert_eq!(again.batch.states[0].2, stored.0[&(0, 7)]);
+        assert!(again.batch.customers.is_empty(), "nothing to write");
         assert_eq!(again.batch.offsets, vec![(0, 1)]);
+    }
+
+    #[test]
+    fn a_later_batch_reads_and_rewrites_only_what_its_events_touch() {
+        let mut stored = Memory::default();
+        let mut first = BatchFolder::new(bounds());
+        offer(
+            &mut first,
+            &stored,
+            0,
+            0,
+            "7",
+            &event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z"),
+        );
+        offer(
+            &mut first,
+            &stored,
+            0,
+            1,
+            "7",
+            &event("b", 7, "2", 1, 4.0, "2011-01-03T10:00:00Z"),
+        );
+        stored.write(&first.finish().batch);
+        // A later line of invoice 1 and a return: invoice 2 is neither read nor written again.
+        let mut second = BatchFolder::new(bounds());
+        offer(
+            &mut second,
+            &stored,
+            0,
+            2,
+            "7",
+            &event("c", 7, "1", 1, 1.0, "2011-01-01T10:00:00Z"),
+        );
+        offer(
+            &mut second,
+            &stored,
+            0,
+            3,
+            "7",
+            &event("d", 7, "C9", -1, 4.0, "2011-01-04T10:00:00Z"),
+        );
+        let second = second.finish();
+        assert_eq!(second.batch.new_customers, 0);
+        let written = &second.batch.customers[0];
+        assert_eq!(written.events, ["c", "d"]);
+        assert_eq!(
+            written.purchases,
+            [(
+                "1".to_string(),
+                Purchase {
+                    time_ms: ms("2011-01-01T10:00:00Z"),
+                    revenue_milli: 4_000
+                }
+            )]
+        );
+        assert_eq!(written.summary.as_ref().map(|s| s.return_lines), Some(1));
+        stored.write(&second.batch);
+        let state = &stored.states[&(0, 7)];
+        assert_eq!(state.purchases.len(), 2);
+        assert_eq!(state.purchases["2"].revenue_milli, 4_000);
+        // A third batch of a new purchase only: the summary is not rewritten.
+        let mut third = BatchFolder::new(bounds());
+        offer(
+            &mut third,
+            &stored,
+            0,
+            4,
+            "7",
+            &event("e", 7, "3", 1, 1.0, "2011-01-05T10:00:00Z"),
+        );
+        assert_eq!(third.finish().batch.customers[0].summary, None);
     }
 
     #[test]
@@ -378,7 +608,7 @@ mod tests {
             event("c", 7, "2", 1, 1.0, "2010-12-30T09:00:00Z"),
         ];
         let fold = |order: &[usize]| {
-            let stored = Stored::default();
+            let stored = Memory::default();
             let mut folder = BatchFolder::new(bounds());
             for (offset, &i) in order.iter().enumerate() {
                 offer(&mut folder, &stored, 0, offset as i64, "7", &events[i]);
@@ -387,12 +617,12 @@ mod tests {
         };
         let forward = fold(&[0, 1, 2]);
         let backward = fold(&[2, 1, 0]);
-        assert_eq!(forward.batch.states, backward.batch.states);
+        assert_eq!(forward.batch.customers, backward.batch.customers);
         assert_eq!(
             forward.batch.latest_purchases,
             backward.batch.latest_purchases
         );
-        let purchase = forward.batch.states[0].2.purchases["1"];
+        let purchase = Memory::after(&forward.batch).states[&(0, 7)].purchases["1"];
         assert_eq!(purchase.revenue_milli, 6_000);
         assert_eq!(
             purchase.time_ms,
@@ -404,7 +634,7 @@ mod tests {
 
     #[test]
     fn every_rejection_kind_is_counted_and_still_advances_the_offset() {
-        let stored = Stored::default();
+        let stored = Memory::default();
         let mut folder = BatchFolder::new(bounds());
         let good = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let mut version = serde_json::from_slice::<serde_json::Value>(&good).unwrap();
@@ -435,7 +665,7 @@ mod tests {
                     key: None,
                     payload: None,
                 },
-                stored.lookup(),
+                &stored,
             )
             .unwrap();
         assert!(matches!(empty, Outcome::Rejected(Rejection::Malformed(_))));
@@ -446,7 +676,7 @@ mod tests {
         assert_eq!(folded.counts.rejected["out_of_bounds"], 2);
         assert_eq!(folded.counts.rejected_total(), 7);
         assert!(
-            folded.batch.states.is_empty(),
+            folded.batch.customers.is_empty(),
             "nothing of a rejected message is stored"
         );
         assert_eq!(folded.batch.offsets, vec![(2, 20)]);
@@ -454,6 +684,19 @@ mod tests {
 
     #[test]
     fn a_failing_lookup_stops_the_batch() {
+        struct Failing;
+        impl Stored for Failing {
+            type Error = &'static str;
+            fn summary(&self, _: i32, _: u64) -> Result<Option<Summary>, &'static str> {
+                Err("disk on fire")
+            }
+            fn purchase(&self, _: i32, _: u64, _: &str) -> Result<Option<Purchase>, &'static str> {
+                Err("disk on fire")
+            }
+            fn has_event(&self, _: i32, _: u64, _: &str) -> Result<bool, &'static str> {
+                Err("disk on fire")
+            }
+        }
         let mut folder = BatchFolder::new(bounds());
         let good = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
         let failed = folder.offer(
@@ -463,7 +706,7 @@ mod tests {
                 key: Some(b"7"),
                 payload: Some(&good),
             },
-            |_, _| Err("disk on fire"),
+            &Failing,
         );
         assert_eq!(failed, Err("disk on fire"));
     }

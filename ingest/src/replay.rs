@@ -79,10 +79,12 @@ pub struct ReplaySummary {
     pub backpressure_waits: u64,
 }
 
-/// Produces `lines` (canonical line number, line) into Kafka.
-pub fn replay(
+/// Produces `lines` (canonical line number, line) into Kafka as they are read: memory does not grow
+/// with the input (`dataset::stream` reads files that way). A line that cannot be read stops the
+/// replay with its error, after what was produced before it is delivered.
+pub fn replay<E: Into<IngestError>>(
     broker: &BrokerConfig,
-    lines: &[(u64, Line)],
+    lines: impl IntoIterator<Item = std::result::Result<(u64, Line), E>>,
     options: &ReplayOptions,
     progress: &ProgressBar,
 ) -> Result<ReplaySummary> {
@@ -90,6 +92,7 @@ pub fn replay(
     let producer: BaseProducer<DeliveryCounter> = broker
         .client_config(&[
             ("enable.idempotence", "true"),
+            crate::broker::PARTITIONER,
             ("linger.ms", "5"),
             ("compression.type", "lz4"),
             // A message waits this long for the broker: replay rides out an outage this long.
@@ -108,17 +111,24 @@ pub fn replay(
     let in_range = |t: NaiveDateTime| {
         options.from.is_none_or(|from| t >= from) && options.to.is_none_or(|to| t < to)
     };
-    progress.set_length(lines.len() as u64);
     let started = Instant::now();
     let mut first_event_time: Option<NaiveDateTime> = None;
-    for (line_number, line) in lines {
+    for item in lines {
+        let (line_number, line) = match item {
+            Ok(item) => item,
+            Err(e) => {
+                let _ = producer.flush(OUTAGE_TOLERANCE + Duration::from_secs(30));
+                return Err(e.into());
+            }
+        };
+        let line = &line;
         progress.inc(1);
         if !in_range(line.invoice_date) {
             summary.out_of_range += 1;
             continue;
         }
         summary.lines += 1;
-        let Some(event) = event_for_line(*line_number, line) else {
+        let Some(event) = event_for_line(line_number, line) else {
             summary.without_customer += 1;
             continue;
         };
@@ -142,7 +152,7 @@ pub fn replay(
             }
             progress.set_message("");
         }
-        let key = event.customer_id.to_string();
+        let key = contract::partition::key(event.customer_id);
         let payload = event.encode();
         let mut record = BaseRecord::to(&options.topic).key(&key).payload(&payload);
         loop {

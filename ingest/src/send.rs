@@ -28,10 +28,11 @@ pub fn send(broker: &BrokerConfig, topic: &str, event: &TransactionEvent) -> Res
         .client_config(&[
             ("enable.idempotence", "true"),
             ("message.timeout.ms", "30000"),
+            crate::broker::PARTITIONER,
         ])
         .create()
         .map_err(IngestError::kafka("creating the producer"))?;
-    let key = event.customer_id.to_string();
+    let key = contract::partition::key(event.customer_id);
     let payload = event.encode();
     let record = FutureRecord::to(topic).key(&key).payload(&payload);
     let delivery = producer

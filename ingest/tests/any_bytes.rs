@@ -7,8 +7,25 @@ use std::convert::Infallible;
 
 use contract::bounds::Bounds;
 use contract::event::Rejection;
-use ingest::fold::{BatchFolder, Message, Outcome};
+use contract::{Purchase, Summary};
+use ingest::fold::{BatchFolder, Message, Outcome, Stored};
 use proptest::prelude::*;
+
+/// An empty store.
+struct Nothing;
+
+impl Stored for Nothing {
+    type Error = Infallible;
+    fn summary(&self, _: i32, _: u64) -> Result<Option<Summary>, Infallible> {
+        Ok(None)
+    }
+    fn purchase(&self, _: i32, _: u64, _: &str) -> Result<Option<Purchase>, Infallible> {
+        Ok(None)
+    }
+    fn has_event(&self, _: i32, _: u64, _: &str) -> Result<bool, Infallible> {
+        Ok(false)
+    }
+}
 
 const GOOD: &str = r#"{"schema_version":1,"event_id":"e1","customer_id":12346,"invoice":"489434","stock_code":"85048","description":"BALL","quantity":12,"invoice_date":"2011-12-01T07:45:00Z","price":6.95,"country":"United Kingdom"}"#;
 
@@ -62,7 +79,7 @@ proptest! {
                         key: key.as_deref(),
                         payload: payload.as_deref(),
                     },
-                    |_, _| Ok::<_, Infallible>(None),
+                    &Nothing,
                 )
                 .unwrap();
             last.insert(*partition, offset as i64 + 1);
@@ -85,10 +102,14 @@ proptest! {
         prop_assert_eq!(folded.batch.offsets, last.into_iter().collect::<Vec<_>>());
         // Only customers of applied events are stored, each with the events applied to it.
         if applied == 0 {
-            prop_assert!(folded.batch.states.is_empty());
+            prop_assert!(folded.batch.customers.is_empty());
         }
-        for (_, _, state) in &folded.batch.states {
-            prop_assert!(!state.event_ids.is_empty());
+        for written in &folded.batch.customers {
+            prop_assert!(!written.events.is_empty());
         }
+        prop_assert_eq!(
+            folded.batch.customers.iter().map(|c| c.events.len() as u64).sum::<u64>(),
+            applied
+        );
     }
 }

@@ -105,8 +105,9 @@ proptest! {
         };
         let offline = snapshot(to_frame(&lines).unwrap().lazy(), &spec).unwrap();
         let mut states: BTreeMap<u64, CustomerState> = BTreeMap::new();
-        // Every event arrives in a random order, and some twice.
-        for &i in order.iter().chain(order.iter().take(order.len() / 3)) {
+        // Every event arrives in a random order (redeliveries are recognised before the state, by the
+        // batch folder and the store's event IDs: ingest's tests).
+        for &i in &order {
             let line = &lines[i];
             let Some(customer_id) = line.customer_id else { continue };
             let event = TransactionEvent {

@@ -130,6 +130,34 @@ pub struct Population {
     ranking: imbl::OrdSet<Rank>,
 }
 
+/// Customers scored at a time when everyone is.
+const SCORING_CHUNK: usize = 8_192;
+
+/// A population being scored: see [`Population::scoring`].
+pub struct Scoring<'a> {
+    population: Population,
+    production: &'a Production,
+    chunk: Vec<(u64, Option<CustomerState>)>,
+}
+
+impl Scoring<'_> {
+    /// Adds one customer's state (scored with the chunk it completes).
+    pub fn push(&mut self, id: u64, state: CustomerState) -> Result<()> {
+        self.chunk.push((id, Some(state)));
+        if self.chunk.len() == SCORING_CHUNK {
+            self.population.apply(&self.chunk, self.production)?;
+            self.chunk.clear();
+        }
+        Ok(())
+    }
+
+    /// The population, everyone scored.
+    pub fn finish(mut self) -> Result<Population> {
+        self.population.apply(&self.chunk, self.production)?;
+        Ok(self.population)
+    }
+}
+
 /// `as_of` by FEATURES.md "Online": the watermark rounded up to the next midnight (a purchase exactly
 /// at midnight counts too, so the next day's midnight).
 pub fn as_of_watermark(watermark_ms: i64) -> Option<NaiveDate> {
@@ -164,11 +192,25 @@ impl Population {
         production: &Production,
         freshness: Freshness,
     ) -> Result<Population> {
-        let mut population = Population::empty(as_of, production, freshness.clone());
-        let states: Vec<(u64, Option<CustomerState>)> =
-            states.into_iter().map(|(id, s)| (id, Some(s))).collect();
-        population.apply(&states, production)?;
-        Ok(population)
+        let mut scoring = Population::scoring(as_of, production, freshness);
+        for (id, state) in states {
+            scoring.push(id, state)?;
+        }
+        scoring.finish()
+    }
+
+    /// Scores everyone a chunk at a time, as states are read ([`Scoring::push`]): memory holds the
+    /// scored population and one chunk of states, never every state at once.
+    pub fn scoring<'a>(
+        as_of: NaiveDate,
+        production: &'a Production,
+        freshness: Freshness,
+    ) -> Scoring<'a> {
+        Scoring {
+            population: Population::empty(as_of, production, freshness),
+            production,
+            chunk: Vec::with_capacity(SCORING_CHUNK),
+        }
     }
 
     /// This population with the customers of `changed` rescored from their new states (`None`: the

@@ -247,8 +247,9 @@ impl Refresher {
                 (population, Refresh::Changed { customers })
             }
             _ => {
-                let population =
-                    Population::score(store.all_states()?, as_of, production, freshness)?;
+                let mut scoring = Population::scoring(as_of, production, freshness);
+                store.for_each_state(|id, state| scoring.push(id, state))?;
+                let population = scoring.finish()?;
                 let customers = population.len();
                 tracing::info!(%as_of, customers, version = %production.version, "scored everyone");
                 (population, Refresh::Full { customers })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use contract::{CustomerState, Feature, ModelInputs, Purchase, epoch_ms, midnight};
-use featurestore::store::{Batch, RocksStore, SourceId};
+use featurestore::store::{Batch, CustomerWrite, RocksStore, SourceId};
 use models::registry::{Metadata, Registry};
 use models::{FeatureSet, Fitted, Spec, Trained};
 use scorer::service::{AsOf, Refresh, Refresher, Scorer};
@@ -47,7 +47,10 @@ fn write(store: &RocksStore, customers: Vec<(u64, CustomerState)>, offset: i64) 
             &source,
             Batch {
                 new_customers: customers.len() as u64,
-                states: customers.into_iter().map(|(id, s)| (0, id, s)).collect(),
+                customers: customers
+                    .iter()
+                    .map(|(id, s)| CustomerWrite::whole(0, *id, s, &[]))
+                    .collect(),
                 offsets: vec![(0, offset)],
                 latest_purchases,
             },

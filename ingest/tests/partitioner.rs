@@ -1,0 +1,101 @@
+//! Where clv's producers put a customer is where `contract::partition` says, which is Kafka's Java
+//! default (murmur2): checked against librdkafka's own partitioner through a real (mock) broker, both
+//! for `clv send` and for replay.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use contract::event::TransactionEvent;
+use contract::partition;
+use ingest::broker::BrokerConfig;
+use ingest::send::send;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+
+const PARTITIONS: i32 = 6;
+
+fn cluster() -> String {
+    let (address_tx, address_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("transactions", PARTITIONS, 1).unwrap();
+        address_tx.send(cluster.bootstrap_servers()).unwrap();
+        std::thread::park();
+    });
+    address_rx.recv().unwrap()
+}
+
+fn event(customer_id: u64) -> TransactionEvent {
+    TransactionEvent {
+        schema_version: 1,
+        event_id: format!("p:{customer_id}"),
+        customer_id,
+        invoice: "1".into(),
+        stock_code: "X".into(),
+        description: None,
+        quantity: 1,
+        invoice_date: NaiveDate::from_ymd_opt(2011, 1, 1)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
+            .and_utc(),
+        price: 1.0,
+        country: None,
+    }
+}
+
+#[test]
+fn producers_partition_by_kafkas_murmur2() {
+    let bootstrap = cluster();
+    let config = BrokerConfig {
+        bootstrap_servers: bootstrap.clone(),
+        embedded: true,
+        options: Vec::new(),
+    };
+    let customers: Vec<u64> = (0..60)
+        .map(|i| 12_000 + i * 37)
+        .chain([1, (1 << 53) - 1])
+        .collect();
+    let mut partitions_used = std::collections::BTreeSet::new();
+    for &customer in &customers {
+        let delivered = send(&config, "transactions", &event(customer)).unwrap();
+        assert_eq!(
+            delivered.partition,
+            partition::of_customer(customer, PARTITIONS as u32),
+            "customer {customer}"
+        );
+        partitions_used.insert(delivered.partition);
+    }
+    assert_eq!(
+        partitions_used.len(),
+        PARTITIONS as usize,
+        "spread over every partition"
+    );
+    // What a consumer reads back: each message on its customer's partition.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["transactions"]).unwrap();
+    let mut seen = 0;
+    let started = std::time::Instant::now();
+    while seen < customers.len() && started.elapsed() < Duration::from_secs(60) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let key: u64 = std::str::from_utf8(message.key().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                message.partition(),
+                partition::of_customer(key, PARTITIONS as u32)
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, customers.len());
+}
