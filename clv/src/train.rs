@@ -16,7 +16,7 @@ use trainer::backtest::{
     Snapshots, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds, table,
 };
 use trainer::mlflow::Tracking;
-use trainer::training::Histories;
+use trainer::training::{Histories, Sample};
 
 use crate::progress;
 
@@ -52,6 +52,17 @@ pub struct TrainArgs {
     /// `<dir>/snapshot-<cutoff>.parquet`, for analysis outside clv.
     #[arg(long)]
     write_frames: Option<PathBuf>,
+    /// At most about this many rows in a stacked training set: above it, a seeded sample of
+    /// customers (all of a customer's rows or none) trains; evaluation snapshots are never sampled.
+    #[arg(long, default_value_t = Sample::default().max_rows)]
+    max_training_rows: usize,
+    /// At most about this many customers for fitting BG/NBD and Gamma-Gamma at a cutoff (a seeded
+    /// sample above it).
+    #[arg(long, default_value_t = Sample::default().max_fit_customers)]
+    max_fit_customers: usize,
+    /// The seed of those samples.
+    #[arg(long, default_value_t = 0)]
+    sample_seed: u64,
 }
 
 impl TrainArgs {
@@ -67,6 +78,9 @@ impl TrainArgs {
             models_dir,
             experiment: "clv".into(),
             write_frames: None,
+            max_training_rows: Sample::default().max_rows,
+            max_fit_customers: Sample::default().max_fit_customers,
+            sample_seed: 0,
         }
     }
 }
@@ -109,7 +123,12 @@ pub(crate) fn train_histories(
         }
     };
     let folds = folds(args.cutoff, args.horizon_months, earliest);
-    let mut snapshots = Snapshots::new(histories, args.horizon_months);
+    let sample = Sample {
+        max_rows: args.max_training_rows,
+        max_fit_customers: args.max_fit_customers,
+        seed: args.sample_seed,
+    };
+    let mut snapshots = Snapshots::new(histories, args.horizon_months).with_sample(sample);
     let evaluation = evaluate(&mut snapshots, &folds, &candidates())?;
     let scores = evaluation.scores.clone();
     for fold in &folds {
@@ -142,6 +161,22 @@ pub(crate) fn train_histories(
         .filter(|c| add_months(*c, args.horizon_months as i32) <= last_day)
         .collect();
     let train = snapshots.stacked(&train_cutoffs)?;
+    for sampled in snapshots.sampled() {
+        println!(
+            "sampled training set ({} cutoffs from {}): {} of {} rows, {:.1}% of the customers (seed {}, --max-training-rows {})",
+            sampled.cutoffs.len(),
+            sampled
+                .cutoffs
+                .first()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            sampled.kept,
+            sampled.rows,
+            sampled.fraction * 100.0,
+            sample.seed,
+            sample.max_rows
+        );
+    }
     if let Some(dir) = &args.write_frames {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for (cutoff, labelled) in snapshots.built() {

@@ -507,6 +507,8 @@ mod hostile {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
+            // As every producer must (README, "Partitioner"): redeliveries land where the originals did.
+            .set("partitioner", "murmur2_random")
             .set("message.max.bytes", "2000000")
             .create()
             .unwrap();

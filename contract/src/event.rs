@@ -88,33 +88,42 @@ struct VersionProbe {
 
 impl TransactionEvent {
     /// Parses and validates one message value, with the bounds of the time it is ingested at.
+    ///
+    /// A valid event is parsed once; only a message that does not parse as this version's event is
+    /// parsed again, for its `schema_version` alone, to tell another version from a malformed event.
     pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Self, Rejection> {
-        let probe: VersionProbe =
-            serde_json::from_slice(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
-        match probe.schema_version {
-            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(SCHEMA_VERSION)) => {
-            }
-            Some(serde_json::Value::Number(n)) => {
-                return Err(match n.as_u64() {
-                    Some(v) => Rejection::UnsupportedVersion(v),
-                    None => Rejection::Malformed(format!("schema_version {n} is not a version")),
-                });
-            }
-            Some(other) => {
-                return Err(Rejection::Malformed(format!(
-                    "schema_version must be a number, not {other}"
-                )));
-            }
-            None => {
-                return Err(Rejection::Malformed(
-                    "missing field `schema_version`".into(),
-                ));
-            }
+        let event: TransactionEvent = match serde_json::from_slice(bytes) {
+            Ok(event) => event,
+            Err(e) => return Err(Self::why_not(bytes, e)),
+        };
+        if event.schema_version != SCHEMA_VERSION {
+            return Err(Rejection::UnsupportedVersion(u64::from(
+                event.schema_version,
+            )));
         }
-        let event: TransactionEvent =
-            serde_json::from_slice(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
         event.validate(bounds)?;
         Ok(event)
+    }
+
+    /// Why a message that did not parse as an event is not one: another schema version, or malformed.
+    fn why_not(bytes: &[u8], error: serde_json::Error) -> Rejection {
+        let probe: VersionProbe = match serde_json::from_slice(bytes) {
+            Ok(probe) => probe,
+            Err(e) => return Rejection::Malformed(e.to_string()),
+        };
+        match probe.schema_version {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(SCHEMA_VERSION)) => {
+                Rejection::Malformed(error.to_string())
+            }
+            Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                Some(v) => Rejection::UnsupportedVersion(v),
+                None => Rejection::Malformed(format!("schema_version {n} is not a version")),
+            },
+            Some(other) => {
+                Rejection::Malformed(format!("schema_version must be a number, not {other}"))
+            }
+            None => Rejection::Malformed("missing field `schema_version`".into()),
+        }
     }
 
     /// Checks what types alone do not: the bounds, then that the ID is not blank.
@@ -204,6 +213,11 @@ mod tests {
             "malformed"
         );
         assert_eq!(with("schema_version", 2.into()), "unsupported_version");
+        assert_eq!(
+            with("schema_version", (1u64 << 40).into()),
+            "unsupported_version"
+        );
+        assert_eq!(with("schema_version", (-1).into()), "malformed");
         assert_eq!(with("schema_version", "1".into()), "malformed");
         assert_eq!(without("schema_version"), "malformed");
         assert_eq!(without("event_id"), "malformed");

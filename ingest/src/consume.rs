@@ -146,6 +146,9 @@ impl ConsumerContext for ResumeFromStore {
     }
 }
 
+/// How long a batch that holds messages waits for the next one before it is written.
+const IDLE_ENDS_BATCH: Duration = Duration::from_millis(2);
+
 /// A consumer group member folding events into the store.
 pub struct Ingest {
     consumer: BaseConsumer<ResumeFromStore>,
@@ -174,6 +177,12 @@ fn register_metrics() {
         "clv_ingest_batch_apply_seconds",
         Unit::Seconds,
         "Time to fold one batch and write it with its offsets to RocksDB"
+    );
+    describe_histogram!(
+        "clv_ingest_batch_stage_seconds",
+        Unit::Seconds,
+        "Time of one batch in each stage: waiting for the broker (poll), folding its messages \
+         with the store's lookups (fold), writing it (write)"
     );
     describe_gauge!(
         "clv_ingest_consumer_lag",
@@ -322,8 +331,19 @@ impl Ingest {
     pub fn run(&mut self, stop: &AtomicBool) -> Result<IngestSummary> {
         let mut summary = IngestSummary::default();
         let mut caught_up_since: Option<Instant> = None;
+        let mut last_check: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let processed = self.one_batch(&mut summary)?;
+            // The watermarks are a round trip per partition: asked when a batch did not fill up (the
+            // partitions may be caught up) and at least once a second (the lag gauges), not after
+            // every full batch.
+            if processed >= self.options.batch_size
+                && last_check.is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+            {
+                caught_up_since = None;
+                continue;
+            }
+            last_check = Some(Instant::now());
             let caught_up = match self.caught_up() {
                 Ok(caught_up) => {
                     metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
@@ -381,9 +401,17 @@ impl Ingest {
         let deadline = Instant::now() + self.options.batch_timeout;
         let mut folder = BatchFolder::new(Bounds::now());
         let started = Instant::now();
+        let mut polling = Duration::ZERO;
         while folder.messages() < self.options.batch_size {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // Once the batch holds messages, a pause in the stream ends it: waiting out the whole
+            // batch timeout would hold back what it applies (and a producer waiting on the lag).
+            let left = match folder.messages() {
+                0 => deadline.saturating_duration_since(Instant::now()),
+                _ => IDLE_ENDS_BATCH.min(deadline.saturating_duration_since(Instant::now())),
+            };
+            let waiting = Instant::now();
             let polled = self.consumer.poll(left);
+            polling += waiting.elapsed();
             self.check_rebalance()?;
             let Some(message) = polled else {
                 break;
@@ -429,7 +457,18 @@ impl Ingest {
             self.dead_letter_reports.check()?;
         }
         let offsets = folded.batch.offsets.clone();
+        let writing = Instant::now();
+        // Folding is what the batch took besides waiting for the broker.
+        let folded_in = writing.duration_since(started).saturating_sub(polling);
         self.store.write(&self.source, folded.batch)?;
+        for (stage, took) in [
+            ("poll", polling),
+            ("fold", folded_in),
+            ("write", writing.elapsed()),
+        ] {
+            metrics::histogram!("clv_ingest_batch_stage_seconds", "stage" => stage)
+                .record(took.as_secs_f64());
+        }
         // Counted once stored: a reader that sees N events counted finds them in the store.
         for (class, n) in &folded.counts.applied {
             let outcome = match LineClass::from_name(class) {

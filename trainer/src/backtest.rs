@@ -12,7 +12,7 @@ use models::{FeatureSet, Spec, TrainingSet};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::training::{Histories, Labelled, fit_inputs, snapshot};
+use crate::training::{Histories, Labelled, Sample, fit_inputs_sampled, snapshot};
 use crate::{Result, TrainError};
 
 /// One out-of-time fold.
@@ -111,6 +111,21 @@ pub struct Snapshots<'a> {
     histories: &'a Histories,
     horizon_months: u32,
     built: BTreeMap<NaiveDate, (Labelled, ModelInputs)>,
+    sample: Sample,
+    sampled: Vec<Sampled>,
+}
+
+/// A stacked training set that was sampled ([`Sample`]): what a report states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampled {
+    /// The stacked cutoffs.
+    pub cutoffs: Vec<NaiveDate>,
+    /// Rows before sampling.
+    pub rows: usize,
+    /// Rows kept.
+    pub kept: usize,
+    /// The fraction of customers kept.
+    pub fraction: f64,
 }
 
 impl<'a> Snapshots<'a> {
@@ -120,7 +135,20 @@ impl<'a> Snapshots<'a> {
             histories,
             horizon_months,
             built: BTreeMap::new(),
+            sample: Sample::default(),
+            sampled: Vec::new(),
         }
+    }
+
+    /// With `sample` bounding the stacked training sets and the BG/NBD fits.
+    pub fn with_sample(mut self, sample: Sample) -> Self {
+        self.sample = sample;
+        self
+    }
+
+    /// The stacked training sets that were sampled, in the order they were built.
+    pub fn sampled(&self) -> &[Sampled] {
+        &self.sampled
     }
 
     /// The labelled snapshot at `cutoff`.
@@ -139,7 +167,7 @@ impl<'a> Snapshots<'a> {
                 cutoff,
                 horizon_months: self.horizon_months,
             };
-            let inputs = fit_inputs(self.histories, &spec)?;
+            let inputs = fit_inputs_sampled(self.histories, &spec, &self.sample)?;
             let labelled = snapshot(self.histories, &spec, &inputs);
             tracing::info!(%cutoff, customers = labelled.len(), ?inputs, "snapshot");
             self.built.insert(cutoff, (labelled, inputs));
@@ -156,7 +184,8 @@ impl<'a> Snapshots<'a> {
             .map(|(cutoff, (labelled, _))| (cutoff, labelled))
     }
 
-    /// The snapshots at `cutoffs`, one below the other.
+    /// The snapshots at `cutoffs`, one below the other, sampled by customer when they hold more
+    /// rows than the sample's `max_rows` (see [`Sample`]).
     pub fn stacked(&mut self, cutoffs: &[NaiveDate]) -> Result<Labelled> {
         if cutoffs.is_empty() {
             return Err(TrainError::Input("no training cutoffs".into()));
@@ -164,6 +193,17 @@ impl<'a> Snapshots<'a> {
         let mut out = Labelled::default();
         for cutoff in cutoffs {
             out.extend(self.at(*cutoff)?);
+        }
+        let rows = out.len();
+        let (out, fraction) = self.sample.rows(out);
+        if fraction < 1.0 {
+            tracing::info!(rows, kept = out.len(), fraction, "sampled a training set");
+            self.sampled.push(Sampled {
+                cutoffs: cutoffs.to_vec(),
+                rows,
+                kept: out.len(),
+                fraction,
+            });
         }
         Ok(out)
     }

@@ -109,15 +109,106 @@ impl Histories {
     }
 }
 
+/// A seeded sample of customers, so that training time grows slower than the data: a customer is in
+/// it when a hash of its ID and the seed falls below the sampled fraction, so all of a customer's
+/// rows (one per stacked snapshot) are kept or dropped together, the same seed gives the same
+/// sample, and a larger fraction keeps every customer a smaller one keeps. Evaluation snapshots are
+/// never sampled: every customer is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// At most about this many rows in a stacked training set.
+    pub max_rows: usize,
+    /// At most about this many customers for fitting BG/NBD and Gamma-Gamma at a cutoff.
+    pub max_fit_customers: usize,
+    /// The seed of the hash.
+    pub seed: u64,
+}
+
+impl Default for Sample {
+    /// 250,000 training rows and 100,000 customers per fit (the real data has about 35,000 stacked
+    /// rows and 5,900 customers: it is never sampled).
+    fn default() -> Self {
+        Sample {
+            max_rows: 250_000,
+            max_fit_customers: 100_000,
+            seed: 0,
+        }
+    }
+}
+
+impl Sample {
+    /// Whether `customer` is in the sample of `fraction` (0..=1) of the customers.
+    pub fn keeps(&self, customer: u64, fraction: f64) -> bool {
+        if fraction >= 1.0 {
+            return true;
+        }
+        // splitmix64: well mixed for sequential IDs.
+        let mut z = customer ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64) / ((1u64 << 53) as f64) < fraction
+    }
+
+    /// The fraction that brings `n` down to about `max`.
+    pub fn fraction(n: usize, max: usize) -> f64 {
+        match n {
+            0 => 1.0,
+            n => (max as f64 / n as f64).min(1.0),
+        }
+    }
+
+    /// `labelled` with only the sampled customers' rows, when it has more than `max_rows`; and the
+    /// fraction of customers kept.
+    pub fn rows(&self, labelled: Labelled) -> (Labelled, f64) {
+        let fraction = Self::fraction(labelled.len(), self.max_rows);
+        if fraction >= 1.0 {
+            return (labelled, 1.0);
+        }
+        let mut out = Labelled::default();
+        for ((id, row), label) in labelled
+            .customer_ids
+            .into_iter()
+            .zip(labelled.rows)
+            .zip(labelled.labels)
+        {
+            if self.keeps(id, fraction) {
+                out.customer_ids.push(id);
+                out.rows.push(row);
+                out.labels.push(label);
+            }
+        }
+        (out, fraction)
+    }
+}
+
 /// Fits the model-wide inputs at `spec.cutoff` on the purchases before it: BG/NBD and Gamma-Gamma
 /// on every customer's per-day summary, and the seasonal profile of the year before.
 pub fn fit_inputs(histories: &Histories, spec: &SnapshotSpec) -> Result<ModelInputs> {
+    fit_inputs_sampled(histories, spec, &Sample::default())
+}
+
+/// [`fit_inputs`] with BG/NBD and Gamma-Gamma fitted on `sample`'s customers when more than
+/// `sample.max_fit_customers` bought before the cutoff (the seasonal profile is a sum over
+/// everyone: not sampled).
+pub fn fit_inputs_sampled(
+    histories: &Histories,
+    spec: &SnapshotSpec,
+    sample: &Sample,
+) -> Result<ModelInputs> {
     let cutoff_ms = spec.cutoff_ms();
-    let summaries: Vec<(Rft, f64)> = histories
+    let mut summaries: Vec<(u64, (Rft, f64))> = histories
         .customers
         .iter()
-        .filter_map(|(_, s)| daily_summary(s, cutoff_ms))
+        .filter_map(|(id, s)| Some((*id, daily_summary(s, cutoff_ms)?)))
         .collect();
+    let fraction = Sample::fraction(summaries.len(), sample.max_fit_customers);
+    if fraction < 1.0 {
+        summaries.retain(|(id, _)| sample.keeps(*id, fraction));
+        tracing::info!(cutoff = %spec.cutoff, customers = summaries.len(), fraction, "fitting BG/NBD on a sample");
+    }
+    let summaries: Vec<(Rft, f64)> = summaries.into_iter().map(|(_, s)| s).collect();
     let rft: Vec<Rft> = summaries.iter().map(|(c, _)| *c).collect();
     let bgnbd = crate::fit::bgnbd(&rft)?;
     let repeaters: Vec<(f64, f64)> = summaries.iter().map(|(c, m)| (c.x, *m)).collect();
@@ -221,4 +312,69 @@ pub fn snapshot(histories: &Histories, spec: &SnapshotSpec, inputs: &ModelInputs
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use contract::RowBuilder;
+
+    fn row() -> FeatureRow {
+        let mut state = CustomerState::default();
+        state.purchases.insert(
+            "1".into(),
+            Purchase {
+                time_ms: 1_293_840_000_000, // 2011-01-01
+                revenue_milli: 10_000,
+            },
+        );
+        let inputs = ModelInputs::example();
+        RowBuilder::new(&inputs, NaiveDate::from_ymd_opt(2011, 6, 1).unwrap())
+            .row(&state)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sample_is_seeded_nested_and_near_its_size() {
+        let sample = Sample {
+            max_rows: 1_000,
+            max_fit_customers: 1_000,
+            seed: 7,
+        };
+        let kept = |fraction: f64, sample: &Sample| -> Vec<u64> {
+            (0..100_000u64)
+                .filter(|id| sample.keeps(*id, fraction))
+                .collect()
+        };
+        let tenth = kept(0.1, &sample);
+        assert!((9_500..10_500).contains(&tenth.len()), "{}", tenth.len());
+        assert_eq!(tenth, kept(0.1, &sample), "the same seed, the same sample");
+        let fifth = kept(0.2, &sample);
+        assert!(
+            tenth.iter().all(|id| fifth.binary_search(id).is_ok()),
+            "nested"
+        );
+        assert_ne!(tenth, kept(0.1, &Sample { seed: 8, ..sample }));
+        assert_eq!(kept(1.0, &sample).len(), 100_000);
+        // Below the cap a set is untouched; above it, whole customers are kept.
+        let labelled = Labelled {
+            customer_ids: (0..3_000u64).map(|i| i % 1_500).collect(),
+            rows: vec![row(); 3_000],
+            labels: (0..3_000).map(f64::from).collect(),
+        };
+        let (same, fraction) = Sample {
+            max_rows: 3_000,
+            ..sample
+        }
+        .rows(labelled.clone());
+        assert_eq!((same.len(), fraction), (3_000, 1.0));
+        let (sampled, fraction) = sample.rows(labelled);
+        assert!((fraction - 1.0 / 3.0).abs() < 1e-9);
+        assert!((800..1_200).contains(&sampled.len()), "{}", sampled.len());
+        for id in &sampled.customer_ids {
+            let rows = sampled.customer_ids.iter().filter(|i| *i == id).count();
+            assert_eq!(rows, 2, "both rows of customer {id}");
+        }
+    }
 }
