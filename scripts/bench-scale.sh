@@ -8,7 +8,9 @@
 #   clv data generate --scale 10 --out syn10.parquet   (100: --scale 100 --out syn100.parquet)
 # Environment: STAGES="stream check train serve snapshot" (default all), W=<work dir> (kept; default
 # a temporary one, removed), MODELS=<registry> for the serve stage (default: the one `train` wrote),
-# PANDAS=<python with pandas> for the snapshot stage's side-by-side (skipped when absent).
+# PANDAS=<python with pandas and pyarrow> for the snapshot stage's side-by-side with
+# scripts/bench/pandas_snapshot.py (skipped when absent), SNAPSHOT_CSV=<the same data as CSV> to compare
+# on CSV as well.
 # Results are appended to $W/results.md.
 set -euo pipefail
 CLV=${CLV:-${CARGO_TARGET_DIR:-target}/release/clv}
@@ -104,7 +106,18 @@ if has serve; then
 fi
 
 if has snapshot; then
-  t=$( { /usr/bin/time -f "%e %M" $CLV snapshot --input "$INPUT" --cutoff 2011-06-01 --out "$W/s.parquet" > /dev/null; } 2>&1 | tail -1)
-  row "clv snapshot (whole process) | $(echo "$t" | cut -d' ' -f1) s | | $(( $(echo "$t" | cut -d' ' -f2) / 1024 )) MB | |"
+  # clv and pandas side by side on the same files: the input, and $SNAPSHOT_CSV when given.
+  for f in "$INPUT" ${SNAPSHOT_CSV:-}; do
+    t=$( { /usr/bin/time -f "%e %M" $CLV snapshot --input "$f" --cutoff 2011-06-01 --out "$W/s.parquet" > /dev/null; } 2>&1 | tail -1)
+    clv_s=$(echo "$t" | cut -d' ' -f1)
+    versus=""
+    if [ -n "${PANDAS:-}" ]; then
+      p=$( { /usr/bin/time -f "%e %M" "$PANDAS" "$(dirname "$0")/bench/pandas_snapshot.py" "$f" 2011-06-01 "$W/p.parquet" > /dev/null; } 2>&1 | tail -1)
+      pandas_s=$(echo "$p" | cut -d' ' -f1)
+      versus="; pandas $pandas_s s, $(( $(echo "$p" | cut -d' ' -f2) / 1024 )) MB: clv $(echo "scale=1; $pandas_s / $clv_s" | bc)x faster"
+    fi
+    row "clv snapshot of $(basename "$f") (whole process) | $clv_s s$versus | | $(( $(echo "$t" | cut -d' ' -f2) / 1024 )) MB | |"
+  done
 fi
+
 echo "results: $RESULTS"

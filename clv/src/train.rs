@@ -13,7 +13,8 @@ use models::registry::{Metadata, Registry, beats};
 use models::{Spec, Trained, TrainingSet};
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
-    Snapshots, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds, table,
+    Snapshots, budgeted, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds,
+    table,
 };
 use trainer::mlflow::Tracking;
 use trainer::training::{Histories, Sample};
@@ -207,13 +208,18 @@ pub(crate) fn train_histories(
     // The model-wide inputs and the population constants are those of the production cutoff.
     let inputs = snapshots.inputs(args.cutoff)?;
     let population = snapshots.at(args.cutoff)?.rows.clone();
-    let set = TrainingSet {
-        rows: &train.rows,
-        labels: &train.labels,
-        population: &population,
-    };
-    Trained::fit(&champion_spec, &set, inputs.clone())?.save(&dir.join("model.json"))?;
-    Trained::fit(&nine_spec, &set, inputs)?.save(&dir.join("model_nine.json"))?;
+    for (spec, file) in [
+        (&champion_spec, "model.json"),
+        (&nine_spec, "model_nine.json"),
+    ] {
+        let train = budgeted(spec, &train);
+        let set = TrainingSet {
+            rows: &train.rows,
+            labels: &train.labels,
+            population: &population,
+        };
+        Trained::fit(spec, &set, inputs.clone())?.save(&dir.join(file))?;
+    }
     let mut report = format!(
         "# {version}: {best}\n\nTrained on the snapshots {} (data {}).\n",
         train_cutoffs
@@ -230,6 +236,27 @@ pub(crate) fn train_histories(
             fold.evaluate_at,
             table(&scores, &fold.name)
         ));
+    }
+    if !snapshots.sampled().is_empty() {
+        report.push_str(&format!(
+            "\n## Samples\n\nTraining sets above {} rows were sampled by customer (seed {}; BG/NBD \
+             fitted on at most {} customers per cutoff; tree ensembles on at most {} rows):\n\n\
+             | cutoffs | rows | kept | customers kept |\n|---|---|---|---|\n",
+            sample.max_rows,
+            sample.seed,
+            sample.max_fit_customers,
+            trainer::backtest::TREE_ROW_BUDGET
+        ));
+        for s in snapshots.sampled() {
+            report.push_str(&format!(
+                "| {} .. {} | {} | {} | {:.1}% |\n",
+                s.cutoffs.first().map(|d| d.to_string()).unwrap_or_default(),
+                s.cutoffs.last().map(|d| d.to_string()).unwrap_or_default(),
+                s.rows,
+                s.kept,
+                s.fraction * 100.0
+            ));
+        }
     }
     report.push_str("\nPlots: report.html.\n");
     std::fs::write(dir.join("report.md"), report).context("writing the report")?;

@@ -116,6 +116,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     // moves, and ingest keeps applying batches.
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", stack.bootstrap())
+        .set("partitioner", "murmur2_random")
         .create()
         .unwrap();
     let dead_letter = || {

@@ -125,6 +125,7 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     let bootstrap = stack.bootstrap();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
+        .set("partitioner", "murmur2_random")
         .set("message.max.bytes", "2000000")
         .create()
         .unwrap();

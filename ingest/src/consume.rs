@@ -159,6 +159,9 @@ pub struct Ingest {
     options: IngestOptions,
     rebalance_failure: Arc<Mutex<Option<featurestore::StoreError>>>,
     last_warning: Mutex<Option<Instant>>,
+    /// The topic's partition count (what a customer's partition is computed over) and when it was
+    /// read; none while the broker has not answered.
+    partitions: Option<(u32, Instant)>,
 }
 
 /// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
@@ -229,7 +232,13 @@ fn register_metrics() {
 const READING_WATERMARKS: &str = "reading watermarks";
 const CONSUMING: &str = "consuming";
 const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
-const BROKER_OPERATIONS: [&str; 3] = [READING_WATERMARKS, CONSUMING, DELIVERING_DEAD_LETTERS];
+const READING_METADATA: &str = "reading metadata";
+const BROKER_OPERATIONS: [&str; 4] = [
+    READING_WATERMARKS,
+    CONSUMING,
+    DELIVERING_DEAD_LETTERS,
+    READING_METADATA,
+];
 
 /// At most the first `cap` bytes.
 fn cut(bytes: Option<&[u8]>, cap: usize) -> Option<&[u8]> {
@@ -318,7 +327,33 @@ impl Ingest {
             options,
             rebalance_failure,
             last_warning: Mutex::new(None),
+            partitions: None,
         })
+    }
+
+    /// The topic's partition count, read again every minute (a failed read keeps the last one).
+    fn partition_count(&mut self) -> Option<u32> {
+        if self
+            .partitions
+            .is_none_or(|(_, read)| read.elapsed() > Duration::from_secs(60))
+        {
+            match self
+                .consumer
+                .fetch_metadata(Some(&self.options.topic), Duration::from_secs(10))
+            {
+                Ok(metadata) => {
+                    let count = metadata
+                        .topics()
+                        .iter()
+                        .find(|t| t.name() == self.options.topic)
+                        .map(|t| t.partitions().len() as u32)
+                        .filter(|n| *n > 0);
+                    self.partitions = count.map(|n| (n, Instant::now()));
+                }
+                Err(e) => self.broker_error(READING_METADATA, &e.to_string()),
+            }
+        }
+        self.partitions.map(|(n, _)| n)
     }
 
     /// The cluster and topic this member reads.
@@ -399,7 +434,8 @@ impl Ingest {
     /// Polls up to one batch, folds it and writes it. Returns how many messages it read.
     fn one_batch(&mut self, summary: &mut IngestSummary) -> Result<usize> {
         let deadline = Instant::now() + self.options.batch_timeout;
-        let mut folder = BatchFolder::new(Bounds::now());
+        let partitions = self.partition_count();
+        let mut folder = BatchFolder::new(Bounds::now()).with_partitions(partitions);
         let started = Instant::now();
         let mut polling = Duration::ZERO;
         while folder.messages() < self.options.batch_size {

@@ -123,6 +123,7 @@ enum Step {
 #[derive(Debug)]
 pub struct BatchFolder {
     bounds: Bounds,
+    partitions: Option<u32>,
     touched: HashMap<(i32, u64), Touched>,
     next_offsets: BTreeMap<i32, i64>,
     latest_purchases: HashMap<(i32, u64), i64>,
@@ -136,12 +137,22 @@ impl BatchFolder {
     pub fn new(bounds: Bounds) -> Self {
         BatchFolder {
             bounds,
+            partitions: None,
             touched: HashMap::new(),
             next_offsets: BTreeMap::new(),
             latest_purchases: HashMap::new(),
             messages: 0,
             counts: Counts::default(),
         }
+    }
+
+    /// Checking that each event came on its customer's partition of a topic of `partitions`
+    /// ([`contract::partition`]): one that did not was produced with another partitioner, and
+    /// applying it would give its customer a second state on another partition, so it is rejected
+    /// (`invalid`, "misrouted"). `None`: not checked (the partition count is not known).
+    pub fn with_partitions(mut self, partitions: Option<u32>) -> Self {
+        self.partitions = partitions;
+        self
     }
 
     /// Messages offered so far.
@@ -166,6 +177,16 @@ impl BatchFolder {
             Err(rejection) => return Ok(self.count(Step::Rejected(rejection))),
         };
         let (partition, customer) = (message.partition, event.customer_id);
+        if let Some(partitions) = self.partitions {
+            let expected = contract::partition::of_customer(customer, partitions);
+            if expected != partition {
+                return Ok(self.count(Step::Rejected(Rejection::Invalid(format!(
+                    "misrouted: customer {customer}'s events belong on partition {expected} of \
+                     {partitions} (Kafka's murmur2 of the key, the Java client's default; \
+                     librdkafka: partitioner=murmur2_random), not {partition}"
+                )))));
+            }
+        }
         let touched = match self.touched.entry((partition, customer)) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -680,6 +701,30 @@ mod tests {
             "nothing of a rejected message is stored"
         );
         assert_eq!(folded.batch.offsets, vec![(2, 20)]);
+    }
+
+    #[test]
+    fn an_event_on_another_partition_than_its_customers_is_rejected() {
+        let stored = Memory::default();
+        let mut folder = BatchFolder::new(bounds()).with_partitions(Some(4));
+        let right = contract::partition::of_customer(7, 4);
+        let wrong = (right + 1) % 4;
+        let a = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
+        let b = event("b", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
+        assert_eq!(
+            offer(&mut folder, &stored, right, 0, "7", &a),
+            Outcome::Applied(LineClass::Purchase)
+        );
+        match offer(&mut folder, &stored, wrong, 0, "7", &b) {
+            Outcome::Rejected(r) => {
+                assert_eq!(r.kind(), "invalid");
+                assert!(r.to_string().contains("misrouted"), "{r}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let folded = folder.finish();
+        assert_eq!(folded.batch.customers.len(), 1);
+        assert_eq!(folded.batch.customers[0].partition, right);
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn ingest_rides_out_a_mock_broker_outage() {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "120000")
         .create()
         .unwrap();
