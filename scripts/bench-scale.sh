@@ -92,6 +92,7 @@ fi
 
 if has serve; then
   models=${MODELS:-$W/models}
+  [ -e "$models/production" ] || { echo "serve: no production model in $models (run the train stage or set MODELS)"; exit 1; }
   start=$(now)
   /usr/bin/time -v -o "$W/serve.time" $CLV serve --db "$W/db" --models-dir "$models" --listen 127.0.0.1:18080 \
     > "$W/serve.out" 2>&1 &
@@ -114,7 +115,7 @@ if has snapshot; then
     if [ -n "${PANDAS:-}" ]; then
       p=$( { /usr/bin/time -f "%e %M" "$PANDAS" "$(dirname "$0")/bench/pandas_snapshot.py" "$f" 2011-06-01 "$W/p.parquet" > /dev/null; } 2>&1 | tail -1)
       pandas_s=$(echo "$p" | cut -d' ' -f1)
-      versus="; pandas $pandas_s s, $(( $(echo "$p" | cut -d' ' -f2) / 1024 )) MB: clv $(echo "scale=1; $pandas_s / $clv_s" | bc)x faster"
+      versus="; pandas $pandas_s s, $(( $(echo "$p" | cut -d' ' -f2) / 1024 )) MB: pandas time / clv time = $(echo "scale=2; $pandas_s / $clv_s" | bc)"
     fi
     row "clv snapshot of $(basename "$f") (whole process) | $clv_s s$versus | | $(( $(echo "$t" | cut -d' ' -f2) / 1024 )) MB | |"
   done

@@ -223,6 +223,9 @@ impl RocksStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // Every column family's memtables together (two per partition, besides the small ones):
+        // without a shared budget each would grow to its own 64 MB write buffer, twice.
+        options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
         let cf_options = column_options();
         let mut names = DB::list_cf(&options, path).unwrap_or_default();
         for required in ["default", CF_OFFSETS, CF_META, CF_CHANGES] {
@@ -831,6 +834,9 @@ fn parse_change_key(key: &[u8]) -> Option<(u64, i32, u64)> {
     let customer = u64::from_be_bytes(key.get(12..20)?.try_into().ok()?);
     Some((batch, partition, customer))
 }
+
+/// The memory all memtables share (RocksDB's write buffer manager).
+const DB_WRITE_BUFFER_BYTES: usize = 128 << 20;
 
 fn column_options() -> Options {
     let mut table = BlockBasedOptions::default();
