@@ -9,9 +9,10 @@ matplotlib.use("svg")
 import matplotlib.pyplot as plt
 
 scale = [1, 10, 100]
-lines_per_s = [233_721, 215_700, 158_198]
-rss = {"replay": [175, 173, 175], "ingest": [96, 353, 961], "serve": [None, 267, 1355]}
-bytes_per_event = [26.0, 33.9, 33.1]
+# 10x and 100x with the shared write buffer (BENCHMARKS.md).
+lines_per_s = [233_721, 232_039, 151_926]
+rss = {"replay": [175, 174, 175], "ingest": [96, 246, 523], "serve": [82, 267, 1355]}
+bytes_per_event = [26.0, 18.4, 7.0]
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
 axes[0].plot(scale, [x / 1000 for x in lines_per_s], "o-")
