@@ -12,7 +12,7 @@ use models::{FeatureSet, Spec, TrainingSet};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::training::{Histories, Labelled, Sample, fit_inputs_sampled, snapshot};
+use crate::training::{Histories, Labelled, Sample, fit_inputs, snapshot};
 use crate::{Result, TrainError};
 
 /// One out-of-time fold.
@@ -167,7 +167,7 @@ impl<'a> Snapshots<'a> {
                 cutoff,
                 horizon_months: self.horizon_months,
             };
-            let inputs = fit_inputs_sampled(self.histories, &spec, &self.sample)?;
+            let inputs = fit_inputs(self.histories, &spec, &self.sample)?;
             let labelled = snapshot(self.histories, &spec, &inputs);
             tracing::info!(%cutoff, customers = labelled.len(), ?inputs, "snapshot");
             self.built.insert(cutoff, (labelled, inputs));
@@ -261,10 +261,13 @@ pub fn evaluate(
 /// never cut.
 pub const TREE_ROW_BUDGET: usize = 100_000;
 
+fn is_tree_ensemble(spec: &Spec) -> bool {
+    matches!(spec, Spec::RandomForest { .. } | Spec::TwoStage { .. })
+}
+
 /// `train` as `spec` is fitted on: whole, or within [`TREE_ROW_BUDGET`] for a tree ensemble.
 pub fn budgeted<'a>(spec: &Spec, train: &'a Labelled) -> std::borrow::Cow<'a, Labelled> {
-    let trees = matches!(spec, Spec::RandomForest { .. } | Spec::TwoStage { .. });
-    if !trees || train.len() <= TREE_ROW_BUDGET {
+    if !is_tree_ensemble(spec) || train.len() <= TREE_ROW_BUDGET {
         return std::borrow::Cow::Borrowed(train);
     }
     let sample = Sample {
@@ -290,11 +293,16 @@ pub fn score_fold(
     };
     let mut scores = Vec::new();
     let mut by_model = Vec::new();
+    // The tree ensembles' sample is drawn once per fold, not once per candidate.
+    let mut for_trees: Option<std::borrow::Cow<'_, Labelled>> = None;
     for spec in candidates {
-        let budgeted = budgeted(spec, train);
+        let rows: &Labelled = match is_tree_ensemble(spec) {
+            true => for_trees.get_or_insert_with(|| budgeted(spec, train)),
+            false => train,
+        };
         let set = TrainingSet {
-            rows: &budgeted.rows,
-            labels: &budgeted.labels,
+            rows: &rows.rows,
+            labels: &rows.labels,
             ..set
         };
         let fitted = spec.fit(&set)?;

@@ -184,15 +184,10 @@ impl Sample {
 }
 
 /// Fits the model-wide inputs at `spec.cutoff` on the purchases before it: BG/NBD and Gamma-Gamma
-/// on every customer's per-day summary, and the seasonal profile of the year before.
-pub fn fit_inputs(histories: &Histories, spec: &SnapshotSpec) -> Result<ModelInputs> {
-    fit_inputs_sampled(histories, spec, &Sample::default())
-}
-
-/// [`fit_inputs`] with BG/NBD and Gamma-Gamma fitted on `sample`'s customers when more than
-/// `sample.max_fit_customers` bought before the cutoff (the seasonal profile is a sum over
-/// everyone: not sampled).
-pub fn fit_inputs_sampled(
+/// on every customer's per-day summary (on `sample`'s customers when more than
+/// `sample.max_fit_customers` bought before the cutoff), and the seasonal profile of the year before
+/// (a sum over everyone: not sampled).
+pub fn fit_inputs(
     histories: &Histories,
     spec: &SnapshotSpec,
     sample: &Sample,
