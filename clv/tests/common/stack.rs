@@ -224,14 +224,21 @@ impl Stack {
     }
 
     /// A running ingest and the address of its metrics.
+    /// Starts `clv ingest` and returns once its metrics are served: by then its signal handler is
+    /// installed, so a SIGTERM right after this stops it gracefully (a SIGTERM in the first
+    /// milliseconds of a process, before any handler, ends it with the default action).
     pub fn spawn_ingest(&self) -> (Running, String) {
         let args = self.ingest_args(&[]);
         let at = args.iter().position(|a| a == "--metrics-addr").unwrap();
         let metrics = args[at + 1].clone();
-        (
-            spawn(&args.iter().map(String::as_str).collect::<Vec<_>>()),
-            metrics,
-        )
+        let mut ingest = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        wait_for("ingest's metrics", Duration::from_secs(30), || {
+            if let Ok(Some(exit)) = ingest.0.try_wait() {
+                panic!("ingest exited at start: {exit}");
+            }
+            try_http_get(&metrics, "/metrics").is_ok()
+        });
+        (ingest, metrics)
     }
 
     pub fn ingest_until_caught_up(&self) -> String {
