@@ -416,10 +416,41 @@ pub enum Fitted {
     },
 }
 
+/// Rows from which [`Fitted::predict`] splits its work across threads.
+const PARALLEL_ROWS: usize = 20_000;
+
 impl Fitted {
     /// A prediction for each row, clipped at 0 (nobody spends less than nothing); each depends on
-    /// its own row only.
+    /// its own row only, so that many rows are predicted in slices on every core (a random forest
+    /// predicts about 5,000 rows a second a core: a population of 500,000 took 95 s on one).
     pub fn predict(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || rows.len() < PARALLEL_ROWS {
+            return self.predict_slice(spec, rows);
+        }
+        let slice = rows.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(slice)
+                .map(|part| scope.spawn(move || self.predict_slice(spec, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ModelError::Input("a prediction thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+
+    fn predict_slice(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
         let features = spec.features();
         let n = rows.len();
         if n == 0 {
