@@ -3,7 +3,7 @@
 //! customer's feature row ([`contract::FeatureRow`], computed by [`contract::row::RowBuilder`] exactly
 //! as the scorer computes it) with the label after T.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use contract::probabilistic::{Rft, daily_summary};
 use contract::row::RowBuilder;
@@ -116,7 +116,7 @@ impl Histories {
 /// never sampled: every customer is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
-    /// At most about this many rows in a stacked training set.
+    /// At most this many rows in a stacked training set.
     pub max_rows: usize,
     /// At most about this many customers for fitting BG/NBD and Gamma-Gamma at a cutoff.
     pub max_fit_customers: usize,
@@ -139,16 +139,19 @@ impl Default for Sample {
 impl Sample {
     /// Whether `customer` is in the sample of `fraction` (0..=1) of the customers.
     pub fn keeps(&self, customer: u64, fraction: f64) -> bool {
-        if fraction >= 1.0 {
-            return true;
-        }
+        fraction >= 1.0 || self.rank(customer) < fraction
+    }
+
+    /// The customer's place in the seed's order, in [0, 1): a sample keeps the customers below a
+    /// threshold.
+    fn rank(&self, customer: u64) -> f64 {
         // splitmix64: well mixed for sequential IDs.
         let mut z = customer ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        ((z >> 11) as f64) / ((1u64 << 53) as f64) < fraction
+        ((z >> 11) as f64) / ((1u64 << 53) as f64)
     }
 
     /// The fraction that brings `n` down to about `max`.
@@ -160,11 +163,33 @@ impl Sample {
     }
 
     /// `labelled` with only the sampled customers' rows, when it has more than `max_rows`; and the
-    /// fraction of customers kept.
+    /// fraction of its customers kept. The threshold is the rank below which whole customers'
+    /// rows add up to at most `max_rows`, so a sample holds at most `max_rows` rows (fewer by less
+    /// than one customer's), and a sample of a sample is the smaller sample (not a fraction of a
+    /// fraction).
     pub fn rows(&self, labelled: Labelled) -> (Labelled, f64) {
-        let fraction = Self::fraction(labelled.len(), self.max_rows);
-        if fraction >= 1.0 {
+        if labelled.len() <= self.max_rows {
             return (labelled, 1.0);
+        }
+        let mut per_customer: HashMap<u64, usize> = HashMap::new();
+        for id in &labelled.customer_ids {
+            *per_customer.entry(*id).or_default() += 1;
+        }
+        let mut ranked: Vec<(f64, usize)> = per_customer
+            .iter()
+            .map(|(id, rows)| (self.rank(*id), *rows))
+            .collect();
+        ranked.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut rows = 0;
+        let mut threshold = 1.0;
+        let mut customers = 0;
+        for (rank, n) in &ranked {
+            if rows + n > self.max_rows {
+                threshold = *rank;
+                break;
+            }
+            rows += n;
+            customers += 1;
         }
         let mut out = Labelled::default();
         for ((id, row), label) in labelled
@@ -173,13 +198,13 @@ impl Sample {
             .zip(labelled.rows)
             .zip(labelled.labels)
         {
-            if self.keeps(id, fraction) {
+            if self.rank(id) < threshold {
                 out.customer_ids.push(id);
                 out.rows.push(row);
                 out.labels.push(label);
             }
         }
-        (out, fraction)
+        (out, customers as f64 / ranked.len() as f64)
     }
 }
 
@@ -365,11 +390,25 @@ mod tests {
         .rows(labelled.clone());
         assert_eq!((same.len(), fraction), (3_000, 1.0));
         let (sampled, fraction) = sample.rows(labelled);
-        assert!((fraction - 1.0 / 3.0).abs() < 1e-9);
-        assert!((800..1_200).contains(&sampled.len()), "{}", sampled.len());
+        assert!((fraction - 1.0 / 3.0).abs() < 1e-9, "{fraction}");
+        assert_eq!(sampled.len(), 1_000);
         for id in &sampled.customer_ids {
             let rows = sampled.customer_ids.iter().filter(|i| *i == id).count();
             assert_eq!(rows, 2, "both rows of customer {id}");
         }
+        // A sample of the sample (the tree ensembles' budget within a sampled training set) is
+        // the smaller sample, not a fraction of the fraction: at most its rows, all within the first.
+        let (smaller, _) = Sample {
+            max_rows: 400,
+            ..sample
+        }
+        .rows(sampled.clone());
+        assert_eq!(smaller.len(), 400);
+        assert!(
+            smaller
+                .customer_ids
+                .iter()
+                .all(|id| sampled.customer_ids.contains(id))
+        );
     }
 }
