@@ -6,18 +6,20 @@
 # Usage: scripts/bench-scale.sh <input.parquet|.csv> [<label>]
 #   (build first: cargo build --release). The generated inputs are made with
 #   clv data generate --scale 10 --out syn10.parquet   (100: --scale 100 --out syn100.parquet)
-# Environment: STAGES="stream check train serve snapshot" (default all), W=<work dir> (kept; default
+# Environment: STAGES="stream check train serve refresh snapshot" (default all; refresh needs stream
+# in the same run, CHANGED=<customers> for it, default 1000), W=<work dir> (kept; default
 # a temporary one, removed), MODELS=<registry> for the serve stage (default: the one `train` wrote),
 # PANDAS=<python with pandas and pyarrow> for the snapshot stage's side-by-side with
 # scripts/bench/pandas_snapshot.py (skipped when absent), SNAPSHOT_CSV=<the same data as CSV> to compare
 # on CSV as well.
-# Results are appended to $W/results.md.
+# PERF=<seconds> records ingest with perf for that long, PERF_AT=<seconds> (default 3) after the
+# stream starts. Results are appended to $W/results.md.
 set -euo pipefail
 CLV=${CLV:-${CARGO_TARGET_DIR:-target}/release/clv}
 CLV=$(realpath "$CLV")
 INPUT=$(realpath "$1")
 LABEL=${2:-$(basename "$INPUT")}
-STAGES=${STAGES:-stream check train serve snapshot}
+STAGES=${STAGES:-stream check train serve refresh snapshot}
 KEEP=${W:+yes}
 W=${W:-$(mktemp -d)}
 mkdir -p "$W"
@@ -53,7 +55,7 @@ if has stream; then
   done
   start=$(now)
   if [ -n "${PERF:-}" ]; then
-    (sleep 3; perf record -F 999 -g -o "$W/ingest.perf" -p "$(pgrep -P $INGEST)" -- sleep "$PERF" > /dev/null 2>&1) &
+    (sleep "${PERF_AT:-3}"; perf record -F 999 -g -o "$W/ingest.perf" -p "$(pgrep -P $INGEST)" -- sleep "$PERF" > /dev/null 2>&1) &
   fi
   RUST_LOG=warn /usr/bin/time -v -o "$W/replay.time" \
     $CLV replay --state-dir "$W/state" --input "$INPUT" ${REPLAY_ARGS:-} > "$W/replay.out"
@@ -104,6 +106,46 @@ if has serve; then
   customers=$(curl -s http://127.0.0.1:18080/metrics | awk '/^scorer_customers / {print $2}')
   kill -TERM "$(pgrep -P $SERVE)"; wait $SERVE || true
   row "clv serve: ready | $(printf %.1f "$ready_s") s ($customers customers scored) | | $(rss_mb "$W/serve.time") MB | |"
+fi
+
+if has refresh; then
+  # The scorer's refresh after $CHANGED changed customers (default 1,000), on the store the stream
+  # stage filled (its broker still runs): a new ingest resumes from the store's offsets, `clv serve`
+  # scores everyone, then kcat produces one purchase for each of $CHANGED customers of the top list,
+  # dated on the watermark's day so that `as_of` stays; the refresh that took them in is read from
+  # `scorer_refresh_duration_seconds` (its `_sum` and `_count` before and after).
+  [ -f "$W/state/broker.addr" ] && has stream || { echo "refresh: needs the stream stage in the same run"; exit 1; }
+  CHANGED=${CHANGED:-1000}
+  brokers=$(cat "$W/state/broker.addr")
+  RUST_LOG=warn $CLV ingest --state-dir "$W/state" --db "$W/db" --metrics-addr 127.0.0.1:$PORT > "$W/ingest2.out" 2>&1 &
+  pids+=($!)
+  models=${MODELS:-$W/models}
+  RUST_LOG=info $CLV serve --db "$W/db" --models-dir "$models" --listen 127.0.0.1:18080 \
+    --refresh-seconds 0.2 > "$W/serve-refresh.out" 2>&1 &
+  pids+=($!)
+  metric() { curl -s http://127.0.0.1:18080/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+  until curl -sf http://127.0.0.1:18080/ready > /dev/null; do sleep 0.2; done
+  sleep 2
+  count0=$(metric scorer_refresh_duration_seconds_count)
+  sum0=$(metric scorer_refresh_duration_seconds_sum)
+  rescored0=$(curl -s http://127.0.0.1:18080/metrics | awk '/^scorer_rescored_customers_total\{refresh="changed"\}/ {print $2}')
+  wm=$(curl -s http://127.0.0.1:18080/ready | sed 's/.*"as_of":"\([0-9-]*\)".*/\1/')
+  day=$(date -u -d "$wm - 1 day" +%Y-%m-%d)
+  curl -s "http://127.0.0.1:18080/customers/top.csv?k=$CHANGED" | tail -n +2 | cut -d, -f2 > "$W/changed.ids"
+  i=0
+  while read -r id; do
+    i=$((i + 1))
+    echo "$id|{\"schema_version\":1,\"event_id\":\"bench-refresh:$i:$RANDOM\",\"customer_id\":$id,\"invoice\":\"99$i\",\"stock_code\":\"BENCH\",\"quantity\":1,\"invoice_date\":\"${day}T00:00:01Z\",\"price\":1.0}"
+  done < "$W/changed.ids" | kcat -P -b "$brokers" -t transactions -K '|' -X partitioner=murmur2_random
+  # Every changed customer rescored (one refresh or a few, as ingest's batches land).
+  until [ "$(echo "$(curl -s http://127.0.0.1:18080/metrics | awk '/^scorer_rescored_customers_total\{refresh="changed"\}/ {print $2}') - ${rescored0:-0}" | bc)" -ge "$CHANGED" ]; do
+    sleep 0.05
+  done
+  sleep 1
+  count1=$(metric scorer_refresh_duration_seconds_count)
+  sum1=$(metric scorer_refresh_duration_seconds_sum)
+  n=$((count1 - count0))
+  row "clv serve: refresh after $CHANGED changed customers | $(echo "scale=4; ($sum1 - $sum0) / $n" | bc) s per refresh ($n refreshes took them in, $(echo "scale=4; $sum1 - $sum0" | bc) s in all) | | | |"
 fi
 
 if has snapshot; then

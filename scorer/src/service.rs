@@ -69,6 +69,12 @@ impl Scorer {
         self.population.load_full()
     }
 
+    /// The latest population, borrowed for a moment (no reference count taken: for a request's
+    /// lookup; hold it briefly, as it delays the release of a replaced population).
+    pub fn population_guard(&self) -> arc_swap::Guard<Option<Arc<Population>>> {
+        self.population.load()
+    }
+
     /// The production models.
     pub fn production(&self) -> Option<Arc<Production>> {
         self.production.load_full()
