@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::{DateTime, Datelike, NaiveDate};
+use chrono::{DateTime, NaiveDate};
 use clap::Args;
 use contract::{CONTRACT_VERSION, Feature, add_months};
 use dataset::normalised;
@@ -13,7 +13,7 @@ use models::registry::{Metadata, Registry, beats};
 use models::{Spec, Trained, TrainingSet};
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
-    Snapshots, budgeted, candidates, champion, evaluate, folds, monthly, score_fold, seed_folds,
+    Snapshots, budgeted, candidates, champion, evaluate, monthly, plan, score_fold, seed_folds,
     table,
 };
 use trainer::mlflow::Tracking;
@@ -33,9 +33,16 @@ pub struct TrainArgs {
     /// cutoff, split by `customer_id mod 5`: 0-2 train, 3 validation, 4 test.
     #[arg(long)]
     table: Option<PathBuf>,
-    /// The production cutoff: the test fold evaluates here, the production model trains up to here.
-    #[arg(long, default_value = "2011-06-01")]
-    cutoff: NaiveDate,
+    /// The production cutoff, for a backtest: the test fold evaluates here, the production model
+    /// trains up to here. Default: the edge of the data, the latest first of a month whose label
+    /// window the data holds (2011-06-01 for the whole UCI data).
+    #[arg(long)]
+    cutoff: Option<NaiveDate>,
+    /// The data holds every purchase before this day (default: the day after the last purchase):
+    /// the edge is the latest cutoff whose label window ends by it. For data cut at a date after a
+    /// quiet spell (a shop closed over Christmas), say where it was cut.
+    #[arg(long)]
+    as_of: Option<NaiveDate>,
     /// Months of the label window.
     #[arg(long, default_value_t = 6)]
     horizon_months: u32,
@@ -73,7 +80,8 @@ impl TrainArgs {
             input: None,
             db: Some(db),
             table: None,
-            cutoff: NaiveDate::from_ymd_opt(2011, 6, 1).unwrap_or_default(),
+            cutoff: None,
+            as_of: None,
             horizon_months: 6,
             earliest: None,
             models_dir,
@@ -111,19 +119,43 @@ pub(crate) fn train_histories(
     histories: &Histories,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let first = histories
-        .first_purchase_ms()
-        .context("no purchases to train on")?;
-    let earliest = match args.earliest {
-        Some(d) => d,
-        None => {
-            let day = DateTime::from_timestamp_millis(first)
-                .context("first purchase time")?
-                .date_naive();
-            add_months(day.with_day(1).context("first of month")?, 3)
-        }
+    let day = |ms: i64, what: &str| {
+        DateTime::from_timestamp_millis(ms)
+            .map(|t| t.date_naive())
+            .with_context(|| format!("the {what} purchase's time"))
     };
-    let folds = folds(args.cutoff, args.horizon_months, earliest);
+    let first = day(
+        histories
+            .first_purchase_ms()
+            .context("no purchases to train on")?,
+        "first",
+    )?;
+    let last_day = day(
+        histories.last_purchase_ms().context("no purchases")?,
+        "last",
+    )?;
+    let end = match args.as_of {
+        Some(as_of) if as_of <= last_day => anyhow::bail!(
+            "--as-of {as_of}: the data has purchases on {last_day}, on or after it (--as-of is \
+             where the data ends; --cutoff backtests at an earlier date)"
+        ),
+        Some(as_of) => as_of,
+        None => last_day + chrono::Days::new(1),
+    };
+    let plan = plan(first, end, args.horizon_months, args.cutoff, args.earliest)?;
+    let (cutoff, earliest, folds) = (plan.cutoff, plan.earliest, plan.folds.clone());
+    println!(
+        "purchases from {first} to {last_day} (data through {}): production cutoff {cutoff}{}, training snapshots from {earliest}",
+        end.pred_opt().unwrap_or(end),
+        if args.cutoff.is_none() {
+            " (the edge of the data)"
+        } else {
+            ""
+        }
+    );
+    for note in &plan.notes {
+        println!("{note}");
+    }
     let sample = Sample {
         max_rows: args.max_training_rows,
         max_fit_customers: args.max_fit_customers,
@@ -153,13 +185,9 @@ pub(crate) fn train_histories(
 
     // The production models: trained on every snapshot whose label window the data covers, up to
     // the production cutoff.
-    let last = histories.last_purchase_ms().context("no purchases")?;
-    let last_day = DateTime::from_timestamp_millis(last)
-        .context("last purchase time")?
-        .date_naive();
-    let train_cutoffs: Vec<NaiveDate> = monthly(earliest, args.cutoff)
+    let train_cutoffs: Vec<NaiveDate> = monthly(earliest, cutoff)
         .into_iter()
-        .filter(|c| add_months(*c, args.horizon_months as i32) <= last_day)
+        .filter(|c| add_months(*c, args.horizon_months as i32) <= end)
         .collect();
     let train = snapshots.stacked(&train_cutoffs)?;
     for sampled in snapshots.sampled() {
@@ -206,8 +234,8 @@ pub(crate) fn train_histories(
     let registry = Registry::open(&args.models_dir)?;
     let (version, dir) = registry.new_version()?;
     // The model-wide inputs and the population constants are those of the production cutoff.
-    let inputs = snapshots.inputs(args.cutoff)?;
-    let population = snapshots.at(args.cutoff)?.rows.clone();
+    let inputs = snapshots.inputs(cutoff)?;
+    let population = snapshots.at(cutoff)?.rows.clone();
     for (spec, file) in [
         (&champion_spec, "model.json"),
         (&nine_spec, "model_nine.json"),
@@ -229,11 +257,18 @@ pub(crate) fn train_histories(
             .join(", "),
         fingerprint
     );
+    for note in &plan.notes {
+        report.push_str(&format!("\n{note}\n"));
+    }
     for fold in &folds {
         report.push_str(&format!(
-            "\n## {} fold: evaluate at {}\n\n{}",
+            "\n## {} fold: evaluate at {}{}\n\n{}",
             fold.name,
             fold.evaluate_at,
+            match fold.customers {
+                trainer::backtest::Customers::Every => String::new(),
+                trainer::backtest::Customers::Half(h) => format!(" (half {h} of the customers)"),
+            },
             table(&scores, &fold.name)
         ));
     }
@@ -292,7 +327,7 @@ pub(crate) fn train_histories(
             .iter()
             .map(|f| f.name().to_string())
             .collect(),
-        cutoff: args.cutoff.to_string(),
+        cutoff: cutoff.to_string(),
         horizon_months: args.horizon_months,
         train_cutoffs: train_cutoffs.iter().map(|d| d.to_string()).collect(),
         data_fingerprint: fingerprint,

@@ -354,3 +354,99 @@ fn train_logs_the_run_to_a_real_mlflow_server() {
         ]
     );
 }
+
+/// Generates `customers` trading from `start` to `end` into `dir/<name>.csv`.
+fn generate_between(dir: &std::path::Path, name: &str, start: &str, end: &str) -> String {
+    let data = dir.join(format!("{name}.csv"));
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        "300",
+        "--seed",
+        "5",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    data.to_str().unwrap().to_string()
+}
+
+/// Without `--cutoff`, `clv train` trains at the edge of whatever data it has, of any dates and
+/// horizons: the latest cutoff whose label window the data holds, folds inside the history that
+/// exists (a customer split when it is too short for a validation fold before the test fold), a
+/// clear error when there is not enough history, and a cutoff past the data refused.
+#[test]
+fn train_at_the_edge_of_data_of_other_dates_and_horizons() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let models = models.to_str().unwrap();
+    let data = generate_between(dir.path(), "2015", "2015-03-02", "2016-05-20");
+    let out = clv(&[
+        "train",
+        "--input",
+        &data,
+        "--horizon-months",
+        "3",
+        "--models-dir",
+        models,
+    ]);
+    assert!(
+        out.contains("production cutoff 2016-02-01 (the edge of the data)")
+            && out.contains("evaluate at 2015-11-01")
+            && out.contains("registered v0001"),
+        "{out}"
+    );
+    let metadata: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("models/v0001/metadata.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(metadata["cutoff"], "2016-02-01");
+    assert_eq!(metadata["horizon_months"], 3);
+
+    let past = clv_output(&[
+        "train",
+        "--input",
+        &data,
+        "--horizon-months",
+        "3",
+        "--cutoff",
+        "2016-03-01",
+        "--models-dir",
+        models,
+    ]);
+    let said = String::from_utf8_lossy(&past.stderr);
+    assert!(
+        !past.status.success() && said.contains("2016-02-01"),
+        "{said}"
+    );
+
+    // Eighteen months and 6-month labels: no room for a validation fold before the test fold.
+    let short = generate_between(dir.path(), "short", "2015-01-01", "2016-06-30");
+    let out = clv(&["train", "--input", &short, "--models-dir", models]);
+    assert!(
+        out.contains("production cutoff 2016-01-01") && out.contains("split by a hash"),
+        "{out}"
+    );
+    // Ten months: not enough for 6-month labels, and it says how much is.
+    let shorter = generate_between(dir.path(), "shorter", "2015-03-02", "2016-01-15");
+    let failed = clv_output(&["train", "--input", &shorter, "--models-dir", models]);
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success()
+            && said.contains("not enough history")
+            && said.contains("13 months"),
+        "{said}"
+    );
+    assert_eq!(
+        clv(&["models", "list", "--models-dir", models])
+            .lines()
+            .filter(|l| l.contains("v000"))
+            .count(),
+        2,
+        "only the two versions that trained are registered"
+    );
+}

@@ -274,10 +274,6 @@ impl Ingest {
             ("auto.offset.reset", "earliest"),
             ("fetch.wait.max.ms", "50"),
             ("fetch.queue.backoff.ms", "10"),
-            // The prefetched queue: librdkafka's default of 64 MB fills whenever ingest is the
-            // slower side (at 100x it was a tenth of ingest's memory); a batch is 5,000 messages
-            // (~1 MB), so 16 MB keeps a dozen batches ready.
-            ("queued.max.messages.kbytes", "16384"),
             ("session.timeout.ms", &session_timeout),
             ("heartbeat.interval.ms", &heartbeat),
         ]);

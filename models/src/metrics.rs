@@ -3,26 +3,53 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The metrics of one model on one evaluation set.
+/// The metrics of one model on one evaluation set. A value that is not a number (R² of labels
+/// that are all equal) is written as JSON `null` and read back as NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Root mean squared error.
+    #[serde(deserialize_with = "nan_if_null")]
     pub rmse: f64,
     /// Mean absolute error.
+    #[serde(deserialize_with = "nan_if_null")]
     pub mae: f64,
     /// Coefficient of determination, 1 − SSE / SST.
+    #[serde(deserialize_with = "nan_if_null")]
     pub r2: f64,
     /// Spearman rank correlation (average ranks for ties).
+    #[serde(deserialize_with = "nan_if_null")]
     pub spearman: f64,
     /// Gini of the actual values ordered by prediction, divided by the Gini of the perfect order.
+    #[serde(deserialize_with = "nan_if_null")]
     pub normalised_gini: f64,
     /// Share of the actual total held by the 10% of customers predicted highest.
+    #[serde(deserialize_with = "nan_if_null")]
     pub top_decile_share: f64,
     /// Sum of predictions / sum of actual values.
+    #[serde(deserialize_with = "nan_if_null")]
     pub total_ratio: f64,
 }
 
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 impl Metrics {
+    /// Whether every value is a number.
+    pub fn is_finite(&self) -> bool {
+        [
+            self.rmse,
+            self.mae,
+            self.r2,
+            self.spearman,
+            self.normalised_gini,
+            self.top_decile_share,
+            self.total_ratio,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+    }
+
     /// The seven values as the tables print them (RMSE and MAE whole, the rest to 3 decimals), in the
     /// column order RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio.
     pub fn cells(&self) -> [String; 7] {

@@ -160,8 +160,20 @@ impl Registry {
         self.dir.join(version)
     }
 
-    /// Writes a version's metadata (last, so that a version without it is not listed).
+    /// Writes a version's metadata (last, so that a version without it is not listed). A version
+    /// whose model has a metric that is not a number (labels all zero: a label window past the
+    /// data) is refused: it is never listed, so never promoted or served.
     pub fn write_metadata(&self, metadata: &Metadata) -> Result<()> {
+        if let Some(bad) = metadata
+            .scores
+            .iter()
+            .find(|s| s.model == metadata.model && !s.metrics.is_finite())
+        {
+            return Err(ModelError::Registry(format!(
+                "{}: {} has a metric that is not a number on the {} fold ({:?}); not registered                  (are its labels beyond the data?)",
+                metadata.version, metadata.model, bad.fold, bad.metrics
+            )));
+        }
         let path = self.path(&metadata.version).join(METADATA);
         let text = serde_json::to_string_pretty(metadata).map_err(|source| ModelError::Json {
             path: path.clone(),
@@ -236,5 +248,76 @@ impl Registry {
             })?;
         self.promote(&previous, &format!("rollback from {current}"))?;
         Ok(previous)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(version: &str, mae: f64) -> Metadata {
+        let metrics = Metrics {
+            rmse: 1.0,
+            mae,
+            r2: f64::NAN,
+            spearman: 0.5,
+            normalised_gini: 0.5,
+            top_decile_share: 0.5,
+            total_ratio: 1.0,
+        };
+        Metadata {
+            version: version.into(),
+            created: "2026-12-01T00:00:00Z".into(),
+            git_commit: None,
+            contract_version: 1,
+            model: "champion".into(),
+            features: vec![],
+            cutoff: "2011-06-01".into(),
+            horizon_months: 6,
+            train_cutoffs: vec![],
+            data_fingerprint: "x".into(),
+            scores: vec![
+                Score {
+                    model: "champion".into(),
+                    fold: "validation".into(),
+                    metrics: Metrics { r2: 0.5, ..metrics },
+                },
+                // Another candidate's metric that is not a number is kept (as null).
+                Score {
+                    model: "other".into(),
+                    fold: "validation".into(),
+                    metrics,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_champion_with_a_metric_that_is_not_a_number_is_never_registered() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let (v1, _) = registry.new_version().unwrap();
+        registry.write_metadata(&metadata(&v1, 10.0)).unwrap();
+        let read = registry.metadata(&v1).unwrap();
+        assert!(
+            read.score("other", "validation")
+                .unwrap()
+                .metrics
+                .r2
+                .is_nan()
+        );
+        assert_eq!(
+            read.score("champion", "validation").unwrap().metrics.r2,
+            0.5
+        );
+
+        let (v2, _) = registry.new_version().unwrap();
+        let error = registry
+            .write_metadata(&metadata(&v2, f64::NAN))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a number"), "{error}");
+        assert_eq!(registry.versions().unwrap(), vec![v1]);
+        assert!(registry.promote(&v2, "test").is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use contract::{Extra, FeatureRow, ModelInputs, Nine, SnapshotSpec, add_months};
 use models::metrics::Metrics;
 use models::registry::Score;
@@ -24,6 +24,153 @@ pub struct Fold {
     pub train_cutoffs: Vec<NaiveDate>,
     /// The snapshot the models are scored on.
     pub evaluate_at: NaiveDate,
+    /// Which of its customers.
+    #[serde(default)]
+    pub customers: Customers,
+}
+
+/// Which customers of its evaluation snapshot a fold scores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Customers {
+    /// Every customer.
+    #[default]
+    Every,
+    /// One half (0 or 1) of a split by a seeded hash of the customer ID: when the history is too
+    /// short for a validation fold before the test fold, the test snapshot's customers are split,
+    /// one half selects the champion and the other tests it (both trained on the same snapshots,
+    /// whose label windows end by the evaluation cutoff).
+    Half(u8),
+}
+
+impl Customers {
+    /// Whether `customer` is scored.
+    pub fn includes(self, customer: u64) -> bool {
+        match self {
+            Customers::Every => true,
+            Customers::Half(half) => {
+                let sample = Sample {
+                    seed: HALF_SEED,
+                    ..Sample::default()
+                };
+                sample.keeps(customer, 0.5) == (half == 0)
+            }
+        }
+    }
+}
+
+/// The seed of the customer split ([`Customers::Half`]).
+const HALF_SEED: u64 = 0x6861_6c66;
+
+/// Where the folds lie in the history that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The production cutoff: the test fold evaluates here, and the production model trains on
+    /// every snapshot up to here (each label window ends by the end of the data).
+    pub cutoff: NaiveDate,
+    /// The first training snapshot.
+    pub earliest: NaiveDate,
+    /// Validation, then test.
+    pub folds: Vec<Fold>,
+    /// How the folds were placed when the history was short (for the output and the report).
+    pub notes: Vec<String>,
+}
+
+/// The first of `day`'s month.
+fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+/// The folds for data whose purchases run from `first` (a day) to `end` (exclusive: the data holds
+/// every purchase before it; by default the day after the last purchase), for label windows of
+/// `horizon_months`:
+/// - the production cutoff is `cutoff`, or by default the edge: the latest first of a month whose
+///   label window ends by `end`; a given cutoff past the edge is an error, since its labels would be
+///   counted as zero;
+/// - training snapshots are monthly from `earliest`, by default three months after the first
+///   purchase's month (down to one month of history when the data is shorter);
+/// - validation trains up to t − 2h and evaluates at t − h, test trains up to t − h and evaluates
+///   at t; when the history is too short for that validation fold, both train up to t − h and the
+///   customers at t are split in two halves, one to select and one to test;
+/// - with less than 2h + 1 months from the first purchase's month to the edge's label end, an error
+///   says how much history is needed.
+pub fn plan(
+    first: NaiveDate,
+    end: NaiveDate,
+    horizon_months: u32,
+    cutoff: Option<NaiveDate>,
+    earliest: Option<NaiveDate>,
+) -> Result<Plan> {
+    if horizon_months == 0 {
+        return Err(TrainError::Input(
+            "the horizon must be at least one month".into(),
+        ));
+    }
+    let h = i32::try_from(horizon_months)
+        .map_err(|_| TrainError::Input(format!("a horizon of {horizon_months} months")))?;
+    let edge = add_months(month_of(end), -h);
+    let t = cutoff.unwrap_or(edge);
+    if t > edge {
+        return Err(TrainError::Input(format!(
+            "the label window of the cutoff {t} ({t} to {}) runs past the end of the data (it \
+             holds the purchases before {end}): the latest cutoff this data can be scored at is \
+             {edge}; leave out --cutoff to train at it",
+            add_months(t, h)
+        )));
+    }
+    let first_month = month_of(first);
+    let earliest = match earliest {
+        Some(e) => e,
+        None => {
+            let preferred = add_months(first_month, 3);
+            if add_months(t, -h) >= preferred {
+                preferred
+            } else {
+                add_months(t, -h).max(add_months(first_month, 1))
+            }
+        }
+    };
+    if add_months(t, -h) < earliest {
+        let needed = 2 * horizon_months + 1;
+        return Err(TrainError::Input(format!(
+            "not enough history for {horizon_months}-month labels at the cutoff {t}: the first \
+             training snapshot ({earliest}) needs a month of history and its own {horizon_months} \
+             months of labels before the {horizon_months} months the test fold scores, so the data \
+             needs {needed} months from the first purchase's month to the end of the last label \
+             window; it holds the purchases from {first} to before {end} (with purchases from {} on, \
+             or data through {}, it would do)",
+            add_months(t, -h - 1),
+            add_months(add_months(first_month, 1), 2 * h)
+        )));
+    }
+    let mut notes = Vec::new();
+    let folds = if add_months(t, -2 * h) >= earliest {
+        folds(t, horizon_months, earliest).to_vec()
+    } else {
+        notes.push(format!(
+            "The history is too short for a validation fold before the test fold (it would train \
+             up to {} but the first snapshot is {earliest}): both folds train on the snapshots up \
+             to {} and the customers at {t} are split by a hash of their ID; one half selects the \
+             champion, the other tests it.",
+            add_months(t, -2 * h),
+            add_months(t, -h)
+        ));
+        ["validation", "test"]
+            .into_iter()
+            .zip([0, 1])
+            .map(|(name, half)| Fold {
+                name: name.into(),
+                train_cutoffs: monthly(earliest, add_months(t, -h)),
+                evaluate_at: t,
+                customers: Customers::Half(half),
+            })
+            .collect()
+    };
+    Ok(Plan {
+        cutoff: t,
+        earliest,
+        folds,
+        notes,
+    })
 }
 
 /// The months from `first` to `last` (both included), one cutoff on the first of each.
@@ -48,11 +195,13 @@ pub fn folds(t: NaiveDate, horizon_months: u32, earliest: NaiveDate) -> [Fold; 2
             name: "validation".into(),
             train_cutoffs: monthly(earliest, add_months(t, -2 * h)),
             evaluate_at: add_months(t, -h),
+            customers: Customers::Every,
         },
         Fold {
             name: "test".into(),
             train_cutoffs: monthly(earliest, add_months(t, -h)),
             evaluate_at: t,
+            customers: Customers::Every,
         },
     ]
 }
@@ -184,6 +333,23 @@ impl<'a> Snapshots<'a> {
             .map(|(cutoff, (labelled, _))| (cutoff, labelled))
     }
 
+    /// The snapshot `fold` is scored on: at its evaluation cutoff, its customers.
+    pub fn evaluated(&mut self, fold: &Fold) -> Result<Labelled> {
+        let at = self.at(fold.evaluate_at)?;
+        if fold.customers == Customers::Every {
+            return Ok(at.clone());
+        }
+        let mut out = Labelled::default();
+        for ((id, row), label) in at.customer_ids.iter().zip(&at.rows).zip(&at.labels) {
+            if fold.customers.includes(*id) {
+                out.customer_ids.push(*id);
+                out.rows.push(*row);
+                out.labels.push(*label);
+            }
+        }
+        Ok(out)
+    }
+
     /// The snapshots at `cutoffs`, one below the other, sampled by customer when they hold more
     /// rows than the sample's `max_rows` (see [`Sample`]).
     pub fn stacked(&mut self, cutoffs: &[NaiveDate]) -> Result<Labelled> {
@@ -246,7 +412,7 @@ pub fn evaluate(
     let mut out = Evaluation::default();
     for fold in folds {
         let train = snapshots.stacked(&fold.train_cutoffs)?;
-        let test = snapshots.at(fold.evaluate_at)?.clone();
+        let test = snapshots.evaluated(fold)?;
         let (scores, predictions) = score_fold(&fold.name, &train, &test, candidates)?;
         out.scores.extend(scores);
         out.predictions.insert(fold.name.clone(), predictions);
@@ -403,4 +569,114 @@ pub fn table(scores: &[Score], fold: &str) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn months(first: &str, last: &str) -> Vec<NaiveDate> {
+        monthly(d(first), d(last))
+    }
+
+    #[test]
+    fn the_whole_uci_data_is_planned_at_the_missions_cutoff() {
+        let plan = plan(d("2009-12-01"), d("2011-12-10"), 6, None, None).unwrap();
+        assert_eq!(
+            (plan.cutoff, plan.earliest),
+            (d("2011-06-01"), d("2010-03-01"))
+        );
+        assert_eq!(
+            plan.folds,
+            folds(d("2011-06-01"), 6, d("2010-03-01")).to_vec()
+        );
+        assert_eq!(
+            plan.folds[0].train_cutoffs,
+            months("2010-03-01", "2010-06-01")
+        );
+        assert_eq!(plan.folds[0].evaluate_at, d("2010-12-01"));
+        assert!(plan.notes.is_empty());
+    }
+
+    #[test]
+    fn short_history_splits_the_customers_at_the_edge() {
+        // The real data cut at 2011-06-01: 18 months.
+        let plan = plan(d("2009-12-01"), d("2011-06-01"), 6, None, None).unwrap();
+        assert_eq!(
+            (plan.cutoff, plan.earliest),
+            (d("2010-12-01"), d("2010-03-01"))
+        );
+        for (fold, half) in plan.folds.iter().zip([0, 1]) {
+            assert_eq!(fold.train_cutoffs, months("2010-03-01", "2010-06-01"));
+            assert_eq!(fold.evaluate_at, d("2010-12-01"));
+            assert_eq!(fold.customers, Customers::Half(half));
+        }
+        assert_eq!(plan.notes.len(), 1);
+        // Cut at 2011-01-01: 13 months, one training snapshot a month after the first purchase.
+        let plan = plan_of("2011-01-01");
+        assert_eq!(
+            (plan.cutoff, plan.earliest),
+            (d("2010-07-01"), d("2010-01-01"))
+        );
+        assert_eq!(plan.folds[1].train_cutoffs, vec![d("2010-01-01")]);
+    }
+
+    fn plan_of(end: &str) -> Plan {
+        plan(d("2009-12-01"), d(end), 6, None, None).unwrap()
+    }
+
+    #[test]
+    fn too_little_history_or_a_cutoff_past_the_data_is_an_error_that_says_why() {
+        let short = plan(d("2009-12-01"), d("2010-12-01"), 6, None, None).unwrap_err();
+        assert!(short.to_string().contains("not enough history"), "{short}");
+        assert!(short.to_string().contains("13 months"), "{short}");
+        let past = plan(
+            d("2009-12-01"),
+            d("2011-06-01"),
+            6,
+            Some(d("2011-06-01")),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            past.contains("2010-12-01") && past.contains("past the end"),
+            "{past}"
+        );
+        assert!(plan(d("2009-12-01"), d("2011-12-10"), 0, None, None).is_err());
+    }
+
+    #[test]
+    fn other_dates_and_horizons() {
+        let plan = plan(d("2015-01-10"), d("2016-03-16"), 3, None, None).unwrap();
+        assert_eq!(
+            (plan.cutoff, plan.earliest),
+            (d("2015-12-01"), d("2015-04-01"))
+        );
+        assert_eq!(
+            plan.folds[0].train_cutoffs,
+            months("2015-04-01", "2015-06-01")
+        );
+        assert_eq!(plan.folds[0].evaluate_at, d("2015-09-01"));
+        assert_eq!(
+            plan.folds[1].train_cutoffs,
+            months("2015-04-01", "2015-09-01")
+        );
+        assert_eq!(plan.folds[1].evaluate_at, d("2015-12-01"));
+        // Data that holds a month's last day holds that month's labels.
+        assert_eq!(plan_of("2011-12-01").cutoff, d("2011-06-01"));
+        assert_eq!(plan_of("2011-11-30").cutoff, d("2011-05-01"));
+    }
+
+    #[test]
+    fn the_two_halves_hold_every_customer_once() {
+        let (a, b) = (Customers::Half(0), Customers::Half(1));
+        let in_a = (1..10_000u64).filter(|c| a.includes(*c)).count();
+        assert!((1..10_000u64).all(|c| a.includes(c) != b.includes(c)));
+        assert!((4_700..5_300).contains(&in_a), "{in_a}");
+    }
 }

@@ -418,7 +418,7 @@ pub fn build(
         ));
     }
     let train = snapshots.stacked(&test.train_cutoffs)?;
-    let evaluated = snapshots.at(test.evaluate_at)?.clone();
+    let evaluated = snapshots.evaluated(test)?;
     let inputs = snapshots.inputs(test.evaluate_at)?;
     let set = TrainingSet {
         rows: &train.rows,
