@@ -236,6 +236,7 @@ pub(crate) fn train_histories(
     // The model-wide inputs and the population constants are those of the production cutoff.
     let inputs = snapshots.inputs(cutoff)?;
     let population = snapshots.at(cutoff)?.rows.clone();
+    let mut value_tiers = None;
     for (spec, file) in [
         (&champion_spec, "model.json"),
         (&nine_spec, "model_nine.json"),
@@ -246,7 +247,13 @@ pub(crate) fn train_histories(
             labels: &train.labels,
             population: &population,
         };
-        Trained::fit(spec, &set, inputs.clone())?.save(&dir.join(file))?;
+        let trained = Trained::fit(spec, &set, inputs.clone())?;
+        if file == "model.json" {
+            // The segments' value tiers: percentiles of the champion's predictions for the
+            // customers at the production cutoff.
+            value_tiers = contract::segment::ValueTiers::of(&trained.predict(&population)?);
+        }
+        trained.save(&dir.join(file))?;
     }
     let mut report = format!(
         "# {version}: {best}\n\nTrained on the snapshots {} (data {}).\n",
@@ -332,6 +339,7 @@ pub(crate) fn train_histories(
         train_cutoffs: train_cutoffs.iter().map(|d| d.to_string()).collect(),
         data_fingerprint: fingerprint,
         scores,
+        value_tiers,
     };
     registry.write_metadata(&metadata)?;
     if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI")

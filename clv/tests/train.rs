@@ -406,6 +406,12 @@ fn train_at_the_edge_of_data_of_other_dates_and_horizons() {
     .unwrap();
     assert_eq!(metadata["cutoff"], "2016-02-01");
     assert_eq!(metadata["horizon_months"], 3);
+    // The segments' value tiers, fixed with the version.
+    let tiers = &metadata["value_tiers"];
+    assert!(
+        tiers["high_from"].as_f64().unwrap() >= tiers["medium_from"].as_f64().unwrap(),
+        "{tiers}"
+    );
 
     let past = clv_output(&[
         "train",

@@ -13,6 +13,7 @@
 //! - [`watermark`]: how far the data has got (what `as_of` follows), by a rule a few outliers cannot
 //!   move;
 //! - [`probabilistic`]: BG/NBD and Gamma-Gamma as they predict (their fitting is the trainer's);
+//! - [`segment`]: a customer's value tier (by predicted CLV) and activity band (by P(alive));
 //! - [`inputs`]: the model-wide inputs a row is computed with (fitted BG/NBD and Gamma-Gamma
 //!   parameters, the seasonal profile), passed in explicitly so that a customer's row depends on
 //!   that customer's state, `as_of` and the inputs alone.
@@ -27,6 +28,7 @@ pub mod partition;
 pub mod probabilistic;
 pub mod row;
 mod rules;
+pub mod segment;
 pub mod state;
 #[cfg(test)]
 mod testing;

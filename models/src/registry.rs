@@ -46,6 +46,10 @@ pub struct Metadata {
     pub data_fingerprint: String,
     /// Every candidate's scores on every fold.
     pub scores: Vec<Score>,
+    /// Where the champion's value tiers start (the segments' thresholds; absent in versions
+    /// trained before they existed).
+    #[serde(default)]
+    pub value_tiers: Option<contract::segment::ValueTiers>,
 }
 
 impl Metadata {
@@ -289,6 +293,7 @@ mod tests {
                     metrics,
                 },
             ],
+            value_tiers: None,
         }
     }
 

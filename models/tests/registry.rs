@@ -34,6 +34,7 @@ fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metad
         train_cutoffs: vec![],
         data_fingerprint: data.into(),
         scores,
+        value_tiers: None,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use contract::Feature;
+use contract::segment::ValueTiers;
 use models::Trained;
 use models::registry::Registry;
 
@@ -20,6 +21,8 @@ pub struct Production {
     pub model: Trained,
     /// The best model that reads only the nine contract features (`POST /predict`).
     pub nine: Trained,
+    /// Where the champion's value tiers start (none for versions trained before segments).
+    pub tiers: Option<ValueTiers>,
 }
 
 impl std::fmt::Debug for Production {
@@ -59,5 +62,6 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
         horizon_months: metadata.horizon_months,
         model,
         nine,
+        tiers: metadata.value_tiers,
     })
 }

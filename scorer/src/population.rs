@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
+use contract::segment::Segment;
 use contract::{CustomerState, FeatureRow, MS_PER_DAY};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -34,6 +35,13 @@ pub struct ClvResponse {
     pub customer_id: u64,
     /// Predicted revenue in the 6 months from `as_of`, £.
     pub clv_6m: f64,
+    /// BG/NBD's probability that the customer is still active at `as_of` (`features.extra.bgnbd_p_alive`).
+    pub p_alive: f64,
+    /// BG/NBD's expected purchase days in the horizon from `as_of` (`features.extra.bgnbd_expected_purchases`).
+    pub expected_purchases: f64,
+    /// Value tier by `clv_6m` and activity band by `p_alive` (README, "Segments"); null for a model
+    /// version trained before segments.
+    pub segment: Option<Segment>,
     /// The model that predicted it.
     pub model: ModelRef,
     /// The time the features are taken at (midnight, UTC).
@@ -250,9 +258,15 @@ impl Population {
         let predicted = production.model.predict(&rows)?;
         for ((id, row), clv) in ids.into_iter().zip(rows).zip(predicted) {
             let clv_6m = pence(clv);
+            let p_alive = row.extra.bgnbd_p_alive;
             let clv_body = serde_json::to_vec(&ClvResponse {
                 customer_id: id,
                 clv_6m,
+                p_alive,
+                expected_purchases: row.extra.bgnbd_expected_purchases,
+                segment: production
+                    .tiers
+                    .map(|tiers| Segment::of(&tiers, clv_6m, p_alive)),
                 model: self.model.clone(),
                 as_of: self.as_of,
                 features: row,

@@ -101,6 +101,10 @@ fn registry(dir: &std::path::Path) {
             train_cutoffs: vec![],
             data_fingerprint: "test".into(),
             scores: vec![],
+            value_tiers: Some(contract::segment::ValueTiers {
+                high_from: 60.0,
+                medium_from: 35.0,
+            }),
         })
         .unwrap();
     registry.promote(&version, "test").unwrap();
@@ -144,6 +148,27 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
         .map(|r| (r.customer_id, r.clv_6m))
         .collect();
     assert_eq!(ranking, vec![(2, 70.0), (1, 40.0)]);
+    // The answer: P(alive), expected purchases and the segment from the version's value tiers.
+    for (id, value) in [(2, "high"), (1, "medium")] {
+        let scored = population.get(id).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&scored.clv_body).unwrap();
+        assert_eq!(body["segment"]["value"], value, "{body}");
+        assert_eq!(
+            body["p_alive"].as_f64().unwrap(),
+            scored.row.extra.bgnbd_p_alive
+        );
+        let p_alive = scored.row.extra.bgnbd_p_alive;
+        let activity = contract::segment::Activity::of(p_alive);
+        assert_eq!(
+            body["segment"]["activity"],
+            serde_json::to_value(activity).unwrap(),
+            "{body}"
+        );
+        assert_eq!(
+            body["expected_purchases"].as_f64().unwrap(),
+            scored.row.extra.bgnbd_expected_purchases
+        );
+    }
     // Nothing written: nothing rescored.
     assert!(!refresher.tick().unwrap());
 
