@@ -184,6 +184,36 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     assert_eq!(lines[0], "rank,customer_id,clv_6m");
     assert!(lines[1].starts_with(&format!("1,{},", top[0]["customer_id"])));
 
+    // The at-risk list: fading customers (0.3 <= P(alive) < 0.7), highest value at risk first,
+    // each matching its own answer.
+    let (status, risk) = get_json(&agent, &format!("{base}/customers/at-risk?k=20"));
+    assert_eq!(status, 200, "{risk}");
+    let risk = risk["customers"].as_array().unwrap().clone();
+    assert!(!risk.is_empty(), "nobody at risk in the generated data");
+    let values: Vec<f64> = risk
+        .iter()
+        .map(|r| r["value_at_risk"].as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    for row in &risk {
+        let p = row["p_alive"].as_f64().unwrap();
+        assert!((0.3..0.7).contains(&p), "{row}");
+        let (_, answer) = get_json(
+            &agent,
+            &format!("{base}/customers/{}/clv", row["customer_id"]),
+        );
+        assert_eq!(answer["segment"]["activity"], "fading", "{answer}");
+        assert_eq!(answer["p_alive"], row["p_alive"], "{answer}");
+    }
+    let (status, csv) = get(&agent, &format!("{base}/customers/at-risk.csv?k=2"));
+    assert_eq!(status, 200);
+    assert!(
+        csv.starts_with(
+            "rank,customer_id,value_at_risk,total_revenue,p_alive,recency_days,clv_6m\n"
+        ),
+        "{csv}"
+    );
+
     // Bad IDs, unknown customers, bad k.
     for (path, expected) in [
         ("/customers/abc/clv", 400),
@@ -195,6 +225,7 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
         ("/customers/top?k=0", 400),
         ("/customers/top?k=abc", 400),
         ("/customers/top?k=1000000", 400),
+        ("/customers/at-risk?k=0", 400),
         ("/no/such/route", 404),
     ] {
         let (status, body) = get_json(&agent, &format!("{base}{path}"));

@@ -119,6 +119,14 @@ impl Segment {
     }
 }
 
+/// A customer's value at risk: revenue to date × (1 − P(alive)) for a customer in the `fading`
+/// band (a valuable customer whose activity is fading: not yet `lapsed`, no longer `active`), `None`
+/// for everyone else. The at-risk list ranks by it.
+pub fn value_at_risk(total_revenue: f64, p_alive: f64) -> Option<f64> {
+    (Activity::of(p_alive) == Activity::Fading && total_revenue > 0.0)
+        .then(|| total_revenue * (1.0 - p_alive))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +148,14 @@ mod tests {
         // Nobody predicted to spend nothing is high, even when most are.
         let zeros = ValueTiers::of(&[0.0; 10]).unwrap();
         assert_eq!(zeros.tier(0.0), ValueTier::Low);
+    }
+
+    #[test]
+    fn only_fading_customers_are_at_risk() {
+        assert_eq!(value_at_risk(1_000.0, 0.5), Some(500.0));
+        assert_eq!(value_at_risk(1_000.0, 0.9), None);
+        assert_eq!(value_at_risk(1_000.0, 0.1), None);
+        assert_eq!(value_at_risk(0.0, 0.5), None);
     }
 
     #[test]

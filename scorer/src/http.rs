@@ -22,10 +22,11 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::population::{
-    ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
+    AtRisk, ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
 };
 use crate::service::Scorer;
 use crate::shed::InFlight;
+use contract::segment::{Activity, Segment, ValueTier};
 
 /// Limits of the API.
 #[derive(Debug, Clone, Copy)]
@@ -216,10 +217,23 @@ pub struct TopResponse {
     pub customers: Vec<Ranked>,
 }
 
-fn top_of(
+/// The at-risk list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AtRiskResponse {
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// The model.
+    pub model: ModelRef,
+    /// Customers in the `fading` activity band, highest value at risk (revenue to date × (1 −
+    /// P(alive))) first.
+    pub customers: Vec<AtRisk>,
+}
+
+/// `k` of a list, checked against the limit.
+fn list_size(
     state: &AppState,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<(Arc<crate::population::Population>, Vec<Ranked>), ApiError> {
+) -> Result<usize, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let k = query.k.unwrap_or(100);
     if k == 0 || k > state.limits.max_top {
@@ -228,6 +242,69 @@ fn top_of(
             format!("k must be 1..={}", state.limits.max_top),
         ));
     }
+    Ok(k)
+}
+
+fn at_risk_of(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<(Arc<Population>, Vec<AtRisk>), ApiError> {
+    let k = list_size(state, query)?;
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    counter!("scorer_predictions_total", "endpoint" => "at_risk").increment(1);
+    let list = population.at_risk(k);
+    Ok((population, list))
+}
+
+/// Valuable customers whose activity is fading: the `fading` band (0.3 ≤ P(alive) < 0.7), highest
+/// value at risk first (revenue to date × (1 − P(alive))): who to win back before they lapse.
+#[utoipa::path(get, path = "/customers/at-risk", params(TopQuery),
+    responses((status = 200, body = AtRiskResponse), (status = 400, body = ApiError), (status = 503, body = ApiError)))]
+async fn at_risk(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Json<AtRiskResponse>, ApiError> {
+    let (population, customers) = at_risk_of(&state, query)?;
+    Ok(Json(AtRiskResponse {
+        as_of: population.as_of,
+        model: population.model.clone(),
+        customers,
+    }))
+}
+
+/// The same list as CSV (`rank,customer_id,value_at_risk,total_revenue,p_alive,recency_days,clv_6m`).
+#[utoipa::path(get, path = "/customers/at-risk.csv", params(TopQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ApiError), (status = 503, body = ApiError)))]
+async fn at_risk_csv(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (_, customers) = at_risk_of(&state, query)?;
+    let mut csv =
+        String::from("rank,customer_id,value_at_risk,total_revenue,p_alive,recency_days,clv_6m\n");
+    for r in customers {
+        csv.push_str(&format!(
+            "{},{},{:.2},{:.2},{:.4},{},{:.2}\n",
+            r.rank,
+            r.customer_id,
+            r.value_at_risk,
+            r.total_revenue,
+            r.p_alive,
+            r.recency_days,
+            r.clv_6m
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+}
+
+fn top_of(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<(Arc<crate::population::Population>, Vec<Ranked>), ApiError> {
+    let k = list_size(state, query)?;
     let population = state
         .scorer
         .population()
@@ -438,11 +515,13 @@ impl RequestHandles {
 
 /// The routes of the API, and the statuses whose handles are looked up once at start-up (the hot
 /// path then neither allocates label strings nor hashes metric keys).
-const ROUTES: [&str; 8] = [
+const ROUTES: [&str; 10] = [
     "/customers/{id}/clv",
     "/customers/{id}/features",
     "/customers/top",
     "/customers/top.csv",
+    "/customers/at-risk",
+    "/customers/at-risk.csv",
     "/predict",
     "/health",
     "/ready",
@@ -548,8 +627,23 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         title = "clv scorer",
         description = "Customer lifetime value (next 6 months) from live features"
     ),
-    paths(customer_clv, customer_features, top, top_csv, predict, health, ready),
+    paths(
+        customer_clv,
+        customer_features,
+        top,
+        top_csv,
+        at_risk,
+        at_risk_csv,
+        predict,
+        health,
+        ready
+    ),
     components(schemas(
+        AtRisk,
+        AtRiskResponse,
+        Segment,
+        ValueTier,
+        Activity,
         ClvResponse,
         FeaturesResponse,
         FeatureRow,
@@ -583,6 +677,8 @@ pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Li
     let api = Router::new()
         .route("/customers/top", get(top))
         .route("/customers/top.csv", get(top_csv))
+        .route("/customers/at-risk", get(at_risk))
+        .route("/customers/at-risk.csv", get(at_risk_csv))
         .route("/customers/{id}/clv", get(customer_clv))
         .route("/customers/{id}/features", get(customer_features))
         .route("/predict", post(predict))

@@ -94,6 +94,27 @@ pub struct Scored {
     pub row: FeatureRow,
     /// The JSON of [`ClvResponse`].
     pub clv_body: Bytes,
+    /// Its value at risk, when it is on the at-risk list ([`contract::segment::value_at_risk`]).
+    pub at_risk: Option<f64>,
+}
+
+/// One row of the at-risk list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AtRisk {
+    /// 1 for the highest value at risk.
+    pub rank: usize,
+    /// The customer.
+    pub customer_id: u64,
+    /// Revenue to date × (1 − P(alive)), £.
+    pub value_at_risk: f64,
+    /// Revenue before `as_of`, £.
+    pub total_revenue: f64,
+    /// BG/NBD's probability that the customer is still active.
+    pub p_alive: f64,
+    /// Days since the last purchase.
+    pub recency_days: i64,
+    /// Predicted revenue in the 6 months from `as_of`, £.
+    pub clv_6m: f64,
 }
 
 /// A place in the ranking: highest CLV first, ties by customer ID.
@@ -136,6 +157,8 @@ pub struct Population {
         imbl::shared_ptr::DefaultSharedPtr,
     >,
     ranking: imbl::OrdSet<Rank>,
+    /// The at-risk list's order (`clv_6m` holding the value at risk).
+    at_risk: imbl::OrdSet<Rank>,
 }
 
 /// Customers scored at a time when everyone is.
@@ -190,6 +213,7 @@ impl Population {
             freshness,
             customers: imbl::GenericHashMap::default(),
             ranking: imbl::OrdSet::new(),
+            at_risk: imbl::OrdSet::new(),
         }
     }
 
@@ -249,6 +273,12 @@ impl Population {
                     clv_6m: old.clv_6m,
                     customer: *id,
                 });
+                if let Some(risk) = old.at_risk {
+                    self.at_risk.remove(&Rank {
+                        clv_6m: risk,
+                        customer: *id,
+                    });
+                }
             }
             if let Some(row) = state.as_ref().and_then(|s| builder.row(s)) {
                 ids.push(*id);
@@ -271,12 +301,22 @@ impl Population {
                 as_of: self.as_of,
                 features: row,
             })?;
+            let at_risk = contract::segment::value_at_risk(row.nine.total_revenue, p_alive)
+                .filter(|v| v.is_finite())
+                .map(pence);
+            if let Some(risk) = at_risk {
+                self.at_risk.insert(Rank {
+                    clv_6m: risk,
+                    customer: id,
+                });
+            }
             self.customers.insert(
                 id,
                 Arc::new(Scored {
                     clv_6m,
                     row,
                     clv_body: clv_body.into(),
+                    at_risk,
                 }),
             );
             self.ranking.insert(Rank {
@@ -300,6 +340,27 @@ impl Population {
     /// Whether nobody is scored.
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
+    }
+
+    /// The `k` customers with the highest value at risk (ties by ID): README, "At risk".
+    pub fn at_risk(&self, k: usize) -> Vec<AtRisk> {
+        self.at_risk
+            .iter()
+            .take(k)
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let scored = self.customers.get(&r.customer)?;
+                Some(AtRisk {
+                    rank: i + 1,
+                    customer_id: r.customer,
+                    value_at_risk: r.clv_6m,
+                    total_revenue: scored.row.nine.total_revenue,
+                    p_alive: scored.row.extra.bgnbd_p_alive,
+                    recency_days: scored.row.nine.recency_days,
+                    clv_6m: scored.clv_6m,
+                })
+            })
+            .collect()
     }
 
     /// The `k` customers with the highest predicted CLV (ties by ID).

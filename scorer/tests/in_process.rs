@@ -110,6 +110,30 @@ fn registry(dir: &std::path::Path) {
     registry.promote(&version, "test").unwrap();
 }
 
+/// The at-risk list holds exactly the customers of `ids` in the fading band, by value at risk.
+fn at_risk_is_the_fading_by_value_at_risk(
+    population: &scorer::population::Population,
+    ids: &[u64],
+) {
+    use contract::segment::{Activity, value_at_risk};
+    let mut expected: Vec<(u64, f64)> = ids
+        .iter()
+        .filter_map(|id| {
+            let row = population.get(*id)?.row;
+            let risk = value_at_risk(row.nine.total_revenue, row.extra.bgnbd_p_alive)?;
+            assert_eq!(Activity::of(row.extra.bgnbd_p_alive), Activity::Fading);
+            Some((*id, (risk * 100.0).round() / 100.0))
+        })
+        .collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let listed: Vec<(u64, f64)> = population
+        .at_risk(10)
+        .iter()
+        .map(|r| (r.customer_id, r.value_at_risk))
+        .collect();
+    assert_eq!(listed, expected);
+}
+
 #[test]
 fn a_shared_store_is_scored_at_each_refresh_after_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,6 +193,10 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
             scored.row.extra.bgnbd_expected_purchases
         );
     }
+    at_risk_is_the_fading_by_value_at_risk(&population, &[1, 2]);
+    // Customer 1 (two purchases, silent since September) is fading; 2 bought last week.
+    assert_eq!(population.at_risk(10).len(), 1);
+    assert_eq!(population.at_risk(10)[0].customer_id, 1);
     // Nothing written: nothing rescored.
     assert!(!refresher.tick().unwrap());
 
@@ -202,6 +230,7 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
         ));
     }
     assert_eq!(after.top(2)[1].customer_id, 2);
+    at_risk_is_the_fading_by_value_at_risk(&after, &[1, 2, 3]);
     assert_eq!(refresher.refresh().unwrap(), Refresh::Unchanged);
 
     // A fixed as_of: purchases on or after it do not count.
