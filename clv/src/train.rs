@@ -177,6 +177,35 @@ pub(crate) fn train_histories(
             table(&scores, &fold.name)
         );
     }
+    // The at-risk list as the scorer would serve it at each evaluation cutoff, against what its
+    // customers then spent, beside the naive rule.
+    let mut risk_table = String::from(
+        "| fold | cutoff | listed | silent after (at-risk list) | silent after (naive) | revenue to date covered (at-risk) | (naive) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for fold in &folds {
+        let evaluated = snapshots.evaluated(fold)?;
+        let mut shown = 0;
+        for k in [100, 500] {
+            if let Some(c) = trainer::risk::check(&evaluated, k)
+                && c.listed > shown
+            {
+                shown = c.listed;
+                risk_table.push_str(&format!(
+                    "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |\n",
+                    fold.name,
+                    fold.evaluate_at,
+                    c.listed,
+                    c.silent * 100.0,
+                    c.naive_silent * 100.0,
+                    c.revenue_share * 100.0,
+                    c.naive_revenue_share * 100.0
+                ));
+            }
+        }
+    }
+    println!(
+        "\nat-risk list (fading band by value at risk) vs naive (top spenders silent longer than the median): share who then spent nothing\n\n{risk_table}"
+    );
     let best = champion(&scores)
         .context("no candidate was scored")?
         .model
@@ -279,6 +308,12 @@ pub(crate) fn train_histories(
             table(&scores, &fold.name)
         ));
     }
+    report.push_str(&format!(
+        "\n## At-risk list\n\nThe list `GET /customers/at-risk` serves (customers with 0.3 ≤ P(alive) < 0.7, by revenue to \
+         date × (1 − P(alive))), built at each evaluation cutoff, against what its customers spent \
+         after it; beside a naive list of the same size (the biggest spenders to date among those \
+         silent longer than the median):\n\n{risk_table}"
+    ));
     if !snapshots.sampled().is_empty() {
         report.push_str(&format!(
             "\n## Samples\n\nTraining sets above {} rows were sampled by customer (seed {}; BG/NBD \

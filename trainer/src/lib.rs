@@ -10,6 +10,7 @@
 //! - [`fit`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood;
 //! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
 //! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
+//! - [`risk`]: the at-risk list's check on an evaluation snapshot, beside a naive rule;
 //! - [`report`]: the HTML report of a run (cumulative gains, predicted vs actual, metric tables,
 //!   permutation feature importance), plotted with plotters.
 
@@ -17,6 +18,7 @@ pub mod backtest;
 pub mod fit;
 pub mod mlflow;
 pub mod report;
+pub mod risk;
 pub mod training;
 
 pub use models::{metrics, registry};
