@@ -124,7 +124,7 @@ impl Segment {
 /// for everyone else. The at-risk list ranks by it.
 pub fn value_at_risk(total_revenue: f64, p_alive: f64) -> Option<f64> {
     (Activity::of(p_alive) == Activity::Fading && total_revenue > 0.0)
-        .then(|| total_revenue * (1.0 - p_alive))
+        .then_some(total_revenue * (1.0 - p_alive))
 }
 
 #[cfg(test)]
