@@ -108,9 +108,9 @@ fn sigkill_restarts_and_a_second_replay_change_nothing() {
     );
 }
 
-/// 1,000 malformed messages mixed into the stream, and one of 1.5 MB: all of them land in the
-/// dead-letter topic with a reason (the large one cut to what a dead letter carries), and every good
-/// event is applied.
+/// 1,000 malformed messages mixed into the stream, one of 1.5 MB and one good event on another
+/// partition than its customer's: all of them land in the dead-letter topic with a reason (the large
+/// one cut to what a dead letter carries), and every good event is applied.
 #[test]
 fn malformed_messages_go_to_the_dead_letter_topic() {
     use rdkafka::ClientConfig;
@@ -180,10 +180,22 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     producer
         .send(BaseRecord::to("transactions").key("12346").payload(&larger))
         .unwrap();
+    // A good event a third-party producer put on another partition than its customer's (a
+    // different partitioner): it would give the customer a second state, so it is dead-lettered.
+    let home = contract::partition::of_customer(12346, 3);
+    let misrouted = good.replace(r#""event_id":"x""#, r#""event_id":"misrouted""#);
+    producer
+        .send(
+            BaseRecord::to("transactions")
+                .key("12346")
+                .payload(&misrouted)
+                .partition((home + 1) % 3),
+        )
+        .unwrap();
     producer.flush(Duration::from_secs(30)).unwrap();
 
     let out = stack.ingest_until_caught_up();
-    assert!(out.contains("1001 dead-lettered"), "{out}");
+    assert!(out.contains("1002 dead-lettered"), "{out}");
     assert_eq!(applied(&out), sent_good, "{out}");
 
     // Every dead letter is in the topic, with its reason.
@@ -197,8 +209,9 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
     consumer.subscribe(&["transactions.dlq"]).unwrap();
     let mut kinds = std::collections::BTreeMap::new();
     let mut truncated = 0;
+    let mut misrouted_seen = 0;
     let started = Instant::now();
-    while kinds.values().sum::<usize>() < 1001 && started.elapsed() < Duration::from_secs(60) {
+    while kinds.values().sum::<usize>() < 1002 && started.elapsed() < Duration::from_secs(60) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
             let headers = m.headers().expect("dead letters carry headers");
             let kind = headers
@@ -206,7 +219,15 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
                 .find(|h| h.key == "clv.dlq.kind")
                 .and_then(|h| h.value)
                 .unwrap();
-            assert!(headers.iter().any(|h| h.key == "clv.dlq.reason"));
+            let reason = headers
+                .iter()
+                .find(|h| h.key == "clv.dlq.reason")
+                .and_then(|h| h.value)
+                .expect("a reason");
+            if String::from_utf8_lossy(reason).contains("misrouted") {
+                misrouted_seen += 1;
+                assert_eq!(m.payload(), Some(misrouted.as_bytes()));
+            }
             if headers.iter().any(|h| h.key == "clv.dlq.truncated") {
                 truncated += 1;
                 assert_eq!(m.payload().map_or(0, <[u8]>::len), 900_000);
@@ -216,7 +237,11 @@ fn malformed_messages_go_to_the_dead_letter_topic() {
                 .or_insert(0usize) += 1;
         }
     }
-    assert_eq!(kinds.values().sum::<usize>(), 1001, "{kinds:?}");
+    assert_eq!(kinds.values().sum::<usize>(), 1002, "{kinds:?}");
+    assert_eq!(
+        misrouted_seen, 1,
+        "the misrouted event is dead-lettered as such"
+    );
     // malformed, unsupported_version, invalid, and the 1.5 MB one out of bounds
     assert_eq!(kinds.len(), 4, "{kinds:?}");
     assert_eq!(truncated, 1, "only the 1.5 MB message is cut");
