@@ -212,6 +212,43 @@ pub(crate) fn train_histories(
         .clone();
     println!("champion (lowest validation MAE, ties by Gini): {best}");
 
+    // The champion's intervals: calibrated on the validation fold, judged on the test fold beside
+    // one interval for everyone (the validation fold's 10th-90th percentile of actual values).
+    let fold_of = |name: &str| {
+        evaluation.predictions.get(name).and_then(|p| {
+            p.of(&best)
+                .map(|predicted| (predicted, p.actual.as_slice()))
+        })
+    };
+    let mut interval_table = String::new();
+    if let (Some((vp, va)), Some((tp, ta))) = (fold_of("validation"), fold_of("test"))
+        && let Some(calibration) = models::interval::Calibration::fit(vp, va)
+    {
+        use models::interval::{IntervalScore, baseline};
+        let ours: Vec<(f64, f64)> = tp.iter().map(|p| calibration.interval(*p)).collect();
+        let theirs = vec![baseline(va); ta.len()];
+        interval_table.push_str(
+            "| interval (test fold) | coverage | buyers | non-buyers | mean width £ | interval score £ |\n|---|---|---|---|---|---|\n",
+        );
+        for (name, intervals) in [
+            (format!("{best}, calibrated on validation"), &ours),
+            ("baseline: one interval for everyone".to_string(), &theirs),
+        ] {
+            let s = IntervalScore::of(intervals, ta);
+            interval_table.push_str(&format!(
+                "| {name} | {:.1}% | {:.1}% | {:.1}% | {:.0} | {:.0} |\n",
+                s.coverage * 100.0,
+                s.coverage_buyers * 100.0,
+                s.coverage_non_buyers * 100.0,
+                s.mean_width,
+                s.interval_score
+            ));
+        }
+        println!("\n10th-90th percentile intervals (nominal 80%):\n\n{interval_table}");
+    }
+    // The production version's intervals: calibrated on the latest fold with known labels.
+    let interval = fold_of("test").and_then(|(p, a)| models::interval::Calibration::fit(p, a));
+
     // The production models: trained on every snapshot whose label window the data covers, up to
     // the production cutoff.
     let train_cutoffs: Vec<NaiveDate> = monthly(earliest, cutoff)
@@ -308,6 +345,14 @@ pub(crate) fn train_histories(
             table(&scores, &fold.name)
         ));
     }
+    if !interval_table.is_empty() {
+        report.push_str(&format!(
+            "\n## Intervals\n\nThe champion's 10th-90th percentile intervals (bounds inclusive), \
+             calibrated on the validation fold (by predicted value: ten bins, in each the spread of \
+             actual / predicted), judged on the test fold beside one interval for everyone:\n\n\
+             {interval_table}"
+        ));
+    }
     report.push_str(&format!(
         "\n## At-risk list\n\nThe list `GET /customers/at-risk` serves (customers with 0.3 ≤ P(alive) < 0.7, by revenue to \
          date × (1 − P(alive))), built at each evaluation cutoff, against what its customers spent \
@@ -375,6 +420,7 @@ pub(crate) fn train_histories(
         data_fingerprint: fingerprint,
         scores,
         value_tiers,
+        interval,
     };
     registry.write_metadata(&metadata)?;
     if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI")

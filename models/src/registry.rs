@@ -50,6 +50,10 @@ pub struct Metadata {
     /// trained before they existed).
     #[serde(default)]
     pub value_tiers: Option<contract::segment::ValueTiers>,
+    /// The calibration of the champion's 10th-90th percentile intervals (on the latest fold whose
+    /// labels are known; absent in versions trained before intervals).
+    #[serde(default)]
+    pub interval: Option<crate::interval::Calibration>,
 }
 
 impl Metadata {
@@ -294,6 +298,7 @@ mod tests {
                 },
             ],
             value_tiers: None,
+            interval: None,
         }
     }
 

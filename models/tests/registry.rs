@@ -35,6 +35,7 @@ fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metad
         data_fingerprint: data.into(),
         scores,
         value_tiers: None,
+        interval: None,
     }
 }
 

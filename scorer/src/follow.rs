@@ -23,6 +23,8 @@ pub struct Production {
     pub nine: Trained,
     /// Where the champion's value tiers start (none for versions trained before segments).
     pub tiers: Option<ValueTiers>,
+    /// The calibration of the champion's intervals (none for versions trained before them).
+    pub interval: Option<models::interval::Calibration>,
 }
 
 impl std::fmt::Debug for Production {
@@ -63,5 +65,6 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
         model,
         nine,
         tiers: metadata.value_tiers,
+        interval: metadata.interval,
     })
 }

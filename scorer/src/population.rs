@@ -35,6 +35,11 @@ pub struct ClvResponse {
     pub customer_id: u64,
     /// Predicted revenue in the 6 months from `as_of`, £.
     pub clv_6m: f64,
+    /// The lower bound of its 10th-90th percentile interval, £ (bounds inclusive; README,
+    /// "Intervals"); null for a version trained before intervals.
+    pub clv_6m_low: Option<f64>,
+    /// The upper bound, £.
+    pub clv_6m_high: Option<f64>,
     /// BG/NBD's probability that the customer is still active at `as_of` (`features.extra.bgnbd_p_alive`).
     pub p_alive: f64,
     /// BG/NBD's expected purchase days in the horizon from `as_of` (`features.extra.bgnbd_expected_purchases`).
@@ -289,9 +294,16 @@ impl Population {
         for ((id, row), clv) in ids.into_iter().zip(rows).zip(predicted) {
             let clv_6m = pence(clv);
             let p_alive = row.extra.bgnbd_p_alive;
+            let interval = production
+                .interval
+                .as_ref()
+                .map(|c| c.interval(clv_6m))
+                .map(|(low, high)| (pence(low), pence(high)));
             let clv_body = serde_json::to_vec(&ClvResponse {
                 customer_id: id,
                 clv_6m,
+                clv_6m_low: interval.map(|i| i.0),
+                clv_6m_high: interval.map(|i| i.1),
                 p_alive,
                 expected_purchases: row.extra.bgnbd_expected_purchases,
                 segment: production

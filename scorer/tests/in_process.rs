@@ -105,6 +105,14 @@ fn registry(dir: &std::path::Path) {
                 high_from: 60.0,
                 medium_from: 35.0,
             }),
+            interval: Some(models::interval::Calibration {
+                zero: (0.0, 5.0),
+                bins: vec![models::interval::Bin {
+                    from: 1.0,
+                    low_ratio: 0.5,
+                    high_ratio: 2.0,
+                }],
+            }),
         })
         .unwrap();
     registry.promote(&version, "test").unwrap();
@@ -177,6 +185,15 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
         let scored = population.get(id).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&scored.clv_body).unwrap();
         assert_eq!(body["segment"]["value"], value, "{body}");
+        let clv = scored.clv_6m;
+        assert_eq!(
+            body["clv_6m_low"].as_f64().unwrap(),
+            (clv * 0.5 * 100.0).round() / 100.0
+        );
+        assert_eq!(
+            body["clv_6m_high"].as_f64().unwrap(),
+            (clv * 2.0 * 100.0).round() / 100.0
+        );
         assert_eq!(
             body["p_alive"].as_f64().unwrap(),
             scored.row.extra.bgnbd_p_alive

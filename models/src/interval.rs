@@ -1,0 +1,208 @@
+//! An interval around a predicted CLV: the 10th to the 90th percentile of what customers predicted
+//! alike then spent. Calibrated on an evaluation fold whose labels are known (binned by predicted
+//! value: in each bin the 10th and 90th percentiles of actual / predicted), so that a customer's
+//! interval depends on that customer's prediction alone. Judged on a later fold by its coverage
+//! (for buyers and non-buyers), its width and the interval score, beside a baseline that gives
+//! everyone the same interval.
+
+use serde::{Deserialize, Serialize};
+
+/// The nominal lower and upper quantiles.
+pub const NOMINAL: (f64, f64) = (0.1, 0.9);
+
+/// Prediction bins (by quantile of the calibration fold's predictions).
+const BINS: usize = 10;
+
+/// One bin of predicted values, from `from` (£) up to the next bin's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bin {
+    /// The lowest prediction in the bin, £.
+    pub from: f64,
+    /// The lower bound over the prediction: the 10th percentile of actual / predicted in the bin
+    /// (0 when more than a tenth of the bin spent nothing).
+    pub low_ratio: f64,
+    /// The upper bound over the prediction: the 90th percentile (the 80th when the lower is 0).
+    pub high_ratio: f64,
+}
+
+/// The calibration of a version's intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// For a prediction of 0: the interval of what such customers spent.
+    pub zero: (f64, f64),
+    /// Bins of positive predictions, lowest first.
+    pub bins: Vec<Bin>,
+}
+
+/// The interval of sorted `values`: from the 10th to the 90th percentile, or, when more than a
+/// tenth of them are 0 (a point mass the lower bound then includes whole), from 0 to the 80th: so
+/// that it holds 80% of them either way.
+fn band(sorted: &[f64]) -> (f64, f64) {
+    let low = quantile(sorted, NOMINAL.0);
+    if low <= 0.0 {
+        (0.0, quantile(sorted, NOMINAL.1 - NOMINAL.0))
+    } else {
+        (low, quantile(sorted, NOMINAL.1))
+    }
+}
+
+/// The `q` quantile of sorted `values` (nearest rank), 0 for none.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+impl Calibration {
+    /// Calibrates on `predicted` and `actual` of one fold; `None` without any positive prediction.
+    pub fn fit(predicted: &[f64], actual: &[f64]) -> Option<Self> {
+        let pairs: Vec<(f64, f64)> = predicted
+            .iter()
+            .zip(actual)
+            .map(|(p, a)| (*p, *a))
+            .filter(|(p, a)| p.is_finite() && a.is_finite())
+            .collect();
+        let zero_actual = sorted(
+            pairs
+                .iter()
+                .filter(|(p, _)| *p <= 0.0)
+                .map(|(_, a)| *a)
+                .collect(),
+        );
+        let mut positive: Vec<(f64, f64)> = pairs.into_iter().filter(|(p, _)| *p > 0.0).collect();
+        if positive.is_empty() {
+            return None;
+        }
+        positive.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let size = positive.len().div_ceil(BINS);
+        let bins = positive
+            .chunks(size)
+            .map(|chunk| {
+                let ratios = sorted(chunk.iter().map(|(p, a)| a / p).collect());
+                let (low_ratio, high_ratio) = band(&ratios);
+                Bin {
+                    from: chunk[0].0,
+                    low_ratio,
+                    high_ratio,
+                }
+            })
+            .collect();
+        Some(Calibration {
+            zero: band(&zero_actual),
+            bins,
+        })
+    }
+
+    /// The interval (low, high), £, around a prediction.
+    pub fn interval(&self, predicted: f64) -> (f64, f64) {
+        if predicted.is_nan() || predicted <= 0.0 {
+            return self.zero;
+        }
+        let bin = self
+            .bins
+            .iter()
+            .rev()
+            .find(|b| predicted >= b.from)
+            .or(self.bins.first());
+        match bin {
+            Some(b) => (predicted * b.low_ratio, predicted * b.high_ratio),
+            None => self.zero,
+        }
+    }
+}
+
+/// How intervals did on one fold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IntervalScore {
+    /// Share of customers whose actual value is within their interval (bounds inclusive).
+    pub coverage: f64,
+    /// The same among customers who bought.
+    pub coverage_buyers: f64,
+    /// The same among customers who did not.
+    pub coverage_non_buyers: f64,
+    /// Mean width, £.
+    pub mean_width: f64,
+    /// Mean interval score (Gneiting and Raftery: width plus 2/α times the miss, α = 0.2), £: lower
+    /// is better; a wide interval pays for its width.
+    pub interval_score: f64,
+}
+
+impl IntervalScore {
+    /// The score of `intervals` against `actual`.
+    pub fn of(intervals: &[(f64, f64)], actual: &[f64]) -> Self {
+        let alpha = 1.0 - (NOMINAL.1 - NOMINAL.0);
+        let mut covered = [0usize; 2];
+        let mut counts = [0usize; 2];
+        let (mut width, mut score) = (0.0, 0.0);
+        for ((low, high), a) in intervals.iter().zip(actual) {
+            let group = usize::from(*a > 0.0);
+            counts[group] += 1;
+            if a >= low && a <= high {
+                covered[group] += 1;
+            }
+            width += high - low;
+            score +=
+                (high - low) + 2.0 / alpha * (low - a).max(0.0) + 2.0 / alpha * (a - high).max(0.0);
+        }
+        let n = intervals.len().min(actual.len()).max(1) as f64;
+        let share = |c: usize, n: usize| c as f64 / n.max(1) as f64;
+        IntervalScore {
+            coverage: share(covered[0] + covered[1], counts[0] + counts[1]),
+            coverage_buyers: share(covered[1], counts[1]),
+            coverage_non_buyers: share(covered[0], counts[0]),
+            mean_width: width / n,
+            interval_score: score / n,
+        }
+    }
+}
+
+/// The baseline: everyone gets the 10th-90th percentile of the actual values of the calibration
+/// fold.
+pub fn baseline(actual: &[f64]) -> (f64, f64) {
+    band(&sorted(actual.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_calibrated_interval_covers_its_share_and_beats_one_interval_for_everyone() {
+        // Customers predicted p spend p × (0.5 .. 1.5) when they buy, and a fifth of them do not.
+        let mut predicted = Vec::new();
+        let mut actual = Vec::new();
+        for i in 0..10_000u32 {
+            let p = 10.0 * f64::from(1 + i % 100);
+            let u = f64::from((i * 7_919) % 1_000) / 1_000.0;
+            predicted.push(p);
+            actual.push(if i % 5 == 0 { 0.0 } else { p * (0.5 + u) });
+        }
+        let calibration = Calibration::fit(&predicted, &actual).unwrap();
+        let intervals: Vec<(f64, f64)> =
+            predicted.iter().map(|p| calibration.interval(*p)).collect();
+        let ours = IntervalScore::of(&intervals, &actual);
+        assert!((ours.coverage - 0.8).abs() < 0.03, "{ours:?}");
+        let everyone = vec![baseline(&actual); actual.len()];
+        let theirs = IntervalScore::of(&everyone, &actual);
+        assert!(
+            ours.interval_score < theirs.interval_score,
+            "{ours:?} vs {theirs:?}"
+        );
+        // Zero predictions get the spread of those who were predicted zero.
+        let zero = Calibration::fit(&[0.0, 0.0, 1.0], &[0.0, 10.0, 1.0]).unwrap();
+        assert_eq!(zero.interval(0.0), (0.0, 10.0));
+        assert!(
+            ours.coverage_non_buyers > 0.99 && ours.coverage_buyers > 0.7,
+            "{ours:?}"
+        );
+        assert_eq!(Calibration::fit(&[0.0], &[1.0]), None);
+    }
+}
