@@ -7,14 +7,14 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate};
 use clap::Args;
-use contract::{CONTRACT_VERSION, Feature, add_months};
+use contract::{CONTRACT_VERSION, Feature};
 use dataset::normalised;
 use models::registry::{Metadata, Registry, beats};
 use models::{Spec, Trained, TrainingSet};
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
-    Snapshots, budgeted, candidates, champion, evaluate, monthly, plan, score_fold, seed_folds,
-    table,
+    Snapshots, budgeted, candidates, champion, evaluate, interval_table, monthly, plan, score_fold,
+    seed_folds, table,
 };
 use trainer::mlflow::Tracking;
 use trainer::training::{Histories, Sample};
@@ -177,32 +177,7 @@ pub(crate) fn train_histories(
             table(&scores, &fold.name)
         );
     }
-    // The at-risk list as the scorer would serve it at each evaluation cutoff, against what its
-    // customers then spent, beside the naive rule.
-    let mut risk_table = String::from(
-        "| fold | cutoff | listed | silent after (at-risk list) | silent after (naive) | revenue to date covered (at-risk) | (naive) |\n|---|---|---|---|---|---|---|\n",
-    );
-    for fold in &folds {
-        let evaluated = snapshots.evaluated(fold)?;
-        let mut shown = 0;
-        for k in [100, 500] {
-            if let Some(c) = trainer::risk::check(&evaluated, k)
-                && c.listed > shown
-            {
-                shown = c.listed;
-                risk_table.push_str(&format!(
-                    "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |\n",
-                    fold.name,
-                    fold.evaluate_at,
-                    c.listed,
-                    c.silent * 100.0,
-                    c.naive_silent * 100.0,
-                    c.revenue_share * 100.0,
-                    c.naive_revenue_share * 100.0
-                ));
-            }
-        }
-    }
+    let risk_table = trainer::risk::table(&mut snapshots, &folds)?;
     println!(
         "\nat-risk list (fading band by value at risk) vs naive (top spenders silent longer than the median): share who then spent nothing\n\n{risk_table}"
     );
@@ -212,49 +187,18 @@ pub(crate) fn train_histories(
         .clone();
     println!("champion (lowest validation MAE, ties by Gini): {best}");
 
-    // The champion's intervals: calibrated on the validation fold, judged on the test fold beside
-    // one interval for everyone (the validation fold's 10th-90th percentile of actual values).
-    let fold_of = |name: &str| {
-        evaluation.predictions.get(name).and_then(|p| {
-            p.of(&best)
-                .map(|predicted| (predicted, p.actual.as_slice()))
-        })
-    };
-    let mut interval_table = String::new();
-    if let (Some((vp, va)), Some((tp, ta))) = (fold_of("validation"), fold_of("test"))
-        && let Some(calibration) = models::interval::Calibration::fit(vp, va)
-    {
-        use models::interval::{IntervalScore, baseline};
-        let ours: Vec<(f64, f64)> = tp.iter().map(|p| calibration.interval(*p)).collect();
-        let theirs = vec![baseline(va); ta.len()];
-        interval_table.push_str(
-            "| interval (test fold) | coverage | buyers | non-buyers | mean width £ | interval score £ |\n|---|---|---|---|---|---|\n",
-        );
-        for (name, intervals) in [
-            (format!("{best}, calibrated on validation"), &ours),
-            ("baseline: one interval for everyone".to_string(), &theirs),
-        ] {
-            let s = IntervalScore::of(intervals, ta);
-            interval_table.push_str(&format!(
-                "| {name} | {:.1}% | {:.1}% | {:.1}% | {:.0} | {:.0} |\n",
-                s.coverage * 100.0,
-                s.coverage_buyers * 100.0,
-                s.coverage_non_buyers * 100.0,
-                s.mean_width,
-                s.interval_score
-            ));
-        }
+    let interval_table = interval_table(&evaluation, &best).unwrap_or_default();
+    if !interval_table.is_empty() {
         println!("\n10th-90th percentile intervals (nominal 80%):\n\n{interval_table}");
     }
     // The production version's intervals: calibrated on the latest fold with known labels.
-    let interval = fold_of("test").and_then(|(p, a)| models::interval::Calibration::fit(p, a));
+    let interval = evaluation
+        .of("test", &best)
+        .and_then(|(predicted, actual)| models::interval::Calibration::fit(predicted, actual));
 
-    // The production models: trained on every snapshot whose label window the data covers, up to
-    // the production cutoff.
-    let train_cutoffs: Vec<NaiveDate> = monthly(earliest, cutoff)
-        .into_iter()
-        .filter(|c| add_months(*c, args.horizon_months as i32) <= end)
-        .collect();
+    // The production models: trained on every snapshot up to the production cutoff (the plan puts
+    // it at or before the edge, so each of their label windows ends by the end of the data).
+    let train_cutoffs: Vec<NaiveDate> = monthly(earliest, cutoff);
     let train = snapshots.stacked(&train_cutoffs)?;
     for sampled in snapshots.sampled() {
         println!(

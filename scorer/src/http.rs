@@ -245,18 +245,28 @@ fn list_size(
     Ok(k)
 }
 
-fn at_risk_of(
+/// The first `k` (the query's) of one of the population's lists, and the population it is of.
+fn list_of<T>(
     state: &AppState,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<(Arc<Population>, Vec<AtRisk>), ApiError> {
+    endpoint: &'static str,
+    list: impl FnOnce(&Population, usize) -> Vec<T>,
+) -> Result<(Arc<Population>, Vec<T>), ApiError> {
     let k = list_size(state, query)?;
     let population = state
         .scorer
         .population()
         .ok_or_else(|| not_ready(&state.scorer))?;
-    counter!("scorer_predictions_total", "endpoint" => "at_risk").increment(1);
-    let list = population.at_risk(k);
-    Ok((population, list))
+    counter!("scorer_predictions_total", "endpoint" => endpoint).increment(1);
+    let listed = list(&population, k);
+    Ok((population, listed))
+}
+
+fn at_risk_of(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<(Arc<Population>, Vec<AtRisk>), ApiError> {
+    list_of(state, query, "at_risk", Population::at_risk)
 }
 
 /// Valuable customers whose activity is fading: the `fading` band (0.3 ≤ P(alive) < 0.7), highest
@@ -303,15 +313,8 @@ async fn at_risk_csv(
 fn top_of(
     state: &AppState,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<(Arc<crate::population::Population>, Vec<Ranked>), ApiError> {
-    let k = list_size(state, query)?;
-    let population = state
-        .scorer
-        .population()
-        .ok_or_else(|| not_ready(&state.scorer))?;
-    counter!("scorer_predictions_total", "endpoint" => "top").increment(1);
-    let top = population.top(k);
-    Ok((population, top))
+) -> Result<(Arc<Population>, Vec<Ranked>), ApiError> {
+    list_of(state, query, "top", Population::top)
 }
 
 /// The k customers with the highest predicted CLV: who to retain and target.

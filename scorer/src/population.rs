@@ -122,10 +122,11 @@ pub struct AtRisk {
     pub clv_6m: f64,
 }
 
-/// A place in the ranking: highest CLV first, ties by customer ID.
+/// A place in a list: highest value first (the predicted CLV in the ranking, the value at risk in
+/// the at-risk list), ties by customer ID.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Rank {
-    clv_6m: f64,
+    value: f64,
     customer: u64,
 }
 
@@ -134,8 +135,8 @@ impl Eq for Rank {}
 impl Ord for Rank {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         other
-            .clv_6m
-            .total_cmp(&self.clv_6m)
+            .value
+            .total_cmp(&self.value)
             .then(self.customer.cmp(&other.customer))
     }
 }
@@ -162,7 +163,7 @@ pub struct Population {
         imbl::shared_ptr::DefaultSharedPtr,
     >,
     ranking: imbl::OrdSet<Rank>,
-    /// The at-risk list's order (`clv_6m` holding the value at risk).
+    /// The at-risk list's order.
     at_risk: imbl::OrdSet<Rank>,
 }
 
@@ -275,12 +276,12 @@ impl Population {
         for (id, state) in changed {
             if let Some(old) = self.customers.remove(id) {
                 self.ranking.remove(&Rank {
-                    clv_6m: old.clv_6m,
+                    value: old.clv_6m,
                     customer: *id,
                 });
                 if let Some(risk) = old.at_risk {
                     self.at_risk.remove(&Rank {
-                        clv_6m: risk,
+                        value: risk,
                         customer: *id,
                     });
                 }
@@ -318,7 +319,7 @@ impl Population {
                 .map(pence);
             if let Some(risk) = at_risk {
                 self.at_risk.insert(Rank {
-                    clv_6m: risk,
+                    value: risk,
                     customer: id,
                 });
             }
@@ -332,7 +333,7 @@ impl Population {
                 }),
             );
             self.ranking.insert(Rank {
-                clv_6m,
+                value: clv_6m,
                 customer: id,
             });
         }
@@ -365,7 +366,7 @@ impl Population {
                 Some(AtRisk {
                     rank: i + 1,
                     customer_id: r.customer,
-                    value_at_risk: r.clv_6m,
+                    value_at_risk: r.value,
                     total_revenue: scored.row.nine.total_revenue,
                     p_alive: scored.row.extra.bgnbd_p_alive,
                     recency_days: scored.row.nine.recency_days,
@@ -384,7 +385,7 @@ impl Population {
             .map(|(i, r)| Ranked {
                 rank: i + 1,
                 customer_id: r.customer,
-                clv_6m: r.clv_6m,
+                clv_6m: r.value,
             })
             .collect()
     }
@@ -422,15 +423,15 @@ mod tests {
     fn the_ranking_orders_by_clv_then_id() {
         let mut ranks = [
             Rank {
-                clv_6m: 1.0,
+                value: 1.0,
                 customer: 3,
             },
             Rank {
-                clv_6m: 5.0,
+                value: 5.0,
                 customer: 9,
             },
             Rank {
-                clv_6m: 1.0,
+                value: 1.0,
                 customer: 2,
             },
         ];

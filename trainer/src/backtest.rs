@@ -403,6 +403,44 @@ pub struct Evaluation {
     pub predictions: BTreeMap<String, FoldPredictions>,
 }
 
+impl Evaluation {
+    /// `model`'s predictions on `fold`, and the actual values.
+    pub fn of(&self, fold: &str, model: &str) -> Option<(&[f64], &[f64])> {
+        let fold = self.predictions.get(fold)?;
+        Some((fold.of(model)?, fold.actual.as_slice()))
+    }
+}
+
+/// The champion's 10th-90th percentile intervals calibrated on the validation fold and judged on
+/// the test fold, beside one interval for everyone (the validation fold's): a Markdown table, or
+/// `None` without both folds or a positive prediction to calibrate on.
+pub fn interval_table(evaluation: &Evaluation, champion: &str) -> Option<String> {
+    use models::interval::{Calibration, IntervalScore, baseline};
+    let (validation, validation_actual) = evaluation.of("validation", champion)?;
+    let (test, actual) = evaluation.of("test", champion)?;
+    let calibration = Calibration::fit(validation, validation_actual)?;
+    let ours: Vec<(f64, f64)> = test.iter().map(|p| calibration.interval(*p)).collect();
+    let everyone = vec![baseline(validation_actual); actual.len()];
+    let mut out = String::from(
+        "| interval (test fold) | coverage | buyers | non-buyers | mean width £ | interval score £ |\n|---|---|---|---|---|---|\n",
+    );
+    for (name, intervals) in [
+        (format!("{champion}, calibrated on validation"), &ours),
+        ("baseline: one interval for everyone".to_string(), &everyone),
+    ] {
+        let s = IntervalScore::of(intervals, actual);
+        out.push_str(&format!(
+            "| {name} | {:.1}% | {:.1}% | {:.1}% | {:.0} | {:.0} |\n",
+            s.coverage * 100.0,
+            s.coverage_buyers * 100.0,
+            s.coverage_non_buyers * 100.0,
+            s.mean_width,
+            s.interval_score
+        ));
+    }
+    Some(out)
+}
+
 /// Trains every candidate on each fold's training set and scores it on the fold's evaluation set.
 pub fn evaluate(
     snapshots: &mut Snapshots<'_>,

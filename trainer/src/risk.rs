@@ -4,6 +4,8 @@
 //! after it, beside a naive rule of the same size: the biggest spenders to date among the customers
 //! silent for longer than the median.
 
+use crate::Result;
+use crate::backtest::{Fold, Snapshots};
 use crate::training::Labelled;
 
 /// The at-risk list and the naive list at one cutoff.
@@ -19,6 +21,36 @@ pub struct AtRiskCheck {
     pub revenue_share: f64,
     /// The same for the naive list.
     pub naive_revenue_share: f64,
+}
+
+/// The check at each fold's evaluation cutoff, for the first 100 and 500 of the list (fewer when
+/// the list is shorter): a Markdown table.
+pub fn table(snapshots: &mut Snapshots<'_>, folds: &[Fold]) -> Result<String> {
+    let mut out = String::from(
+        "| fold | cutoff | listed | silent after (at-risk list) | silent after (naive) | revenue to date covered (at-risk) | (naive) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for fold in folds {
+        let evaluated = snapshots.evaluated(fold)?;
+        let mut shown = 0;
+        for k in [100, 500] {
+            if let Some(c) = check(&evaluated, k)
+                && c.listed > shown
+            {
+                shown = c.listed;
+                out.push_str(&format!(
+                    "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |\n",
+                    fold.name,
+                    fold.evaluate_at,
+                    c.listed,
+                    c.silent * 100.0,
+                    c.naive_silent * 100.0,
+                    c.revenue_share * 100.0,
+                    c.naive_revenue_share * 100.0
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The check of the first `k` of each list on `evaluated` (rows as of the cutoff, labels after it);
@@ -78,24 +110,10 @@ pub fn check(evaluated: &Labelled, k: usize) -> Option<AtRiskCheck> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::{CustomerState, FeatureRow, ModelInputs, Purchase, RowBuilder};
+    use contract::FeatureRow;
 
     fn row(total_revenue: f64, p_alive: f64, recency_days: i64) -> FeatureRow {
-        let mut state = CustomerState::default();
-        state.purchases.insert(
-            "1".into(),
-            Purchase {
-                time_ms: 1_293_840_000_000, // 2011-01-01
-                revenue_milli: 10_000,
-            },
-        );
-        let inputs = ModelInputs::example();
-        let mut row = RowBuilder::new(
-            &inputs,
-            chrono::NaiveDate::from_ymd_opt(2011, 6, 1).unwrap(),
-        )
-        .row(&state)
-        .unwrap();
+        let mut row = crate::training::example_row();
         row.nine.total_revenue = total_revenue;
         row.nine.recency_days = recency_days;
         row.extra.bgnbd_p_alive = p_alive;

@@ -334,26 +334,28 @@ pub fn snapshot(histories: &Histories, spec: &SnapshotSpec, inputs: &ModelInputs
     out
 }
 
+/// For tests: the row at 2011-06-01 of a customer with one £10 purchase on 2011-01-01, with the
+/// published CDNOW inputs.
+#[cfg(test)]
+pub(crate) fn example_row() -> FeatureRow {
+    let mut state = CustomerState::default();
+    state.purchases.insert(
+        "1".into(),
+        Purchase {
+            time_ms: 1_293_840_000_000, // 2011-01-01
+            revenue_milli: 10_000,
+        },
+    );
+    let inputs = ModelInputs::example();
+    let cutoff = chrono::NaiveDate::from_ymd_opt(2011, 6, 1).expect("a date");
+    contract::RowBuilder::new(&inputs, cutoff)
+        .row(&state)
+        .expect("a purchase before the cutoff has a row")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
-    use contract::RowBuilder;
-
-    fn row() -> FeatureRow {
-        let mut state = CustomerState::default();
-        state.purchases.insert(
-            "1".into(),
-            Purchase {
-                time_ms: 1_293_840_000_000, // 2011-01-01
-                revenue_milli: 10_000,
-            },
-        );
-        let inputs = ModelInputs::example();
-        RowBuilder::new(&inputs, NaiveDate::from_ymd_opt(2011, 6, 1).unwrap())
-            .row(&state)
-            .unwrap()
-    }
 
     #[test]
     fn a_sample_is_seeded_nested_and_near_its_size() {
@@ -380,7 +382,7 @@ mod tests {
         // Below the cap a set is untouched; above it, whole customers are kept.
         let labelled = Labelled {
             customer_ids: (0..3_000u64).map(|i| i % 1_500).collect(),
-            rows: vec![row(); 3_000],
+            rows: vec![example_row(); 3_000],
             labels: (0..3_000).map(f64::from).collect(),
         };
         let (same, fraction) = Sample {
