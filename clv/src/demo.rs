@@ -316,6 +316,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("  curl '{base}/customers/top?k=100'");
     println!("  curl {base}/customers/top.csv > top.csv");
+    println!("  curl '{base}/customers/at-risk?k=20'   (fading customers by value at risk)");
     println!("  open {base}/docs/   (the API)");
     println!("  curl {base}/metrics   (Prometheus)");
     if let Some(first) = population.top(1).first() {
