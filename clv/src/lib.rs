@@ -7,6 +7,7 @@ mod data;
 mod demo;
 mod models;
 mod progress;
+mod retrain;
 mod serve;
 mod snapshot;
 mod stream;

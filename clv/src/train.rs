@@ -21,14 +21,14 @@ use trainer::training::{Histories, Sample};
 
 use crate::progress;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// The lines: a normalised .parquet (from `clv data import`), or a raw .xlsx, .csv or .zip.
     #[arg(long, conflicts_with_all = ["db", "table"], required_unless_present_any = ["db", "table"])]
     input: Option<PathBuf>,
     /// Or the feature store that ingest writes (a consistent snapshot, also while it runs).
     #[arg(long, conflicts_with = "table")]
-    db: Option<PathBuf>,
+    pub(crate) db: Option<PathBuf>,
     /// Or a modeling table (.parquet or .csv: `customer_id`, the nine features, `clv_6m`) of one
     /// cutoff, split by `customer_id mod 5`: 0-2 train, 3 validation, 4 test.
     #[arg(long)]
@@ -52,7 +52,7 @@ pub struct TrainArgs {
     earliest: Option<NaiveDate>,
     /// The model registry.
     #[arg(long, env = "CLV_MODELS_DIR", default_value = "data/models")]
-    models_dir: PathBuf,
+    pub(crate) models_dir: PathBuf,
     /// The MLflow experiment runs are logged to when MLFLOW_TRACKING_URI is set.
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = "clv")]
     experiment: String,
@@ -71,6 +71,13 @@ pub struct TrainArgs {
     /// The seed of those samples.
     #[arg(long, default_value_t = 0)]
     sample_seed: u64,
+    /// Retrain on a schedule (e.g. `1d`, `6h`, `30s`): read the store again every interval, train
+    /// when its data changed, promote by the registry's rule, until SIGTERM (README, "Retraining").
+    #[arg(long, value_parser = humantime::parse_duration, requires = "db")]
+    pub(crate) every: Option<std::time::Duration>,
+    /// With `--every`: serve the retraining's metrics (`GET /metrics`) on this address.
+    #[arg(long, requires = "every")]
+    pub(crate) metrics_addr: Option<String>,
 }
 
 impl TrainArgs {
@@ -90,16 +97,46 @@ impl TrainArgs {
             max_training_rows: Sample::default().max_rows,
             max_fit_customers: Sample::default().max_fit_customers,
             sample_seed: 0,
+            every: None,
+            metrics_addr: None,
         }
     }
 }
 
+/// What one training run did.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    /// The version it registered.
+    pub version: String,
+    /// Whether that version became production.
+    pub promoted: bool,
+    /// Why (the registry's rule).
+    pub reason: String,
+    /// The production version after the run.
+    pub production: String,
+    /// The production version's cutoff after the run.
+    pub production_cutoff: NaiveDate,
+    /// The new champion's validation MAE.
+    pub validation_mae: f64,
+    /// The fingerprint of the data it trained on.
+    pub fingerprint: String,
+}
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.every.is_some() {
+        return crate::retrain::run(args);
+    }
     let started = Instant::now();
     if let Some(path) = &args.table {
         return train_on_table(path);
     }
-    let histories = match (&args.input, &args.db) {
+    let histories = read(&args)?;
+    train_histories(args, &histories, started).map(|_| ())
+}
+
+/// The histories `args` train on: the lines of `--input`, or the store at `--db`.
+pub(crate) fn read(args: &TrainArgs) -> anyhow::Result<Histories> {
+    Ok(match (&args.input, &args.db) {
         (Some(input), _) => {
             let bar = progress::reading(input);
             let loaded = normalised::load(input, &bar)
@@ -109,8 +146,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         (None, Some(db)) => Histories::from_states(crate::snapshot::stored_states(db)?),
         (None, None) => anyhow::bail!("give --input, --db or --table"),
-    };
-    train_histories(args, &histories, started)
+    })
 }
 
 /// Trains on `histories` (read from `args`' input, or handed over by the demo from its own store).
@@ -118,7 +154,7 @@ pub(crate) fn train_histories(
     args: TrainArgs,
     histories: &Histories,
     started: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Outcome> {
     let day = |ms: i64, what: &str| {
         DateTime::from_timestamp_millis(ms)
             .map(|t| t.date_naive())
@@ -378,26 +414,42 @@ pub(crate) fn train_histories(
             run.experiment_id, run.run_id
         );
     }
-    match registry.production()? {
-        None => {
-            registry.promote(&version, "first version")?;
-            println!(
-                "registered {version} in {} and made it production (the first)",
-                registry.dir().display()
-            );
-        }
-        Some(current) => {
-            let (better, reason) = beats(&metadata, &registry.metadata(&current)?);
-            if better {
-                registry.promote(&version, &reason)?;
-                println!("registered {version} and made it production: {reason}");
-            } else {
-                println!("registered {version}; production stays {current}: {reason}");
-            }
-        }
+    let (promoted, reason) = match registry.production()? {
+        None => (true, "first version".to_string()),
+        Some(current) => beats(&metadata, &registry.metadata(&current)?),
+    };
+    if promoted {
+        registry.promote(&version, &reason)?;
+        println!(
+            "registered {version} in {} and made it production: {reason}",
+            registry.dir().display()
+        );
+    } else {
+        println!(
+            "registered {version}; production stays {}: {reason}",
+            registry.production()?.unwrap_or_default()
+        );
     }
+    let production = registry
+        .production()?
+        .context("no production version after promotion")?;
+    let production_cutoff = registry
+        .metadata(&production)?
+        .cutoff
+        .parse()
+        .context("the production version's cutoff")?;
     println!("({:.1} s)", started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(Outcome {
+        validation_mae: metadata
+            .score(&metadata.model, "validation")
+            .map_or(f64::NAN, |s| s.metrics.mae),
+        fingerprint: metadata.data_fingerprint.clone(),
+        version,
+        promoted,
+        reason,
+        production,
+        production_cutoff,
+    })
 }
 
 /// The commit of the working directory, when it is a git checkout.

@@ -68,12 +68,15 @@ impl Metadata {
 /// Whether `candidate` should replace `production`: on the same data (fingerprints equal) the
 /// candidate's champion must have a lower validation MAE than the production champion had; when the
 /// data changed, the production champion's family is compared as re-evaluated in the candidate's run
-/// (every run scores every family on the new data). Returns the reason either way.
+/// (every run scores every family on the new data), and the candidate replaces it when it is at least
+/// as good there: the same family refit on newer data (equal by construction) is promoted, a family
+/// that does worse on the new validation fold than production's is not. Returns the reason either way.
 pub fn beats(candidate: &Metadata, production: &Metadata) -> (bool, String) {
     let Some(new) = candidate.score(&candidate.model, "validation") else {
         return (false, "the new version has no validation score".into());
     };
-    let old = if candidate.data_fingerprint == production.data_fingerprint {
+    let same_data = candidate.data_fingerprint == production.data_fingerprint;
+    let old = if same_data {
         production.score(&production.model, "validation")
     } else {
         candidate.score(&production.model, "validation")
@@ -87,20 +90,23 @@ pub fn beats(candidate: &Metadata, production: &Metadata) -> (bool, String) {
             ),
         );
     };
-    let better = new.metrics.mae < old.metrics.mae;
+    let better = if same_data {
+        new.metrics.mae < old.metrics.mae
+    } else {
+        new.metrics.mae <= old.metrics.mae
+    };
+    let what = if !same_data && candidate.model == production.model {
+        ", the same model refit on the new data"
+    } else if !same_data {
+        ", re-evaluated on the new data"
+    } else {
+        ""
+    };
     (
         better,
         format!(
-            "validation MAE {:.1} ({}) vs production's {:.1} ({}{})",
-            new.metrics.mae,
-            candidate.model,
-            old.metrics.mae,
-            production.model,
-            if candidate.data_fingerprint == production.data_fingerprint {
-                ""
-            } else {
-                ", re-evaluated on the new data"
-            }
+            "validation MAE {:.1} ({}) vs production's {:.1} ({}{what})",
+            new.metrics.mae, candidate.model, old.metrics.mae, production.model,
         ),
     )
 }

@@ -95,6 +95,39 @@ fn on_new_data_production_is_judged_as_re_evaluated_there() {
 }
 
 #[test]
+fn on_new_data_the_same_family_refit_replaces_production_and_a_worse_one_does_not() {
+    let production = metadata(
+        "v0001",
+        "bgnbd_gg",
+        "old",
+        vec![score("bgnbd_gg", "validation", 500.0)],
+    );
+    // Scheduled retraining on newer data: the same family wins again (its MAE on the new validation
+    // fold is production's family's there).
+    let refit = metadata(
+        "v0002",
+        "bgnbd_gg",
+        "new",
+        vec![score("bgnbd_gg", "validation", 520.0)],
+    );
+    let (yes, reason) = beats(&refit, &production);
+    assert!(yes && reason.contains("refit"), "{reason}");
+    // A champion worse than production's family on the same new fold (a candidate list that no
+    // longer holds it would say "no comparable score" instead).
+    let worse = metadata(
+        "v0003",
+        "linear_all",
+        "new",
+        vec![
+            score("linear_all", "validation", 560.0),
+            score("bgnbd_gg", "validation", 520.0),
+        ],
+    );
+    let (no, reason) = beats(&worse, &production);
+    assert!(!no, "{reason}");
+}
+
+#[test]
 fn versions_are_numbered_and_rollback_returns_to_the_previous_production() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::open(dir.path()).unwrap();
