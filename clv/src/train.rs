@@ -283,6 +283,7 @@ pub(crate) fn train_histories(
     let inputs = snapshots.inputs(cutoff)?;
     let population = snapshots.at(cutoff)?.rows.clone();
     let mut value_tiers = None;
+    let mut drift = None;
     for (spec, file) in [
         (&champion_spec, "model.json"),
         (&nine_spec, "model_nine.json"),
@@ -298,6 +299,16 @@ pub(crate) fn train_histories(
             // The segments' value tiers: percentiles of the champion's predictions for the
             // customers at the production cutoff.
             value_tiers = contract::segment::ValueTiers::of(&trained.predict(&population)?);
+            // Drift is measured against the customers as this version would have served them at
+            // the end of its data (not at its cutoff: a population half a year older would
+            // differ from the cutoff's by its age alone).
+            let builder = contract::RowBuilder::new(&trained.inputs, end);
+            let served: Vec<contract::FeatureRow> = histories
+                .customers()
+                .iter()
+                .filter_map(|(_, state)| builder.row(state))
+                .collect();
+            drift = models::drift::Reference::of(&served, &trained.predict(&served)?);
         }
         trained.save(&dir.join(file))?;
     }
@@ -401,6 +412,7 @@ pub(crate) fn train_histories(
         scores,
         value_tiers,
         interval,
+        drift,
     };
     registry.write_metadata(&metadata)?;
     if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI")

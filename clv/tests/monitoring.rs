@@ -45,7 +45,7 @@ fn promtool(args: &[&str]) -> String {
 fn promtool_accepts_the_config_and_the_alert_rules_pass_their_unit_tests() {
     promtool(&["check", "config", "prometheus.yml"]);
     let rules = promtool(&["check", "rules", "alerts.yml"]);
-    assert!(rules.contains("SUCCESS: 11 rules found"), "{rules}");
+    assert!(rules.contains("SUCCESS: 15 rules found"), "{rules}");
     promtool(&["test", "rules", "alerts.test.yml"]);
 }
 
@@ -99,7 +99,7 @@ fn alert_expressions() -> Vec<(String, String)> {
             out.push((name.clone(), expr.to_string()));
         }
     }
-    assert_eq!(out.len(), 11, "{out:?}");
+    assert_eq!(out.len(), 15, "{out:?}");
     out
 }
 
@@ -140,6 +140,20 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         "--listen",
         &scorer,
     ]);
+    // The scheduled retraining on the same store and registry (the data it was trained on: its
+    // runs find nothing new).
+    let retrain_metrics = format!("127.0.0.1:{}", free_port());
+    let mut retrain = spawn(&[
+        "train",
+        "--db",
+        &stack.path("featurestore"),
+        "--models-dir",
+        &models,
+        "--every",
+        "1s",
+        "--metrics-addr",
+        &retrain_metrics,
+    ]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -158,6 +172,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         .unwrap()
         .replace("ingest:9464", &ingest_metrics)
         .replace("scorer:8080", &scorer)
+        .replace("retrain:9465", &retrain_metrics)
         .replace("scrape_interval: 15s", "scrape_interval: 1s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
         .replace(
@@ -228,9 +243,9 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     };
     traffic(1);
 
-    // Two scrapes of both targets at least, with traffic between them.
+    // Two scrapes of every target at least, with traffic between them.
     wait_for(
-        "two scrapes of both targets",
+        "two scrapes of every target",
         Duration::from_secs(60),
         || {
             traffic(1);
@@ -243,7 +258,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
                 .call()
                 .ok()
                 .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
-                .is_some_and(|b| b["data"]["result"].as_array().is_some_and(|r| r.len() == 2))
+                .is_some_and(|b| b["data"]["result"].as_array().is_some_and(|r| r.len() == 3))
         },
     );
     traffic(3);
@@ -297,6 +312,24 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
             "{status}: {body}"
         );
     }
+    // Drift: every feature's PSI and the prediction's, scraped.
+    let drift = query(&agent, &prometheus, "scorer_feature_drift_psi >= 0");
+    assert_eq!(
+        drift["data"]["result"].as_array().map(Vec::len),
+        Some(contract::Feature::ALL.len()),
+        "{drift}"
+    );
+    // The retraining ran on the data production was trained on, and said so.
+    let unchanged = query(
+        &agent,
+        &prometheus,
+        "clv_retrain_runs_total{outcome=\"unchanged\"} > 0 and on() clv_retrain_last_run_failed == 0",
+    );
+    assert_eq!(
+        unchanged["data"]["result"].as_array().map(Vec::len),
+        Some(1),
+        "{unchanged}"
+    );
     for (_alert, expr) in alert_expressions() {
         query(&agent, &prometheus, &expr);
     }
@@ -312,7 +345,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         .iter()
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
-    assert_eq!(loaded, 11, "{rules}");
+    assert_eq!(loaded, 15, "{rules}");
     for rule in rules["data"]["groups"]
         .as_array()
         .unwrap()
@@ -321,6 +354,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
+    sigterm(&mut retrain);
     sigterm(&mut serve);
     sigterm(&mut ingest);
 }
@@ -359,8 +393,8 @@ fn the_compose_file_is_valid_and_runs_the_whole_stack() {
             "kafka-init",
             "prometheus",
             "replay",
-            "scorer",
-            "train"
+            "retrain",
+            "scorer"
         ]
     );
     let text = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();

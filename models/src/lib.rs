@@ -5,11 +5,13 @@
 //!
 //! - [`family`]: the candidate families ([`family::Spec`]), fitted ([`family::Fitted`]) and stored with
 //!   the model-wide inputs their rows are computed with ([`family::Trained`]);
+//! - [`drift`]: the training population's distributions and the PSI of the live one against them;
 //! - [`interval`]: the 10th-90th percentile interval around a prediction, calibrated on a fold, and
 //!   its coverage, width and interval score;
 //! - [`metrics`]: RMSE, MAE, R², Spearman, normalised Gini, top-decile share, total ratio;
 //! - [`registry`]: numbered versions with metadata, the `production` pointer and its promotion rule.
 
+pub mod drift;
 pub mod family;
 pub mod interval;
 pub mod metrics;

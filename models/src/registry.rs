@@ -54,6 +54,11 @@ pub struct Metadata {
     /// labels are known; absent in versions trained before intervals).
     #[serde(default)]
     pub interval: Option<crate::interval::Calibration>,
+    /// The distributions of every feature and of the champion's prediction among the customers as
+    /// of the end of the training data, against which the scorer measures drift (absent in versions
+    /// trained before drift).
+    #[serde(default)]
+    pub drift: Option<crate::drift::Reference>,
 }
 
 impl Metadata {
@@ -305,6 +310,7 @@ mod tests {
             ],
             value_tiers: None,
             interval: None,
+            drift: None,
         }
     }
 

@@ -36,6 +36,7 @@ fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metad
         scores,
         value_tiers: None,
         interval: None,
+        drift: None,
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Production {
     pub tiers: Option<ValueTiers>,
     /// The calibration of the champion's intervals (none for versions trained before them).
     pub interval: Option<models::interval::Calibration>,
+    /// The training population's distributions, for drift (none for versions trained before it, or
+    /// whose reference does not fit its bins).
+    pub drift: Option<models::drift::Reference>,
 }
 
 impl std::fmt::Debug for Production {
@@ -66,5 +69,12 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
         nine,
         tiers: metadata.value_tiers,
         interval: metadata.interval,
+        drift: metadata.drift.filter(|reference| {
+            let fits = reference.fits();
+            if !fits {
+                tracing::warn!("{version}: its drift reference does not fit its bins; no drift");
+            }
+            fits
+        }),
     })
 }

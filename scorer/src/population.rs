@@ -165,6 +165,8 @@ pub struct Population {
     ranking: imbl::OrdSet<Rank>,
     /// The at-risk list's order.
     at_risk: imbl::OrdSet<Rank>,
+    /// The customers per bin of the production version's drift reference.
+    drift: Option<models::drift::Counts>,
 }
 
 /// Customers scored at a time when everyone is.
@@ -220,6 +222,7 @@ impl Population {
             customers: imbl::GenericHashMap::default(),
             ranking: imbl::OrdSet::new(),
             at_risk: imbl::OrdSet::new(),
+            drift: production.drift.as_ref().map(|r| r.counts()),
         }
     }
 
@@ -285,6 +288,9 @@ impl Population {
                         customer: *id,
                     });
                 }
+                if let (Some(counts), Some(reference)) = (&mut self.drift, &production.drift) {
+                    counts.remove(reference, &old.row, old.clv_6m);
+                }
             }
             if let Some(row) = state.as_ref().and_then(|s| builder.row(s)) {
                 ids.push(*id);
@@ -323,6 +329,9 @@ impl Population {
                     customer: id,
                 });
             }
+            if let (Some(counts), Some(reference)) = (&mut self.drift, &production.drift) {
+                counts.add(reference, &row, clv_6m);
+            }
             self.customers.insert(
                 id,
                 Arc::new(Scored {
@@ -338,6 +347,15 @@ impl Population {
             });
         }
         Ok(())
+    }
+
+    /// The PSI of each feature (by name) and of the prediction against `production`'s training
+    /// population ([`models::drift`]); `None` without a reference (or for another version's).
+    pub fn drift<'a>(&self, production: &'a Production) -> Option<models::drift::Psi<'a>> {
+        if production.version != self.model.version {
+            return None;
+        }
+        Some(production.drift.as_ref()?.psi(self.drift.as_ref()?))
     }
 
     /// The scored customer `id`.

@@ -198,6 +198,13 @@ impl Refresher {
         gauge!("scorer_as_of_timestamp_seconds")
             .set(contract::epoch_ms(contract::midnight(population.as_of)) as f64 / 1000.0);
         gauge!("scorer_customers").set(population.len() as f64);
+        if let Some(drift) = population.drift(&production) {
+            for (feature, psi) in drift.features {
+                gauge!("scorer_feature_drift_psi", "feature" => feature.to_string())
+                    .set(psi.unwrap_or(f64::NAN));
+            }
+            gauge!("scorer_prediction_drift_psi").set(drift.prediction.unwrap_or(f64::NAN));
+        }
         histogram!("scorer_refresh_duration_seconds").record(started.elapsed().as_secs_f64());
         counter!("scorer_rescored_customers_total", "refresh" => kind.0).increment(kind.1 as u64);
         tracing::debug!(
@@ -330,6 +337,14 @@ impl Refresher {
 
 /// Registers the scorer's counters at 0, so that they exist before the first request.
 pub fn register_metrics() {
+    metrics::describe_gauge!(
+        "scorer_feature_drift_psi",
+        "PSI of each feature of the scored customers against the production version's training population (README, \"Drift\")"
+    );
+    metrics::describe_gauge!(
+        "scorer_prediction_drift_psi",
+        "PSI of the predicted CLV against the production version's predictions at its cutoff"
+    );
     gauge!("scorer_ready").set(0.0);
     counter!("scorer_refresh_errors_total").absolute(0);
     counter!("scorer_rescored_customers_total", "refresh" => "full").absolute(0);

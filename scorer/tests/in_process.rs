@@ -113,9 +113,43 @@ fn registry(dir: &std::path::Path) {
                     high_ratio: 2.0,
                 }],
             }),
+            drift: Some(reference(&ModelInputs::example())),
         })
         .unwrap();
     registry.promote(&version, "test").unwrap();
+}
+
+/// A drift reference: three customers as of 2011-06-01, predicted as the naive model does.
+fn reference(inputs: &ModelInputs) -> models::drift::Reference {
+    let builder = contract::RowBuilder::new(inputs, NaiveDate::from_ymd_opt(2011, 6, 1).unwrap());
+    let rows: Vec<contract::FeatureRow> = [
+        customer(&[("2010-03-05", 20)]),
+        customer(&[("2010-12-05", 200), ("2011-05-01", 90)]),
+        customer(&[("2011-02-05", 60), ("2011-04-01", 10), ("2011-05-20", 10)]),
+    ]
+    .iter()
+    .map(|c| builder.row(c).unwrap())
+    .collect();
+    let predictions: Vec<f64> = rows.iter().map(|r| r.input(Feature::Naive6m)).collect();
+    models::drift::Reference::of(&rows, &predictions).unwrap()
+}
+
+/// The drift of `population` is that of its customers counted from scratch: the counts a refresh
+/// keeps by adding and removing the customers it rescored are the population's.
+fn drift_is_counted_from_the_customers(
+    population: &scorer::population::Population,
+    production: &scorer::follow::Production,
+    ids: &[u64],
+) {
+    let reference = production.drift.as_ref().unwrap();
+    let mut counts = reference.counts();
+    for id in ids {
+        let scored = population.get(*id).unwrap();
+        counts.add(reference, &scored.row, scored.clv_6m);
+    }
+    let drift = population.drift(production).unwrap();
+    assert_eq!(drift, reference.psi(&counts));
+    assert!(drift.prediction.unwrap() > 0.0);
 }
 
 /// The at-risk list holds exactly the customers of `ids` in the fading band, by value at risk.
@@ -248,6 +282,7 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
     }
     assert_eq!(after.top(2)[1].customer_id, 2);
     at_risk_is_the_fading_by_value_at_risk(&after, &[1, 2, 3]);
+    drift_is_counted_from_the_customers(&after, &scorer.production().unwrap(), &[1, 2, 3]);
     assert_eq!(refresher.refresh().unwrap(), Refresh::Unchanged);
 
     // A fixed as_of: purchases on or after it do not count.
