@@ -71,6 +71,14 @@ pub struct TrainArgs {
     /// The seed of those samples.
     #[arg(long, default_value_t = 0)]
     sample_seed: u64,
+    /// Backtests at this many earlier test cutoffs besides the production one, a quarter apart
+    /// (each trained only on what was known there), in the output and `report.md`: every
+    /// candidate's mean columns and how it compares with BG/NBD + GG. 0: none.
+    #[arg(long, default_value_t = 2, conflicts_with = "backtest_cutoffs")]
+    backtests: u32,
+    /// Or backtests at these test cutoffs (comma-separated), e.g. every month of a year.
+    #[arg(long, value_delimiter = ',')]
+    backtest_cutoffs: Vec<NaiveDate>,
     /// Retrain on a schedule (e.g. `1d`, `6h`, `30s`): read the store again every interval, train
     /// when its data changed, promote by the registry's rule, until SIGTERM (README, "Retraining").
     #[arg(long, value_parser = humantime::parse_duration, requires = "db")]
@@ -97,6 +105,9 @@ impl TrainArgs {
             max_training_rows: Sample::default().max_rows,
             max_fit_customers: Sample::default().max_fit_customers,
             sample_seed: 0,
+            // The demo's first answer should not wait for backtests nobody reads there.
+            backtests: 0,
+            backtest_cutoffs: Vec::new(),
             every: None,
             metrics_addr: None,
         }
@@ -212,6 +223,54 @@ pub(crate) fn train_histories(
             fold.evaluate_at,
             table(&scores, &fold.name)
         );
+    }
+    // The backtest at earlier test cutoffs, beside the production cutoff's.
+    let earlier: Vec<NaiveDate> = if args.backtest_cutoffs.is_empty() {
+        (1..=args.backtests)
+            .filter_map(|q| i32::try_from(3 * q).ok())
+            .map(|months| contract::add_months(cutoff, -months))
+            .collect()
+    } else {
+        args.backtest_cutoffs
+            .iter()
+            .copied()
+            .filter(|d| *d != cutoff)
+            .collect()
+    };
+    let mut across_notes = Vec::new();
+    let across_table = if earlier.is_empty() {
+        None
+    } else {
+        let (mut backtests, skipped) = trainer::across::run(
+            &mut snapshots,
+            &candidates(),
+            (first, end),
+            args.horizon_months,
+            &earlier,
+            args.earliest,
+        )?;
+        across_notes = skipped;
+        backtests.push(trainer::across::of_scores(
+            cutoff,
+            &scores,
+            plan.notes.clone(),
+        ));
+        backtests.sort_by_key(|b| b.cutoff);
+        for b in &backtests {
+            for note in &b.notes {
+                across_notes.push(format!("at {}: {note}", b.cutoff));
+            }
+        }
+        Some(trainer::across::table(&backtests))
+    };
+    if let Some(text) = &across_table {
+        println!("
+backtests at several test cutoffs:
+
+{text}");
+        for note in &across_notes {
+            println!("{note}");
+        }
     }
     let risk_table = trainer::risk::table(&mut snapshots, &folds)?;
     println!(
@@ -343,6 +402,16 @@ pub(crate) fn train_histories(
              actual / predicted), judged on the test fold beside one interval for everyone:\n\n\
              {interval_table}"
         ));
+    }
+    if let Some(text) = &across_table {
+        report.push_str(&format!(
+            "\n## Backtests at several test cutoffs\n\nAt each test cutoff the folds are placed as \
+             for a production cutoff there: every candidate trained only on snapshots whose labels \
+             end by it, the champion chosen on its validation fold.\n\n{text}"
+        ));
+        for note in &across_notes {
+            report.push_str(&format!("\n{note}\n"));
+        }
     }
     report.push_str(&format!(
         "\n## At-risk list\n\nThe list `GET /customers/at-risk` serves (customers with 0.3 ≤ P(alive) < 0.7, by revenue to \

@@ -9,11 +9,13 @@
 //!   point-in-time labelled snapshots of feature rows (and their frames);
 //! - [`fit`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood;
 //! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
+//! - [`across`]: the backtest at several test cutoffs, every candidate against BG/NBD + GG;
 //! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
 //! - [`risk`]: the at-risk list's check on an evaluation snapshot, beside a naive rule;
 //! - [`report`]: the HTML report of a run (cumulative gains, predicted vs actual, metric tables,
 //!   permutation feature importance), plotted with plotters.
 
+pub mod across;
 pub mod backtest;
 pub mod fit;
 pub mod mlflow;
