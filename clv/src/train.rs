@@ -264,10 +264,12 @@ pub(crate) fn train_histories(
         Some(trainer::across::table(&backtests))
     };
     if let Some(text) = &across_table {
-        println!("
+        println!(
+            "
 backtests at several test cutoffs:
 
-{text}");
+{text}"
+        );
         for note in &across_notes {
             println!("{note}");
         }

@@ -7,9 +7,9 @@
 //! R², Spearman, normalised Gini and top-decile share; a predicted/actual total closer to 1.
 
 use chrono::NaiveDate;
+use models::Spec;
 use models::metrics::Metrics;
 use models::registry::Score;
-use models::Spec;
 
 use crate::Result;
 use crate::backtest::{Plan, Snapshots, champion, evaluate, plan};
@@ -106,7 +106,11 @@ pub fn of_scores(cutoff: NaiveDate, scores: &[Score], notes: Vec<String>) -> Bac
         champion: champion(scores)
             .map(|s| s.model.clone())
             .unwrap_or_default(),
-        scores: scores.iter().filter(|s| s.fold == "test").cloned().collect(),
+        scores: scores
+            .iter()
+            .filter(|s| s.fold == "test")
+            .cloned()
+            .collect(),
         notes,
     }
 }
@@ -211,7 +215,10 @@ fn worst(rows: &[(&Backtest, &Metrics, &Metrics)]) -> String {
                 (s, format!("{:+.3}", -s))
             };
             if worst.as_ref().is_none_or(|(w, _)| shortfall > *w) {
-                worst = Some((shortfall, format!("{} at {} ({said})", COLUMNS[i], b.cutoff)));
+                worst = Some((
+                    shortfall,
+                    format!("{} at {} ({said})", COLUMNS[i], b.cutoff),
+                ));
             }
         }
     }
@@ -259,8 +266,16 @@ mod tests {
     fn the_table_counts_wins_and_names_the_worst_column() {
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         let backtests: Vec<Backtest> = [
-            ("2011-03-01", metrics(90.0, 0.85, 1.0), metrics(100.0, 0.80, 0.9)),
-            ("2011-06-01", metrics(110.0, 0.85, 1.0), metrics(100.0, 0.80, 0.9)),
+            (
+                "2011-03-01",
+                metrics(90.0, 0.85, 1.0),
+                metrics(100.0, 0.80, 0.9),
+            ),
+            (
+                "2011-06-01",
+                metrics(110.0, 0.85, 1.0),
+                metrics(100.0, 0.80, 0.9),
+            ),
         ]
         .into_iter()
         .map(|(cutoff, ours, reference)| {
@@ -277,7 +292,10 @@ mod tests {
         assert_eq!(backtests[0].scores.len(), 2);
         let text = table(&backtests);
         // 2011-03-01: RMSE, MAE, Gini, total; 2011-06-01: Gini and total only.
-        assert!(text.contains("| 4/7 |") && text.contains("| 2/7 |"), "{text}");
+        assert!(
+            text.contains("| 4/7 |") && text.contains("| 2/7 |"),
+            "{text}"
+        );
         assert!(text.contains("on 6 of 14 columns"), "{text}");
         assert!(
             text.contains("| 6/14 | RMSE at 2011-06-01 (+10.0%) |"),
