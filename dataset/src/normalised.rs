@@ -178,6 +178,39 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
         .finish()
         .map_err(DatasetError::polars(context()))?;
     check_columns(&frame, path)?;
+    whole_customer_ids(frame, path)
+}
+
+/// The largest integer a 64-bit float holds exactly.
+const EXACT_FLOAT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// `frame` with a floating-point `customer_id` (pandas writes a nullable integer column so) as
+/// integers, when every value is a whole number in range; an error naming the first one otherwise.
+fn whole_customer_ids(mut frame: DataFrame, path: &Path) -> Result<DataFrame> {
+    use columns::CUSTOMER_ID;
+    let fail = || DatasetError::polars(format!("reading {}", path.display()));
+    let column = frame.column(CUSTOMER_ID).map_err(fail())?;
+    if !matches!(column.dtype(), DataType::Float32 | DataType::Float64) {
+        return Ok(frame);
+    }
+    let floats = column.cast(&DataType::Float64).map_err(fail())?;
+    let values = floats.f64().map_err(fail())?;
+    let not_whole = (0..values.len()).find_map(|i| {
+        values
+            .get(i)
+            .filter(|v| !(v.fract() == 0.0 && *v >= 0.0 && *v <= EXACT_FLOAT_INTEGER))
+            .map(|v| (i, v))
+    });
+    if let Some((row, value)) = not_whole {
+        return Err(DatasetError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "customer_id {value} (row {row}) is not a whole number from 0 to 2^53: IDs must be integers"
+            ),
+        });
+    }
+    let ids = floats.cast(&DataType::Int64).map_err(fail())?;
+    frame.with_column(ids).map_err(fail())?;
     Ok(frame)
 }
 

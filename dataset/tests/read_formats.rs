@@ -175,3 +175,45 @@ fn unsupported_and_corrupt_files_are_errors_not_panics() {
     .unwrap_err();
     assert!(!error.to_string().is_empty());
 }
+
+/// A normalised Parquet file whose `customer_id` is floating point (pandas writes a nullable
+/// integer column so) reads as integers; a customer ID that is not a whole number is refused with
+/// the value and its row.
+#[test]
+fn a_normalised_file_with_float_customer_ids_reads_as_integers_or_says_which_is_not() {
+    use dataset::normalised::{read_parquet, to_frame, write_parquet};
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let data = read(&write(dir.path(), "online_retail_II.xlsx", uci_workbook())).unwrap();
+    let frame = to_frame(&data.lines).unwrap();
+    let as_float = |ids: Column| {
+        let mut f = frame.clone();
+        f.with_column(ids).unwrap();
+        f
+    };
+    let floats = frame
+        .column("customer_id")
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap();
+    let path = dir.path().join("pandas.parquet");
+    write_parquet(&mut as_float(floats.clone()), &path).unwrap();
+    let read_back = read_parquet(&path).unwrap();
+    assert_eq!(
+        read_back.column("customer_id").unwrap().dtype(),
+        &DataType::Int64
+    );
+    assert!(read_back.equals_missing(&frame), "{read_back}");
+
+    let floats_ca = floats.f64().unwrap();
+    let mut values: Vec<Option<f64>> = (0..floats_ca.len()).map(|i| floats_ca.get(i)).collect();
+    values[1] = Some(12346.5);
+    let path = dir.path().join("fraction.parquet");
+    write_parquet(
+        &mut as_float(Column::new("customer_id".into(), values)),
+        &path,
+    )
+    .unwrap();
+    let error = read_parquet(&path).unwrap_err().to_string();
+    assert!(error.contains("12346.5 (row 1)"), "{error}");
+}

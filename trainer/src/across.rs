@@ -259,7 +259,7 @@ mod tests {
         // RMSE and MAE lower, R² Spearman equal (not won), Gini equal, top-decile equal, total
         // 0.05 from 1 against 0.10.
         assert_eq!(won, [true, true, false, false, false, false, true]);
-        assert_eq!(wins(&metrics(100.0, 0.8, 1.10), &reference)[6], false);
+        assert!(!wins(&metrics(100.0, 0.8, 1.10), &reference)[6]);
     }
 
     #[test]
