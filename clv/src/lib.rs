@@ -8,6 +8,7 @@ mod demo;
 mod models;
 mod progress;
 mod retrain;
+mod score;
 mod serve;
 mod snapshot;
 mod stream;
@@ -42,6 +43,8 @@ enum Command {
     Train(train::TrainArgs),
     /// List the registered models, promote one, or roll production back.
     Models(models::ModelsArgs),
+    /// Score every customer with a registry version into a CSV or Parquet file (for a CRM).
+    Score(score::ScoreArgs),
     /// Serve CLV over HTTP from the live feature store and the production model.
     Serve(serve::ServeArgs),
     /// The whole system in one process: data -> embedded Kafka -> ingest -> RocksDB -> trained model
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => stream::send_command(args),
         Command::Train(args) => train::run(args),
         Command::Models(args) => models::run(args),
+        Command::Score(args) => score::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
     }
