@@ -88,10 +88,10 @@ fn batch_scores_equal_the_scorers_answers_for_every_customer() {
     let text = |name: &str, row: usize| -> Option<String> {
         column(name).str().unwrap().get(row).map(str::to_string)
     };
-    for row in 0..table.height() {
+    for (row, served) in ranked.iter().enumerate() {
         let id = ids.get(row).unwrap();
         // The file is in the scorer's ranking order.
-        assert_eq!(ranked[row]["customer_id"].as_i64(), Some(id));
+        assert_eq!(served["customer_id"].as_i64(), Some(id));
         let answer = get_json(&agent, &format!("http://{addr}/customers/{id}/clv"));
         for field in [
             "clv_6m",
