@@ -484,6 +484,15 @@ backtests at several test cutoffs:
         value_tiers,
         interval,
         drift,
+        data_end: Some(end.to_string()),
+        gains: evaluation.of("test", &best).map(|(predicted, actual)| {
+            // Twenty steps of the curve: enough for a chart, small in the metadata.
+            let curve = trainer::report::gains(actual, predicted);
+            let last = curve.len().saturating_sub(1).max(1);
+            (0..=20)
+                .map(|k| curve[(k * last / 20).min(curve.len() - 1)])
+                .collect()
+        }),
     };
     registry.write_metadata(&metadata)?;
     if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI")

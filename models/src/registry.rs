@@ -59,6 +59,14 @@ pub struct Metadata {
     /// trained before drift).
     #[serde(default)]
     pub drift: Option<crate::drift::Reference>,
+    /// The day the training data ends (it holds every purchase before it); absent in older
+    /// versions.
+    #[serde(default)]
+    pub data_end: Option<String>,
+    /// The champion's cumulative gains on the test fold, 20 steps: (share of customers ranked by
+    /// prediction, share of their actual revenue), from (0, 0) to (1, 1); absent in older versions.
+    #[serde(default)]
+    pub gains: Option<Vec<(f64, f64)>>,
 }
 
 impl Metadata {
@@ -311,6 +319,8 @@ mod tests {
             value_tiers: None,
             interval: None,
             drift: None,
+            data_end: None,
+            gains: None,
         }
     }
 

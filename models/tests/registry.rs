@@ -37,6 +37,8 @@ fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metad
         value_tiers: None,
         interval: None,
         drift: None,
+        data_end: None,
+        gains: None,
     }
 }
 

@@ -28,6 +28,29 @@ pub struct Production {
     /// The training population's distributions, for drift (none for versions trained before it, or
     /// whose reference does not fit its bins).
     pub drift: Option<models::drift::Reference>,
+    /// What the web page's model card says of the version.
+    pub card: Card,
+}
+
+/// The model card: where a version comes from and how it did on its test fold.
+#[derive(Debug, Clone, Default)]
+pub struct Card {
+    /// The production cutoff (its model knows the data before it).
+    pub cutoff: String,
+    /// The day its training data ends (unknown for older versions).
+    pub data_end: Option<String>,
+    /// When it was trained.
+    pub created: String,
+    /// Its training snapshots, first and last.
+    pub trained_on: Option<(String, String)>,
+    /// The champion's test-fold metrics.
+    pub test: Option<models::metrics::Metrics>,
+    /// BG/NBD + Gamma-Gamma's on the same fold (`bgnbd_gg`).
+    pub reference: Option<models::metrics::Metrics>,
+    /// The champion's cumulative gains on the test fold.
+    pub gains: Option<Vec<(f64, f64)>>,
+    /// The version's HTML report, when it has one.
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Production {
@@ -61,7 +84,23 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
             "{version}: model_nine.json reads more than the nine features"
         )));
     }
+    let test = |model: &str| metadata.score(model, "test").map(|s| s.metrics);
+    let card = Card {
+        cutoff: metadata.cutoff.clone(),
+        data_end: metadata.data_end.clone(),
+        created: metadata.created.clone(),
+        trained_on: metadata
+            .train_cutoffs
+            .first()
+            .zip(metadata.train_cutoffs.last())
+            .map(|(a, b)| (a.clone(), b.clone())),
+        test: test(&metadata.model),
+        reference: test("bgnbd_gg"),
+        gains: metadata.gains.clone(),
+        report: Some(path.join("report.html")).filter(|p| p.is_file()),
+    };
     Ok(Production {
+        card,
         version: version.to_string(),
         name: metadata.model,
         horizon_months: metadata.horizon_months,

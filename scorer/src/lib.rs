@@ -14,6 +14,7 @@
 
 pub mod follow;
 pub mod http;
+pub mod page;
 pub mod population;
 pub mod service;
 pub mod shed;

@@ -358,6 +358,11 @@ impl Population {
         Some(production.drift.as_ref()?.psi(self.drift.as_ref()?))
     }
 
+    /// Every scored customer, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Arc<Scored>)> {
+        self.customers.iter().map(|(id, scored)| (*id, scored))
+    }
+
     /// The scored customer `id`.
     pub fn get(&self, id: u64) -> Option<Arc<Scored>> {
         self.customers.get(&id).cloned()

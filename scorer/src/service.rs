@@ -61,6 +61,7 @@ pub struct Scorer {
     population: ArcSwapOption<Population>,
     production: ArcSwapOption<Production>,
     store_readable: AtomicBool,
+    store: ArcSwapOption<featurestore::store::RocksStore>,
 }
 
 impl Scorer {
@@ -73,6 +74,12 @@ impl Scorer {
     /// lookup; hold it briefly, as it delays the release of a replaced population).
     pub fn population_guard(&self) -> arc_swap::Guard<Option<Arc<Population>>> {
         self.population.load()
+    }
+
+    /// The feature store the population was read from, for one customer's history (the page's
+    /// customer view); `None` until it exists.
+    pub fn store(&self) -> Option<Arc<featurestore::store::RocksStore>> {
+        self.store.load_full()
     }
 
     /// The production models.
@@ -163,7 +170,19 @@ impl Refresher {
             return Ok(Refresh::Unchanged);
         };
         let sequence = match self.source.catch_up() {
-            Ok(sequence) => sequence,
+            Ok(sequence) => {
+                let shared = self.source.shared();
+                let current = self.scorer.store.load();
+                let same = match (current.as_ref(), shared.as_ref()) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    self.scorer.store.store(shared);
+                }
+                sequence
+            }
             Err(e) => {
                 self.scorer.store_readable.store(false, Ordering::Release);
                 return Err(e);

@@ -15,7 +15,7 @@ pub enum FeatureSource {
     /// A secondary instance of a store another process writes.
     Secondary {
         /// The open instance (none until the primary has created the store).
-        store: Option<Box<RocksStore>>,
+        store: Option<Arc<RocksStore>>,
         /// The primary's folder.
         path: PathBuf,
         /// The secondary's own folder (its info log and manifest copy).
@@ -54,7 +54,7 @@ impl FeatureSource {
                     None => true,
                 };
                 if reopen {
-                    *store = Some(Box::new(RocksStore::open_secondary(path, secondary_dir)?));
+                    *store = Some(Arc::new(RocksStore::open_secondary(path, secondary_dir)?));
                 }
                 let open = store.as_ref().ok_or_else(|| {
                     ScorerError::Unusable(format!("no feature store at {}", path.display()))
@@ -64,6 +64,14 @@ impl FeatureSource {
                 }
                 Ok(open.sequence_number())
             }
+        }
+    }
+
+    /// The open store, shared (for reading one customer's history on a request), once it exists.
+    pub fn shared(&self) -> Option<Arc<RocksStore>> {
+        match self {
+            FeatureSource::Shared(store) => Some(store.clone()),
+            FeatureSource::Secondary { store, .. } => store.clone(),
         }
     }
 

@@ -114,6 +114,8 @@ fn registry(dir: &std::path::Path) {
                 }],
             }),
             drift: Some(reference(&ModelInputs::example())),
+            data_end: Some("2011-06-01".into()),
+            gains: Some(vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)]),
         })
         .unwrap();
     registry.promote(&version, "test").unwrap();
