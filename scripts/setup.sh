@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libclang-dev build-essential pkg-config xz-utils prometheus docker-compose)
+packages=(libclang-dev build-essential pkg-config xz-utils prometheus docker-compose chromium nodejs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +44,24 @@ if ! "$tools/bin/nisshi" --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
   cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version \
     --root "$tools" --target-dir "$tools/build-nisshi"
   rm -rf "$tools/build-nisshi"
+fi
+
+# Debian's nodejs comes without npm (NodeSource's includes it).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing npm" >&2
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq npm >/dev/null
+fi
+
+# playwright-core (the browser test's driver, clv/tests/browser) with its lock file; it drives
+# Debian's chromium and never downloads a browser (--ignore-scripts).
+if ! cmp -s clv/tests/browser/package-lock.json "$tools/browser/package-lock.json" ||
+   [[ ! -d "$tools/browser/node_modules/playwright-core" ]]; then
+  echo "setup: installing playwright-core into $tools/browser" >&2
+  mkdir -p "$tools/browser"
+  cp clv/tests/browser/package.json clv/tests/browser/package-lock.json "$tools/browser/"
+  (cd "$tools/browser" && npm ci --ignore-scripts --no-audit --no-fund --silent)
 fi
 
 SCHEMATHESIS_VERSION=4.32.5

@@ -240,6 +240,11 @@ fn the_demo_on_the_real_data_answers_for_real_customers() {
     }
     let top = get("/customers/top?k=3");
     assert_eq!(top["customers"].as_array().unwrap().len(), 3);
+    browse(
+        &addr,
+        &top["customers"][0]["customer_id"].to_string(),
+        &top["customers"][2]["customer_id"].to_string(),
+    );
 
     wait_for("the live hint", Duration::from_secs(10), || {
         output.lock().unwrap().contains(" send --brokers ")
@@ -257,6 +262,58 @@ fn the_demo_on_the_real_data_answers_for_real_customers() {
 
     let _ = sigterm(&mut demo);
     assert!(output.lock().unwrap().contains("curl http://"));
+}
+
+/// The web page in a real browser (Debian's chromium, driven by playwright-core:
+/// `tests/browser/page.cjs`): the top customer listed, a search opening a customer, the at-risk
+/// list, no console errors, accessibility basics; screenshots kept in the target folder
+/// (`browser-screenshots/`).
+fn browse(addr: &str, top: &str, search: &str) {
+    let tools = std::env::var("CLV_TOOLS_DIR").unwrap_or_else(|_| "/var/cache/clv-tools".into());
+    let playwright = std::env::var("CLV_PLAYWRIGHT")
+        .unwrap_or_else(|_| format!("{tools}/browser/node_modules/playwright-core"));
+    assert!(
+        std::path::Path::new(&playwright).exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "playwright-core ({playwright}) or chromium is missing: scripts/setup.sh installs them"
+    );
+    // The target folder: CI keeps what is there.
+    let shots = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("browser-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/page.cjs"))
+        .args([
+            &format!("http://{addr}"),
+            top,
+            search,
+            shots.to_str().unwrap(),
+        ])
+        .env("CLV_PLAYWRIGHT", &playwright)
+        .output()
+        .expect("node runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim() == "ok",
+        "the browser test: {said}"
+    );
+    for shot in [
+        "overview.png",
+        "customers.png",
+        "customer.png",
+        "at-risk.png",
+    ] {
+        assert!(
+            shots.join(shot).metadata().unwrap().len() > 10_000,
+            "{shot}"
+        );
+    }
 }
 
 /// A hostile corpus against a live stack (issue 13): what a careless or malicious producer sends.
