@@ -6,7 +6,7 @@
 #   DEMO_ARGS=--fresh scripts/demo.sh                                       # start over
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh demo
 cargo build --release --locked --workspace
 clv="${CARGO_TARGET_DIR:-target}/release/clv"
 

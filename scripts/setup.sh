@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# Installs what building and testing clv needs, when it is missing: Debian packages (libclang-dev for
-# RocksDB's bindings, a C/C++ toolchain, xz, prometheus for promtool and the server the monitoring test
-# scrapes with, docker-compose to validate the compose file), cargo-nextest, and nisshi (a Kafka-compatible broker,
-# tansu renamed, that the real-broker tests run as a separate process) and MLflow (a Python virtualenv, for the trainer's
-# tracking test) into $CLV_TOOLS_DIR (default /var/cache/clv-tools,
-# outside the clone, so that later runs on the same machine reuse it; ~25 min to build the first time).
-# Safe to run again.
+# Installs what building clv needs (`scripts/setup.sh demo`: Debian packages only: libclang-dev for
+# RocksDB's bindings, a C/C++ toolchain, xz) and, without `demo`, what testing it needs too:
+# prometheus (promtool and the server the monitoring test scrapes with), docker-compose (to validate
+# the compose file), chromium, node and playwright-core (the browser test), cargo-nextest,
+# cargo-deny, nisshi (a Kafka-compatible broker, tansu renamed, that the real-broker tests run as a
+# separate process), schemathesis and MLflow (Python virtualenvs) into $CLV_TOOLS_DIR (default
+# /var/cache/clv-tools, outside the clone, so that later runs on the same machine reuse it; ~25 min
+# to build the first time). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-test}
 
-packages=(libclang-dev build-essential pkg-config xz-utils prometheus docker-compose chromium nodejs)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+install_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    local sudo_cmd=()
+    [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# What the build needs (the demo needs nothing more).
+install_packages libclang-dev build-essential pkg-config xz-utils
+if [[ $mode == demo ]]; then
+  exit 0
 fi
+
+# What the tests need.
+install_packages prometheus docker-compose chromium
+# Node: NodeSource's nodejs includes npm, Debian's comes without it.
+command -v node >/dev/null 2>&1 || install_packages nodejs
+command -v npm >/dev/null 2>&1 || install_packages npm
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
@@ -44,14 +59,6 @@ if ! "$tools/bin/nisshi" --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
   cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version \
     --root "$tools" --target-dir "$tools/build-nisshi"
   rm -rf "$tools/build-nisshi"
-fi
-
-# Debian's nodejs comes without npm (NodeSource's includes it).
-if ! command -v npm >/dev/null 2>&1; then
-  echo "setup: installing npm" >&2
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq npm >/dev/null
 fi
 
 # playwright-core (the browser test's driver, clv/tests/browser) with its lock file; it drives
