@@ -310,6 +310,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     for r in population.top(10) {
         println!("  {:>4}  {:>8}  {:>12.2}", r.rank, r.customer_id, r.clv_6m);
     }
+    println!(
+        "\nthe page for the people who use the scores: {base}/  (customers, one customer, at risk, the model)"
+    );
     println!("\ntry:");
     for r in population.top(3) {
         println!("  curl {base}/customers/{}/clv", r.customer_id);

@@ -154,6 +154,60 @@ fn drift_is_counted_from_the_customers(
     assert!(drift.prediction.unwrap() > 0.0);
 }
 
+/// The web page's views of a population: the ranking in order, the model card, one customer's
+/// purchases by month from the store.
+fn the_pages_show_the_population(
+    population: &scorer::population::Population,
+    production: &scorer::follow::Production,
+    store: &RocksStore,
+) {
+    use scorer::page;
+    let overview = page::overview(population, production);
+    assert!(overview.contains("<html lang=\"en\">"), "{overview}");
+    assert!(
+        overview.contains("v0001")
+            && overview.contains("BG/NBD + Gamma-Gamma") == production.card.reference.is_some()
+    );
+    assert!(
+        overview.contains("Trained on data through</dt><dd>2011-05-31"),
+        "{overview}"
+    );
+    assert!(overview.contains("spent 80% of the revenue"), "{overview}");
+    assert!(overview.contains("3 customers with a purchase before 2011-12-10"));
+    let list = page::customers(population, production, 1);
+    let order: Vec<usize> = population
+        .top(3)
+        .iter()
+        .map(|r| {
+            list.find(&format!(
+                "<a href=\"/customers/{0}\">{0}</a>",
+                r.customer_id
+            ))
+            .unwrap()
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{list}");
+    assert!(list.contains("page 1 of 1"));
+    // A page past the last shows the last.
+    assert!(page::customers(population, production, 99).contains("page 1 of 1"));
+    let risk = page::at_risk(population, 10);
+    assert!(risk.contains("<a href=\"/customers/1\">1</a>"), "{risk}");
+    let scored = population.get(2).unwrap();
+    let answer: scorer::population::ClvResponse = serde_json::from_slice(&scored.clv_body).unwrap();
+    let state = store.get(2).unwrap();
+    let view = page::customer(&answer, state.as_ref(), &population.freshness);
+    assert!(
+        view.contains("Customer 2") && view.contains("Revenue by month of customer 2"),
+        "{view}"
+    );
+    // Customer 2 bought in November (£70) and December (£30): the chart's last two months.
+    assert!(
+        view.contains("11/11: £70.00") && view.contains("12/11: £30.00"),
+        "{view}"
+    );
+    assert!(view.contains("<code>recency_days</code>"));
+}
+
 /// The at-risk list holds exactly the customers of `ids` in the fading band, by value at risk.
 fn at_risk_is_the_fading_by_value_at_risk(
     population: &scorer::population::Population,
@@ -285,6 +339,7 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
     assert_eq!(after.top(2)[1].customer_id, 2);
     at_risk_is_the_fading_by_value_at_risk(&after, &[1, 2, 3]);
     drift_is_counted_from_the_customers(&after, &scorer.production().unwrap(), &[1, 2, 3]);
+    the_pages_show_the_population(&after, &scorer.production().unwrap(), &store);
     assert_eq!(refresher.refresh().unwrap(), Refresh::Unchanged);
 
     // A fixed as_of: purchases on or after it do not count.
