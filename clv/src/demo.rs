@@ -225,6 +225,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .with_context(|| format!("removing {}", args.dir.display()))?;
     }
     let input = input(&args)?;
+    // The address is taken now, not after the minutes of streaming and training: a port in use is
+    // said at once, and nothing else takes it meanwhile (connections wait in the backlog).
+    let early = std::net::TcpListener::bind(&args.listen)
+        .with_context(|| format!("binding {}", args.listen))?;
+    early.set_nonblocking(true)?;
     std::fs::create_dir_all(&args.dir)?;
     let metrics = telemetry::install_recorder()?;
     scorer::service::register_metrics();
@@ -294,9 +299,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&args.listen))
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(early)
+            .with_context(|| format!("listening on {}", args.listen))?
+    };
     let base = format!("http://{}", listener.local_addr()?);
     println!(
         "\nready after {:.0} s: {} customers scored at {} by {} ({version})\n",
