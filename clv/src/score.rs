@@ -9,7 +9,6 @@ use chrono::NaiveDate;
 use clap::Args;
 use contract::Feature;
 use dataset::normalised;
-use featurestore::store::RocksStore;
 use polars::prelude::{Column, DataFrame, IntoLazy};
 use scorer::population::{ClvResponse, Freshness, Population, as_of_watermark};
 
@@ -64,12 +63,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let bar = progress::items("scoring customers");
     let population = match (&args.db, &args.input) {
         (Some(db), _) => {
-            let secondary = tempfile::Builder::new()
-                .prefix("clv-secondary")
-                .tempdir()
-                .context("a folder for the secondary instance")?;
-            let store = RocksStore::open_secondary(db, secondary.path())
-                .with_context(|| format!("opening the feature store {}", db.display()))?;
+            let (_secondary, store) = crate::snapshot::open_secondary(db)?;
             let watermark_ms = store.watermark_ms()?;
             let as_of = args
                 .as_of

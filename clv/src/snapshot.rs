@@ -126,16 +126,24 @@ fn from_store(
     )?)
 }
 
-/// Every customer's state in the feature store, read through a RocksDB secondary instance so that a
-/// running ingest keeps its lock.
-pub(crate) fn stored_states(
+/// The feature store at `db` as a RocksDB secondary instance (so that a running ingest keeps its
+/// lock), with the temporary folder it keeps its files in (removed when dropped).
+pub(crate) fn open_secondary(
     db: &std::path::Path,
-) -> anyhow::Result<Vec<(u64, contract::CustomerState)>> {
+) -> anyhow::Result<(tempfile::TempDir, RocksStore)> {
     let secondary = tempfile::Builder::new()
         .prefix("clv-secondary")
         .tempdir()
         .context("a folder for the secondary instance")?;
     let store = RocksStore::open_secondary(db, secondary.path())
         .with_context(|| format!("opening the feature store {}", db.display()))?;
+    Ok((secondary, store))
+}
+
+/// Every customer's state in the feature store, read through a secondary instance.
+pub(crate) fn stored_states(
+    db: &std::path::Path,
+) -> anyhow::Result<Vec<(u64, contract::CustomerState)>> {
+    let (_secondary, store) = open_secondary(db)?;
     Ok(store.all_states()?)
 }

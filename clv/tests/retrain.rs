@@ -31,21 +31,7 @@ fn midnight(day: &str) -> f64 {
 #[test]
 fn retraining_on_a_schedule_follows_the_store_ingest_fills() {
     let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("all.csv");
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "300",
-        "--seed",
-        "5",
-        "--start",
-        "2015-03-02",
-        "--end",
-        "2016-05-20",
-        "--out",
-        all.to_str().unwrap(),
-    ]);
+    let all = generate_between(dir.path(), "all", "2015-03-02", "2016-05-20");
     // The lines before 2016-03-01, and the rest.
     let text = std::fs::read_to_string(&all).unwrap();
     let mut lines = text.lines();

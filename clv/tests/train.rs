@@ -355,26 +355,6 @@ fn train_logs_the_run_to_a_real_mlflow_server() {
     );
 }
 
-/// Generates `customers` trading from `start` to `end` into `dir/<name>.csv`.
-fn generate_between(dir: &std::path::Path, name: &str, start: &str, end: &str) -> String {
-    let data = dir.join(format!("{name}.csv"));
-    clv(&[
-        "data",
-        "generate",
-        "--customers",
-        "300",
-        "--seed",
-        "5",
-        "--start",
-        start,
-        "--end",
-        end,
-        "--out",
-        data.to_str().unwrap(),
-    ]);
-    data.to_str().unwrap().to_string()
-}
-
 /// Without `--cutoff`, `clv train` trains at the edge of whatever data it has, of any dates and
 /// horizons: the latest cutoff whose label window the data holds, folds inside the history that
 /// exists (a customer split when it is too short for a validation fold before the test fold), a

@@ -41,8 +41,6 @@ pub struct Card {
     pub data_end: Option<String>,
     /// When it was trained.
     pub created: String,
-    /// Its training snapshots, first and last.
-    pub trained_on: Option<(String, String)>,
     /// The champion's test-fold metrics.
     pub test: Option<models::metrics::Metrics>,
     /// BG/NBD + Gamma-Gamma's on the same fold (`bgnbd_gg`).
@@ -89,11 +87,6 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
         cutoff: metadata.cutoff.clone(),
         data_end: metadata.data_end.clone(),
         created: metadata.created.clone(),
-        trained_on: metadata
-            .train_cutoffs
-            .first()
-            .zip(metadata.train_cutoffs.last())
-            .map(|(a, b)| (a.clone(), b.clone())),
         test: test(&metadata.model),
         reference: test("bgnbd_gg"),
         gains: metadata.gains.clone(),

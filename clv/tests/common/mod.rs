@@ -71,6 +71,26 @@ pub fn generate(dir: &Path, customers: u32, seed: u64) -> PathBuf {
     data
 }
 
+/// Generates 300 customers (seed 5) trading from `start` to `end` into `dir/<name>.csv`.
+pub fn generate_between(dir: &Path, name: &str, start: &str, end: &str) -> String {
+    let data = dir.join(format!("{name}.csv"));
+    clv(&[
+        "data",
+        "generate",
+        "--customers",
+        "300",
+        "--seed",
+        "5",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    data.to_str().unwrap().to_string()
+}
+
 /// Runs `clv` with `args` and returns what it did, success or not.
 pub fn clv_output(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clv"))
