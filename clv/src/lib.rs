@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod data;
 mod demo;
+mod instance;
 mod models;
 mod progress;
 mod retrain;
@@ -47,6 +48,9 @@ enum Command {
     Score(score::ScoreArgs),
     /// Serve CLV over HTTP from the live feature store and the production model.
     Serve(serve::ServeArgs),
+    /// One instance of a scaled-out group: ingest of its partitions, the scorer, and routing to the
+    /// owner of any customer's partition (README, "Scale-out").
+    Instance(instance::InstanceArgs),
     /// The whole system in one process: data -> embedded Kafka -> ingest -> RocksDB -> trained model
     /// -> HTTP scorer; again, it reuses what is done.
     Demo(demo::DemoArgs),
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => models::run(args),
         Command::Score(args) => score::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Instance(args) => instance::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -21,27 +21,27 @@ use crate::{progress, telemetry};
 pub struct KafkaArgs {
     /// Kafka bootstrap servers (host:port,...). Without it, the embedded broker started by `clv broker`.
     #[arg(long, env = "CLV_BROKERS")]
-    brokers: Option<String>,
+    pub(crate) brokers: Option<String>,
     /// Folder for local state (the embedded broker's address file).
     #[arg(long, env = "CLV_STATE_DIR", default_value = "data/state")]
-    state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// The topic of transaction events.
     #[arg(long, env = "CLV_TOPIC", default_value = "transactions")]
-    topic: String,
+    pub(crate) topic: String,
     /// The ingest consumer group.
     #[arg(long, env = "CLV_GROUP", default_value = "clv-ingest")]
-    group: String,
+    pub(crate) group: String,
     /// Partitions of the topic when it has to be created on a real broker (an existing topic is left
     /// as it is).
     #[arg(long, env = "CLV_PARTITIONS", default_value_t = 4)]
-    partitions: i32,
+    pub(crate) partitions: i32,
     /// Replicas of topics created on a real broker (default: the broker's own default).
     #[arg(long, env = "CLV_REPLICATION_FACTOR")]
-    replication_factor: Option<i32>,
+    pub(crate) replication_factor: Option<i32>,
     /// A librdkafka property for every Kafka client, as KEY=VALUE (repeatable, like kcat's -X): e.g.
     /// `-X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN`. Applied after clv's own settings.
     #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE", value_parser = key_value)]
-    kafka_options: Vec<(String, String)>,
+    pub(crate) kafka_options: Vec<(String, String)>,
 }
 
 /// Parses `KEY=VALUE`.
@@ -55,7 +55,7 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 impl KafkaArgs {
-    fn broker(&self) -> anyhow::Result<BrokerConfig> {
+    pub(crate) fn broker(&self) -> anyhow::Result<BrokerConfig> {
         Ok(
             BrokerConfig::resolve(self.brokers.as_deref(), &self.state_dir)?
                 .with_options(self.kafka_options.clone()),
@@ -141,6 +141,8 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     let mut broker = EmbeddedBroker::start(&[
         (args.topic.as_str(), args.partitions),
         (&format!("{}.dlq", args.topic), 1),
+        // The instances' records (scale-out, `clv instance`).
+        ("clv.instances", 1),
     ])?;
     let file = broker.advertise(&args.state_dir)?;
     println!("{}", broker.bootstrap_servers());

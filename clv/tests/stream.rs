@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::nisshi::*;
 use common::stack::*;
 use common::*;
 
@@ -267,71 +268,6 @@ fn the_real_data_through_kafka_equals_the_offline_snapshot() {
     stack.stop_and_finish(&mut ingest);
 }
 
-/// nisshi (tansu renamed), a Kafka-compatible broker, as a separate process over TCP.
-struct Nisshi {
-    process: Running,
-    bootstrap: String,
-    port: u16,
-    storage: String,
-    dir: PathBuf,
-}
-
-impl Nisshi {
-    /// A broker on a free port with `storage` (`memory://nisshi/`, or `sqlite://nisshi.db`: a file in
-    /// `dir`, kept across restarts).
-    fn start(dir: &Path, storage: &str) -> Nisshi {
-        let port = free_port();
-        let broker = Nisshi {
-            process: Nisshi::spawn(dir, port, storage),
-            bootstrap: format!("127.0.0.1:{port}"),
-            port,
-            storage: storage.to_string(),
-            dir: dir.to_path_buf(),
-        };
-        broker.wait_listening();
-        broker
-    }
-
-    fn spawn(dir: &Path, port: u16, storage: &str) -> Running {
-        let listener = format!("tcp://127.0.0.1:{port}");
-        Running(
-            Command::new(nisshi())
-                .current_dir(dir)
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &listener,
-                    "--advertised-listener-url",
-                    &listener,
-                    "--storage-engine",
-                    storage,
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("nisshi starts"),
-        )
-    }
-
-    fn wait_listening(&self) {
-        wait_for("nisshi to listen", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(&self.bootstrap).is_ok()
-        });
-    }
-
-    /// Stops the broker process (SIGKILL).
-    fn kill(&mut self) {
-        let _ = self.process.0.kill();
-        let _ = self.process.0.wait();
-    }
-
-    /// Starts it again on the same port and storage.
-    fn restart(&mut self) {
-        self.process = Nisshi::spawn(&self.dir, self.port, &self.storage);
-        self.wait_listening();
-    }
-}
-
 /// The same path against a broker that is not librdkafka's mock: nisshi, as a separate process over
 /// TCP, with Kafka's defaults (multi-message record batches, static group membership). Topics are
 /// created through the admin API by replay and ingest; ingest is stopped and restarted halfway and
@@ -428,18 +364,6 @@ fn replay_and_ingest_survive_a_60_s_broker_outage() {
     drop(broker);
 }
 
-/// The nisshi binary: `$CLV_NISSHI`, else where `scripts/setup.sh` installs it, else `nisshi` on the
-/// PATH.
-fn nisshi() -> PathBuf {
-    if let Some(path) = std::env::var_os("CLV_NISSHI") {
-        return PathBuf::from(path);
-    }
-    let installed = Path::new("/var/cache/clv-tools/bin/nisshi");
-    if installed.exists() {
-        return installed.to_path_buf();
-    }
-    PathBuf::from("nisshi")
-}
 
 #[test]
 fn without_a_broker_replay_says_how_to_get_one() {

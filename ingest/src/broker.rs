@@ -153,6 +153,44 @@ impl BrokerConfig {
     }
 }
 
+impl BrokerConfig {
+    /// Creates the compacted topic `name` (one partition) when it does not exist: the members'
+    /// records of scale-out. The embedded broker's is created when it starts.
+    pub fn ensure_compacted_topic(&self, name: &str, replication: Option<i32>) -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
+
+        if self.embedded {
+            return Ok(());
+        }
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config(&[])
+            .create()
+            .map_err(IngestError::kafka("connecting the admin client"))?;
+        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(replication.unwrap_or(-1)))
+            .set("cleanup.policy", "compact");
+        let options =
+            AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
+        let results = futures_executor::block_on(admin.create_topics([&topic], &options))
+            .map_err(IngestError::kafka("creating topics"))?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(IngestError::Kafka {
+                        context: format!("creating topic {name}"),
+                        source: rdkafka::error::KafkaError::AdminOp(code),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+
 /// The embedded broker, running on its own thread (the mock cluster cannot move between threads) until
 /// dropped.
 pub struct EmbeddedBroker {

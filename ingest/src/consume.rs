@@ -24,6 +24,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
+use cluster::Instance;
 use crate::delivery::{Deliveries, DeliveryCounter};
 use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome, Stored};
 use crate::{IngestError, Result};
@@ -80,6 +81,7 @@ pub struct IngestSummary {
 /// instead of reading the partitions from offsets it does not know.
 struct ResumeFromStore {
     store: Arc<RocksStore>,
+    instance: Arc<Instance>,
     source: Arc<Mutex<Option<SourceId>>>,
     failure: Arc<Mutex<Option<featurestore::StoreError>>>,
 }
@@ -124,7 +126,15 @@ impl ConsumerContext for ResumeFromStore {
                     };
                     let _ = tpl.set_partition_offset(&topic, partition, offset);
                 }
+                let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                // Each restores from what the store holds until caught up (`caught_up` reports).
+                self.instance.assigned(&assigned);
+                for p in &assigned {
+                    metrics::gauge!("clv_ingest_partition_restoring", "partition" => p.to_string())
+                        .set(1.0);
+                }
                 tracing::info!(
+                    ?assigned,
                     ?stored,
                     "partitions assigned; resuming from the stored offsets"
                 );
@@ -133,13 +143,25 @@ impl ConsumerContext for ResumeFromStore {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::info!("partitions revoked");
+                // Not served from here before the group can give them to another member.
+                let revoked = self.instance.assigned_partitions();
+                self.instance.revoked_all();
+                for p in &revoked {
+                    let p = p.to_string();
+                    metrics::gauge!("clv_ingest_partition_restoring", "partition" => p.clone())
+                        .set(0.0);
+                    metrics::gauge!("clv_ingest_restore_remaining_messages", "partition" => p.clone())
+                        .set(0.0);
+                    metrics::gauge!("clv_ingest_consumer_lag", "partition" => p).set(0.0);
+                }
+                tracing::info!(?revoked, "partitions revoked");
                 if let Err(e) = consumer.unassign() {
                     tracing::error!("unassigning partitions: {e}");
                 }
             }
             other => {
                 tracing::error!("rebalance error: {other:?}");
+                self.instance.revoked_all();
                 let _ = consumer.unassign();
             }
         }
@@ -155,6 +177,7 @@ pub struct Ingest {
     dead_letters: BaseProducer<DeliveryCounter>,
     dead_letter_reports: Arc<Deliveries>,
     store: Arc<RocksStore>,
+    instance: Arc<Instance>,
     source: SourceId,
     options: IngestOptions,
     rebalance_failure: Arc<Mutex<Option<featurestore::StoreError>>>,
@@ -192,6 +215,24 @@ fn register_metrics() {
         "Messages behind the high watermark, per assigned partition"
     );
     describe_gauge!("clv_ingest_customers", "Customers in the feature store");
+    describe_gauge!(
+        "clv_ingest_partition_restoring",
+        "1 while an assigned partition is restoring (read from the topic until it reaches the high watermark it had when assigned), 0 once caught up"
+    );
+    describe_gauge!(
+        "clv_ingest_restore_remaining_messages",
+        "Messages a restoring partition still has to apply"
+    );
+    describe_counter!(
+        "clv_ingest_restores_total",
+        "Partitions that finished restoring (caught up after an assignment)"
+    );
+    describe_histogram!(
+        "clv_ingest_restore_seconds",
+        Unit::Seconds,
+        "Time from a partition's assignment until it is caught up"
+    );
+    metrics::counter!("clv_ingest_restores_total").increment(0);
     describe_gauge!(
         "clv_ingest_event_time_watermark_seconds",
         Unit::Seconds,
@@ -263,6 +304,18 @@ impl Ingest {
         store: Arc<RocksStore>,
         options: IngestOptions,
     ) -> Result<Self> {
+        let id = options.instance_id.clone().unwrap_or_default();
+        Self::connect_as(broker, store, options, Instance::new(id, ""))
+    }
+
+    /// Connects as the ingest of `instance` (`clv instance`): the partitions the group assigns,
+    /// revokes and restores are reported to it, for its scorer and its membership record.
+    pub fn connect_as(
+        broker: &BrokerConfig,
+        store: Arc<RocksStore>,
+        options: IngestOptions,
+        instance: Arc<Instance>,
+    ) -> Result<Self> {
         register_metrics();
         let source = Arc::new(Mutex::new(None));
         let rebalance_failure = Arc::new(Mutex::new(None));
@@ -288,6 +341,7 @@ impl Ingest {
         let consumer: BaseConsumer<ResumeFromStore> = config
             .create_with_context(ResumeFromStore {
                 store: store.clone(),
+                instance: instance.clone(),
                 source: source.clone(),
                 failure: rebalance_failure.clone(),
             })
@@ -323,6 +377,7 @@ impl Ingest {
             dead_letters,
             dead_letter_reports,
             store,
+            instance,
             source: id,
             options,
             rebalance_failure,
@@ -349,6 +404,9 @@ impl Ingest {
                         .map(|t| t.partitions().len() as u32)
                         .filter(|n| *n > 0);
                     self.partitions = count.map(|n| (n, Instant::now()));
+                    if let Some(n) = count {
+                        self.instance.set_partition_count(n);
+                    }
                 }
                 Err(e) => self.broker_error(READING_METADATA, &e.to_string()),
             }
@@ -407,8 +465,10 @@ impl Ingest {
         Ok(summary)
     }
 
-    /// Exports the lag of every assigned partition (high watermark − stored next offset) and tells
-    /// whether there is an assignment and all of it is caught up.
+    /// Exports the lag of every assigned partition (high watermark − stored next offset), reports
+    /// each partition's progress to the instance (a restoring partition is caught up once it reaches
+    /// the high watermark it had when first checked), and tells whether there is an assignment and
+    /// all of it is caught up.
     fn caught_up(&self) -> Result<bool> {
         let positions = self
             .consumer
@@ -416,16 +476,40 @@ impl Ingest {
             .map_err(IngestError::kafka("reading the assignment"))?;
         let elements = positions.elements();
         let stored = self.store.offsets(&self.source)?;
+        let batch = self.store.batch_number()?;
         let mut all = !elements.is_empty();
         for e in elements {
-            let (_, high) = self
+            let (low, high) = self
                 .consumer
                 .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
                 .map_err(IngestError::kafka("reading watermarks"))?;
-            let position = stored.get(&e.partition()).copied().unwrap_or(0);
+            // A partition the store has never read starts at the topic's first offset.
+            let position = stored.get(&e.partition()).copied().unwrap_or(low.max(0));
             let lag = (high - position).max(0);
-            metrics::gauge!("clv_ingest_consumer_lag", "partition" => e.partition().to_string())
+            let partition = e.partition().to_string();
+            metrics::gauge!("clv_ingest_consumer_lag", "partition" => partition.clone())
                 .set(lag as f64);
+            if let Some(restored) = self.instance.progress(e.partition(), position, high, batch) {
+                metrics::counter!("clv_ingest_restores_total").increment(1);
+                metrics::histogram!("clv_ingest_restore_seconds")
+                    .record(restored.took.as_secs_f64());
+                tracing::info!(
+                    partition = restored.partition,
+                    messages = restored.messages,
+                    seconds = restored.took.as_secs_f64(),
+                    "partition caught up"
+                );
+            }
+            let restoring = match self.instance.statuses().get(&e.partition()) {
+                Some(cluster::PartitionStatus::Restoring { done, total }) => {
+                    Some(total.map_or(lag, |t| (t - done).max(0)))
+                }
+                _ => None,
+            };
+            metrics::gauge!("clv_ingest_partition_restoring", "partition" => partition.clone())
+                .set(if restoring.is_some() { 1.0 } else { 0.0 });
+            metrics::gauge!("clv_ingest_restore_remaining_messages", "partition" => partition)
+                .set(restoring.unwrap_or(0) as f64);
             all &= lag == 0;
         }
         Ok(all)

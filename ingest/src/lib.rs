@@ -5,6 +5,8 @@
 //!   out (no Kafka, no RocksDB);
 //! - [`consume`]: the Kafka loop around it: Kafka -> per-customer state in RocksDB
 //!   (`featurestore::store`), exactly-once in effect, malformed messages to a dead-letter topic;
+//! - [`membership`]: the instances' records on a compacted topic, read back into the view that
+//!   `clv instance` routes by (scale-out);
 //! - [`send`]: one event by hand, keyed by its customer (`clv send`);
 //! - [`broker`]: a real Kafka bootstrap list, or the embedded broker (librdkafka's mock cluster).
 
@@ -13,6 +15,7 @@ pub mod consume;
 mod delivery;
 mod error;
 pub mod fold;
+pub mod membership;
 pub mod replay;
 pub mod send;
 

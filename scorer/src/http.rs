@@ -1,6 +1,7 @@
 //! The HTTP API (axum): thin handlers over [`Scorer`], one JSON error type, request metrics, limits,
 //! and the OpenAPI document with an offline Swagger UI.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::population::{
     AtRisk, ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
 };
+use crate::route::{ListError, Route, RetryLater, Routing};
 use crate::service::Scorer;
 use crate::shed::InFlight;
 use contract::segment::{Activity, Segment, ValueTier};
@@ -61,6 +63,8 @@ struct AppState {
     scorer: Arc<Scorer>,
     metrics: Option<PrometheusHandle>,
     limits: Limits,
+    /// The router between instances, for `clv instance` (none for `clv serve`).
+    routing: Option<Arc<Routing>>,
 }
 
 /// Every error of the API: a status and a message, as JSON.
@@ -369,6 +373,10 @@ struct TopQuery {
     /// How many customers (default 100; at most the server's limit, 10,000 unless configured).
     #[param(minimum = 1, maximum = 10000)]
     k: Option<usize>,
+    /// Instances only (`clv instance`): the list of these partitions alone (comma-separated), as
+    /// one instance asks another when it merges the group's list; 503 unless every one is served
+    /// here. Without it, an instance merges every partition's owner's list.
+    partitions: Option<String>,
 }
 
 /// The top list.
@@ -400,7 +408,18 @@ fn list_size(
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Result<usize, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let k = query.k.unwrap_or(100);
+    if query.partitions.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "partitions= is for instances of a group (clv instance); this scorer holds every partition",
+        ));
+    }
+    checked_k(state, query.k)
+}
+
+/// `k`, checked against the limit.
+fn checked_k(state: &AppState, k: Option<usize>) -> Result<usize, ApiError> {
+    let k = k.unwrap_or(100);
     if k == 0 || k > state.limits.max_top {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -458,6 +477,10 @@ async fn at_risk_csv(
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (_, customers) = at_risk_of(&state, query)?;
+    Ok(at_risk_csv_body(customers))
+}
+
+fn at_risk_csv_body(customers: Vec<AtRisk>) -> Response {
     let mut csv =
         String::from("rank,customer_id,value_at_risk,total_revenue,p_alive,recency_days,clv_6m\n");
     for r in customers {
@@ -472,7 +495,7 @@ async fn at_risk_csv(
             r.clv_6m
         ));
     }
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response()
 }
 
 fn top_of(
@@ -505,11 +528,15 @@ async fn top_csv(
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (_, customers) = top_of(&state, query)?;
+    Ok(top_csv_body(customers))
+}
+
+fn top_csv_body(customers: Vec<Ranked>) -> Response {
     let mut csv = String::from("rank,customer_id,clv_6m\n");
     for r in customers {
         csv.push_str(&format!("{},{},{:.2}\n", r.rank, r.customer_id, r.clv_6m));
     }
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response()
 }
 
 /// The answer of `POST /predict`.
@@ -618,6 +645,21 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
         .scorer
         .readiness()
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    if let Some(routing) = &state.routing {
+        let pending: Vec<String> = routing
+            .instance()
+            .statuses()
+            .into_iter()
+            .filter(|(_, s)| *s != cluster::PartitionStatus::Serving)
+            .map(|(p, s)| format!("{p} ({:.0}%)", s.progress() * 100.0))
+            .collect();
+        if !pending.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("restoring partitions {}", pending.join(", ")),
+            ));
+        }
+    }
     let population = state
         .scorer
         .population()
@@ -789,6 +831,252 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
+/// Where a routed customer's question goes: `None` to answer here, else the response (the owner's,
+/// forwarded, or a 503 with `Retry-After`).
+async fn elsewhere(
+    state: &AppState,
+    raw: &str,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let id = customer_id(raw)?;
+    let Some(routing) = &state.routing else {
+        return Ok(None);
+    };
+    match routing.route(id, headers) {
+        Ok(Route::Here) => Ok(None),
+        Ok(Route::To { id, http }) => {
+            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+            Ok(Some(routing.forward(&id, &http, path).await))
+        }
+        Err(retry) => Ok(Some(retry.into_response())),
+    }
+}
+
+/// Marks a routed answer given here.
+fn answered_here(state: &AppState, mut response: Response) -> Response {
+    if let Some(routing) = &state.routing
+        && let Ok(value) = HeaderValue::from_str(routing.instance().id())
+    {
+        response
+            .headers_mut()
+            .insert(crate::route::ANSWERED_BY, value);
+    }
+    response
+}
+
+async fn routed_clv(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(response) = elsewhere(&state, &id, &uri, &headers).await? {
+        return Ok(response);
+    }
+    let response = customer_clv(State(state.clone()), Path(id)).await?;
+    Ok(answered_here(&state, response))
+}
+
+async fn routed_features(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(response) = elsewhere(&state, &id, &uri, &headers).await? {
+        return Ok(response);
+    }
+    let response = customer_features(State(state.clone()), Path(id)).await?;
+    Ok(answered_here(&state, response))
+}
+
+async fn routed_page_customer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    match elsewhere(&state, &id, &uri, &headers).await {
+        Ok(Some(response)) => response,
+        // A bad ID gets the page's own 400.
+        Ok(None) | Err(_) => page_customer(State(state), Path(id)).await,
+    }
+}
+
+/// The answers of the owners agree on `as_of` and the model, or the list must wait.
+fn agreed<'a>(
+    answers: impl Iterator<Item = (&'a chrono::NaiveDate, &'a ModelRef)>,
+) -> Result<Option<(chrono::NaiveDate, ModelRef)>, ListError> {
+    let mut first: Option<(chrono::NaiveDate, ModelRef)> = None;
+    for (as_of, model) in answers {
+        match &first {
+            None => first = Some((*as_of, model.clone())),
+            Some((a, m)) if a == as_of && m == model => {}
+            Some((a, m)) => {
+                return Err(ListError::Retry(RetryLater(format!(
+                    "the instances' answers differ (as_of {a} and {as_of}, model {} and {}): a refresh or a promotion is under way",
+                    m.version, model.version
+                ))));
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// The top list of a routed instance: one owner's part (`?partitions=`) or every owner's, merged.
+async fn routed_top_list(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<TopResponse, Response> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response()
+    })?;
+    let k = checked_k(state, query.k).map_err(IntoResponse::into_response)?;
+    let Some(routing) = state.routing.clone() else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not an instance").into_response());
+    };
+    let scorer = state.scorer.clone();
+    let here = |partitions: &BTreeSet<i32>| {
+        let population = scorer.population().ok_or_else(|| {
+            ListError::Retry(RetryLater(format!("not ready: {}", not_ready(&scorer).error)))
+        })?;
+        Ok(TopResponse {
+            as_of: population.as_of,
+            model: population.model.clone(),
+            customers: population.top_where(k, |id| routing.keeps(partitions, id)),
+        })
+    };
+    let answer = match &query.partitions {
+        Some(text) => {
+            let partitions = routing.local_partitions(text).map_err(IntoResponse::into_response)?;
+            here(&partitions).map_err(IntoResponse::into_response)?
+        }
+        None => {
+            let answers: Vec<TopResponse> = routing
+                .gather("/customers/top", k, here)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            let (as_of, model) = agreed(answers.iter().map(|a| (&a.as_of, &a.model)))
+                .map_err(IntoResponse::into_response)?
+                .ok_or_else(|| not_ready(&state.scorer).into_response())?;
+            let lists = answers.into_iter().map(|a| a.customers).collect();
+            let mut customers = cluster::merge::first_k(lists, k, |r| r.clv_6m, |r| r.customer_id);
+            for (i, r) in customers.iter_mut().enumerate() {
+                r.rank = i + 1;
+            }
+            TopResponse {
+                as_of,
+                model,
+                customers,
+            }
+        }
+    };
+    counter!("scorer_predictions_total", "endpoint" => "top").increment(1);
+    Ok(answer)
+}
+
+async fn routed_top(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Response {
+    match routed_top_list(&state, query).await {
+        Ok(answer) => answered_here(&state, Json(answer).into_response()),
+        Err(response) => response,
+    }
+}
+
+async fn routed_top_csv(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Response {
+    match routed_top_list(&state, query).await {
+        Ok(answer) => top_csv_body(answer.customers),
+        Err(response) => response,
+    }
+}
+
+/// The at-risk list of a routed instance (as [`routed_top_list`]).
+async fn routed_at_risk_list(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<AtRiskResponse, Response> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response()
+    })?;
+    let k = checked_k(state, query.k).map_err(IntoResponse::into_response)?;
+    let Some(routing) = state.routing.clone() else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not an instance").into_response());
+    };
+    let scorer = state.scorer.clone();
+    let here = |partitions: &BTreeSet<i32>| {
+        let population = scorer.population().ok_or_else(|| {
+            ListError::Retry(RetryLater(format!("not ready: {}", not_ready(&scorer).error)))
+        })?;
+        Ok(AtRiskResponse {
+            as_of: population.as_of,
+            model: population.model.clone(),
+            customers: population.at_risk_where(k, |id| routing.keeps(partitions, id)),
+        })
+    };
+    let answer = match &query.partitions {
+        Some(text) => {
+            let partitions = routing.local_partitions(text).map_err(IntoResponse::into_response)?;
+            here(&partitions).map_err(IntoResponse::into_response)?
+        }
+        None => {
+            let answers: Vec<AtRiskResponse> = routing
+                .gather("/customers/at-risk", k, here)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            let (as_of, model) = agreed(answers.iter().map(|a| (&a.as_of, &a.model)))
+                .map_err(IntoResponse::into_response)?
+                .ok_or_else(|| not_ready(&state.scorer).into_response())?;
+            let lists = answers.into_iter().map(|a| a.customers).collect();
+            let mut customers =
+                cluster::merge::first_k(lists, k, |r| r.value_at_risk, |r| r.customer_id);
+            for (i, r) in customers.iter_mut().enumerate() {
+                r.rank = i + 1;
+            }
+            AtRiskResponse {
+                as_of,
+                model,
+                customers,
+            }
+        }
+    };
+    counter!("scorer_predictions_total", "endpoint" => "at_risk").increment(1);
+    Ok(answer)
+}
+
+async fn routed_at_risk(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Response {
+    match routed_at_risk_list(&state, query).await {
+        Ok(answer) => answered_here(&state, Json(answer).into_response()),
+        Err(response) => response,
+    }
+}
+
+async fn routed_at_risk_csv(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Response {
+    match routed_at_risk_list(&state, query).await {
+        Ok(answer) => at_risk_csv_body(answer.customers),
+        Err(response) => response,
+    }
+}
+
+/// `GET /cluster`: this instance's partitions, the live members and the unserved partitions.
+async fn cluster_view(State(state): State<AppState>) -> Response {
+    match &state.routing {
+        Some(routing) => Json(routing.describe()).into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "not an instance").into_response(),
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -836,22 +1124,48 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The router of the API over `scorer`; `/metrics` renders `metrics` when given.
 pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Limits) -> Router {
+    router_with(scorer, metrics, limits, None)
+}
+
+/// The router of an instance of a group (`clv instance`) when `routing` is given: a customer's
+/// questions go to its partition's owner, lists merge every owner's ([`crate::route`]), and
+/// `/cluster` describes the group; else [`router`].
+pub fn router_with(
+    scorer: Arc<Scorer>,
+    metrics: Option<PrometheusHandle>,
+    limits: Limits,
+    routing: Option<Arc<Routing>>,
+) -> Router {
+    let routed = routing.is_some();
     let state = AppState {
         scorer,
         metrics,
         limits,
+        routing,
     };
     let in_flight = InFlight::new(limits.max_in_flight);
-    let api = Router::new()
-        .route("/customers/top", get(top))
-        .route("/customers/top.csv", get(top_csv))
-        .route("/customers/at-risk", get(at_risk))
-        .route("/customers/at-risk.csv", get(at_risk_csv))
-        .route("/customers/{id}/clv", get(customer_clv))
-        .route("/customers/{id}/features", get(customer_features))
+    let api = match routed {
+        false => Router::new()
+            .route("/customers/top", get(top))
+            .route("/customers/top.csv", get(top_csv))
+            .route("/customers/at-risk", get(at_risk))
+            .route("/customers/at-risk.csv", get(at_risk_csv))
+            .route("/customers/{id}/clv", get(customer_clv))
+            .route("/customers/{id}/features", get(customer_features))
+            .route("/customers/{id}", get(page_customer)),
+        true => Router::new()
+            .route("/customers/top", get(routed_top))
+            .route("/customers/top.csv", get(routed_top_csv))
+            .route("/customers/at-risk", get(routed_at_risk))
+            .route("/customers/at-risk.csv", get(routed_at_risk_csv))
+            .route("/customers/{id}/clv", get(routed_clv))
+            .route("/customers/{id}/features", get(routed_features))
+            .route("/customers/{id}", get(routed_page_customer))
+            .route("/cluster", get(cluster_view)),
+    };
+    let api = api
         .route("/", get(page_overview))
         .route("/customers", get(page_customers))
-        .route("/customers/{id}", get(page_customer))
         .route("/at-risk", get(page_at_risk))
         .route("/report.html", get(report_html))
         .route("/predict", post(predict))

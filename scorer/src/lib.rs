@@ -9,6 +9,8 @@
 //! - [`population`]: every customer's feature row at `as_of` and CLV, with its answer serialized
 //!   once, in a persistent map that an update shares with the population before it;
 //! - [`service`]: the shared state ([`service::Scorer`]) and the refresh loop;
+//! - [`route`]: between instances of a group (`clv instance`): a customer's questions to its
+//!   partition's owner, lists merged from every owner;
 //! - [`http`]: the axum router, its JSON errors, request metrics, limits and OpenAPI document;
 //! - [`shed`]: the caps on open connections and requests in flight, beyond which it answers 503.
 
@@ -16,6 +18,7 @@ pub mod follow;
 pub mod http;
 pub mod page;
 pub mod population;
+pub mod route;
 pub mod service;
 pub mod shed;
 pub mod source;

@@ -380,8 +380,15 @@ impl Population {
 
     /// The `k` customers with the highest value at risk (ties by ID): README, "At risk".
     pub fn at_risk(&self, k: usize) -> Vec<AtRisk> {
+        self.at_risk_where(k, |_| true)
+    }
+
+    /// The `k` customers with the highest value at risk among those `keep` keeps (an instance's
+    /// own partitions), ranked among themselves.
+    pub fn at_risk_where(&self, k: usize, keep: impl Fn(u64) -> bool) -> Vec<AtRisk> {
         self.at_risk
             .iter()
+            .filter(|r| keep(r.customer))
             .take(k)
             .enumerate()
             .filter_map(|(i, r)| {
@@ -401,8 +408,14 @@ impl Population {
 
     /// The `k` customers with the highest predicted CLV (ties by ID).
     pub fn top(&self, k: usize) -> Vec<Ranked> {
+        self.top_where(k, |_| true)
+    }
+
+    /// The `k` customers with the highest predicted CLV among those `keep` keeps.
+    pub fn top_where(&self, k: usize, keep: impl Fn(u64) -> bool) -> Vec<Ranked> {
         self.ranking
             .iter()
+            .filter(|r| keep(r.customer))
             .take(k)
             .enumerate()
             .map(|(i, r)| Ranked {

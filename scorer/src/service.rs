@@ -139,6 +139,7 @@ pub struct Refresher {
     models_dir: PathBuf,
     as_of: AsOf,
     scored: Option<Scored>,
+    instance: Option<Arc<cluster::Instance>>,
 }
 
 impl Refresher {
@@ -155,6 +156,23 @@ impl Refresher {
             models_dir,
             as_of,
             scored: None,
+            instance: None,
+        }
+    }
+
+    /// As the scorer of `instance` (`clv instance`): `as_of` follows the group's watermark (every
+    /// partition's mark, wherever it is owned) instead of this store's, and each refresh tells the
+    /// instance which store batch is scored (a partition is served once its catch-up is).
+    pub fn for_instance(mut self, instance: Arc<cluster::Instance>) -> Self {
+        self.instance = Some(instance);
+        self
+    }
+
+    /// The event-time watermark `as_of` follows: the group's for an instance, else the store's.
+    fn watermark_ms(&self, store: &featurestore::store::RocksStore) -> Result<Option<i64>> {
+        match &self.instance {
+            Some(instance) => Ok(instance.group_watermark()),
+            None => Ok(store.watermark_ms()?),
         }
     }
 
@@ -192,6 +210,10 @@ impl Refresher {
             && scored.sequence == sequence
             && scored.version == production.version
             && (self.as_of != AsOf::Now || Some(scored.as_of) == self.as_of.resolve(None))
+            && (self.as_of != AsOf::Watermark
+                || self.instance.as_ref().is_none_or(|i| {
+                    Some(scored.as_of) == self.as_of.resolve(i.group_watermark())
+                }))
         {
             return Ok(Refresh::Unchanged);
         }
@@ -243,7 +265,7 @@ impl Refresher {
     /// everyone otherwise.
     fn rescore(&mut self, sequence: u64, production: &Production) -> Result<Refresh> {
         let store = self.source.store()?;
-        let watermark_ms = store.watermark_ms()?;
+        let watermark_ms = self.watermark_ms(store)?;
         let batch = store.batch_number()?;
         let Some(as_of) = self.as_of.resolve(watermark_ms) else {
             // Nothing ingested yet: nothing to score at the watermark.
@@ -288,6 +310,9 @@ impl Refresher {
             }
         };
         self.scorer.population.store(Some(Arc::new(population)));
+        if let Some(instance) = &self.instance {
+            instance.scored(batch);
+        }
         self.scored = Some(Scored {
             sequence,
             batch,

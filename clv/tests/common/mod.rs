@@ -2,6 +2,7 @@
 //! running the `clv` binary.
 #![allow(dead_code)]
 
+pub mod nisshi;
 pub mod stack;
 
 use std::path::{Path, PathBuf};

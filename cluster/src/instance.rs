@@ -1,0 +1,358 @@
+//! One instance's partitions, shared by its ingest (which assigns, revokes and restores them), its
+//! membership loop (which advertises them and brings back the group's view) and its scorer (which
+//! serves them).
+//!
+//! A partition assigned to the instance is **restoring** until ingest has applied everything the
+//! topic held when the partition was first checked (its high watermark then: the *target*), then
+//! **caught up** at the store's batch number of that moment, and **serving** once the scorer has
+//! scored the store at or after that batch (before that, a customer restored a moment ago would be
+//! missing from the scored population: a wrong 404, not a late answer).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use crate::member::View;
+
+/// Where a partition stands on this instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PartitionStatus {
+    /// Being read from the topic until it reaches the target offset.
+    Restoring {
+        /// Messages applied since the restore began.
+        done: i64,
+        /// Messages it has to apply (target − start), once the broker told the target.
+        total: Option<i64>,
+    },
+    /// Every message up to the target is in the store; not yet in the scored population.
+    CaughtUp,
+    /// Caught up and scored: answered here.
+    Serving,
+}
+
+impl PartitionStatus {
+    /// The share of the restore done (1 once caught up).
+    pub fn progress(&self) -> f64 {
+        match self {
+            PartitionStatus::Restoring { done, total } => match total {
+                Some(total) if *total > 0 => (*done as f64 / *total as f64).clamp(0.0, 1.0),
+                _ => 0.0,
+            },
+            _ => 1.0,
+        }
+    }
+
+    /// Whether its store state is complete up to the target (caught up or serving).
+    pub fn caught_up(&self) -> bool {
+        !matches!(self, PartitionStatus::Restoring { .. })
+    }
+}
+
+/// A restore that just finished.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Restored {
+    /// The partition.
+    pub partition: i32,
+    /// Messages it applied.
+    pub messages: i64,
+    /// How long it took.
+    pub took: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Local {
+    Restoring {
+        since: Instant,
+        start: Option<i64>,
+        target: Option<i64>,
+        position: Option<i64>,
+    },
+    CaughtUp {
+        batch: u64,
+    },
+}
+
+/// No batch scored yet.
+const NONE: u64 = u64::MAX;
+/// No group watermark yet.
+const NO_WATERMARK: i64 = i64::MIN;
+
+/// One instance's shared state (module docs).
+pub struct Instance {
+    id: String,
+    http: String,
+    partitions: Mutex<BTreeMap<i32, Local>>,
+    /// Caught-up partitions and the batch each caught up at: what a request reads (no lock).
+    caught_up: ArcSwap<BTreeMap<i32, u64>>,
+    partition_count: AtomicU32,
+    scored_batch: AtomicU64,
+    view: ArcSwap<View>,
+    group_watermark: AtomicI64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("id", &self.id)
+            .field("http", &self.http)
+            .field("partitions", &self.statuses())
+            .finish()
+    }
+}
+
+impl Instance {
+    /// An instance called `id` whose HTTP API other instances reach at `http` (a base URL such as
+    /// `http://10.0.0.5:8080`), with no partitions yet.
+    pub fn new(id: impl Into<String>, http: impl Into<String>) -> Arc<Self> {
+        Arc::new(Instance {
+            id: id.into(),
+            http: http.into().trim_end_matches('/').to_string(),
+            partitions: Mutex::new(BTreeMap::new()),
+            caught_up: ArcSwap::from_pointee(BTreeMap::new()),
+            partition_count: AtomicU32::new(0),
+            scored_batch: AtomicU64::new(NONE),
+            view: ArcSwap::from_pointee(View::default()),
+            group_watermark: AtomicI64::new(NO_WATERMARK),
+        })
+    }
+
+    /// Its ID (the group's static member ID).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its advertised HTTP base URL.
+    pub fn http(&self) -> &str {
+        &self.http
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Local>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, partitions: &BTreeMap<i32, Local>) {
+        let caught_up = partitions
+            .iter()
+            .filter_map(|(p, local)| match local {
+                Local::CaughtUp { batch } => Some((*p, *batch)),
+                Local::Restoring { .. } => None,
+            })
+            .collect();
+        self.caught_up.store(Arc::new(caught_up));
+    }
+
+    /// The group gave it `partitions`: each restores (from what the store holds) until caught up.
+    pub fn assigned(&self, partitions: &[i32]) {
+        let mut local = self.locked();
+        for p in partitions {
+            local.insert(
+                *p,
+                Local::Restoring {
+                    since: Instant::now(),
+                    start: None,
+                    target: None,
+                    position: None,
+                },
+            );
+        }
+        self.publish(&local);
+    }
+
+    /// The group took `partitions` back: they stop being served before this returns.
+    pub fn revoked(&self, partitions: &[i32]) {
+        let mut local = self.locked();
+        for p in partitions {
+            local.remove(p);
+        }
+        self.publish(&local);
+    }
+
+    /// Every partition taken back (a rebalance of the eager protocol, or the consumer closing).
+    pub fn revoked_all(&self) {
+        let mut local = self.locked();
+        local.clear();
+        self.publish(&local);
+    }
+
+    /// Ingest's report on `partition`: the next offset its store holds (`position`), the topic's
+    /// high watermark (`high`) and the store's batch number now. Returns the restore it finished.
+    pub fn progress(&self, partition: i32, position: i64, high: i64, batch: u64) -> Option<Restored> {
+        let mut local = self.locked();
+        let entry = local.get_mut(&partition)?;
+        let Local::Restoring {
+            since,
+            start,
+            target,
+            position: at,
+        } = entry
+        else {
+            return None;
+        };
+        let start = *start.get_or_insert(position);
+        let target = *target.get_or_insert(high);
+        *at = Some(position);
+        if position < target {
+            return None;
+        }
+        let restored = Restored {
+            partition,
+            messages: (position - start).max(0),
+            took: since.elapsed(),
+        };
+        *entry = Local::CaughtUp { batch };
+        self.publish(&local);
+        Some(restored)
+    }
+
+    /// The partitions assigned here.
+    pub fn assigned_partitions(&self) -> Vec<i32> {
+        self.locked().keys().copied().collect()
+    }
+
+    /// Each assigned partition's status.
+    pub fn statuses(&self) -> BTreeMap<i32, PartitionStatus> {
+        let scored = self.scored_batch.load(Ordering::Acquire);
+        self.locked()
+            .iter()
+            .map(|(p, local)| {
+                let status = match local {
+                    Local::Restoring {
+                        start,
+                        target,
+                        position,
+                        ..
+                    } => PartitionStatus::Restoring {
+                        done: match (start, position) {
+                            (Some(s), Some(p)) => (p - s).max(0),
+                            _ => 0,
+                        },
+                        total: match (start, target) {
+                            (Some(s), Some(t)) => Some((t - s).max(0)),
+                            _ => None,
+                        },
+                    },
+                    Local::CaughtUp { batch } if scored != NONE && *batch <= scored => {
+                        PartitionStatus::Serving
+                    }
+                    Local::CaughtUp { .. } => PartitionStatus::CaughtUp,
+                };
+                (*p, status)
+            })
+            .collect()
+    }
+
+    /// Whether `partition` is answered here: assigned, caught up and scored.
+    pub fn serves(&self, partition: i32) -> bool {
+        let scored = self.scored_batch.load(Ordering::Acquire);
+        scored != NONE
+            && self
+                .caught_up
+                .load()
+                .get(&partition)
+                .is_some_and(|batch| *batch <= scored)
+    }
+
+    /// The scorer scored the store as of `batch`.
+    pub fn scored(&self, batch: u64) {
+        self.scored_batch.store(batch, Ordering::Release);
+    }
+
+    /// The topic's partition count (0 until ingest has read it).
+    pub fn partition_count(&self) -> u32 {
+        self.partition_count.load(Ordering::Acquire)
+    }
+
+    /// Ingest read the topic's partition count.
+    pub fn set_partition_count(&self, count: u32) {
+        self.partition_count.store(count, Ordering::Release);
+    }
+
+    /// The latest view of the group's members.
+    pub fn view(&self) -> Arc<View> {
+        self.view.load_full()
+    }
+
+    /// The membership loop's new view; the group watermark follows it whenever every partition is
+    /// caught up on some member (during a rebalance it keeps the last one, so `as_of` does not
+    /// move back and forth while a partition restores).
+    pub fn set_view(&self, view: View) {
+        let count = self.partition_count().max(view.partition_count());
+        if let Some(watermark) = view.watermark(count) {
+            self.group_watermark.store(watermark, Ordering::Release);
+        }
+        self.view.store(Arc::new(view));
+    }
+
+    /// The group's event-time watermark (Unix ms): the contract's rule over every partition's mark,
+    /// the same a single store holding every partition would compute.
+    pub fn group_watermark(&self) -> Option<i64> {
+        match self.group_watermark.load(Ordering::Acquire) {
+            NO_WATERMARK => None,
+            w => Some(w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_restores_then_is_caught_up_then_served_once_scored() {
+        let instance = Instance::new("a", "http://a:8080/");
+        assert_eq!(instance.http(), "http://a:8080");
+        instance.assigned(&[0, 1]);
+        assert!(!instance.serves(0));
+        assert_eq!(
+            instance.statuses()[&0],
+            PartitionStatus::Restoring {
+                done: 0,
+                total: None
+            }
+        );
+        assert!(instance.progress(0, 10, 110, 1).is_none());
+        assert!(instance.progress(0, 60, 500, 2).is_none()); // the target stays the first one
+        let status = &instance.statuses()[&0];
+        assert_eq!(
+            *status,
+            PartitionStatus::Restoring {
+                done: 50,
+                total: Some(100)
+            }
+        );
+        assert!((status.progress() - 0.5).abs() < 1e-9);
+        let restored = instance.progress(0, 110, 600, 7).expect("restored");
+        assert_eq!(restored.messages, 100);
+        assert_eq!(instance.statuses()[&0], PartitionStatus::CaughtUp);
+        assert!(!instance.serves(0), "not before the scorer has scored batch 7");
+        instance.scored(6);
+        assert!(!instance.serves(0));
+        instance.scored(7);
+        assert!(instance.serves(0));
+        assert_eq!(instance.statuses()[&0], PartitionStatus::Serving);
+        assert!(!instance.serves(1));
+        // A partition already caught up (nothing new) is caught up at its first report.
+        assert!(instance.progress(1, 40, 40, 7).is_some());
+        assert!(instance.serves(1));
+        instance.revoked(&[0]);
+        assert!(!instance.serves(0));
+        assert!(instance.serves(1));
+        instance.revoked_all();
+        assert!(!instance.serves(1));
+        assert!(instance.statuses().is_empty());
+    }
+
+    #[test]
+    fn reports_on_partitions_not_assigned_change_nothing() {
+        let instance = Instance::new("a", "http://a");
+        assert!(instance.progress(3, 5, 5, 1).is_none());
+        assert!(instance.statuses().is_empty());
+        instance.scored(1);
+        assert!(!instance.serves(3));
+    }
+}

@@ -1,0 +1,321 @@
+//! Scale-out end to end: three `clv instance` processes (ingest of their partitions, scorer, routing)
+//! on a topic of six partitions, on the embedded broker and on nisshi as a separate process. Every
+//! customer, asked through every instance, gets the answer the registered model gives from the
+//! offline features; then one instance is SIGKILLed and the survivors restore its partitions from
+//! the topic and answer for everyone again; then a fourth joins, partitions move, and again every
+//! answer is the offline one (nothing lost, nothing applied twice). While partitions move, a
+//! question gets the right answer or a 503 with Retry-After, never a wrong one.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::nisshi::Nisshi;
+use common::stack::*;
+use common::*;
+use serde_json::Value;
+use trainer::training::Histories;
+
+const PARTITIONS: u32 = 6;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// GET: status, the answering instance (`x-clv-instance`), `Retry-After`, body.
+fn get(agent: &ureq::Agent, url: &str) -> (u16, Option<String>, Option<String>, String) {
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (by, retry) = (header("x-clv-instance"), header("retry-after"));
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (response.status().as_u16(), by, retry, body)
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The instances of a test, by ID: the process and its base URL.
+struct Group<'a> {
+    stack: &'a Stack,
+    models: String,
+    instances: BTreeMap<String, (Running, String)>,
+    agent: ureq::Agent,
+}
+
+impl Group<'_> {
+    fn start(&mut self, id: &str) {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args: Vec<String> = [
+            "instance",
+            "--state-dir",
+            &self.stack.path("state"),
+            "--db",
+            &self.stack.path(&format!("db-{id}")),
+            "--models-dir",
+            &self.models,
+            "--listen",
+            &listen,
+            "--instance-id",
+            id,
+            "--session-timeout-ms",
+            "6000",
+            "--partitions",
+            &PARTITIONS.to_string(),
+            "--refresh-seconds",
+            "0.2",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(self.stack.broker_args());
+        let mut process = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let base = format!("http://{listen}");
+        wait_for(&format!("{id} to listen"), Duration::from_secs(30), || {
+            if let Ok(Some(exit)) = process.0.try_wait() {
+                panic!("{id} exited at start: {exit}");
+            }
+            try_http_get(&listen, "/health").is_ok()
+        });
+        self.instances.insert(id.to_string(), (process, base));
+    }
+
+    fn kill(&mut self, id: &str) {
+        let (mut process, _) = self.instances.remove(id).expect("running");
+        let _ = process.0.kill();
+        let _ = process.0.wait();
+    }
+
+    /// Whether every instance sees exactly the running ones, every partition served once, and is
+    /// ready at `as_of`.
+    fn settled(&self, as_of: &str) -> bool {
+        let running: BTreeSet<&str> = self.instances.keys().map(String::as_str).collect();
+        self.instances.values().all(|(_, base)| {
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/cluster"));
+            if status != 200 {
+                return false;
+            }
+            let cluster = json(&body);
+            let members: BTreeSet<&str> = cluster["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap())
+                .collect();
+            let mut owned = 0;
+            for member in cluster["members"].as_array().unwrap() {
+                for status in member["partitions"].as_object().unwrap().values() {
+                    if status["state"] != "serving" {
+                        return false;
+                    }
+                    owned += 1;
+                }
+            }
+            let (ready, _, _, body) = get(&self.agent, &format!("{base}/ready"));
+            members == running
+                && owned == PARTITIONS
+                && cluster["unserved"].as_object().unwrap().is_empty()
+                && ready == 200
+                && json(&body)["as_of"] == as_of
+        })
+    }
+
+    /// Waits until settled, asking for customers through the first instance meanwhile: each answer
+    /// is the expected one or a 503 with Retry-After. Returns how many 503s it saw.
+    fn wait_settled(&self, as_of: &str, expected: &[(u64, f64)]) -> usize {
+        let started = Instant::now();
+        let mut unavailable = 0;
+        let mut i = 0;
+        let (_, base) = self.instances.values().next().unwrap();
+        while !self.settled(as_of) {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the group did not settle: {}",
+                self.describe()
+            );
+            for _ in 0..20 {
+                let (id, clv) = expected[i % expected.len()];
+                i += 7;
+                let (status, _, retry, body) =
+                    get(&self.agent, &format!("{base}/customers/{id}/clv"));
+                match status {
+                    200 => {
+                        let body = json(&body);
+                        if body["as_of"] == as_of {
+                            let served = body["clv_6m"].as_f64().unwrap();
+                            assert!((served - clv).abs() <= 0.006, "{id}: {served} vs {clv}");
+                        }
+                    }
+                    503 => {
+                        assert_eq!(retry.as_deref(), Some("1"), "{body}");
+                        unavailable += 1;
+                    }
+                    // While the data still streams in, as_of (the group's watermark) is earlier
+                    // and a later customer has no purchase before it yet.
+                    404 if !body.contains(&format!("before {as_of}")) => {}
+                    other => panic!("{id}: {other} while partitions move: {body}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unavailable
+    }
+
+    fn describe(&self) -> String {
+        self.instances
+            .values()
+            .map(|(_, base)| get(&self.agent, &format!("{base}/cluster")).3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every customer through every instance equals the expected answer; every instance answers
+    /// some of them itself (routing spreads them); the merged lists are the same everywhere.
+    fn every_answer_is_the_offline_one(&self, as_of: &str, expected: &[(u64, f64)]) {
+        let mut lists: Vec<(Value, Value)> = Vec::new();
+        for (name, (_, base)) in &self.instances {
+            let mut answered_by: BTreeMap<String, usize> = BTreeMap::new();
+            for (id, clv) in expected {
+                let (status, by, _, body) =
+                    get(&self.agent, &format!("{base}/customers/{id}/clv"));
+                assert_eq!(status, 200, "{name}: customer {id}: {body}");
+                let body = json(&body);
+                assert_eq!(body["as_of"], as_of, "{body}");
+                assert_eq!(body["customer_id"], *id);
+                let served = body["clv_6m"].as_f64().unwrap();
+                assert!((served - clv).abs() <= 0.006, "{id}: {served} vs {clv}");
+                *answered_by.entry(by.expect("x-clv-instance")).or_default() += 1;
+            }
+            let answerers: BTreeSet<&str> = answered_by.keys().map(String::as_str).collect();
+            let running: BTreeSet<&str> = self.instances.keys().map(String::as_str).collect();
+            assert_eq!(answerers, running, "{name}: {answered_by:?}");
+            // The features too, forwarded the same way.
+            let (id, _) = expected[expected.len() / 2];
+            let (status, _, _, body) =
+                get(&self.agent, &format!("{base}/customers/{id}/features"));
+            assert_eq!(status, 200, "{body}");
+
+            // The merged top list holds everyone, in order, each at its own answer.
+            let k = expected.len();
+            let (status, _, _, body) =
+                get(&self.agent, &format!("{base}/customers/top?k={k}"));
+            assert_eq!(status, 200, "{body}");
+            let top = json(&body);
+            assert_eq!(top["as_of"], as_of);
+            let rows = top["customers"].as_array().unwrap().clone();
+            assert_eq!(rows.len(), expected.len());
+            let by_id: BTreeMap<u64, f64> = expected.iter().copied().collect();
+            for (i, row) in rows.iter().enumerate() {
+                assert_eq!(row["rank"], i + 1);
+                let clv = by_id[&row["customer_id"].as_u64().unwrap()];
+                assert!((row["clv_6m"].as_f64().unwrap() - clv).abs() <= 0.006, "{row}");
+            }
+            assert!(
+                rows.windows(2)
+                    .all(|w| w[0]["clv_6m"].as_f64() >= w[1]["clv_6m"].as_f64())
+            );
+            let (status, _, _, body) =
+                get(&self.agent, &format!("{base}/customers/at-risk?k=50"));
+            assert_eq!(status, 200, "{body}");
+            let at_risk = json(&body);
+            assert!(!at_risk["customers"].as_array().unwrap().is_empty());
+            lists.push((top["customers"].clone(), at_risk["customers"].clone()));
+        }
+        assert!(lists.windows(2).all(|w| w[0] == w[1]), "the lists differ");
+    }
+}
+
+fn scenario(stack: &Stack) {
+    let models = stack.train();
+    let loaded = dataset::normalised::load(&stack.data, &indicatif::ProgressBar::hidden()).unwrap();
+    let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
+    // The group's watermark is the rule over every partition (each customer in the partition the
+    // producers' partitioner gives it), as one store holding all of them would compute it.
+    let mut marks: BTreeMap<i32, contract::watermark::PartitionMark> = BTreeMap::new();
+    for (id, state) in histories.customers() {
+        if let Some(latest) = state.purchases.values().map(|p| p.time_ms).max() {
+            marks
+                .entry(contract::partition::of_customer(*id, PARTITIONS))
+                .or_default()
+                .observe(*id, latest);
+        }
+    }
+    let watermark = contract::watermark::watermark(marks.values()).unwrap();
+    let as_of = scorer::population::as_of_watermark(watermark).unwrap();
+    let expected = expected_clv(&stack.data, std::path::Path::new(&models), "v0001", as_of);
+    let as_of = as_of.to_string();
+
+    let mut group = Group {
+        stack,
+        models,
+        instances: BTreeMap::new(),
+        agent: agent(),
+    };
+    for id in ["i-1", "i-2", "i-3"] {
+        group.start(id);
+    }
+    let replayed = stack.replay();
+    assert!(
+        replayed.contains(&format!("{} events sent", stack.events)),
+        "{replayed}"
+    );
+    group.wait_settled(&as_of, &expected);
+    group.every_answer_is_the_offline_one(&as_of, &expected);
+
+    // One killed: its partitions go to the survivors, which restore them from the topic.
+    group.kill("i-2");
+    let unavailable = group.wait_settled(&as_of, &expected);
+    eprintln!("after the kill: {unavailable} answers were 503 with Retry-After while partitions moved");
+    group.every_answer_is_the_offline_one(&as_of, &expected);
+
+    // A fourth joins with an empty store: partitions move to it, and it restores them.
+    group.start("i-4");
+    group.wait_settled(&as_of, &expected);
+    let (_, base) = &group.instances["i-4"];
+    let cluster = json(&get(&group.agent, &format!("{base}/cluster")).3);
+    assert!(
+        !cluster["partitions"].as_object().unwrap().is_empty(),
+        "the new instance got no partition: {cluster}"
+    );
+    group.every_answer_is_the_offline_one(&as_of, &expected);
+    // The restores are visible as metrics.
+    let metrics = get(&group.agent, &format!("{base}/metrics")).3;
+    let restores: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("clv_ingest_restores_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(restores >= 1.0, "{metrics}");
+    assert!(metrics.contains("clv_ingest_partition_restoring{"), "{metrics}");
+}
+
+#[test]
+fn three_instances_on_the_embedded_broker_answer_for_everyone_through_a_kill_and_a_join() {
+    let stack = Stack::start(300, 21, PARTITIONS);
+    scenario(&stack);
+}
+
+#[test]
+fn three_instances_on_nisshi_answer_for_everyone_through_a_kill_and_a_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), 300, 22);
+    let events = count_with_customer(&data);
+    let broker = Nisshi::start(dir.path(), "memory://nisshi/");
+    let stack = Stack::external(dir, data, events, broker.bootstrap, Some(broker.process));
+    scenario(&stack);
+}
