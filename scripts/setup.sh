@@ -88,6 +88,16 @@ if ! "$tools/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS
   fi
 fi
 
+# The Python Kafka client third-party producers use: the partitioner test checks that it puts each
+# customer where clv's producers and the instances' router do.
+CONFLUENT_KAFKA_VERSION=2.12.1
+if ! "$tools/confluent/bin/python" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.version()[0] != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null; then
+  echo "setup: installing confluent-kafka $CONFLUENT_KAFKA_VERSION into $tools/confluent (a Python virtualenv)" >&2
+  rm -rf "$tools/confluent"
+  python3 -m venv "$tools/confluent"
+  "$tools/confluent/bin/pip" install -q "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
+fi
+
 MLFLOW_VERSION=3.17.2
 if ! "$tools/mlflow/bin/mlflow" --version 2>/dev/null | grep -q "$MLFLOW_VERSION"; then
   echo "setup: installing mlflow $MLFLOW_VERSION into $tools/mlflow (a Python virtualenv)" >&2

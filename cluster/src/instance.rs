@@ -181,7 +181,13 @@ impl Instance {
 
     /// Ingest's report on `partition`: the next offset its store holds (`position`), the topic's
     /// high watermark (`high`) and the store's batch number now. Returns the restore it finished.
-    pub fn progress(&self, partition: i32, position: i64, high: i64, batch: u64) -> Option<Restored> {
+    pub fn progress(
+        &self,
+        partition: i32,
+        position: i64,
+        high: i64,
+        batch: u64,
+    ) -> Option<Restored> {
         let mut local = self.locked();
         let entry = local.get_mut(&partition)?;
         let Local::Restoring {
@@ -329,7 +335,10 @@ mod tests {
         let restored = instance.progress(0, 110, 600, 7).expect("restored");
         assert_eq!(restored.messages, 100);
         assert_eq!(instance.statuses()[&0], PartitionStatus::CaughtUp);
-        assert!(!instance.serves(0), "not before the scorer has scored batch 7");
+        assert!(
+            !instance.serves(0),
+            "not before the scorer has scored batch 7"
+        );
         instance.scored(6);
         assert!(!instance.serves(0));
         instance.scored(7);

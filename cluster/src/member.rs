@@ -251,7 +251,10 @@ mod tests {
     fn of_two_claims_the_latest_heard_wins() {
         use PartitionStatus::*;
         // "a" died serving 0; "b" restored it since and is heard from later.
-        let v = view(vec![member("a", &[(0, Serving)]), member("b", &[(0, Serving)])]);
+        let v = view(vec![
+            member("a", &[(0, Serving)]),
+            member("b", &[(0, Serving)]),
+        ]);
         assert_eq!(v.owner(0).map(|m| m.id.as_str()), Some("b"));
     }
 

@@ -191,8 +191,7 @@ impl Group<'_> {
         for (name, (_, base)) in &self.instances {
             let mut answered_by: BTreeMap<String, usize> = BTreeMap::new();
             for (id, clv) in expected {
-                let (status, by, _, body) =
-                    get(&self.agent, &format!("{base}/customers/{id}/clv"));
+                let (status, by, _, body) = get(&self.agent, &format!("{base}/customers/{id}/clv"));
                 assert_eq!(status, 200, "{name}: customer {id}: {body}");
                 let body = json(&body);
                 assert_eq!(body["as_of"], as_of, "{body}");
@@ -206,14 +205,12 @@ impl Group<'_> {
             assert_eq!(answerers, running, "{name}: {answered_by:?}");
             // The features too, forwarded the same way.
             let (id, _) = expected[expected.len() / 2];
-            let (status, _, _, body) =
-                get(&self.agent, &format!("{base}/customers/{id}/features"));
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/{id}/features"));
             assert_eq!(status, 200, "{body}");
 
             // The merged top list holds everyone, in order, each at its own answer.
             let k = expected.len();
-            let (status, _, _, body) =
-                get(&self.agent, &format!("{base}/customers/top?k={k}"));
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/top?k={k}"));
             assert_eq!(status, 200, "{body}");
             let top = json(&body);
             assert_eq!(top["as_of"], as_of);
@@ -223,14 +220,16 @@ impl Group<'_> {
             for (i, row) in rows.iter().enumerate() {
                 assert_eq!(row["rank"], i + 1);
                 let clv = by_id[&row["customer_id"].as_u64().unwrap()];
-                assert!((row["clv_6m"].as_f64().unwrap() - clv).abs() <= 0.006, "{row}");
+                assert!(
+                    (row["clv_6m"].as_f64().unwrap() - clv).abs() <= 0.006,
+                    "{row}"
+                );
             }
             assert!(
                 rows.windows(2)
                     .all(|w| w[0]["clv_6m"].as_f64() >= w[1]["clv_6m"].as_f64())
             );
-            let (status, _, _, body) =
-                get(&self.agent, &format!("{base}/customers/at-risk?k=50"));
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/at-risk?k=50"));
             assert_eq!(status, 200, "{body}");
             let at_risk = json(&body);
             assert!(!at_risk["customers"].as_array().unwrap().is_empty());
@@ -280,7 +279,9 @@ fn scenario(stack: &Stack) {
     // One killed: its partitions go to the survivors, which restore them from the topic.
     group.kill("i-2");
     let unavailable = group.wait_settled(&as_of, &expected);
-    eprintln!("after the kill: {unavailable} answers were 503 with Retry-After while partitions moved");
+    eprintln!(
+        "after the kill: {unavailable} answers were 503 with Retry-After while partitions moved"
+    );
     group.every_answer_is_the_offline_one(&as_of, &expected);
 
     // A fourth joins with an empty store: partitions move to it, and it restores them.
@@ -301,7 +302,10 @@ fn scenario(stack: &Stack) {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
     assert!(restores >= 1.0, "{metrics}");
-    assert!(metrics.contains("clv_ingest_partition_restoring{"), "{metrics}");
+    assert!(
+        metrics.contains("clv_ingest_partition_restoring{"),
+        "{metrics}"
+    );
 }
 
 #[test]

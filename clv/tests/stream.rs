@@ -364,7 +364,6 @@ fn replay_and_ingest_survive_a_60_s_broker_outage() {
     drop(broker);
 }
 
-
 #[test]
 fn without_a_broker_replay_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();

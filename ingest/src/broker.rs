@@ -190,7 +190,6 @@ impl BrokerConfig {
     }
 }
 
-
 /// The embedded broker, running on its own thread (the mock cluster cannot move between threads) until
 /// dropped.
 pub struct EmbeddedBroker {

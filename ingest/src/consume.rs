@@ -24,10 +24,10 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::broker::BrokerConfig;
-use cluster::Instance;
 use crate::delivery::{Deliveries, DeliveryCounter};
 use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome, Stored};
 use crate::{IngestError, Result};
+use cluster::Instance;
 use contract::{Purchase, Summary};
 
 /// How to consume.
@@ -144,7 +144,11 @@ impl ConsumerContext for ResumeFromStore {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // Not served from here before the group can give them to another member.
-                let revoked = self.instance.assigned_partitions();
+                // The eager protocol revokes every partition (and `unassign` below drops them all).
+                let mut revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                revoked.extend(self.instance.assigned_partitions());
+                revoked.sort_unstable();
+                revoked.dedup();
                 self.instance.revoked_all();
                 for p in &revoked {
                     let p = p.to_string();

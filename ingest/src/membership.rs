@@ -161,7 +161,8 @@ fn run(
             assigned = assign_all(&consumer, &options.topic);
         }
         // Everything that arrived, then the record when due.
-        while let Some(message) = consumer.poll(Duration::from_millis(if assigned { 50 } else { 0 }))
+        while let Some(message) =
+            consumer.poll(Duration::from_millis(if assigned { 50 } else { 0 }))
         {
             let Ok(message) = message else { continue };
             let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {

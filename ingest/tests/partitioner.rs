@@ -99,3 +99,71 @@ fn producers_partition_by_kafkas_murmur2() {
     }
     assert_eq!(seen, customers.len());
 }
+
+/// The Python client third-party producers use: `$CLV_CONFLUENT_PYTHON`, else the virtualenv
+/// `scripts/setup.sh` installs confluent-kafka into.
+fn confluent_python() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("CLV_CONFLUENT_PYTHON") {
+        return path.into();
+    }
+    let tools = std::env::var_os("CLV_TOOLS_DIR").unwrap_or_else(|| "/var/cache/clv-tools".into());
+    std::path::Path::new(&tools).join("confluent/bin/python")
+}
+
+/// A confluent-kafka (Python) producer configured as the README tells third-party producers
+/// (`partitioner=murmur2_random`, the customer ID as the key) puts every customer on the partition
+/// `contract::partition` gives, which is where `clv replay` and `clv send` put it (above) and where
+/// an instance's router looks for its owner (`scorer::route`).
+#[test]
+fn a_confluent_kafka_producer_and_the_router_agree() {
+    let bootstrap = cluster();
+    let python = confluent_python();
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/setup.sh installs confluent-kafka there",
+        python.display()
+    );
+    let customers: Vec<u64> = (0..200)
+        .map(|i| 12_000 + i * 53)
+        .chain([1, 9, 99_999, (1 << 53) - 1])
+        .collect();
+    let keys: Vec<String> = customers.iter().map(u64::to_string).collect();
+    let script = r#"
+import json, sys
+from confluent_kafka import Producer
+bootstrap, keys = sys.argv[1], sys.argv[2].split(",")
+producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+placed = {}
+def delivered(err, msg):
+    if err is not None:
+        raise SystemExit(f"delivery failed: {err}")
+    placed[msg.key().decode()] = msg.partition()
+for key in keys:
+    producer.produce("transactions", key=key.encode(), value=b"{}", on_delivery=delivered)
+producer.flush(30)
+print(json.dumps(placed))
+"#;
+    let output = std::process::Command::new(&python)
+        .args(["-c", script, &bootstrap, &keys.join(",")])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let placed: std::collections::BTreeMap<String, i32> =
+        serde_json::from_slice(&output.stdout).expect("the partitions as JSON");
+    assert_eq!(placed.len(), customers.len());
+    let mut used = std::collections::BTreeSet::new();
+    for customer in &customers {
+        let partition = placed[&customer.to_string()];
+        assert_eq!(
+            partition,
+            partition::of_customer(*customer, PARTITIONS as u32),
+            "customer {customer}"
+        );
+        used.insert(partition);
+    }
+    assert_eq!(used.len(), PARTITIONS as usize);
+}

@@ -25,7 +25,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::population::{
     AtRisk, ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
 };
-use crate::route::{ListError, Route, RetryLater, Routing};
+use crate::route::{ListError, RetryLater, Route, Routing};
 use crate::service::Scorer;
 use crate::shed::InFlight;
 use contract::segment::{Activity, Segment, ValueTier};
@@ -929,9 +929,8 @@ async fn routed_top_list(
     state: &AppState,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Result<TopResponse, Response> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response()
-    })?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response())?;
     let k = checked_k(state, query.k).map_err(IntoResponse::into_response)?;
     let Some(routing) = state.routing.clone() else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not an instance").into_response());
@@ -939,7 +938,10 @@ async fn routed_top_list(
     let scorer = state.scorer.clone();
     let here = |partitions: &BTreeSet<i32>| {
         let population = scorer.population().ok_or_else(|| {
-            ListError::Retry(RetryLater(format!("not ready: {}", not_ready(&scorer).error)))
+            ListError::Retry(RetryLater(format!(
+                "not ready: {}",
+                not_ready(&scorer).error
+            )))
         })?;
         Ok(TopResponse {
             as_of: population.as_of,
@@ -949,7 +951,9 @@ async fn routed_top_list(
     };
     let answer = match &query.partitions {
         Some(text) => {
-            let partitions = routing.local_partitions(text).map_err(IntoResponse::into_response)?;
+            let partitions = routing
+                .local_partitions(text)
+                .map_err(IntoResponse::into_response)?;
             here(&partitions).map_err(IntoResponse::into_response)?
         }
         None => {
@@ -1001,9 +1005,8 @@ async fn routed_at_risk_list(
     state: &AppState,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Result<AtRiskResponse, Response> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response()
-    })?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response())?;
     let k = checked_k(state, query.k).map_err(IntoResponse::into_response)?;
     let Some(routing) = state.routing.clone() else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not an instance").into_response());
@@ -1011,7 +1014,10 @@ async fn routed_at_risk_list(
     let scorer = state.scorer.clone();
     let here = |partitions: &BTreeSet<i32>| {
         let population = scorer.population().ok_or_else(|| {
-            ListError::Retry(RetryLater(format!("not ready: {}", not_ready(&scorer).error)))
+            ListError::Retry(RetryLater(format!(
+                "not ready: {}",
+                not_ready(&scorer).error
+            )))
         })?;
         Ok(AtRiskResponse {
             as_of: population.as_of,
@@ -1021,7 +1027,9 @@ async fn routed_at_risk_list(
     };
     let answer = match &query.partitions {
         Some(text) => {
-            let partitions = routing.local_partitions(text).map_err(IntoResponse::into_response)?;
+            let partitions = routing
+                .local_partitions(text)
+                .map_err(IntoResponse::into_response)?;
             here(&partitions).map_err(IntoResponse::into_response)?
         }
         None => {

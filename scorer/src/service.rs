@@ -211,9 +211,10 @@ impl Refresher {
             && scored.version == production.version
             && (self.as_of != AsOf::Now || Some(scored.as_of) == self.as_of.resolve(None))
             && (self.as_of != AsOf::Watermark
-                || self.instance.as_ref().is_none_or(|i| {
-                    Some(scored.as_of) == self.as_of.resolve(i.group_watermark())
-                }))
+                || self
+                    .instance
+                    .as_ref()
+                    .is_none_or(|i| Some(scored.as_of) == self.as_of.resolve(i.group_watermark())))
         {
             return Ok(Refresh::Unchanged);
         }
