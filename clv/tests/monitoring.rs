@@ -170,8 +170,12 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = std::fs::read_to_string(monitoring().join("prometheus.yml"))
         .unwrap()
-        .replace("ingest:9464", &ingest_metrics)
-        .replace("scorer:8080", &scorer)
+        .replace("history:9464", &ingest_metrics)
+        // The instances' DNS discovery, as the one scorer's static target.
+        .replace(
+            "dns_sd_configs:\n      - names: [\"ingest\"]\n        type: A\n        port: 8080",
+            &format!("static_configs:\n      - targets: [\"{scorer}\"]"),
+        )
         .replace("retrain:9465", &retrain_metrics)
         .replace("scrape_interval: 15s", "scrape_interval: 1s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
@@ -388,15 +392,22 @@ fn the_compose_file_is_valid_and_runs_the_whole_stack() {
         services,
         [
             "grafana",
+            "history",
             "ingest",
             "kafka",
             "kafka-init",
             "prometheus",
             "replay",
             "retrain",
-            "scorer"
         ]
     );
+    // `ingest` scales (`--scale ingest=3`): a store per replica, a port range, no fixed name.
+    let config = compose(&["config"]);
+    assert!(
+        config.contains("clv instance") && config.contains("/data/instances/$$HOSTNAME"),
+        "{config}"
+    );
+    assert!(config.contains("8080-8089"), "{config}");
     let text = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
     assert!(!text.lines().any(|l| l.starts_with("version:")));
     for mounted in text

@@ -208,6 +208,19 @@ impl Group<'_> {
             let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/{id}/features"));
             assert_eq!(status, 200, "{body}");
 
+            // The page: a customer's page is routed like the API; the lists say whose they are.
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/{id}"));
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains(&format!("{id}")), "{body}");
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/customers"));
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                body.contains(&format!("Instance {name} serves partitions")),
+                "{body}"
+            );
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/at-risk"));
+            assert_eq!(status, 200, "{body}");
+
             // The merged top list holds everyone, in order, each at its own answer.
             let k = expected.len();
             let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/top?k={k}"));

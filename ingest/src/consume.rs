@@ -342,6 +342,15 @@ impl Ingest {
         if let Some(id) = &options.instance_id {
             config.set("group.instance.id", id);
         }
+        // Ownership rests on the eager protocol: every partition is given up (and no longer
+        // served) before any is given to another member.
+        if let Some(strategy) = config.get("partition.assignment.strategy")
+            && strategy.contains("cooperative")
+        {
+            return Err(IngestError::Config(format!(
+                "partition.assignment.strategy={strategy}: ingest needs an eager assignor (range or roundrobin): it gives up every partition on a rebalance before another member may serve it"
+            )));
+        }
         let consumer: BaseConsumer<ResumeFromStore> = config
             .create_with_context(ResumeFromStore {
                 store: store.clone(),

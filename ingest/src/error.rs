@@ -16,6 +16,9 @@ pub enum IngestError {
     /// read them from offsets it does not know.
     #[error("cannot resume the assigned partitions from the feature store: {0}")]
     Resume(#[source] featurestore::store::StoreError),
+    /// A setting ingest cannot work with.
+    #[error("configuration: {0}")]
+    Config(String),
     /// An event to send is not a valid event.
     #[error("not a valid event: {0}")]
     Invalid(String),

@@ -243,10 +243,23 @@ fn not_ready_page(state: &AppState) -> Response {
 /// `/`: the web page's overview.
 async fn page_overview(State(state): State<AppState>) -> Response {
     match scored_pages(&state) {
-        Some((population, production)) => html(
-            StatusCode::OK,
-            crate::page::overview(&population, &production),
-        ),
+        Some((population, production)) => match &state.routing {
+            None => html(
+                StatusCode::OK,
+                crate::page::overview(&population, &production),
+            ),
+            Some(routing) => {
+                let keep = |id| routing.serves_customer(id);
+                let scope = crate::page::Scope {
+                    keep: &keep,
+                    note: Some(routing.scope_note()),
+                };
+                html(
+                    StatusCode::OK,
+                    crate::page::overview_in(&population, &production, &scope),
+                )
+            }
+        },
         None => not_ready_page(&state),
     }
 }
@@ -292,10 +305,23 @@ async fn page_customers(
         }
     };
     match scored_pages(&state) {
-        Some((population, production)) => html(
-            StatusCode::OK,
-            crate::page::customers(&population, &production, page),
-        ),
+        Some((population, production)) => match &state.routing {
+            None => html(
+                StatusCode::OK,
+                crate::page::customers(&population, &production, page),
+            ),
+            Some(routing) => {
+                let keep = |id| routing.serves_customer(id);
+                let scope = crate::page::Scope {
+                    keep: &keep,
+                    note: Some(routing.scope_note()),
+                };
+                html(
+                    StatusCode::OK,
+                    crate::page::customers_in(&population, &production, page, &scope),
+                )
+            }
+        },
         None => not_ready_page(&state),
     }
 }
@@ -345,6 +371,20 @@ async fn page_customer(State(state): State<AppState>, Path(id): Path<String>) ->
 
 /// `/at-risk`: the at-risk list's page.
 async fn page_at_risk(State(state): State<AppState>) -> Response {
+    if state.routing.is_some() {
+        // The group's list, merged from every owner, as the API gives it.
+        let query: Result<Query<TopQuery>, QueryRejection> = Ok(Query(TopQuery {
+            k: Some(100),
+            partitions: None,
+        }));
+        return match routed_at_risk_list(&state, query).await {
+            Ok(list) => html(
+                StatusCode::OK,
+                crate::page::at_risk_rows(&list.customers, list.as_of, 100),
+            ),
+            Err(_) => not_ready_page(&state),
+        };
+    }
     match scored_pages(&state) {
         Some((population, _)) => html(StatusCode::OK, crate::page::at_risk(&population, 100)),
         None => not_ready_page(&state),

@@ -283,8 +283,39 @@ fn freshness_card(freshness: &Freshness, as_of: NaiveDate) -> String {
     )
 }
 
+/// Which customers a page shows: everyone (`clv serve`), or an instance's own partitions (`clv
+/// instance`: the others' customers are theirs to show), with a note that says so.
+pub struct Scope<'a> {
+    /// Whether a customer is shown.
+    pub keep: &'a dyn Fn(u64) -> bool,
+    /// Said above the lists (escaped).
+    pub note: Option<String>,
+}
+
+impl Scope<'_> {
+    /// Every customer.
+    pub fn all() -> Scope<'static> {
+        Scope {
+            keep: &|_| true,
+            note: None,
+        }
+    }
+
+    fn note(&self) -> String {
+        self.note
+            .as_deref()
+            .map(|n| format!("<p class=\"note\">{}</p>", escape(n)))
+            .unwrap_or_default()
+    }
+}
+
 /// `/`: the model card, freshness and the population.
 pub fn overview(population: &Population, production: &Production) -> String {
+    overview_in(population, production, &Scope::all())
+}
+
+/// [`overview`] of the customers `scope` keeps.
+pub fn overview_in(population: &Population, production: &Production, scope: &Scope<'_>) -> String {
     let card = &production.card;
     let mut body = String::from("<div class=\"cards\">");
     let _ = write!(
@@ -323,7 +354,9 @@ pub fn overview(population: &Population, production: &Production) -> String {
     let mut counts = [0usize; EDGES.len() + 2];
     let mut segments: BTreeMap<(u8, u8), usize> = BTreeMap::new();
     let mut total = 0.0;
-    for (_, scored) in population.iter() {
+    let mut shown = 0usize;
+    for (_, scored) in population.iter().filter(|(id, _)| (scope.keep)(*id)) {
+        shown += 1;
         let clv = scored.clv_6m;
         total += clv;
         let bucket = if clv <= 0.0 {
@@ -360,8 +393,9 @@ pub fn overview(population: &Population, production: &Production) -> String {
         .collect();
     let _ = write!(
         body,
-        "<h2>The customers</h2><p>{} customers with a purchase before {}, predicted to spend {} in the next six months.</p>",
-        population.len(),
+        "<h2>The customers</h2>{}<p>{} customers with a purchase before {}, predicted to spend {} in the next six months.</p>",
+        scope.note(),
+        shown,
         population.as_of,
         pounds(total)
     );
@@ -422,16 +456,33 @@ fn search_form() -> &'static str {
 
 /// `/customers?page=N`: the ranked customers, [`PER_PAGE`] at a time.
 pub fn customers(population: &Population, production: &Production, page: usize) -> String {
-    let pages = population.len().div_ceil(PER_PAGE).max(1);
+    customers_in(population, production, page, &Scope::all())
+}
+
+/// [`customers`] among those `scope` keeps.
+pub fn customers_in(
+    population: &Population,
+    production: &Production,
+    page: usize,
+    scope: &Scope<'_>,
+) -> String {
+    let shown = match scope.note {
+        None => population.len(),
+        Some(_) => population
+            .iter()
+            .filter(|(id, _)| (scope.keep)(*id))
+            .count(),
+    };
+    let pages = shown.div_ceil(PER_PAGE).max(1);
     let page = page.clamp(1, pages);
     let mut body = String::from(search_form());
+    body.push_str(&scope.note());
     let _ = write!(
         body,
         "<p>{} customers, highest predicted CLV first, as of {}. \
          <a href=\"/customers/top.csv?k=10000\" download>Download the top 10,000 as CSV</a> \
          (every customer: <code>clv score --out scores.csv</code>).</p>",
-        population.len(),
-        population.as_of
+        shown, population.as_of
     );
     body.push_str(
         "<table><caption>Customers by predicted CLV</caption><thead><tr>\
@@ -440,7 +491,11 @@ pub fn customers(population: &Population, production: &Production, page: usize) 
          <th scope=\"col\">P(alive)</th><th scope=\"col\" class=\"text\">segment</th></tr></thead><tbody>",
     );
     let start = (page - 1) * PER_PAGE;
-    for ranked in population.top(start + PER_PAGE).into_iter().skip(start) {
+    for ranked in population
+        .top_where(start + PER_PAGE, scope.keep)
+        .into_iter()
+        .skip(start)
+    {
         let Some(scored) = population.get(ranked.customer_id) else {
             continue;
         };
@@ -485,13 +540,17 @@ pub fn customers(population: &Population, production: &Production, page: usize) 
 
 /// `/at-risk`: the at-risk list (README, "At risk").
 pub fn at_risk(population: &Population, k: usize) -> String {
-    let listed = population.at_risk(k);
+    at_risk_rows(&population.at_risk(k), population.as_of, k)
+}
+
+/// The at-risk page of `listed` (the group's merged list, for an instance) at `as_of`.
+pub fn at_risk_rows(listed: &[crate::population::AtRisk], as_of: NaiveDate, k: usize) -> String {
     let mut body = format!(
         "<p>Valuable customers whose activity is fading: P(alive) between 0.3 and 0.7, highest value \
          at risk (revenue to date × (1 − P(alive))) first; {} listed, as of {}. \
          <a href=\"/customers/at-risk.csv?k={k}\" download>Download as CSV</a>.</p>",
         listed.len(),
-        population.as_of
+        as_of
     );
     if listed.is_empty() {
         body.push_str("<p>Nobody is in the fading band now.</p>");
@@ -502,7 +561,7 @@ pub fn at_risk(population: &Population, k: usize) -> String {
              <th scope=\"col\">revenue to date</th><th scope=\"col\">P(alive)</th>\
              <th scope=\"col\">days since last purchase</th><th scope=\"col\">CLV, next 6 months</th></tr></thead><tbody>",
         );
-        for r in &listed {
+        for r in listed {
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td class=\"text\"><a href=\"/customers/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",

@@ -200,6 +200,37 @@ impl Routing {
         Ok(partitions)
     }
 
+    /// Whether `customer`'s partition is served here.
+    pub fn serves_customer(&self, customer: u64) -> bool {
+        let count = self.instance.partition_count();
+        count > 0
+            && self
+                .instance
+                .serves(contract::partition::of_customer(customer, count))
+    }
+
+    /// What a page of this instance's own customers says about them.
+    pub fn scope_note(&self) -> String {
+        let served: Vec<String> = self
+            .instance
+            .statuses()
+            .into_iter()
+            .filter(|(_, s)| *s == cluster::PartitionStatus::Serving)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        format!(
+            "Instance {} serves partitions {} of {}: the customers below are its own. Every customer is \
+             answered by any instance (search above, /customers/{{id}}/clv, the top and at-risk lists).",
+            self.instance.id(),
+            if served.is_empty() {
+                "none yet".to_string()
+            } else {
+                served.join(", ")
+            },
+            self.instance.partition_count()
+        )
+    }
+
     /// Whether `customer` is in `partitions`.
     pub fn keeps(&self, partitions: &BTreeSet<i32>, customer: u64) -> bool {
         partitions.contains(&contract::partition::of_customer(

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Scale-out at one scale, on nisshi (a Kafka-compatible broker process that keeps the whole topic, so
+# that a partition can be restored from it; the embedded broker keeps ~5 MiB per partition):
+#   1. N instances (`clv instance`, default 3) on a topic of P partitions (default 6); replay the
+#      input; the clock runs until every instance is ready and every event is counted;
+#   2. one instance SIGKILLed: the time until the survivors serve every partition again (the group's
+#      session timeout, the dead member's record expiring, then the restore of its partitions from
+#      the topic into the survivors' stores), and the restores as the survivors' metrics report them;
+#   3. a new instance with an empty store joins: the time until every partition is served again;
+#   4. with BASELINE=1, one instance alone on a fresh broker, replay the same input: how far one goes.
+# Prints markdown rows and appends them to $W/results.md.
+#
+# Usage: scripts/bench-scale-out.sh <input.parquet|.csv> [<label>]   (build first: cargo build --release)
+# Environment: MODELS=<registry> (a production model for the scorers; default: trains one on the input
+# with --backtests 0), N=3, P=6, W=<work dir> (kept; default a temporary one), NISSHI=<binary>,
+# SESSION_MS=6000 (the group's session timeout), BASELINE=1.
+set -euo pipefail
+CLV=${CLV:-${CARGO_TARGET_DIR:-target}/release/clv}
+CLV=$(realpath "$CLV")
+INPUT=$(realpath "$1")
+LABEL=${2:-$(basename "$INPUT")}
+N=${N:-3}
+P=${P:-6}
+SESSION_MS=${SESSION_MS:-6000}
+NISSHI=${NISSHI:-$(scripts/tools-dir.sh)/bin/nisshi}
+KEEP=${W:+yes}
+W=${W:-$(mktemp -d)}
+mkdir -p "$W"
+RESULTS=$W/results.md
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  [ -z "$KEEP" ] && rm -rf "$W"
+  return 0
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+since() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
+row() { echo "| $LABEL | $* |" | tee -a "$RESULTS"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_broker() {
+  local port
+  port=$(free_port)
+  mkdir -p "$W/nisshi"
+  (cd "$W/nisshi" && exec "$NISSHI" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://nisshi/ \
+    > "$W/nisshi.out" 2>&1) &
+  pids+=($!)
+  BROKER=127.0.0.1:$port
+  until (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
+}
+
+declare -A PID PORT
+start_instance() {
+  local id=$1 port
+  port=$(free_port)
+  RUST_LOG=info $CLV instance --brokers "$BROKER" --partitions "$P" --db "$W/db-$id" \
+    --models-dir "$MODELS" --listen "127.0.0.1:$port" --instance-id "$id" \
+    --session-timeout-ms "$SESSION_MS" > "$W/$id.out" 2> "$W/$id.err" &
+  PID[$id]=$!
+  PORT[$id]=$port
+  pids+=($!)
+  until curl -sf "http://127.0.0.1:$port/health" > /dev/null; do sleep 0.1; done
+}
+
+# Every running instance sees the running ones, every partition served.
+settled() {
+  local want=$1 id
+  for id in "${!PORT[@]}"; do
+    curl -sf "http://127.0.0.1:${PORT[$id]}/cluster" | jq -e --argjson n "$want" --argjson p "$P" '
+      (.members | length) == $n and (.unserved | length) == 0
+      and ([.members[].partitions[] | select(.state == "serving")] | length) == $p' > /dev/null || return 1
+    curl -sf "http://127.0.0.1:${PORT[$id]}/ready" > /dev/null || return 1
+  done
+}
+
+counted() {
+  local id total=0 n
+  for id in "${!PORT[@]}"; do
+    n=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_ingest_events_total\{/ {s += $2} /^clv_ingest_events_read_again_total / {s += $2} END {printf "%d", s}')
+    total=$((total + n))
+  done
+  echo "$total"
+}
+
+restores() {
+  local id
+  for id in "$@"; do
+    grep -h "partition caught up" "$W/$id.err" | sed 's/\x1b\[[0-9;]*m//g' \
+      | grep -o 'partition=[0-9]* messages=[0-9]* seconds=[0-9.]*' | sed "s/^/$id: /"
+  done
+}
+
+if [ -z "${MODELS:-}" ]; then
+  MODELS=$W/models
+  $CLV train --input "$INPUT" --models-dir "$MODELS" --backtests 0 > "$W/train.out"
+fi
+
+start_broker
+for i in $(seq 1 "$N"); do start_instance "i-$i"; done
+start=$(now)
+$CLV replay --brokers "$BROKER" --partitions "$P" --input "$INPUT" > "$W/replay.out"
+sent=$(grep -o '[0-9]* events sent' "$W/replay.out" | grep -o '^[0-9]*')
+until [ "$(counted)" -ge "$sent" ]; do sleep 0.5; done
+applied=$(since "$start")
+until settled "$N"; do sleep 0.2; done
+row "$N instances, $P partitions: replay + ingest + every instance ready | ${applied} s to count all $sent events, $(since "$start") s to ready | $(echo "$sent / $applied" | bc) events/s |"
+
+# One killed.
+victim=i-2
+kill -9 "${PID[$victim]}"
+unset "PID[$victim]" "PORT[$victim]"
+killed=$(now)
+until settled "$((N - 1))"; do sleep 0.2; done
+row "SIGKILL of $victim: survivors serve every partition again | $(since "$killed") s (session timeout $((SESSION_MS / 1000)) s included) |"
+restores "${!PORT[@]}" | tee -a "$RESULTS"
+
+# A new one joins with an empty store.
+joined=$(now)
+start_instance "i-$((N + 1))"
+until settled "$N"; do sleep 0.2; done
+row "i-$((N + 1)) joins (empty store): every partition served again | $(since "$joined") s |"
+restores "i-$((N + 1))" | tee -a "$RESULTS"
+
+if [ -n "${BASELINE:-}" ]; then
+  for id in "${!PID[@]}"; do kill "${PID[$id]}" 2>/dev/null || true; done
+  wait "${PID[@]}" 2>/dev/null || true
+  unset PID PORT
+  declare -A PID PORT
+  start_broker
+  start_instance "solo"
+  start=$(now)
+  $CLV replay --brokers "$BROKER" --partitions "$P" --input "$INPUT" > "$W/replay-solo.out"
+  until [ "$(counted)" -ge "$sent" ]; do sleep 0.5; done
+  applied=$(since "$start")
+  until settled 1; do sleep 0.2; done
+  row "1 instance, $P partitions (baseline): replay + ingest + ready | ${applied} s to count all $sent events, $(since "$start") s to ready | $(echo "$sent / $applied" | bc) events/s |"
+fi
