@@ -76,6 +76,26 @@ settled() {
   done
 }
 
+# Every partition assigned to one of the n members (before data arrives nothing serves yet).
+assigned() {
+  local want=$1 id
+  for id in "${!PORT[@]}"; do
+    curl -sf "http://127.0.0.1:${PORT[$id]}/cluster" | jq -e --argjson n "$want" --argjson p "$P" '
+      (.members | length) == $n and ([.members[].partitions | keys[]] | length) == $p' > /dev/null || return 1
+  done
+}
+
+# Caught up: no instance lags, and all of them score at the same as_of.
+caught_up() {
+  local id lag as_ofs=()
+  for id in "${!PORT[@]}"; do
+    lag=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_ingest_consumer_lag\{/ {s += $2} END {printf "%d", s}')
+    [ "$lag" -eq 0 ] || return 1
+    as_ofs+=("$(curl -sf "http://127.0.0.1:${PORT[$id]}/ready" | jq -r .as_of)")
+  done
+  [ "$(printf '%s\n' "${as_ofs[@]}" | sort -u | wc -l)" -eq 1 ]
+}
+
 counted() {
   local id total=0 n
   for id in "${!PORT[@]}"; do
@@ -93,6 +113,37 @@ restores() {
   done
 }
 
+# A sample of customers (SAMPLE, default 3000) asked through every running instance equals the
+# offline answer: `clv score --input` at the instances' as_of (the scorer's own code on the lines).
+verify() {
+  local as_of id
+  id=$(printf '%s\n' "${!PORT[@]}" | head -1)
+  as_of=$(curl -sf "http://127.0.0.1:${PORT[$id]}/ready" | jq -r .as_of)
+  if [ ! -f "$W/offline-$as_of.csv" ]; then
+    $CLV score --input "$INPUT" --models-dir "$MODELS" --as-of "$as_of" --out "$W/offline-$as_of.csv" > /dev/null 2>&1
+  fi
+  local bases=()
+  for id in "${!PORT[@]}"; do bases+=("http://127.0.0.1:${PORT[$id]}"); done
+  python3 - "$W/offline-$as_of.csv" "${SAMPLE:-3000}" "${bases[@]}" <<'PY'
+import csv, json, random, sys, urllib.request
+path, sample, bases = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rows = list(csv.DictReader(open(path)))
+random.seed(7)
+picked = random.sample(rows, min(sample, len(rows)))
+bad = 0
+for base in bases:
+    for row in picked:
+        with urllib.request.urlopen(f"{base}/customers/{row['customer_id']}/clv") as r:
+            served = json.load(r)["clv_6m"]
+        if abs(served - float(row["clv_6m"])) > 0.006:
+            bad += 1
+            if bad <= 5:
+                print(f"  {base}: customer {row['customer_id']}: served {served}, clv score {row['clv_6m']}")
+print(f"{len(picked)} of {len(rows)} customers through {len(bases)} instances: {bad} differ from clv score --input")
+sys.exit(1 if bad else 0)
+PY
+}
+
 if [ -z "${MODELS:-}" ]; then
   MODELS=$W/models
   $CLV train --input "$INPUT" --models-dir "$MODELS" --backtests 0 > "$W/train.out"
@@ -100,29 +151,33 @@ fi
 
 start_broker
 for i in $(seq 1 "$N"); do start_instance "i-$i"; done
+until assigned "$N"; do sleep 0.2; done
 start=$(now)
 $CLV replay --brokers "$BROKER" --partitions "$P" --input "$INPUT" > "$W/replay.out"
 sent=$(grep -o '[0-9]* events sent' "$W/replay.out" | grep -o '^[0-9]*')
 until [ "$(counted)" -ge "$sent" ]; do sleep 0.5; done
 applied=$(since "$start")
-until settled "$N"; do sleep 0.2; done
+until settled "$N" && caught_up; do sleep 0.2; done
 row "$N instances, $P partitions: replay + ingest + every instance ready | ${applied} s to count all $sent events, $(since "$start") s to ready | $(echo "$sent / $applied" | bc) events/s |"
+verify | tee -a "$RESULTS"
 
 # One killed.
 victim=i-2
 kill -9 "${PID[$victim]}"
 unset "PID[$victim]" "PORT[$victim]"
 killed=$(now)
-until settled "$((N - 1))"; do sleep 0.2; done
+until settled "$((N - 1))" && caught_up; do sleep 0.2; done
 row "SIGKILL of $victim: survivors serve every partition again | $(since "$killed") s (session timeout $((SESSION_MS / 1000)) s included) |"
 restores "${!PORT[@]}" | tee -a "$RESULTS"
+verify | tee -a "$RESULTS"
 
 # A new one joins with an empty store.
 joined=$(now)
 start_instance "i-$((N + 1))"
-until settled "$N"; do sleep 0.2; done
+until settled "$N" && caught_up; do sleep 0.2; done
 row "i-$((N + 1)) joins (empty store): every partition served again | $(since "$joined") s |"
 restores "i-$((N + 1))" | tee -a "$RESULTS"
+verify | tee -a "$RESULTS"
 
 if [ -n "${BASELINE:-}" ]; then
   for id in "${!PID[@]}"; do kill "${PID[$id]}" 2>/dev/null || true; done
@@ -131,10 +186,11 @@ if [ -n "${BASELINE:-}" ]; then
   declare -A PID PORT
   start_broker
   start_instance "solo"
+  until assigned 1; do sleep 0.2; done
   start=$(now)
   $CLV replay --brokers "$BROKER" --partitions "$P" --input "$INPUT" > "$W/replay-solo.out"
   until [ "$(counted)" -ge "$sent" ]; do sleep 0.5; done
   applied=$(since "$start")
-  until settled 1; do sleep 0.2; done
+  until settled 1 && caught_up; do sleep 0.2; done
   row "1 instance, $P partitions (baseline): replay + ingest + ready | ${applied} s to count all $sent events, $(since "$start") s to ready | $(echo "$sent / $applied" | bc) events/s |"
 fi
