@@ -7,4 +7,5 @@ scripts/setup.sh
 export CLV_NISSHI=${CLV_NISSHI:-$(scripts/tools-dir.sh)/bin/nisshi}
 export CLV_SCHEMATHESIS=${CLV_SCHEMATHESIS:-$(scripts/tools-dir.sh)/schemathesis/bin/st}
 export CLV_MLFLOW=${CLV_MLFLOW:-$(scripts/tools-dir.sh)/mlflow/bin/mlflow}
+export CLV_CONFLUENT_PYTHON=${CLV_CONFLUENT_PYTHON:-$(scripts/tools-dir.sh)/confluent/bin/python}
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"

@@ -99,7 +99,7 @@ fn alert_expressions() -> Vec<(String, String)> {
             out.push((name.clone(), expr.to_string()));
         }
     }
-    assert_eq!(out.len(), 15, "{out:?}");
+    assert_eq!(out.len(), 16, "{out:?}");
     out
 }
 
@@ -349,7 +349,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         .iter()
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
-    assert_eq!(loaded, 15, "{rules}");
+    assert_eq!(loaded, 16, "{rules}");
     for rule in rules["data"]["groups"]
         .as_array()
         .unwrap()

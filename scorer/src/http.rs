@@ -415,7 +415,9 @@ struct TopQuery {
     k: Option<usize>,
     /// Instances only (`clv instance`): the list of these partitions alone (comma-separated), as
     /// one instance asks another when it merges the group's list; 503 unless every one is served
-    /// here. Without it, an instance merges every partition's owner's list.
+    /// here. Without it, an instance merges every partition's owner's list. Not in the OpenAPI
+    /// document: it is for instances to ask each other, and `clv serve` refuses it (400).
+    #[param(ignore)]
     partitions: Option<String>,
 }
 
