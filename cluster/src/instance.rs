@@ -273,6 +273,15 @@ impl Instance {
         self.partition_count.load(Ordering::Acquire)
     }
 
+    /// The partition count to route and merge by: the topic's, as this instance's ingest read it;
+    /// before that, the largest a live member advertises.
+    pub fn group_partition_count(&self, view: &View) -> u32 {
+        match self.partition_count() {
+            0 => view.partition_count(),
+            n => n,
+        }
+    }
+
     /// Ingest read the topic's partition count.
     pub fn set_partition_count(&self, count: u32) {
         self.partition_count.store(count, Ordering::Release);
@@ -287,7 +296,7 @@ impl Instance {
     /// caught up on some member (during a rebalance it keeps the last one, so `as_of` does not
     /// move back and forth while a partition restores).
     pub fn set_view(&self, view: View) {
-        let count = self.partition_count().max(view.partition_count());
+        let count = self.group_partition_count(&view);
         if let Some(watermark) = view.watermark(count) {
             self.group_watermark.store(watermark, Ordering::Release);
         }

@@ -84,12 +84,17 @@ pub struct View {
     pub members: BTreeMap<String, Heard>,
 }
 
+/// The most partitions a record may claim the topic has: a record claiming more is not believed
+/// (every partition is looked at when the group's coverage and watermark are computed).
+pub const MAX_PARTITIONS: u32 = 10_000;
+
 impl View {
-    /// The largest partition count a member knows.
+    /// The largest partition count a member knows (claims above [`MAX_PARTITIONS`] ignored).
     pub fn partition_count(&self) -> u32 {
         self.members
             .values()
             .map(|h| h.member.partition_count)
+            .filter(|n| *n <= MAX_PARTITIONS)
             .max()
             .unwrap_or(0)
     }
@@ -256,6 +261,14 @@ mod tests {
             member("b", &[(0, Serving)]),
         ]);
         assert_eq!(v.owner(0).map(|m| m.id.as_str()), Some("b"));
+    }
+
+    #[test]
+    fn a_record_claiming_a_huge_topic_is_not_believed() {
+        let mut liar = member("x", &[]);
+        liar.partition_count = u32::MAX;
+        let v = view(vec![member("a", &[]), liar]);
+        assert_eq!(v.partition_count(), 4);
     }
 
     #[test]

@@ -206,7 +206,7 @@ fn run(
         }
         producer.poll(Duration::ZERO);
         let view = heards.view(options.expiry, &own);
-        let count = instance.partition_count().max(view.partition_count());
+        let count = instance.group_partition_count(&view);
         let unserved = (0..count as i32)
             .filter(|p| view.owner(*p).is_none())
             .count();

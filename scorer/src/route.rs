@@ -342,7 +342,7 @@ impl Routing {
     /// The cluster as this instance sees it.
     pub fn describe(&self) -> ClusterResponse {
         let view = self.instance.view();
-        let count = self.instance.partition_count().max(view.partition_count());
+        let count = self.instance.group_partition_count(&view);
         ClusterResponse {
             instance: self.instance.id().to_string(),
             partition_count: count,
@@ -357,5 +357,123 @@ impl Routing {
                 .map(|p| (p, view.gap(p).to_string()))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::PartitionStatus;
+    use cluster::member::{Heard, Member, View};
+
+    /// A customer of `partition` (of 4).
+    fn customer_of(partition: i32) -> u64 {
+        (1..)
+            .find(|c| contract::partition::of_customer(*c, 4) == partition)
+            .unwrap_or(1)
+    }
+
+    /// Instance "a" serving partition 0; "b" serves 2 and 3; "c" restores 1.
+    fn routing() -> Routing {
+        let a = Instance::new("a", "http://a");
+        a.set_partition_count(4);
+        a.assigned(&[0]);
+        assert!(a.progress(0, 5, 5, 1).is_some());
+        a.scored(1);
+        let record = |id: &str, partitions: Vec<(i32, PartitionStatus)>, seq| Heard {
+            member: Member {
+                id: id.into(),
+                http: format!("http://{id}"),
+                partition_count: 4,
+                partitions: partitions.into_iter().collect(),
+                marks: Default::default(),
+            },
+            seq,
+        };
+        let view = View {
+            members: [
+                (
+                    "a".into(),
+                    record("a", vec![(0, PartitionStatus::Serving)], 1),
+                ),
+                (
+                    "b".into(),
+                    record(
+                        "b",
+                        vec![(2, PartitionStatus::Serving), (3, PartitionStatus::Serving)],
+                        2,
+                    ),
+                ),
+                (
+                    "c".into(),
+                    record(
+                        "c",
+                        vec![(
+                            1,
+                            PartitionStatus::Restoring {
+                                done: 1,
+                                total: Some(2),
+                            },
+                        )],
+                        3,
+                    ),
+                ),
+            ]
+            .into(),
+        };
+        a.set_view(view);
+        Routing::new(a, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn a_question_goes_to_its_partitions_owner_or_waits() {
+        let routing = routing();
+        let none = HeaderMap::new();
+        assert_eq!(routing.route(customer_of(0), &none), Ok(Route::Here));
+        assert_eq!(
+            routing.route(customer_of(2), &none),
+            Ok(Route::To {
+                id: "b".into(),
+                http: "http://b".into()
+            })
+        );
+        let restoring = routing.route(customer_of(1), &none).expect_err("no owner");
+        assert!(
+            restoring.0.contains("c is restoring it (50% done)"),
+            "{restoring:?}"
+        );
+        // A forwarded question is never forwarded again.
+        let mut forwarded = HeaderMap::new();
+        forwarded.insert(FORWARDED, HeaderValue::from_static("z"));
+        let moved = routing
+            .route(customer_of(2), &forwarded)
+            .expect_err("not here");
+        assert!(moved.0.contains("not served by a"), "{moved:?}");
+        assert_eq!(routing.route(customer_of(0), &forwarded), Ok(Route::Here));
+        assert!(routing.serves_customer(customer_of(0)));
+        assert!(!routing.serves_customer(customer_of(3)));
+    }
+
+    #[test]
+    fn an_owners_part_of_a_list_is_only_its_own_partitions() {
+        let routing = routing();
+        assert_eq!(
+            routing.local_partitions("0").expect("served here"),
+            [0].into()
+        );
+        assert!(matches!(
+            routing.local_partitions("0,2"),
+            Err(ListError::Retry(_))
+        ));
+        for bad in ["", "x", "9", "-1", "0,,x"] {
+            assert!(
+                matches!(routing.local_partitions(bad), Err(ListError::Bad(_))),
+                "{bad:?}"
+            );
+        }
+        let described = routing.describe();
+        assert_eq!(described.partition_count, 4);
+        assert_eq!(described.unserved.len(), 1);
+        assert!(described.unserved[&1].contains("restoring"));
     }
 }
