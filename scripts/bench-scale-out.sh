@@ -13,7 +13,10 @@
 # Usage: scripts/bench-scale-out.sh <input.parquet|.csv> [<label>]   (build first: cargo build --release)
 # Environment: MODELS=<registry> (a production model for the scorers; default: trains one on the input
 # with --backtests 0), N=3, P=6, W=<work dir> (kept; default a temporary one), NISSHI=<binary>,
-# SESSION_MS=6000 (the group's session timeout), BASELINE=1.
+# SESSION_MS=6000 (the group's session timeout), BASELINE=1, WRK=<seconds>: after the join, GET
+# /customers/{id}/clv over random customers through one instance (some answered there, the rest
+# forwarded to their owners) beside the bare axum endpoint, with wrk -c64 (build the examples:
+# cargo build --release --workspace --all-targets).
 set -euo pipefail
 CLV=${CLV:-${CARGO_TARGET_DIR:-target}/release/clv}
 CLV=$(realpath "$CLV")
@@ -178,6 +181,26 @@ until settled "$N" && caught_up; do sleep 0.2; done
 row "i-$((N + 1)) joins (empty store): every partition served again | $(since "$joined") s |"
 restores "i-$((N + 1))" | tee -a "$RESULTS"
 verify | tee -a "$RESULTS"
+
+if [ -n "${WRK:-}" ]; then
+  BARE=${BARE:-$(dirname "$CLV")/examples/bare_json}
+  bare_port=$(free_port)
+  $BARE "127.0.0.1:$bare_port" > /dev/null &
+  pids+=($!)
+  until curl -sf "http://127.0.0.1:$bare_port/" > /dev/null 2>&1 || curl -s "http://127.0.0.1:$bare_port/" > /dev/null; do sleep 0.1; done
+  id=i-1
+  curl -sf "http://127.0.0.1:${PORT[$id]}/customers/top.csv?k=10000" | tail -n +2 | cut -d, -f2 > "$W/ids"
+  forwarded() { curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^scorer_forwarded_requests_total\{outcome="answered"\}/ {print $2}'; }
+  before=$(forwarded); before=${before:-0}
+  for target in "bare:$bare_port" "instance $id:${PORT[$id]}"; do
+    rate=$(IDS=$W/ids RATE_PER_CONNECTION=0 wrk -t2 -c64 -d"${WRK}"s -s scripts/bench/random-ids.lua \
+      --latency "http://127.0.0.1:${target##*:}" | awk '/Requests\/sec/ {print $2} $1 == "99%" {p99=$2} END {print p99}' | paste -sd' ')
+    row "GET /customers/{id}/clv, wrk -c64 ${WRK} s: ${target%%:*} | $rate (req/s, p99) |"
+  done
+  after=$(forwarded)
+  total=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^http_requests_total\{.*route="\/customers\/\{id\}\/clv"/ {s += $2} END {printf "%d", s}')
+  row "of $id's answers, forwarded to the owner | $(echo "${after:-0} - $before" | bc) of $total |"
+fi
 
 if [ -n "${BASELINE:-}" ]; then
   for id in "${!PID[@]}"; do kill "${PID[$id]}" 2>/dev/null || true; done
