@@ -377,7 +377,7 @@ async fn page_at_risk(State(state): State<AppState>) -> Response {
             k: Some(100),
             partitions: None,
         }));
-        return match routed_at_risk_list(&state, query).await {
+        return match routed_list::<AtRiskResponse>(&state, query).await {
             Ok(list) => html(
                 StatusCode::OK,
                 crate::page::at_risk_rows(&list.customers, list.as_of, 100),
@@ -966,11 +966,97 @@ fn agreed<'a>(
     Ok(first)
 }
 
-/// The top list of a routed instance: one owner's part (`?partitions=`) or every owner's, merged.
-async fn routed_top_list(
+/// A list the instances merge: `as_of`, the model and rows in the ranking order.
+trait Listed: Serialize + serde::de::DeserializeOwned + Send + 'static {
+    /// One row.
+    type Row;
+    /// The list's path, which owners are asked at.
+    const PATH: &'static str;
+    /// The endpoint label of `scorer_predictions_total`.
+    const ENDPOINT: &'static str;
+    /// The first `k` of the customers `keep` keeps, in `population`.
+    fn of(population: &Population, k: usize, keep: impl Fn(u64) -> bool) -> Self;
+    /// The parts.
+    fn parts(self) -> (chrono::NaiveDate, ModelRef, Vec<Self::Row>);
+    /// From the parts.
+    fn from_parts(as_of: chrono::NaiveDate, model: ModelRef, rows: Vec<Self::Row>) -> Self;
+    /// A row's place: its value (higher first) and customer (lower first on ties).
+    fn place(row: &Self::Row) -> (f64, u64);
+    /// Sets a row's rank.
+    fn rank(row: &mut Self::Row, rank: usize);
+    /// Its `as_of` and model, to check the owners agree.
+    fn stamp(&self) -> (&chrono::NaiveDate, &ModelRef);
+}
+
+impl Listed for TopResponse {
+    type Row = Ranked;
+    const PATH: &'static str = "/customers/top";
+    const ENDPOINT: &'static str = "top";
+    fn of(population: &Population, k: usize, keep: impl Fn(u64) -> bool) -> Self {
+        TopResponse {
+            as_of: population.as_of,
+            model: population.model.clone(),
+            customers: population.top_where(k, keep),
+        }
+    }
+    fn parts(self) -> (chrono::NaiveDate, ModelRef, Vec<Ranked>) {
+        (self.as_of, self.model, self.customers)
+    }
+    fn from_parts(as_of: chrono::NaiveDate, model: ModelRef, customers: Vec<Ranked>) -> Self {
+        TopResponse {
+            as_of,
+            model,
+            customers,
+        }
+    }
+    fn place(row: &Ranked) -> (f64, u64) {
+        (row.clv_6m, row.customer_id)
+    }
+    fn rank(row: &mut Ranked, rank: usize) {
+        row.rank = rank;
+    }
+    fn stamp(&self) -> (&chrono::NaiveDate, &ModelRef) {
+        (&self.as_of, &self.model)
+    }
+}
+
+impl Listed for AtRiskResponse {
+    type Row = AtRisk;
+    const PATH: &'static str = "/customers/at-risk";
+    const ENDPOINT: &'static str = "at_risk";
+    fn of(population: &Population, k: usize, keep: impl Fn(u64) -> bool) -> Self {
+        AtRiskResponse {
+            as_of: population.as_of,
+            model: population.model.clone(),
+            customers: population.at_risk_where(k, keep),
+        }
+    }
+    fn parts(self) -> (chrono::NaiveDate, ModelRef, Vec<AtRisk>) {
+        (self.as_of, self.model, self.customers)
+    }
+    fn from_parts(as_of: chrono::NaiveDate, model: ModelRef, customers: Vec<AtRisk>) -> Self {
+        AtRiskResponse {
+            as_of,
+            model,
+            customers,
+        }
+    }
+    fn place(row: &AtRisk) -> (f64, u64) {
+        (row.value_at_risk, row.customer_id)
+    }
+    fn rank(row: &mut AtRisk, rank: usize) {
+        row.rank = rank;
+    }
+    fn stamp(&self) -> (&chrono::NaiveDate, &ModelRef) {
+        (&self.as_of, &self.model)
+    }
+}
+
+/// A list of a routed instance: one owner's part (`?partitions=`), or every owner's, merged.
+async fn routed_list<L: Listed>(
     state: &AppState,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<TopResponse, Response> {
+) -> Result<L, Response> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response())?;
     let k = checked_k(state, query.k).map_err(IntoResponse::into_response)?;
@@ -985,11 +1071,7 @@ async fn routed_top_list(
                 not_ready(&scorer).error
             )))
         })?;
-        Ok(TopResponse {
-            as_of: population.as_of,
-            model: population.model.clone(),
-            customers: population.top_where(k, |id| routing.keeps(partitions, id)),
-        })
+        Ok(L::of(&population, k, |id| routing.keeps(partitions, id)))
     };
     let answer = match &query.partitions {
         Some(text) => {
@@ -999,26 +1081,22 @@ async fn routed_top_list(
             here(&partitions).map_err(IntoResponse::into_response)?
         }
         None => {
-            let answers: Vec<TopResponse> = routing
-                .gather("/customers/top", k, here)
+            let answers: Vec<L> = routing
+                .gather(L::PATH, k, here)
                 .await
                 .map_err(IntoResponse::into_response)?;
-            let (as_of, model) = agreed(answers.iter().map(|a| (&a.as_of, &a.model)))
+            let (as_of, model) = agreed(answers.iter().map(L::stamp))
                 .map_err(IntoResponse::into_response)?
                 .ok_or_else(|| not_ready(&state.scorer).into_response())?;
-            let lists = answers.into_iter().map(|a| a.customers).collect();
-            let mut customers = cluster::merge::first_k(lists, k, |r| r.clv_6m, |r| r.customer_id);
-            for (i, r) in customers.iter_mut().enumerate() {
-                r.rank = i + 1;
+            let lists = answers.into_iter().map(|a| a.parts().2).collect();
+            let mut rows = cluster::merge::first_k(lists, k, |r| L::place(r).0, |r| L::place(r).1);
+            for (i, row) in rows.iter_mut().enumerate() {
+                L::rank(row, i + 1);
             }
-            TopResponse {
-                as_of,
-                model,
-                customers,
-            }
+            L::from_parts(as_of, model, rows)
         }
     };
-    counter!("scorer_predictions_total", "endpoint" => "top").increment(1);
+    counter!("scorer_predictions_total", "endpoint" => L::ENDPOINT).increment(1);
     Ok(answer)
 }
 
@@ -1026,7 +1104,7 @@ async fn routed_top(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_top_list(&state, query).await {
+    match routed_list::<TopResponse>(&state, query).await {
         Ok(answer) => answered_here(&state, Json(answer).into_response()),
         Err(response) => response,
     }
@@ -1036,74 +1114,17 @@ async fn routed_top_csv(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_top_list(&state, query).await {
+    match routed_list::<TopResponse>(&state, query).await {
         Ok(answer) => top_csv_body(answer.customers),
         Err(response) => response,
     }
-}
-
-/// The at-risk list of a routed instance (as [`routed_top_list`]).
-async fn routed_at_risk_list(
-    state: &AppState,
-    query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<AtRiskResponse, Response> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response())?;
-    let k = checked_k(state, query.k).map_err(IntoResponse::into_response)?;
-    let Some(routing) = state.routing.clone() else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not an instance").into_response());
-    };
-    let scorer = state.scorer.clone();
-    let here = |partitions: &BTreeSet<i32>| {
-        let population = scorer.population().ok_or_else(|| {
-            ListError::Retry(RetryLater(format!(
-                "not ready: {}",
-                not_ready(&scorer).error
-            )))
-        })?;
-        Ok(AtRiskResponse {
-            as_of: population.as_of,
-            model: population.model.clone(),
-            customers: population.at_risk_where(k, |id| routing.keeps(partitions, id)),
-        })
-    };
-    let answer = match &query.partitions {
-        Some(text) => {
-            let partitions = routing
-                .local_partitions(text)
-                .map_err(IntoResponse::into_response)?;
-            here(&partitions).map_err(IntoResponse::into_response)?
-        }
-        None => {
-            let answers: Vec<AtRiskResponse> = routing
-                .gather("/customers/at-risk", k, here)
-                .await
-                .map_err(IntoResponse::into_response)?;
-            let (as_of, model) = agreed(answers.iter().map(|a| (&a.as_of, &a.model)))
-                .map_err(IntoResponse::into_response)?
-                .ok_or_else(|| not_ready(&state.scorer).into_response())?;
-            let lists = answers.into_iter().map(|a| a.customers).collect();
-            let mut customers =
-                cluster::merge::first_k(lists, k, |r| r.value_at_risk, |r| r.customer_id);
-            for (i, r) in customers.iter_mut().enumerate() {
-                r.rank = i + 1;
-            }
-            AtRiskResponse {
-                as_of,
-                model,
-                customers,
-            }
-        }
-    };
-    counter!("scorer_predictions_total", "endpoint" => "at_risk").increment(1);
-    Ok(answer)
 }
 
 async fn routed_at_risk(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_at_risk_list(&state, query).await {
+    match routed_list::<AtRiskResponse>(&state, query).await {
         Ok(answer) => answered_here(&state, Json(answer).into_response()),
         Err(response) => response,
     }
@@ -1113,7 +1134,7 @@ async fn routed_at_risk_csv(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_at_risk_list(&state, query).await {
+    match routed_list::<AtRiskResponse>(&state, query).await {
         Ok(answer) => at_risk_csv_body(answer.customers),
         Err(response) => response,
     }
