@@ -81,6 +81,8 @@ enum Local {
 const NONE: u64 = u64::MAX;
 /// No group watermark yet.
 const NO_WATERMARK: i64 = i64::MIN;
+/// No contact with the broker yet (nothing to fence).
+const NEVER: u64 = u64::MAX;
 
 /// One instance's shared state (module docs).
 pub struct Instance {
@@ -93,6 +95,12 @@ pub struct Instance {
     scored_batch: AtomicU64,
     view: ArcSwap<View>,
     group_watermark: AtomicI64,
+    /// When this instance was created: the clock of `contact_ms`.
+    created: Instant,
+    /// The last contact with the broker, ms after `created`.
+    contact_ms: AtomicU64,
+    /// Out of contact for this long (ms), it stops serving (0: never).
+    fence_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Instance {
@@ -118,7 +126,43 @@ impl Instance {
             scored_batch: AtomicU64::new(NONE),
             view: ArcSwap::from_pointee(View::default()),
             group_watermark: AtomicI64::new(NO_WATERMARK),
+            created: Instant::now(),
+            contact_ms: AtomicU64::new(NEVER),
+            fence_ms: AtomicU64::new(0),
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.created.elapsed().as_millis() as u64
+    }
+
+    /// Out of contact with the broker for `after`, the instance stops serving: by then the group
+    /// may have given its partitions to another member (ingest sets it below the session timeout,
+    /// so that it stops before the group can move them).
+    pub fn set_fence(&self, after: Duration) {
+        self.fence_ms
+            .store(after.as_millis().max(1) as u64, Ordering::Release);
+    }
+
+    /// How long the instance has been out of contact, once that is past its fence.
+    pub fn fenced(&self) -> Option<Duration> {
+        let fence = self.fence_ms.load(Ordering::Acquire);
+        let contact = self.contact_ms.load(Ordering::Acquire);
+        let silent = self.now_ms().saturating_sub(contact);
+        (fence > 0 && contact != NEVER && silent > fence).then(|| Duration::from_millis(silent))
+    }
+
+    /// Ingest heard from the broker. After a silence past the fence, the partitions held then are
+    /// dropped (another member may own them now): they are served again only once ingest assigns
+    /// them again (after a rebalance, or [`Instance::assigned`] by ingest's check that the group
+    /// still gives them here) and they have caught up.
+    pub fn contact(&self) -> bool {
+        let fenced = self.fenced().is_some();
+        if fenced {
+            self.revoked_all();
+        }
+        self.contact_ms.store(self.now_ms(), Ordering::Release);
+        fenced
     }
 
     /// Its ID (the group's static member ID).
@@ -222,7 +266,10 @@ impl Instance {
 
     /// Each assigned partition's status.
     pub fn statuses(&self) -> BTreeMap<i32, PartitionStatus> {
-        let scored = self.scored_batch.load(Ordering::Acquire);
+        let scored = match self.fenced() {
+            None => self.scored_batch.load(Ordering::Acquire),
+            Some(_) => NONE,
+        };
         self.locked()
             .iter()
             .map(|(p, local)| {
@@ -252,10 +299,12 @@ impl Instance {
             .collect()
     }
 
-    /// Whether `partition` is answered here: assigned, caught up and scored.
+    /// Whether `partition` is answered here: assigned, caught up and scored, and the instance is in
+    /// contact with the broker.
     pub fn serves(&self, partition: i32) -> bool {
         let scored = self.scored_batch.load(Ordering::Acquire);
         scored != NONE
+            && self.fenced().is_none()
             && self
                 .caught_up
                 .load()
@@ -363,6 +412,34 @@ mod tests {
         instance.revoked_all();
         assert!(!instance.serves(1));
         assert!(instance.statuses().is_empty());
+    }
+
+    #[test]
+    fn out_of_contact_past_the_fence_it_stops_serving_and_drops_its_partitions() {
+        let instance = Instance::new("a", "http://a");
+        instance.set_fence(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            instance.fenced().is_none(),
+            "no contact yet: nothing to fence"
+        );
+        assert!(!instance.contact());
+        instance.assigned(&[0]);
+        assert!(instance.progress(0, 1, 1, 1).is_some());
+        instance.scored(1);
+        assert!(instance.serves(0));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(instance.fenced().is_some());
+        assert!(!instance.serves(0), "silent past the fence");
+        assert_eq!(instance.statuses()[&0], PartitionStatus::CaughtUp);
+        // Contact again: what it held then is dropped, until assigned and caught up again.
+        assert!(instance.contact());
+        assert!(!instance.serves(0));
+        assert!(instance.statuses().is_empty());
+        instance.assigned(&[0]);
+        assert!(instance.progress(0, 1, 1, 1).is_some());
+        assert!(instance.serves(0));
+        assert!(!instance.contact(), "in contact all along");
     }
 
     #[test]

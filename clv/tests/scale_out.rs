@@ -252,7 +252,9 @@ impl Group<'_> {
     }
 }
 
-fn scenario(stack: &Stack) {
+/// The registry trained on the stack's data, the group's `as_of` and every customer's expected CLV
+/// (the registered model on the offline features at that `as_of`).
+fn expected(stack: &Stack) -> (String, String, Vec<(u64, f64)>) {
     let models = stack.train();
     let loaded = dataset::normalised::load(&stack.data, &indicatif::ProgressBar::hidden()).unwrap();
     let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
@@ -270,8 +272,11 @@ fn scenario(stack: &Stack) {
     let watermark = contract::watermark::watermark(marks.values()).unwrap();
     let as_of = scorer::population::as_of_watermark(watermark).unwrap();
     let expected = expected_clv(&stack.data, std::path::Path::new(&models), "v0001", as_of);
-    let as_of = as_of.to_string();
+    (models, as_of.to_string(), expected)
+}
 
+fn scenario(stack: &Stack) {
+    let (models, as_of, expected) = expected(stack);
     let mut group = Group {
         stack,
         models,
@@ -335,4 +340,58 @@ fn three_instances_on_nisshi_answer_for_everyone_through_a_kill_and_a_join() {
     let broker = Nisshi::start(dir.path(), "memory://nisshi/");
     let stack = Stack::external(dir, data, events, broker.bootstrap, Some(broker.process));
     scenario(&stack);
+}
+
+/// A broker outage: an instance on nisshi (SQLite storage, so that a restart keeps the topic) that
+/// has lost contact with the broker for half the session timeout stops answering for its partitions
+/// (by the whole timeout the group could give them to another member, which would then be a second
+/// owner): 503 with Retry-After, never a stale answer, and `/ready` says so. When the broker is
+/// back, the partitions are confirmed (or assigned again), restored from where the store left off,
+/// and every answer is again the offline one.
+#[test]
+fn an_instance_cut_off_from_the_broker_stops_answering_for_its_partitions_then_serves_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), 150, 23);
+    let events = count_with_customer(&data);
+    let mut broker = Nisshi::start(dir.path(), "sqlite://nisshi.db");
+    let stack = Stack::external(dir, data, events, broker.bootstrap.clone(), None);
+    let (models, as_of, expected) = expected(&stack);
+    let mut group = Group {
+        stack: &stack,
+        models,
+        instances: BTreeMap::new(),
+        agent: agent(),
+    };
+    group.start("i-1");
+    stack.replay();
+    group.wait_settled(&as_of, &expected);
+    group.every_answer_is_the_offline_one(&as_of, &expected);
+    let (_, base) = &group.instances["i-1"];
+
+    broker.kill();
+    let killed = Instant::now();
+    let (id, _) = expected[0];
+    wait_for(
+        "the instance to stop serving",
+        Duration::from_secs(30),
+        || get(&group.agent, &format!("{base}/customers/{id}/clv")).0 == 503,
+    );
+    let stopped = killed.elapsed();
+    assert!(
+        stopped < Duration::from_secs(6),
+        "served {stopped:?} after the broker went away"
+    );
+    // Past the session timeout too: still no answer from a state another owner may have.
+    std::thread::sleep(Duration::from_secs(4));
+    for (id, _) in expected.iter().take(20) {
+        let (status, _, retry, body) = get(&group.agent, &format!("{base}/customers/{id}/clv"));
+        assert_eq!(status, 503, "{id}: {body}");
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    let (status, _, _, body) = get(&group.agent, &format!("{base}/ready"));
+    assert_eq!(status, 503, "{body}");
+
+    broker.restart();
+    group.wait_settled(&as_of, &expected);
+    group.every_answer_is_the_offline_one(&as_of, &expected);
 }

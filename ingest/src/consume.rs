@@ -127,7 +127,9 @@ impl ConsumerContext for ResumeFromStore {
                     let _ = tpl.set_partition_offset(&topic, partition, offset);
                 }
                 let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                // Each restores from what the store holds until caught up (`caught_up` reports).
+                // Each restores from what the store holds until caught up (`caught_up` reports). An
+                // assignment is word from the group: contact.
+                self.instance.contact();
                 self.instance.assigned(&assigned);
                 for p in &assigned {
                     metrics::gauge!("clv_ingest_partition_restoring", "partition" => p.to_string())
@@ -189,6 +191,8 @@ pub struct Ingest {
     /// The topic's partition count (what a customer's partition is computed over) and when it was
     /// read; none while the broker has not answered.
     partitions: Option<(u32, Instant)>,
+    /// Since when the broker has answered without a break (none while it does not).
+    contact_since: Option<Instant>,
 }
 
 /// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
@@ -351,6 +355,9 @@ impl Ingest {
                 "partition.assignment.strategy={strategy}: ingest needs an eager assignor (range or roundrobin): it gives up every partition on a rebalance before another member may serve it"
             )));
         }
+        // Out of contact for half the session timeout, the instance stops serving: the group moves
+        // a silent member's partitions only after the whole timeout.
+        instance.set_fence(options.session_timeout / 2);
         let consumer: BaseConsumer<ResumeFromStore> = config
             .create_with_context(ResumeFromStore {
                 store: store.clone(),
@@ -396,6 +403,7 @@ impl Ingest {
             rebalance_failure,
             last_warning: Mutex::new(None),
             partitions: None,
+            contact_since: None,
         })
     }
 
@@ -453,9 +461,11 @@ impl Ingest {
             let caught_up = match self.caught_up() {
                 Ok(caught_up) => {
                     metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
+                    self.in_contact();
                     caught_up
                 }
                 Err(e) => {
+                    self.contact_since = None;
                     // The broker is away: keep polling (librdkafka reconnects); nothing is lost,
                     // since offsets are only written with the states they lead to.
                     self.broker_error(READING_WATERMARKS, &e.to_string());
@@ -476,6 +486,41 @@ impl Ingest {
         }
         let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
         Ok(summary)
+    }
+
+    /// The broker answered: tell the instance (after a silence past its fence it has dropped its
+    /// partitions), and once the contact has lasted a fence, take back any partition the consumer
+    /// still holds that the instance dropped (had the group moved it meanwhile, librdkafka would
+    /// have learned so by then, at its next heartbeats, and revoked it).
+    fn in_contact(&mut self) {
+        if self.instance.contact() {
+            tracing::warn!(
+                "back in contact with the broker after a silence past half the session timeout: \
+                 the partitions held are not served until the group confirms them"
+            );
+            self.contact_since = Some(Instant::now());
+        }
+        let since = *self.contact_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.options.session_timeout / 2 {
+            return;
+        }
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let held = self.instance.assigned_partitions();
+        let missing: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .filter(|p| !held.contains(p))
+            .collect();
+        if !missing.is_empty() {
+            tracing::info!(
+                ?missing,
+                "the group still gives these partitions here: restoring them"
+            );
+            self.instance.assigned(&missing);
+        }
     }
 
     /// Exports the lag of every assigned partition (high watermark − stored next offset), reports
