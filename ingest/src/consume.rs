@@ -193,6 +193,8 @@ pub struct Ingest {
     partitions: Option<(u32, Instant)>,
     /// Since when the broker has answered without a break (none while it does not).
     contact_since: Option<Instant>,
+    /// The offsets last committed to the group from the checks, and when.
+    group_commit: Option<(BTreeMap<i32, i64>, Instant)>,
 }
 
 /// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
@@ -404,6 +406,7 @@ impl Ingest {
             last_warning: Mutex::new(None),
             partitions: None,
             contact_since: None,
+            group_commit: None,
         })
     }
 
@@ -527,7 +530,7 @@ impl Ingest {
     /// each partition's progress to the instance (a restoring partition is caught up once it reaches
     /// the high watermark it had when first checked), and tells whether there is an assignment and
     /// all of it is caught up.
-    fn caught_up(&self) -> Result<bool> {
+    fn caught_up(&mut self) -> Result<bool> {
         let positions = self
             .consumer
             .assignment()
@@ -570,7 +573,36 @@ impl Ingest {
                 .set(restoring.unwrap_or(0) as f64);
             all &= lag == 0;
         }
+        self.commit_to_the_group(&positions, &stored);
         Ok(all)
+    }
+
+    /// Commits the stored offsets of the assigned partitions to the group when they changed, and
+    /// again every 5 s: a batch's own commit fails during a rebalance ("rebalance in progress"),
+    /// and an idle member would otherwise leave the group's offsets (which replay's backpressure and
+    /// lag dashboards read) behind for good.
+    fn commit_to_the_group(&mut self, assigned: &TopicPartitionList, stored: &BTreeMap<i32, i64>) {
+        let offsets: BTreeMap<i32, i64> = assigned
+            .elements()
+            .iter()
+            .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
+            .collect();
+        if offsets.is_empty()
+            || self
+                .group_commit
+                .as_ref()
+                .is_some_and(|(last, at)| *last == offsets && at.elapsed() < Duration::from_secs(5))
+        {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &offsets {
+            let _ = tpl.add_partition_offset(&self.options.topic, *p, Offset::Offset(*o));
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!("commit to the group: {e}");
+        }
+        self.group_commit = Some((offsets, Instant::now()));
     }
 
     /// Polls up to one batch, folds it and writes it. Returns how many messages it read.
