@@ -101,14 +101,7 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
         .instance_id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", host_name(), local.port()));
-    let broker = args.kafka.broker()?;
-    broker.ensure_topics(
-        &[
-            (args.kafka.topic.as_str(), args.kafka.partitions),
-            (args.dead_letter_topic.as_str(), 1),
-        ],
-        args.kafka.replication_factor,
-    )?;
+    let broker = args.kafka.ingest_broker(&args.dead_letter_topic)?;
     broker.ensure_compacted_topic(&args.members_topic, args.kafka.replication_factor)?;
     let store = Arc::new(
         RocksStore::open(&args.db)

@@ -55,6 +55,21 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 impl KafkaArgs {
+    /// The broker, with the topics a consumer needs (the events and the dead letters) created when
+    /// they do not exist.
+    pub(crate) fn ingest_broker(&self, dead_letter_topic: &str) -> anyhow::Result<BrokerConfig> {
+        let broker = self.broker()?;
+        broker.ensure_topics(
+            &[
+                (self.topic.as_str(), self.partitions),
+                (dead_letter_topic, 1),
+            ],
+            self.replication_factor,
+        )?;
+        Ok(broker)
+    }
+
+    /// The broker these arguments name: `--brokers`, else the embedded one's address file.
     pub(crate) fn broker(&self) -> anyhow::Result<BrokerConfig> {
         Ok(
             BrokerConfig::resolve(self.brokers.as_deref(), &self.state_dir)?
@@ -201,14 +216,7 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
 pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
     let stop = stop_flag()?;
     let _metrics = telemetry::serve_metrics(&args.metrics_addr)?;
-    let broker = args.kafka.broker()?;
-    broker.ensure_topics(
-        &[
-            (args.kafka.topic.as_str(), args.kafka.partitions),
-            (args.dead_letter_topic.as_str(), 1),
-        ],
-        args.kafka.replication_factor,
-    )?;
+    let broker = args.kafka.ingest_broker(&args.dead_letter_topic)?;
     let store = Arc::new(
         RocksStore::open(&args.db)
             .with_context(|| format!("opening the feature store {}", args.db.display()))?,

@@ -112,17 +112,11 @@ impl BrokerConfig {
     /// its topics when it starts (the mock cluster does not serve the admin API), so this does nothing
     /// there.
     pub fn ensure_topics(&self, topics: &[(&str, i32)], replication: Option<i32>) -> Result<()> {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        use rdkafka::client::DefaultClientContext;
-        use rdkafka::types::RDKafkaErrorCode;
+        use rdkafka::admin::{NewTopic, TopicReplication};
 
         if self.embedded || topics.is_empty() {
             return Ok(());
         }
-        let admin: AdminClient<DefaultClientContext> = self
-            .client_config(&[])
-            .create()
-            .map_err(IngestError::kafka("connecting the admin client"))?;
         let new_topics: Vec<NewTopic> = topics
             .iter()
             .map(|(name, partitions)| {
@@ -133,46 +127,34 @@ impl BrokerConfig {
                 )
             })
             .collect();
-        let options =
-            AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
-        let results = futures_executor::block_on(admin.create_topics(&new_topics, &options))
-            .map_err(IngestError::kafka("creating topics"))?;
-        for result in results {
-            match result {
-                Ok(name) => tracing::info!(topic = %name, "created topic"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => {
-                    return Err(IngestError::Kafka {
-                        context: format!("creating topic {name}"),
-                        source: rdkafka::error::KafkaError::AdminOp(code),
-                    });
-                }
-            }
-        }
-        Ok(())
+        self.create_topics(&new_topics)
     }
-}
 
-impl BrokerConfig {
     /// Creates the compacted topic `name` (one partition) when it does not exist: the members'
     /// records of scale-out. The embedded broker's is created when it starts.
     pub fn ensure_compacted_topic(&self, name: &str, replication: Option<i32>) -> Result<()> {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        use rdkafka::client::DefaultClientContext;
-        use rdkafka::types::RDKafkaErrorCode;
-
+        use rdkafka::admin::{NewTopic, TopicReplication};
         if self.embedded {
             return Ok(());
         }
+        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(replication.unwrap_or(-1)))
+            .set("cleanup.policy", "compact");
+        self.create_topics(&[topic])
+    }
+
+    /// Creates `topics` through the admin API; one that exists already is left as it is.
+    fn create_topics(&self, topics: &[rdkafka::admin::NewTopic<'_>]) -> Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
+
         let admin: AdminClient<DefaultClientContext> = self
             .client_config(&[])
             .create()
             .map_err(IngestError::kafka("connecting the admin client"))?;
-        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(replication.unwrap_or(-1)))
-            .set("cleanup.policy", "compact");
         let options =
             AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
-        let results = futures_executor::block_on(admin.create_topics([&topic], &options))
+        let results = futures_executor::block_on(admin.create_topics(topics, &options))
             .map_err(IngestError::kafka("creating topics"))?;
         for result in results {
             match result {
