@@ -52,6 +52,8 @@ fn json(body: &str) -> Value {
 /// The instances of a test, by ID: the process and its base URL.
 struct Group<'a> {
     stack: &'a Stack,
+    /// The offline snapshot's features at the group's `as_of`.
+    features: Features,
     models: String,
     instances: BTreeMap<String, (Running, String)>,
     agent: ureq::Agent,
@@ -184,8 +186,9 @@ impl Group<'_> {
             .join("\n")
     }
 
-    /// Every customer through every instance equals the expected answer; every instance answers
-    /// some of them itself (routing spreads them); the merged lists are the same everywhere.
+    /// Every customer through every instance equals the expected answer (its CLV, and the features
+    /// it was scored from equal the offline snapshot's); every instance answers some of them itself
+    /// (routing spreads them); the merged lists are the same everywhere.
     fn every_answer_is_the_offline_one(&self, as_of: &str, expected: &[(u64, f64)]) {
         let mut lists: Vec<(Value, Value)> = Vec::new();
         for (name, (_, base)) in &self.instances {
@@ -198,6 +201,22 @@ impl Group<'_> {
                 assert_eq!(body["customer_id"], *id);
                 let served = body["clv_6m"].as_f64().unwrap();
                 assert!((served - clv).abs() <= 0.006, "{id}: {served} vs {clv}");
+                // The features it was scored from are the offline snapshot's.
+                let offline = &self.features[id];
+                for name in [
+                    "recency_days",
+                    "frequency",
+                    "total_revenue",
+                    "avg_order_value",
+                    "tenure_days",
+                    "active_months",
+                ] {
+                    let (online, offline) = (body["features"][name].as_f64(), offline.get(name));
+                    assert!(
+                        matches!((online, offline), (Some(a), Some(b)) if (a - b).abs() <= 1e-6 * b.abs().max(1.0) + 1e-3),
+                        "{name} of {id}: {online:?} online, {offline:?} offline"
+                    );
+                }
                 *answered_by.entry(by.expect("x-clv-instance")).or_default() += 1;
             }
             let answerers: BTreeSet<&str> = answered_by.keys().map(String::as_str).collect();
@@ -254,6 +273,38 @@ impl Group<'_> {
 
 /// The registry trained on the stack's data, the group's `as_of` and every customer's expected CLV
 /// (the registered model on the offline features at that `as_of`).
+/// Each customer's features in the offline snapshot at `as_of` (`clv snapshot --input`), by name.
+type Features = BTreeMap<u64, BTreeMap<String, f64>>;
+
+fn offline_features(stack: &Stack, as_of: &str) -> Features {
+    let out = stack.path(&format!("offline-{as_of}.csv"));
+    clv(&[
+        "snapshot",
+        "--cutoff",
+        as_of,
+        "--input",
+        stack.data.to_str().unwrap(),
+        "--out",
+        &out,
+    ]);
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    let names: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let id: u64 = r[0].parse().unwrap();
+            let values = names
+                .iter()
+                .zip(r.iter())
+                .skip(1)
+                .filter_map(|(n, v)| Some((n.clone(), v.parse::<f64>().ok()?)))
+                .collect();
+            (id, values)
+        })
+        .collect()
+}
+
 fn expected(stack: &Stack) -> (String, String, Vec<(u64, f64)>) {
     let models = stack.train();
     let loaded = dataset::normalised::load(&stack.data, &indicatif::ProgressBar::hidden()).unwrap();
@@ -279,6 +330,7 @@ fn scenario(stack: &Stack) {
     let (models, as_of, expected) = expected(stack);
     let mut group = Group {
         stack,
+        features: offline_features(stack, &as_of),
         models,
         instances: BTreeMap::new(),
         agent: agent(),
@@ -358,6 +410,7 @@ fn an_instance_cut_off_from_the_broker_stops_answering_for_its_partitions_then_s
     let (models, as_of, expected) = expected(&stack);
     let mut group = Group {
         stack: &stack,
+        features: offline_features(&stack, &as_of),
         models,
         instances: BTreeMap::new(),
         agent: agent(),
