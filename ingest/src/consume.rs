@@ -547,8 +547,7 @@ impl Ingest {
             // A partition the store has never read starts at the topic's first offset.
             let position = stored.get(&e.partition()).copied().unwrap_or(low.max(0));
             let lag = (high - position).max(0);
-            let partition = e.partition().to_string();
-            metrics::gauge!("clv_ingest_consumer_lag", "partition" => partition.clone())
+            metrics::gauge!("clv_ingest_consumer_lag", "partition" => e.partition().to_string())
                 .set(lag as f64);
             if let Some(restored) = self.instance.progress(e.partition(), position, high, batch) {
                 metrics::counter!("clv_ingest_restores_total").increment(1);
@@ -561,17 +560,23 @@ impl Ingest {
                     "partition caught up"
                 );
             }
-            let restoring = match self.instance.statuses().get(&e.partition()) {
-                Some(cluster::PartitionStatus::Restoring { done, total }) => {
-                    Some(total.map_or(lag, |t| (t - done).max(0)))
-                }
+            all &= lag == 0;
+        }
+        // Each partition's restore, from one read of the statuses.
+        for (partition, status) in self.instance.statuses() {
+            let remaining = match status {
+                cluster::PartitionStatus::Restoring {
+                    done,
+                    total: Some(total),
+                } => Some((total - done).max(0)),
+                cluster::PartitionStatus::Restoring { total: None, .. } => Some(0),
                 _ => None,
             };
+            let partition = partition.to_string();
             metrics::gauge!("clv_ingest_partition_restoring", "partition" => partition.clone())
-                .set(if restoring.is_some() { 1.0 } else { 0.0 });
+                .set(if remaining.is_some() { 1.0 } else { 0.0 });
             metrics::gauge!("clv_ingest_restore_remaining_messages", "partition" => partition)
-                .set(restoring.unwrap_or(0) as f64);
-            all &= lag == 0;
+                .set(remaining.unwrap_or(0) as f64);
         }
         self.commit_to_the_group(&positions, &stored);
         Ok(all)

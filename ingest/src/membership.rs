@@ -126,14 +126,19 @@ fn assign_all(consumer: &BaseConsumer, topic: &str) -> bool {
     consumer.assign(&tpl).is_ok()
 }
 
-fn record(instance: &Instance, store: &RocksStore) -> Member {
+/// This instance's record; the watermark marks (a store read) only when `with_marks`, i.e. when it
+/// is sent (whether it is due depends on the partitions alone).
+fn record(instance: &Instance, store: &RocksStore, with_marks: bool) -> Member {
     let partitions = instance.statuses();
-    let marks = store
-        .partition_marks()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(p, _)| partitions.get(p).is_some_and(|s| s.caught_up()))
-        .collect();
+    let marks = match with_marks {
+        false => Default::default(),
+        true => store
+            .partition_marks()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(p, _)| partitions.get(p).is_some_and(|s| s.caught_up()))
+            .collect(),
+    };
     Member {
         id: instance.id().to_string(),
         http: instance.http().to_string(),
@@ -184,7 +189,7 @@ fn run(
                 },
             }
         }
-        let current = record(&instance, &store);
+        let mut current = record(&instance, &store, false);
         let due = match &sent {
             // A change of partitions at once; a moving watermark mark with the heartbeat.
             Some((last, at)) => {
@@ -195,6 +200,7 @@ fn run(
             None => true,
         };
         if due {
+            current = record(&instance, &store, true);
             let payload = current.to_bytes();
             let _ = producer.send(
                 BaseRecord::to(&options.topic)
