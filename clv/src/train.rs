@@ -9,12 +9,11 @@ use chrono::{DateTime, NaiveDate};
 use clap::Args;
 use contract::{CONTRACT_VERSION, Feature};
 use dataset::normalised;
+use models::Spec;
 use models::registry::{Metadata, Registry, beats};
-use models::{Spec, Trained, TrainingSet};
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
-    Snapshots, budgeted, candidates, champion, evaluate, interval_table, monthly, plan, score_fold,
-    seed_folds, table,
+    candidates, champion, interval_table, monthly, plan, score_fold, seed_folds, table,
 };
 use trainer::mlflow::Tracking;
 use trainer::training::{Histories, Sample};
@@ -160,37 +159,59 @@ pub(crate) fn read(args: &TrainArgs) -> anyhow::Result<Histories> {
     })
 }
 
+/// The pipeline's request from `args`.
+fn request(args: &TrainArgs, cutoff: NaiveDate) -> trainer::pipeline::Request {
+    let backtest_cutoffs: Vec<NaiveDate> = if args.backtest_cutoffs.is_empty() {
+        (1..=args.backtests)
+            .filter_map(|q| i32::try_from(3 * q).ok())
+            .map(|months| contract::add_months(cutoff, -months))
+            .collect()
+    } else {
+        args.backtest_cutoffs.clone()
+    };
+    trainer::pipeline::Request {
+        horizon_months: args.horizon_months,
+        cutoff: args.cutoff,
+        as_of: args.as_of,
+        earliest: args.earliest,
+        backtest_cutoffs,
+        sample: Sample {
+            max_rows: args.max_training_rows,
+            max_fit_customers: args.max_fit_customers,
+            seed: args.sample_seed,
+        },
+    }
+}
+
+fn dates(days: &[NaiveDate]) -> String {
+    days.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Trains on `histories` (read from `args`' input, or handed over by the demo from its own store).
 pub(crate) fn train_histories(
     args: TrainArgs,
     histories: &Histories,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
-    let day = |ms: i64, what: &str| {
-        DateTime::from_timestamp_millis(ms)
-            .map(|t| t.date_naive())
-            .with_context(|| format!("the {what} purchase's time"))
-    };
-    let first = day(
-        histories
+    // The production cutoff, for the default backtest cutoffs (a quarter apart before it).
+    let planned = {
+        let first = histories
             .first_purchase_ms()
-            .context("no purchases to train on")?,
-        "first",
-    )?;
-    let last_day = day(
-        histories.last_purchase_ms().context("no purchases")?,
-        "last",
-    )?;
-    let end = match args.as_of {
-        Some(as_of) if as_of <= last_day => anyhow::bail!(
-            "--as-of {as_of}: the data has purchases on {last_day}, on or after it (--as-of is \
-             where the data ends; --cutoff backtests at an earlier date)"
-        ),
-        Some(as_of) => as_of,
-        None => last_day + chrono::Days::new(1),
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|t| t.date_naive())
+            .context("no purchases to train on")?;
+        let end = trainer::pipeline::data_end(histories, args.as_of)?;
+        plan(first, end, args.horizon_months, args.cutoff, args.earliest)?
     };
-    let plan = plan(first, end, args.horizon_months, args.cutoff, args.earliest)?;
-    let (cutoff, earliest, folds) = (plan.cutoff, plan.earliest, plan.folds.clone());
+    let request = request(&args, planned.cutoff);
+    let sample = request.sample;
+    let run = trainer::pipeline::run(histories, &request)?;
+    let (first, last_day, end) = (run.first, run.last_day, run.end);
+    let cutoff = run.plan.cutoff;
+    let earliest = run.plan.earliest;
     println!(
         "purchases from {first} to {last_day} (data through {}): production cutoff {cutoff}{}, training snapshots from {earliest}",
         end.pred_opt().unwrap_or(end),
@@ -200,61 +221,99 @@ pub(crate) fn train_histories(
             ""
         }
     );
-    for note in &plan.notes {
+    for note in &run.plan.notes {
         println!("{note}");
     }
-    let sample = Sample {
-        max_rows: args.max_training_rows,
-        max_fit_customers: args.max_fit_customers,
-        seed: args.sample_seed,
-    };
-    let mut snapshots = Snapshots::new(histories, args.horizon_months).with_sample(sample);
-    let evaluation = evaluate(&mut snapshots, &folds, &candidates())?;
-    let scores = evaluation.scores.clone();
-    for fold in &folds {
-        println!(
-            "\n{} fold: train at {} -> evaluate at {}\n\n{}",
-            fold.name,
-            fold.train_cutoffs
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+    let selection = &run.selection;
+    let mut report_tables: Vec<(String, Vec<models::registry::Score>)> = Vec::new();
+    let mut report = String::new();
+    for fold in &selection.folds {
+        let name = trainer::backtest::validation_at(fold.evaluate_at);
+        let heading = format!(
+            "validation fold: train at {} -> evaluate at {}{}",
+            dates(&fold.train_cutoffs),
             fold.evaluate_at,
-            table(&scores, &fold.name)
+            match fold.customers {
+                trainer::backtest::Customers::Every => String::new(),
+                trainer::backtest::Customers::Half(h) => format!(" (half {h} of the customers)"),
+            }
         );
-    }
-    // The backtest at earlier test cutoffs, beside the production cutoff's.
-    let earlier: Vec<NaiveDate> = if args.backtest_cutoffs.is_empty() {
-        (1..=args.backtests)
-            .filter_map(|q| i32::try_from(3 * q).ok())
-            .map(|months| contract::add_months(cutoff, -months))
-            .collect()
-    } else {
-        args.backtest_cutoffs
+        let scores: Vec<_> = selection
+            .by_fold
             .iter()
-            .copied()
-            .filter(|d| *d != cutoff)
-            .collect()
+            .filter(|s| s.fold == name)
+            .cloned()
+            .collect();
+        println!("\n{heading}\n\n{}", table(&scores, &name));
+        report.push_str(&format!("\n## {heading}\n\n{}", table(&scores, &name)));
+        report_tables.push((heading, scores));
+    }
+    let stability = selection
+        .per_fold
+        .iter()
+        .map(|(at, model)| format!("{model} at {at}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let heading = format!(
+        "validation folds, mean of {}: the champion is chosen here (each fold alone would choose {stability})",
+        selection.folds.len()
+    );
+    println!("\n{heading}\n\n{}", table(&selection.scores, "validation"));
+    report.push_str(&format!(
+        "\n## {heading}\n\n{}",
+        table(&selection.scores, "validation")
+    ));
+    report_tables.push((heading, selection.scores.clone()));
+    let best = selection.champion.clone();
+
+    // The procedure's test: the same procedure on the data before the production cutoff.
+    let test = run.test.as_ref().context("no test fold")?;
+    let test_heading = match test.test.customers {
+        trainer::backtest::Customers::Every => format!(
+            "test fold: the procedure on the data before {cutoff} (planned at its edge {}, champion {} chosen on its validation folds at {}), train at {} -> evaluate at {cutoff}",
+            test.plan.cutoff,
+            test.champion(),
+            dates(
+                &test
+                    .selection
+                    .folds
+                    .iter()
+                    .map(|f| f.evaluate_at)
+                    .collect::<Vec<_>>()
+            ),
+            dates(&test.test.train_cutoffs),
+        ),
+        trainer::backtest::Customers::Half(h) => {
+            for note in &test.plan.notes {
+                if !run.plan.notes.contains(note) {
+                    println!("{note}");
+                    report.push_str(&format!("\n{note}\n"));
+                }
+            }
+            format!(
+                "test fold: half {h} of the customers at {cutoff} (champion {} chosen on the other half), train at {} -> evaluate at {cutoff}",
+                test.champion(),
+                dates(&test.test.train_cutoffs),
+            )
+        }
     };
-    let mut across_notes = Vec::new();
-    let across_table = if earlier.is_empty() {
+    println!("\n{test_heading}\n\n{}", table(&test.scores, "test"));
+    report.push_str(&format!(
+        "\n## {test_heading}\n\n{}",
+        table(&test.scores, "test")
+    ));
+    report_tables.push((test_heading, test.scores.clone()));
+
+    // The backtests at earlier cutoffs, beside the production cutoff's test.
+    let mut across_notes = run.skipped.clone();
+    let across_table = if run.backtests.is_empty() && request.backtest_cutoffs.is_empty() {
         None
     } else {
-        let (mut backtests, skipped) = trainer::across::run(
-            &mut snapshots,
-            &candidates(),
-            (first, end),
-            args.horizon_months,
-            &earlier,
-            args.earliest,
-        )?;
-        across_notes = skipped;
-        backtests.push(trainer::across::of_scores(
-            cutoff,
-            &scores,
-            plan.notes.clone(),
-        ));
+        let mut backtests: Vec<trainer::across::Backtest> =
+            run.backtests.iter().map(Into::into).collect();
+        if test.test.customers == trainer::backtest::Customers::Every {
+            backtests.push(test.into());
+        }
         backtests.sort_by_key(|b| b.cutoff);
         for b in &backtests {
             for note in &b.notes {
@@ -274,30 +333,50 @@ backtests at several test cutoffs:
             println!("{note}");
         }
     }
-    let risk_table = trainer::risk::table(&mut snapshots, &folds)?;
+    let mut evaluator = run.evaluator;
+    let mut risk_folds = selection.folds.clone();
+    risk_folds.push(test.test.clone());
+    let risk_table = trainer::risk::table(evaluator.snapshots(), &risk_folds)?;
     println!(
         "\nat-risk list (fading band by value at risk) vs naive (top spenders silent longer than the median): share who then spent nothing\n\n{risk_table}"
     );
-    let best = champion(&scores)
-        .context("no candidate was scored")?
-        .model
-        .clone();
-    println!("champion (lowest validation MAE, ties by Gini): {best}");
+    println!("champion (lowest mean validation MAE, ties by Gini): {best}");
 
-    let interval_table = interval_table(&evaluation, &best).unwrap_or_default();
+    // The intervals: the test's champion calibrated on its latest validation fold, judged on the
+    // test; the production version's calibrated on the latest fold with known labels.
+    let latest = |folds: &[trainer::backtest::Fold]| {
+        folds
+            .iter()
+            .max_by_key(|f| f.evaluate_at)
+            .cloned()
+            .context("no validation fold")
+    };
+    let calibration_fold = latest(&test.selection.folds)?;
+    let calibration = evaluator.fold(&calibration_fold)?.predictions.clone();
+    let interval_table = calibration
+        .of(test.champion())
+        .zip(test.predictions.of(test.champion()))
+        .and_then(|(calibrating, judged)| {
+            interval_table(
+                test.champion(),
+                (calibrating, &calibration.actual),
+                (judged, &test.predictions.actual),
+            )
+        })
+        .unwrap_or_default();
     if !interval_table.is_empty() {
         println!("\n10th-90th percentile intervals (nominal 80%):\n\n{interval_table}");
     }
-    // The production version's intervals: calibrated on the latest fold with known labels.
-    let interval = evaluation
-        .of("test", &best)
-        .and_then(|(predicted, actual)| models::interval::Calibration::fit(predicted, actual));
+    let production_fold = latest(&selection.folds)?;
+    let interval = {
+        let latest = &evaluator.fold(&production_fold)?.predictions;
+        latest
+            .of(&best)
+            .and_then(|p| models::interval::Calibration::fit(p, &latest.actual))
+    };
 
-    // The production models: trained on every snapshot up to the production cutoff (the plan puts
-    // it at or before the edge, so each of their label windows ends by the end of the data).
     let train_cutoffs: Vec<NaiveDate> = monthly(earliest, cutoff);
-    let train = snapshots.stacked(&train_cutoffs)?;
-    for sampled in snapshots.sampled() {
+    for sampled in evaluator.snapshots().sampled() {
         println!(
             "sampled training set ({} cutoffs from {}): {} of {} rows, {:.1}% of the customers (seed {}, --max-training-rows {})",
             sampled.cutoffs.len(),
@@ -315,101 +394,49 @@ backtests at several test cutoffs:
     }
     if let Some(dir) = &args.write_frames {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (cutoff, labelled) in snapshots.built() {
+        for (cutoff, labelled) in evaluator.snapshots().built() {
             let path = dir.join(format!("snapshot-{cutoff}.parquet"));
             normalised::write_parquet(&mut labelled.frame()?, &path)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         println!("wrote the training snapshots to {}", dir.display());
     }
-    let specs = candidates();
-    let by_name = |name: &str| specs.iter().find(|s| s.name() == name).cloned();
-    let champion_spec = by_name(&best).context("the champion's spec")?;
-    let nine_name = scores
-        .iter()
-        .filter(|s| s.fold == "validation")
-        .filter(|s| {
-            by_name(&s.model)
-                .is_some_and(|spec| spec.features().iter().all(|f| Feature::NINE.contains(f)))
-        })
-        .min_by(|a, b| a.metrics.mae.total_cmp(&b.metrics.mae))
-        .map(|s| s.model.clone())
-        .context("no nine-feature candidate")?;
-    let nine_spec = by_name(&nine_name).context("the nine-feature spec")?;
+    let champion_spec = run.champion.clone();
+    let production = &run.production;
 
     let fingerprint = histories.fingerprint();
     let registry = Registry::open(&args.models_dir)?;
     let (version, dir) = registry.new_version()?;
-    // The model-wide inputs and the population constants are those of the production cutoff.
-    let inputs = snapshots.inputs(cutoff)?;
-    let population = snapshots.at(cutoff)?.rows.clone();
-    let mut value_tiers = None;
-    let mut drift = None;
-    for (spec, file) in [
-        (&champion_spec, "model.json"),
-        (&nine_spec, "model_nine.json"),
-    ] {
-        let train = budgeted(spec, &train);
-        let set = TrainingSet {
-            rows: &train.rows,
-            labels: &train.labels,
-            population: &population,
-        };
-        let trained = Trained::fit(spec, &set, inputs.clone())?;
-        if file == "model.json" {
-            // The segments' value tiers: percentiles of the champion's predictions for the
-            // customers at the production cutoff.
-            value_tiers = contract::segment::ValueTiers::of(&trained.predict(&population)?);
-            // Drift is measured against the customers as this version would have served them at
-            // the end of its data (not at its cutoff: a population half a year older would
-            // differ from the cutoff's by its age alone).
-            let builder = contract::RowBuilder::new(&trained.inputs, end);
-            let served: Vec<contract::FeatureRow> = histories
-                .customers()
-                .iter()
-                .filter_map(|(_, state)| builder.row(state))
-                .collect();
-            drift = models::drift::Reference::of(&served, &trained.predict(&served)?);
-        }
-        trained.save(&dir.join(file))?;
-    }
-    let mut report = format!(
-        "# {version}: {best}\n\nTrained on the snapshots {} (data {}).\n",
-        train_cutoffs
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+    // The segments' value tiers: percentiles of the champion's predictions for the customers at
+    // the end of the data, as the scorer serves them; drift is measured against the same.
+    let value_tiers = contract::segment::ValueTiers::of(&production.predictions);
+    let drift = models::drift::Reference::of(&production.population, &production.predictions);
+    production.champion.save(&dir.join("model.json"))?;
+    production.nine.save(&dir.join("model_nine.json"))?;
+    let mut head = format!(
+        "# {version}: {best}\n\nTrained on the snapshots {} (data {}); its BG/NBD, Gamma-Gamma and \
+         seasonal inputs fitted on all the data, at its end ({end}), where it is served.\n",
+        dates(&train_cutoffs),
         fingerprint
     );
-    for note in &plan.notes {
-        report.push_str(&format!("\n{note}\n"));
+    for note in &run.plan.notes {
+        head.push_str(&format!("\n{note}\n"));
     }
-    for fold in &folds {
-        report.push_str(&format!(
-            "\n## {} fold: evaluate at {}{}\n\n{}",
-            fold.name,
-            fold.evaluate_at,
-            match fold.customers {
-                trainer::backtest::Customers::Every => String::new(),
-                trainer::backtest::Customers::Half(h) => format!(" (half {h} of the customers)"),
-            },
-            table(&scores, &fold.name)
-        ));
-    }
+    report.insert_str(0, &head);
     if !interval_table.is_empty() {
         report.push_str(&format!(
-            "\n## Intervals\n\nThe champion's 10th-90th percentile intervals (bounds inclusive), \
-             calibrated on the validation fold (by predicted value: ten bins, in each the spread of \
-             actual / predicted), judged on the test fold beside one interval for everyone:\n\n\
-             {interval_table}"
+            "\n## Intervals\n\nThe test's champion's 10th-90th percentile intervals (bounds \
+             inclusive), calibrated on its latest validation fold (by predicted value: ten bins, in \
+             each the spread of actual / predicted), judged on the test fold beside one interval \
+             for everyone:\n\n{interval_table}"
         ));
     }
     if let Some(text) = &across_table {
         report.push_str(&format!(
-            "\n## Backtests at several test cutoffs\n\nAt each test cutoff the folds are placed as \
-             for a production cutoff there: every candidate trained only on snapshots whose labels \
-             end by it, the champion chosen on its validation fold.\n\n{text}"
+            "\n## Backtests at several test cutoffs\n\nAt each test cutoff C the whole procedure \
+             runs on the data before C, as a user with that data runs it: planned at that data's \
+             edge, the champion chosen on its validation folds, trained on its snapshots, rows and \
+             BG/NBD inputs computed at C; scored on what every customer spent after C.\n\n{text}"
         ));
         for note in &across_notes {
             report.push_str(&format!("\n{note}\n"));
@@ -421,7 +448,7 @@ backtests at several test cutoffs:
          after it; beside a naive list of the same size (the biggest spenders to date among those \
          silent longer than the median):\n\n{risk_table}"
     ));
-    if !snapshots.sampled().is_empty() {
+    if !evaluator.snapshots().sampled().is_empty() {
         report.push_str(&format!(
             "\n## Samples\n\nTraining sets above {} rows were sampled by customer (seed {}; BG/NBD \
              fitted on at most {} customers per cutoff; tree ensembles on at most {} rows):\n\n\
@@ -431,7 +458,7 @@ backtests at several test cutoffs:
             sample.max_fit_customers,
             trainer::backtest::TREE_ROW_BUDGET
         ));
-        for s in snapshots.sampled() {
+        for s in evaluator.snapshots().sampled() {
             report.push_str(&format!(
                 "| {} .. {} | {} | {} | {:.1}% |\n",
                 s.cutoffs.first().map(|d| d.to_string()).unwrap_or_default(),
@@ -444,27 +471,40 @@ backtests at several test cutoffs:
     }
     report.push_str("\nPlots: report.html.\n");
     std::fs::write(dir.join("report.md"), report).context("writing the report")?;
-    let html = trainer::report::build(
-        format!("clv {version}: champion {best}"),
-        vec![
+    let specs = candidates();
+    let page = trainer::report::ReportInput {
+        title: format!("clv {version}: champion {best}"),
+        summary: vec![
             format!(
-                "Champion by the lowest validation MAE (ties by normalised Gini): {best}. Production \
-                 model trained on the snapshots {} to {}; data {fingerprint}.",
-                train_cutoffs.first().map(|d| d.to_string()).unwrap_or_default(),
-                train_cutoffs.last().map(|d| d.to_string()).unwrap_or_default(),
+                "Champion by the lowest mean validation MAE (ties by normalised Gini): {best}. \
+                 Production model trained on the snapshots {} to {}, its BG/NBD inputs fitted at \
+                 the end of the data ({end}); data {fingerprint}.",
+                train_cutoffs
+                    .first()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                train_cutoffs
+                    .last()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
             ),
-            "Every candidate is trained only on snapshots whose label windows end by its fold's \
-             evaluation cutoff; models and settings are chosen on the validation fold, the test fold \
-             is the honest estimate."
-                .to_string(),
+            format!(
+                "The test fold is the procedure run on the data before {cutoff}: trained only on \
+                 snapshots whose label windows end by it, the champion ({}) chosen on that data's \
+                 validation folds; it is the honest estimate.",
+                test.champion()
+            ),
         ],
-        &mut snapshots,
-        &folds,
-        &evaluation,
-        &specs,
-        &best,
-    )?;
+        tables: &report_tables,
+        champion: &best,
+        charts: Vec::new(),
+    };
+    let html =
+        trainer::report::build(page, evaluator.snapshots(), test, &selection.scores, &specs)?;
     std::fs::write(dir.join("report.html"), html).context("writing the HTML report")?;
+    let mut scores = selection.scores.clone();
+    scores.extend(selection.by_fold.iter().cloned());
+    scores.extend(test.scores.iter().cloned());
     let metadata = Metadata {
         version: version.clone(),
         created: chrono::Utc::now().to_rfc3339(),
@@ -485,9 +525,10 @@ backtests at several test cutoffs:
         interval,
         drift,
         data_end: Some(end.to_string()),
-        gains: evaluation.of("test", &best).map(|(predicted, actual)| {
+        tested: Some(test.champion().to_string()),
+        gains: test.predictions.of(test.champion()).map(|predicted| {
             // Twenty steps of the curve: enough for a chart, small in the metadata.
-            let curve = trainer::report::gains(actual, predicted);
+            let curve = trainer::report::gains(&test.predictions.actual, predicted);
             let last = curve.len().saturating_sub(1).max(1);
             (0..=20)
                 .map(|k| curve[(k * last / 20).min(curve.len() - 1)])

@@ -104,12 +104,15 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
     let seasonal = row(&out, "test fold", "bgnbd_gg_seasonal");
     assert!((0.9..=1.1).contains(&seasonal[6]), "{seasonal:?}");
 
-    // The champion, chosen on the validation fold, beats every reference row of ../shared/README.md
-    // on every column of the test fold (the best of each: BG/NBD's, but for MAE).
+    // The champion the procedure chose on the data before 2011-06-01 (its test), beats every
+    // reference row of ../shared/README.md on every column of the test fold (the best of each:
+    // BG/NBD's, but for MAE).
     let champion = out
-        .lines()
-        .find_map(|l| l.strip_prefix("champion (lowest validation MAE, ties by Gini): "))
-        .unwrap_or_else(|| panic!("no champion in\n{out}"));
+        .split("test fold: the procedure on the data before 2011-06-01")
+        .nth(1)
+        .and_then(|rest| rest.split("champion ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no tested champion in\n{out}"));
     let m = row(&out, "test fold", champion);
     let [rmse, mae, r2, spearman, gini, top_decile, total] = m[..] else {
         panic!("{m:?}")
@@ -124,32 +127,156 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
     );
     assert!((0.9..=1.1).contains(&total), "{champion}: {m:?}");
 
-    // The registered version: the production model carries the BG/NBD and Gamma-Gamma parameters
-    // fitted at the cutoff (lifetimes' reference: r 0.68, α 66.1, a 0.157, b 3.32; p 2.37, q 3.50,
-    // v 431), and the report has its four plots.
-    let version = models.path().join("v0001");
-    let model: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
-    let fitted = &model["inputs"];
+    // BG/NBD and Gamma-Gamma fitted at the cutoff as lifetimes fits them (r 0.68, α 66.1, a 0.157,
+    // b 3.32; p 2.37, q 3.50, v 431).
+    let loaded = dataset::normalised::load(&csv, &indicatif::ProgressBar::hidden()).unwrap();
+    let histories =
+        trainer::training::Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame))
+            .unwrap();
+    let at_cutoff = trainer::training::fit_inputs(
+        &histories,
+        &contract::SnapshotSpec {
+            cutoff: "2011-06-01".parse().unwrap(),
+            horizon_months: 6,
+        },
+        &trainer::training::Sample::default(),
+    )
+    .unwrap();
     for (value, expected) in [
-        (&fitted["bgnbd"]["r"], 0.68),
-        (&fitted["bgnbd"]["alpha"], 66.1),
-        (&fitted["bgnbd"]["a"], 0.157),
-        (&fitted["bgnbd"]["b"], 3.32),
-        (&fitted["gamma_gamma"]["p"], 2.37),
-        (&fitted["gamma_gamma"]["q"], 3.50),
-        (&fitted["gamma_gamma"]["v"], 431.0),
+        (at_cutoff.bgnbd.r, 0.68),
+        (at_cutoff.bgnbd.alpha, 66.1),
+        (at_cutoff.bgnbd.a, 0.157),
+        (at_cutoff.bgnbd.b, 3.32),
+        (at_cutoff.gamma_gamma.p, 2.37),
+        (at_cutoff.gamma_gamma.q, 3.50),
+        (at_cutoff.gamma_gamma.v, 431.0),
     ] {
-        let value = value.as_f64().unwrap_or_else(|| panic!("{model}"));
         assert!(
             (value / expected - 1.0).abs() < 0.05,
             "{value} vs {expected}"
         );
     }
+    // The registered version serves inputs fitted on all its data, at its end (2011-12-10), not at
+    // its production cutoff; the report has its four plots.
+    let version = models.path().join("v0001");
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).unwrap()).unwrap();
+    assert_eq!(
+        model["inputs"]["fitted_at"], "2011-12-10",
+        "{}",
+        model["inputs"]
+    );
+    assert_ne!(
+        model["inputs"]["bgnbd"]["a"].as_f64(),
+        Some(at_cutoff.bgnbd.a),
+        "{}",
+        model["inputs"]
+    );
     let html = std::fs::read_to_string(version.join("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 4, "{html}");
     assert!(html.contains("Cumulative gains") && html.contains("feature importance"));
-    assert!(html.contains(&format!("<tr class=\"champion\"><td>{champion}</td>")));
+    let production = out
+        .lines()
+        .find_map(|l| l.strip_prefix("champion (lowest mean validation MAE, ties by Gini): "))
+        .unwrap_or_else(|| panic!("no champion in\n{out}"));
+    assert!(html.contains(&format!("<tr class=\"champion\"><td>{production}</td>")));
+}
+
+/// The model that is tested is the model that is served: `clv train` on the data cut at C (at that
+/// data's edge) and `clv score --as-of C` give every customer exactly the prediction the backtest at
+/// C on the whole data scored; the version's BG/NBD inputs are fitted at the end of its data.
+#[test]
+fn a_version_trained_on_the_data_cut_at_c_and_served_at_c_is_the_backtest_at_c() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), 400, 11);
+    let cut: chrono::NaiveDate = "2011-04-01".parse().unwrap();
+    let loaded = dataset::normalised::load(&data, &indicatif::ProgressBar::hidden()).unwrap();
+    let mut before = loaded
+        .frame
+        .clone()
+        .lazy()
+        .filter(
+            col(dataset::normalised::columns::INVOICE_DATE)
+                .lt(lit(cut.and_hms_opt(0, 0, 0).unwrap())),
+        )
+        .collect()
+        .unwrap();
+    assert!(before.height() < loaded.frame.height());
+    let cut_file = dir.path().join("before.parquet");
+    dataset::normalised::write_parquet(&mut before, &cut_file).unwrap();
+    let models = dir.path().join("models");
+    let (cut_file, models_dir) = (cut_file.to_str().unwrap(), models.to_str().unwrap());
+    let as_of = cut.to_string();
+    clv(&[
+        "train",
+        "--input",
+        cut_file,
+        "--as-of",
+        &as_of,
+        "--backtests",
+        "0",
+        "--models-dir",
+        models_dir,
+    ]);
+    let scores = dir.path().join("scores.parquet");
+    clv(&[
+        "score",
+        "--input",
+        cut_file,
+        "--as-of",
+        &as_of,
+        "--models-dir",
+        models_dir,
+        "--out",
+        scores.to_str().unwrap(),
+    ]);
+    let metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("v0001/metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(metadata["data_end"], as_of.as_str());
+    for file in ["model.json", "model_nine.json"] {
+        let model: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(models.join("v0001").join(file)).unwrap())
+                .unwrap();
+        assert_eq!(
+            model["inputs"]["fitted_at"], metadata["data_end"],
+            "{file}: its inputs must know all the data it was trained from"
+        );
+    }
+
+    // The backtest at C on the whole data, in process.
+    let histories = trainer::training::Histories::from_lines(loaded.frame.lazy()).unwrap();
+    let run = trainer::pipeline::run(
+        &histories,
+        &trainer::pipeline::Request {
+            backtest_cutoffs: vec![cut],
+            ..trainer::pipeline::Request::at_the_edge()
+        },
+    )
+    .unwrap();
+    let tested = run.backtests.iter().find(|b| b.cutoff == cut).unwrap();
+    assert_eq!(metadata["model"], tested.champion());
+    let expected = tested.predictions.of(tested.champion()).unwrap();
+    let served = read_parquet(&scores);
+    let ids = served
+        .column("customer_id")
+        .unwrap()
+        .cast(&DataType::UInt64)
+        .unwrap();
+    let clv_6m = served.column("clv_6m").unwrap().f64().unwrap().clone();
+    assert_eq!(served.height(), tested.customer_ids.len());
+    for (id, predicted) in ids.u64().unwrap().iter().zip(clv_6m.iter()) {
+        let (id, predicted) = (id.unwrap(), predicted.unwrap());
+        let at = tested.customer_ids.iter().position(|c| *c == id).unwrap();
+        // The scorer answers in pence.
+        let pence = (expected[at] * 100.0).round() / 100.0;
+        assert!(
+            (predicted - pence).abs() <= 1e-6,
+            "customer {id}: served {predicted}, tested {}",
+            expected[at]
+        );
+    }
 }
 
 /// Two runs on the same generated data: the second version does not beat the first, so production
@@ -376,7 +503,7 @@ fn train_at_the_edge_of_data_of_other_dates_and_horizons() {
     ]);
     assert!(
         out.contains("production cutoff 2016-02-01 (the edge of the data)")
-            && out.contains("evaluate at 2015-11-01")
+            && out.contains("evaluate at 2015-12-01")
             && out.contains("registered v0001"),
         "{out}"
     );

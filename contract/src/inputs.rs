@@ -19,6 +19,10 @@ pub struct ModelInputs {
     pub gamma_gamma: GammaGamma,
     /// Revenue by calendar month over the year before the cutoff.
     pub seasonality: Seasonality,
+    /// The day they were fitted at: they know every purchase before it and none after (absent in
+    /// older models). A production model's is the end of its training data.
+    #[serde(default)]
+    pub fitted_at: Option<NaiveDate>,
 }
 
 impl ModelInputs {
@@ -38,6 +42,7 @@ impl ModelInputs {
                 v: 15.45,
             },
             seasonality: Seasonality::flat(),
+            fitted_at: None,
         }
     }
 }

@@ -1,9 +1,15 @@
-//! An interval around a predicted CLV: the 10th to the 90th percentile of what customers predicted
-//! alike then spent. Calibrated on an evaluation fold whose labels are known (binned by predicted
-//! value: in each bin the 10th and 90th percentiles of actual / predicted), so that a customer's
-//! interval depends on that customer's prediction alone. Judged on a later fold by its coverage
-//! (for buyers and non-buyers), its width and the interval score, beside a baseline that gives
-//! everyone the same interval.
+//! An interval around a predicted CLV that holds 80% of what customers predicted alike then spent,
+//! among those who bought and among those who did not, each.
+//!
+//! Calibrated on an evaluation fold whose labels are known: the customers least likely to buy are
+//! those predicted least, so the interval reaches down to 0 for predictions up to the 80th
+//! percentile of the predictions of the customers who then bought nothing (80% of non-buyers); the
+//! rest is cut into ten bins by predicted value, and in each the spread of actual / predicted among
+//! the buyers sets the bounds: from 0 to their 80th percentile where the interval reaches 0, from
+//! their 10th to their 90th elsewhere (80% of buyers in either case). A customer's interval depends
+//! on that customer's prediction alone. Judged on a later fold by its coverage (for buyers and
+//! non-buyers), its width and the interval score, beside a baseline that gives everyone the same
+//! interval.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +24,16 @@ const BINS: usize = 10;
 pub struct Bin {
     /// The lowest prediction in the bin, £.
     pub from: f64,
-    /// The lower bound over the prediction: the 10th percentile of actual / predicted in the bin
-    /// (0 when more than a tenth of the bin spent nothing).
+    /// The lower bound over the prediction: the 10th percentile of actual / predicted among the
+    /// bin's buyers (in versions before the two groups: among everyone, 0 when more than a tenth
+    /// spent nothing).
     pub low_ratio: f64,
-    /// The upper bound over the prediction: the 90th percentile (the 80th when the lower is 0).
+    /// The upper bound over the prediction: the 90th percentile of the same.
     pub high_ratio: f64,
+    /// The upper bound where the interval reaches 0: the 80th percentile of the same (absent in
+    /// versions before the two groups).
+    #[serde(default)]
+    pub high_ratio_from_zero: Option<f64>,
 }
 
 /// The calibration of a version's intervals.
@@ -32,6 +43,10 @@ pub struct Calibration {
     pub zero: (f64, f64),
     /// Bins of positive predictions, lowest first.
     pub bins: Vec<Bin>,
+    /// Predictions up to this (£) get an interval from 0: the 80th percentile of the predictions of
+    /// the calibration fold's non-buyers (absent in versions before the two groups).
+    #[serde(default)]
+    pub zero_up_to: Option<f64>,
 }
 
 /// The interval of sorted `values`: from the 10th to the 90th percentile, or, when more than a
@@ -77,6 +92,14 @@ impl Calibration {
                 .map(|(_, a)| *a)
                 .collect(),
         );
+        let non_buyers = sorted(
+            pairs
+                .iter()
+                .filter(|(_, a)| *a <= 0.0)
+                .map(|(p, _)| *p)
+                .collect(),
+        );
+        let zero_up_to = quantile(&non_buyers, NOMINAL.1 - NOMINAL.0);
         let mut positive: Vec<(f64, f64)> = pairs.into_iter().filter(|(p, _)| *p > 0.0).collect();
         if positive.is_empty() {
             return None;
@@ -86,18 +109,25 @@ impl Calibration {
         let bins = positive
             .chunks(size)
             .map(|chunk| {
-                let ratios = sorted(chunk.iter().map(|(p, a)| a / p).collect());
-                let (low_ratio, high_ratio) = band(&ratios);
+                let ratios = sorted(
+                    chunk
+                        .iter()
+                        .filter(|(_, a)| *a > 0.0)
+                        .map(|(p, a)| a / p)
+                        .collect(),
+                );
                 Bin {
                     from: chunk[0].0,
-                    low_ratio,
-                    high_ratio,
+                    low_ratio: quantile(&ratios, NOMINAL.0),
+                    high_ratio: quantile(&ratios, NOMINAL.1),
+                    high_ratio_from_zero: Some(quantile(&ratios, NOMINAL.1 - NOMINAL.0)),
                 }
             })
             .collect();
         Some(Calibration {
             zero: band(&zero_actual),
             bins,
+            zero_up_to: Some(zero_up_to),
         })
     }
 
@@ -112,9 +142,12 @@ impl Calibration {
             .rev()
             .find(|b| predicted >= b.from)
             .or(self.bins.first());
-        match bin {
-            Some(b) => (predicted * b.low_ratio, predicted * b.high_ratio),
-            None => self.zero,
+        let Some(b) = bin else {
+            return self.zero;
+        };
+        match (self.zero_up_to, b.high_ratio_from_zero) {
+            (Some(up_to), Some(high)) if predicted <= up_to => (0.0, predicted * high),
+            _ => (predicted * b.low_ratio, predicted * b.high_ratio),
         }
     }
 }
@@ -199,8 +232,11 @@ mod tests {
         // Zero predictions get the spread of those who were predicted zero.
         let zero = Calibration::fit(&[0.0, 0.0, 1.0], &[0.0, 10.0, 1.0]).unwrap();
         assert_eq!(zero.interval(0.0), (0.0, 10.0));
+        // Both groups at 80%: the non-buyers here are everywhere, so 80% of them get an interval
+        // from 0; the buyers get 80% of their spread either way.
         assert!(
-            ours.coverage_non_buyers > 0.99 && ours.coverage_buyers > 0.7,
+            (ours.coverage_non_buyers - 0.8).abs() < 0.03
+                && (ours.coverage_buyers - 0.8).abs() < 0.03,
             "{ours:?}"
         );
         assert_eq!(Calibration::fit(&[0.0], &[1.0]), None);

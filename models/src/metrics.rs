@@ -64,6 +64,21 @@ impl Metrics {
         ]
     }
 
+    /// The mean of each metric over `all` (NaN when `all` is empty).
+    pub fn mean(all: &[Metrics]) -> Metrics {
+        let n = all.len() as f64;
+        let mean = |f: fn(&Metrics) -> f64| all.iter().map(f).sum::<f64>() / n;
+        Metrics {
+            rmse: mean(|m| m.rmse),
+            mae: mean(|m| m.mae),
+            r2: mean(|m| m.r2),
+            spearman: mean(|m| m.spearman),
+            normalised_gini: mean(|m| m.normalised_gini),
+            top_decile_share: mean(|m| m.top_decile_share),
+            total_ratio: mean(|m| m.total_ratio),
+        }
+    }
+
     /// The metrics of `predicted` against `actual` (same length, at least two customers).
     pub fn of(actual: &[f64], predicted: &[f64]) -> Metrics {
         assert_eq!(actual.len(), predicted.len(), "one prediction per customer");

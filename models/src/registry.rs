@@ -67,6 +67,11 @@ pub struct Metadata {
     /// prediction, share of their actual revenue), from (0, 0) to (1, 1); absent in older versions.
     #[serde(default)]
     pub gains: Option<Vec<(f64, f64)>>,
+    /// The champion the same procedure chose on the data before the production cutoff: the model
+    /// whose `test` scores are the procedure's honest test (the version's own champion was chosen on
+    /// folds up to that cutoff); absent in older versions, whose champion is the tested one.
+    #[serde(default)]
+    pub tested: Option<String>,
 }
 
 impl Metadata {
@@ -321,6 +326,7 @@ mod tests {
             drift: None,
             data_end: None,
             gains: None,
+            tested: None,
         }
     }
 

@@ -39,6 +39,7 @@ fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metad
         drift: None,
         data_end: None,
         gains: None,
+        tested: None,
     }
 }
 

@@ -41,7 +41,9 @@ pub struct Card {
     pub data_end: Option<String>,
     /// When it was trained.
     pub created: String,
-    /// The champion's test-fold metrics.
+    /// The model the procedure chose on the data before the cutoff (its test), when it is named.
+    pub tested: Option<String>,
+    /// Its test-fold metrics: the procedure's honest test.
     pub test: Option<models::metrics::Metrics>,
     /// BG/NBD + Gamma-Gamma's on the same fold (`bgnbd_gg`).
     pub reference: Option<models::metrics::Metrics>,
@@ -82,12 +84,25 @@ pub fn load(dir: &Path, version: &str) -> Result<Production> {
             "{version}: model_nine.json reads more than the nine features"
         )));
     }
+    let data_end = metadata
+        .data_end
+        .as_deref()
+        .and_then(|end| end.parse::<chrono::NaiveDate>().ok());
+    if let (Some(fitted), Some(end)) = (model.inputs.fitted_at, data_end)
+        && fitted < end
+    {
+        tracing::warn!(
+            "{version}: its BG/NBD inputs were fitted at {fitted}, before the end of its data \
+             ({end}): it serves an older fit than the data it was trained from"
+        );
+    }
     let test = |model: &str| metadata.score(model, "test").map(|s| s.metrics);
     let card = Card {
         cutoff: metadata.cutoff.clone(),
         data_end: metadata.data_end.clone(),
         created: metadata.created.clone(),
-        test: test(&metadata.model),
+        test: test(metadata.tested.as_deref().unwrap_or(&metadata.model)),
+        tested: metadata.tested.clone(),
         reference: test("bgnbd_gg"),
         gains: metadata.gains.clone(),
         report: Some(path.join("report.html")).filter(|p| p.is_file()),

@@ -249,7 +249,7 @@ fn metric_rows(card: &crate::follow::Card, name: &str) -> String {
             .collect::<String>()
     );
     for (label, metrics) in [
-        (name, &card.test),
+        (card.tested.as_deref().unwrap_or(name), &card.test),
         ("BG/NBD + Gamma-Gamma", &card.reference),
     ] {
         if let Some(m) = metrics {

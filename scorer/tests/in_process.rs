@@ -111,11 +111,14 @@ fn registry(dir: &std::path::Path) {
                     from: 1.0,
                     low_ratio: 0.5,
                     high_ratio: 2.0,
+                    high_ratio_from_zero: None,
                 }],
+                zero_up_to: None,
             }),
             drift: Some(reference(&ModelInputs::example())),
             data_end: Some("2011-06-01".into()),
             gains: Some(vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)]),
+            tested: None,
         })
         .unwrap();
     registry.promote(&version, "test").unwrap();

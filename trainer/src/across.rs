@@ -1,18 +1,18 @@
-//! The backtest at several test cutoffs: at each, the folds [`plan`] places (trained only on
-//! snapshots whose labels end by that cutoff), every candidate scored on its test fold, the
-//! champion chosen on its validation fold; then, per model, the mean of each column and how it
+//! The backtest at several test cutoffs: at each cutoff C, the whole procedure a user with the data
+//! before C runs ([`forecast`]: planned at that data's edge, the champion chosen on its validation
+//! folds, trained on its snapshots, rows and model-wide inputs at C), every candidate scored on the
+//! label window after C; then, per model, the mean of each column and how it
 //! compares with BG/NBD + Gamma-Gamma fitted at the same cutoff, column by column.
 //!
 //! A model "beats" the reference on a column when it is better there: lower RMSE and MAE; higher
 //! R², Spearman, normalised Gini and top-decile share; a predicted/actual total closer to 1.
 
 use chrono::NaiveDate;
-use models::Spec;
 use models::metrics::Metrics;
 use models::registry::Score;
 
-use crate::Result;
-use crate::backtest::{Plan, Snapshots, champion, evaluate, plan};
+use crate::backtest::{Evaluator, Forecast, champion, forecast, plan};
+use crate::{Result, TrainError};
 
 /// The reference every candidate is compared with.
 pub const REFERENCE: &str = "bgnbd_gg";
@@ -72,31 +72,42 @@ pub fn wins(model: &Metrics, reference: &Metrics) -> [bool; 7] {
 }
 
 /// The backtest at each of `cutoffs` on the data from `first` to `end` (exclusive), for
-/// `horizon_months`; a cutoff the history cannot hold folds for is skipped and said in the returned
-/// notes.
+/// `horizon_months`: at each cutoff C the whole procedure on the data before C ([`forecast`]),
+/// scored on the label window after C. A cutoff whose label window runs past the data, or whose
+/// data before it is too short to train on, is skipped and said in the returned notes.
 pub fn run(
-    snapshots: &mut Snapshots<'_>,
-    specs: &[Spec],
+    evaluator: &mut Evaluator<'_>,
     (first, end): (NaiveDate, NaiveDate),
     horizon_months: u32,
     cutoffs: &[NaiveDate],
     earliest: Option<NaiveDate>,
-) -> Result<(Vec<Backtest>, Vec<String>)> {
+) -> Result<(Vec<Forecast>, Vec<String>)> {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for &cutoff in cutoffs {
-        let Plan { folds, notes, .. } =
-            match plan(first, end, horizon_months, Some(cutoff), earliest) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    skipped.push(format!("no backtest at {cutoff}: {e}"));
-                    continue;
-                }
-            };
-        let evaluation = evaluate(snapshots, &folds, specs)?;
-        out.push(of_scores(cutoff, &evaluation.scores, notes));
+        // Its label window must lie in the data.
+        if let Err(e) = plan(first, end, horizon_months, Some(cutoff), earliest) {
+            skipped.push(format!("no backtest at {cutoff}: {e}"));
+            continue;
+        }
+        match forecast(evaluator, first, cutoff, horizon_months, earliest) {
+            Ok(f) => out.push(f),
+            Err(TrainError::Input(e)) => skipped.push(format!("no backtest at {cutoff}: {e}")),
+            Err(e) => return Err(e),
+        }
     }
     Ok((out, skipped))
+}
+
+impl From<&Forecast> for Backtest {
+    fn from(f: &Forecast) -> Self {
+        Backtest {
+            cutoff: f.cutoff,
+            champion: f.champion().to_string(),
+            scores: f.scores.clone(),
+            notes: f.plan.notes.clone(),
+        }
+    }
 }
 
 /// The backtest at `cutoff` from one run's scores of both folds.
@@ -171,17 +182,7 @@ pub fn table(backtests: &[Backtest]) -> String {
         if rows.is_empty() {
             continue;
         }
-        let n = rows.len() as f64;
-        let mean = |f: fn(&Metrics) -> f64| rows.iter().map(|(_, m, _)| f(m)).sum::<f64>() / n;
-        let means = Metrics {
-            rmse: mean(|m| m.rmse),
-            mae: mean(|m| m.mae),
-            r2: mean(|m| m.r2),
-            spearman: mean(|m| m.spearman),
-            normalised_gini: mean(|m| m.normalised_gini),
-            top_decile_share: mean(|m| m.top_decile_share),
-            total_ratio: mean(|m| m.total_ratio),
-        };
+        let means = Metrics::mean(&rows.iter().map(|(_, m, _)| **m).collect::<Vec<_>>());
         let won: usize = rows
             .iter()
             .map(|(_, m, r)| wins(m, r).iter().filter(|w| **w).count())

@@ -30,7 +30,7 @@ pub struct Fold {
 }
 
 /// Which customers of its evaluation snapshot a fold scores.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Customers {
     /// Every customer.
     #[default]
@@ -61,18 +61,54 @@ impl Customers {
 /// The seed of the customer split ([`Customers::Half`]).
 const HALF_SEED: u64 = 0x6861_6c66;
 
+/// How many of the latest labelled cutoffs a champion is chosen on ([`plan`]).
+pub const SELECTION_FOLDS: i32 = 3;
+
 /// Where the folds lie in the history that exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The production cutoff: the test fold evaluates here, and the production model trains on
-    /// every snapshot up to here (each label window ends by the end of the data).
+    /// The production cutoff: the latest cutoff whose label window the data holds; the production
+    /// model trains on every snapshot up to here (each label window ends by the end of the data).
     pub cutoff: NaiveDate,
     /// The first training snapshot.
     pub earliest: NaiveDate,
-    /// Validation, then test.
+    /// The validation folds the champion is chosen on: the latest [`SELECTION_FOLDS`] monthly
+    /// evaluation cutoffs up to `cutoff` (fewer when the history is short), each trained on the
+    /// snapshots whose label windows end by it.
     pub folds: Vec<Fold>,
     /// How the folds were placed when the history was short (for the output and the report).
     pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// The test for a history too short to run the procedure on the data before the cutoff
+    /// ([`forecast`] fails there): the validation folds choose on one half of the customers (split
+    /// by a hash of their ID), and the other half at the cutoff is the test fold, trained on the
+    /// snapshots whose labels end by it. (The production champion is still chosen on every
+    /// customer: this tests the same choice made on half of them.)
+    pub fn halved(&self) -> (Plan, Fold) {
+        let mut plan = self.clone();
+        for fold in &mut plan.folds {
+            fold.customers = Customers::Half(0);
+        }
+        let test = Fold {
+            name: "test".into(),
+            train_cutoffs: self
+                .folds
+                .first()
+                .map(|f| f.train_cutoffs.clone())
+                .unwrap_or_default(),
+            evaluate_at: self.cutoff,
+            customers: Customers::Half(1),
+        };
+        plan.notes.push(format!(
+            "The history is too short to run the whole procedure on the data before {} (a test \
+             fold): the customers are split by a hash of their ID; one half selects the champion, \
+             the other tests it at {}.",
+            self.cutoff, self.cutoff
+        ));
+        (plan, test)
+    }
 }
 
 /// The first of `day`'s month.
@@ -88,11 +124,12 @@ fn month_of(day: NaiveDate) -> NaiveDate {
 ///   counted as zero;
 /// - training snapshots are monthly from `earliest`, by default three months after the first
 ///   purchase's month (down to one month of history when the data is shorter);
-/// - validation trains up to t − 2h and evaluates at t − h, test trains up to t − h and evaluates
-///   at t; when the history is too short for that validation fold, both train up to t − h and the
-///   customers at t are split in two halves, one to select and one to test;
-/// - with less than 2h + 1 months from the first purchase's month to the edge's label end, an error
-///   says how much history is needed.
+/// - the validation folds evaluate at t, t − 1 month and t − 2 months (those whose training
+///   snapshots, up to h before, exist), each trained up to h before its evaluation cutoff; the
+///   champion is the candidate with the lowest mean MAE over them. The honest test of the choice is
+///   the same plan on the data before t ([`forecast`]);
+/// - with less than h + 1 months from the first purchase's month to the edge, an error says how
+///   much history is needed.
 pub fn plan(
     first: NaiveDate,
     end: NaiveDate,
@@ -134,37 +171,33 @@ pub fn plan(
         return Err(TrainError::Input(format!(
             "not enough history for {horizon_months}-month labels at the cutoff {t}: the first \
              training snapshot ({earliest}) needs a month of history and its own {horizon_months} \
-             months of labels before the {horizon_months} months the test fold scores, so the data \
-             needs {needed} months from the first purchase's month to the end of the last label \
-             window; it holds the purchases from {first} to before {end} (with purchases from {} on, \
-             or data through {}, it would do)",
+             months of labels before the {horizon_months} months the cutoff's fold scores, so the \
+             data needs {needed} months from the first purchase's month to the end of the last \
+             label window; it holds the purchases from {first} to before {end} (with purchases \
+             from {} on, or data through {}, it would do)",
             add_months(t, -h - 1),
             add_months(add_months(first_month, 1), 2 * h)
         )));
     }
+    let folds: Vec<Fold> = (0..SELECTION_FOLDS)
+        .map(|k| add_months(t, -k))
+        .filter(|at| add_months(*at, -h) >= earliest)
+        .map(|at| Fold {
+            name: "validation".into(),
+            train_cutoffs: monthly(earliest, add_months(at, -h)),
+            evaluate_at: at,
+            customers: Customers::Every,
+        })
+        .collect();
     let mut notes = Vec::new();
-    let folds = if add_months(t, -2 * h) >= earliest {
-        folds(t, horizon_months, earliest).to_vec()
-    } else {
+    if folds.len() < SELECTION_FOLDS as usize {
         notes.push(format!(
-            "The history is too short for a validation fold before the test fold (it would train \
-             up to {} but the first snapshot is {earliest}): both folds train on the snapshots up \
-             to {} and the customers at {t} are split by a hash of their ID; one half selects the \
-             champion, the other tests it.",
-            add_months(t, -2 * h),
-            add_months(t, -h)
+            "The history holds {} validation fold{} (of {SELECTION_FOLDS}): the first training \
+             snapshot is {earliest}.",
+            folds.len(),
+            if folds.len() == 1 { "" } else { "s" }
         ));
-        ["validation", "test"]
-            .into_iter()
-            .zip([0, 1])
-            .map(|(name, half)| Fold {
-                name: name.into(),
-                train_cutoffs: monthly(earliest, add_months(t, -h)),
-                evaluate_at: t,
-                customers: Customers::Half(half),
-            })
-            .collect()
-    };
+    }
     Ok(Plan {
         cutoff: t,
         earliest,
@@ -182,28 +215,6 @@ pub fn monthly(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
         at = add_months(at, 1);
     }
     out
-}
-
-/// The folds for a production cutoff `t` (2011-06-01 for the mission) and horizon `h` months, with
-/// training snapshots every month from `earliest`: validation trains on those up to t − 2h and evaluates
-/// at t − h (2010-06-01 -> 2010-12-01); test trains on those up to t − h and evaluates at t
-/// (2010-12-01 -> 2011-06-01). Every training label window ends by its fold's evaluation cutoff.
-pub fn folds(t: NaiveDate, horizon_months: u32, earliest: NaiveDate) -> [Fold; 2] {
-    let h = horizon_months as i32;
-    [
-        Fold {
-            name: "validation".into(),
-            train_cutoffs: monthly(earliest, add_months(t, -2 * h)),
-            evaluate_at: add_months(t, -h),
-            customers: Customers::Every,
-        },
-        Fold {
-            name: "test".into(),
-            train_cutoffs: monthly(earliest, add_months(t, -h)),
-            evaluate_at: t,
-            customers: Customers::Every,
-        },
-    ]
 }
 
 /// The weights of the revenue a year before tried in the seasonal BG/NBD.
@@ -300,6 +311,11 @@ impl<'a> Snapshots<'a> {
         &self.sampled
     }
 
+    /// Months of the label windows.
+    pub fn horizon_months(&self) -> u32 {
+        self.horizon_months
+    }
+
     /// The labelled snapshot at `cutoff`.
     pub fn at(&mut self, cutoff: NaiveDate) -> Result<&Labelled> {
         Ok(&self.built_at(cutoff)?.0)
@@ -394,33 +410,281 @@ impl FoldPredictions {
     }
 }
 
-/// Every candidate's scores and predictions on the folds.
+/// One fold's outcome for every candidate.
 #[derive(Debug, Clone, Default)]
-pub struct Evaluation {
-    /// One per candidate and fold.
+pub struct FoldResult {
+    /// The customers scored, in the order of the predictions.
+    pub customer_ids: Vec<u64>,
+    /// One per candidate (named by the fold that asked first; [`Evaluator::scores`] renames).
     pub scores: Vec<Score>,
-    /// By fold name.
-    pub predictions: BTreeMap<String, FoldPredictions>,
+    /// Every candidate's predictions and the actual values.
+    pub predictions: FoldPredictions,
 }
 
-impl Evaluation {
-    /// `model`'s predictions on `fold`, and the actual values.
-    pub fn of(&self, fold: &str, model: &str) -> Option<(&[f64], &[f64])> {
-        let fold = self.predictions.get(fold)?;
-        Some((fold.of(model)?, fold.actual.as_slice()))
+/// What makes two folds the same computation: the snapshots trained on, the evaluation cutoff and
+/// its customers (not the name).
+type FoldKey = (Vec<NaiveDate>, NaiveDate, Customers);
+
+/// Every candidate trained on a fold's snapshots and scored on its evaluation snapshot, each fold
+/// computed once: the production run's validation folds, its test and the backtests at earlier
+/// cutoffs share most of their folds (the test at t trains up to t − h and evaluates at t, exactly
+/// the production run's latest validation fold).
+pub struct Evaluator<'a> {
+    snapshots: Snapshots<'a>,
+    candidates: Vec<Spec>,
+    done: BTreeMap<FoldKey, FoldResult>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Over `snapshots`, for `candidates`.
+    pub fn new(snapshots: Snapshots<'a>, candidates: Vec<Spec>) -> Self {
+        Evaluator {
+            snapshots,
+            candidates,
+            done: BTreeMap::new(),
+        }
+    }
+
+    /// The candidates.
+    pub fn candidates(&self) -> &[Spec] {
+        &self.candidates
+    }
+
+    /// The snapshots.
+    pub fn snapshots(&mut self) -> &mut Snapshots<'a> {
+        &mut self.snapshots
+    }
+
+    /// `fold` evaluated (once).
+    pub fn fold(&mut self, fold: &Fold) -> Result<&FoldResult> {
+        let key: FoldKey = (fold.train_cutoffs.clone(), fold.evaluate_at, fold.customers);
+        if !self.done.contains_key(&key) {
+            let result = match fold.customers {
+                Customers::Every => {
+                    let train = self.snapshots.stacked(&fold.train_cutoffs)?;
+                    let test = self.snapshots.evaluated(fold)?;
+                    let (scores, predictions) =
+                        score_fold(&fold.name, &train, &test, &self.candidates)?;
+                    FoldResult {
+                        customer_ids: test.customer_ids,
+                        scores,
+                        predictions,
+                    }
+                }
+                // A half is the whole fold's predictions for its customers: the models are
+                // trained once.
+                half => {
+                    let every = self.fold(&Fold {
+                        customers: Customers::Every,
+                        ..fold.clone()
+                    })?;
+                    let kept: Vec<usize> = (0..every.customer_ids.len())
+                        .filter(|&i| half.includes(every.customer_ids[i]))
+                        .collect();
+                    let pick = |values: &[f64]| kept.iter().map(|&i| values[i]).collect::<Vec<_>>();
+                    let actual = pick(&every.predictions.actual);
+                    let by_model: Vec<(String, Vec<f64>)> = every
+                        .predictions
+                        .by_model
+                        .iter()
+                        .map(|(name, p)| (name.clone(), pick(p)))
+                        .collect();
+                    FoldResult {
+                        customer_ids: kept.iter().map(|&i| every.customer_ids[i]).collect(),
+                        scores: by_model
+                            .iter()
+                            .map(|(model, p)| Score {
+                                model: model.clone(),
+                                fold: fold.name.clone(),
+                                metrics: Metrics::of(&actual, p),
+                            })
+                            .collect(),
+                        predictions: FoldPredictions { actual, by_model },
+                    }
+                }
+            };
+            self.done.insert(key.clone(), result);
+        }
+        self.done
+            .get(&key)
+            .ok_or_else(|| TrainError::Input(format!("fold at {} not evaluated", fold.evaluate_at)))
+    }
+
+    /// `fold`'s scores, named by it.
+    pub fn scores(&mut self, fold: &Fold) -> Result<Vec<Score>> {
+        let name = fold.name.clone();
+        Ok(self
+            .fold(fold)?
+            .scores
+            .iter()
+            .map(|s| Score {
+                fold: name.clone(),
+                ..s.clone()
+            })
+            .collect())
     }
 }
 
-/// The champion's 10th-90th percentile intervals calibrated on the validation fold and judged on
-/// the test fold, beside one interval for everyone (the validation fold's): a Markdown table, or
-/// `None` without both folds or a positive prediction to calibrate on.
-pub fn interval_table(evaluation: &Evaluation, champion: &str) -> Option<String> {
+/// The champion chosen on a plan's validation folds.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The validation folds.
+    pub folds: Vec<Fold>,
+    /// Every candidate's mean metrics over them (fold `validation`).
+    pub scores: Vec<Score>,
+    /// Each fold's scores (fold `validation <evaluation cutoff>`).
+    pub by_fold: Vec<Score>,
+    /// The candidate each fold alone would have chosen: how stable the choice is.
+    pub per_fold: Vec<(NaiveDate, String)>,
+    /// The candidate with the lowest mean MAE (ties by the mean normalised Gini).
+    pub champion: String,
+}
+
+/// The fold name of one validation fold's own scores.
+pub fn validation_at(at: NaiveDate) -> String {
+    format!("validation {at}")
+}
+
+/// Chooses the champion on `folds`: every candidate's mean metrics over them, the lowest mean MAE.
+pub fn select(evaluator: &mut Evaluator<'_>, folds: &[Fold]) -> Result<Selection> {
+    if folds.is_empty() {
+        return Err(TrainError::Input("no validation fold".into()));
+    }
+    let mut by_fold = Vec::new();
+    let mut per_fold = Vec::new();
+    let mut sums: Vec<(String, Vec<Metrics>)> = evaluator
+        .candidates()
+        .iter()
+        .map(|c| (c.name(), Vec::new()))
+        .collect();
+    for fold in folds {
+        let named = Fold {
+            name: validation_at(fold.evaluate_at),
+            ..fold.clone()
+        };
+        let scores = evaluator.scores(&named)?;
+        if let Some(best) = champion_of(&scores) {
+            per_fold.push((fold.evaluate_at, best.model.clone()));
+        }
+        for s in &scores {
+            if let Some((_, all)) = sums.iter_mut().find(|(name, _)| *name == s.model) {
+                all.push(s.metrics);
+            }
+        }
+        by_fold.extend(scores);
+    }
+    let scores: Vec<Score> = sums
+        .into_iter()
+        .filter(|(_, all)| !all.is_empty())
+        .map(|(model, all)| Score {
+            model,
+            fold: "validation".into(),
+            metrics: Metrics::mean(&all),
+        })
+        .collect();
+    let champion = champion(&scores)
+        .map(|s| s.model.clone())
+        .ok_or_else(|| TrainError::Input("no candidate was scored".into()))?;
+    Ok(Selection {
+        folds: folds.to_vec(),
+        scores,
+        by_fold,
+        per_fold,
+        champion,
+    })
+}
+
+/// The whole procedure run on the data before a cutoff C, as a user with that data runs it: planned
+/// at that data's edge (C − h), the champion chosen on its validation folds, trained on its
+/// snapshots up to C − h, its rows and model-wide inputs computed at C; scored on what every
+/// customer spent in [C, C + h). A version registered from the data cut at C and served at C
+/// predicts exactly this (`clv/tests/train.rs`).
+#[derive(Debug, Clone)]
+pub struct Forecast {
+    /// C.
+    pub cutoff: NaiveDate,
+    /// The plan of the data before C.
+    pub plan: Plan,
+    /// The champion chosen there.
+    pub selection: Selection,
+    /// The test fold: the production training set of that data, evaluated at C.
+    pub test: Fold,
+    /// Every candidate's scores at C (fold `test`).
+    pub scores: Vec<Score>,
+    /// The customers scored, in the order of the predictions.
+    pub customer_ids: Vec<u64>,
+    /// Every candidate's predictions at C and the actual values.
+    pub predictions: FoldPredictions,
+}
+
+impl Forecast {
+    /// The champion chosen on the data before C.
+    pub fn champion(&self) -> &str {
+        &self.selection.champion
+    }
+
+    /// `model`'s test metrics.
+    pub fn of(&self, model: &str) -> Option<&Metrics> {
+        self.scores
+            .iter()
+            .find(|s| s.model == model)
+            .map(|s| &s.metrics)
+    }
+}
+
+/// The procedure on the data before `cutoff` ([`Forecast`]), for data whose first purchase is on
+/// `first`; an error when the data before `cutoff` is too short to train on.
+pub fn forecast(
+    evaluator: &mut Evaluator<'_>,
+    first: NaiveDate,
+    cutoff: NaiveDate,
+    horizon_months: u32,
+    earliest: Option<NaiveDate>,
+) -> Result<Forecast> {
+    let plan = plan(first, cutoff, horizon_months, None, earliest)?;
+    let selection = select(evaluator, &plan.folds)?;
+    let test = Fold {
+        name: "test".into(),
+        train_cutoffs: monthly(plan.earliest, plan.cutoff),
+        evaluate_at: cutoff,
+        customers: Customers::Every,
+    };
+    tested(evaluator, plan, selection, test)
+}
+
+/// A forecast whose test fold is `test` (a half of the customers at the production cutoff, when the
+/// history is too short for [`forecast`]: [`Plan::halved`]).
+pub fn tested(
+    evaluator: &mut Evaluator<'_>,
+    plan: Plan,
+    selection: Selection,
+    test: Fold,
+) -> Result<Forecast> {
+    let scores = evaluator.scores(&test)?;
+    let result = evaluator.fold(&test)?;
+    Ok(Forecast {
+        cutoff: test.evaluate_at,
+        customer_ids: result.customer_ids.clone(),
+        predictions: result.predictions.clone(),
+        plan,
+        selection,
+        test,
+        scores,
+    })
+}
+
+/// The champion's 10th-90th percentile intervals calibrated on `calibration` (predictions and
+/// actual values of a fold before) and judged on `judged`, beside one interval for everyone (the
+/// calibration fold's): a Markdown table, or `None` without a positive prediction to calibrate on.
+pub fn interval_table(
+    champion: &str,
+    (calibration_predicted, calibration_actual): (&[f64], &[f64]),
+    (test, actual): (&[f64], &[f64]),
+) -> Option<String> {
     use models::interval::{Calibration, IntervalScore, baseline};
-    let (validation, validation_actual) = evaluation.of("validation", champion)?;
-    let (test, actual) = evaluation.of("test", champion)?;
-    let calibration = Calibration::fit(validation, validation_actual)?;
+    let calibration = Calibration::fit(calibration_predicted, calibration_actual)?;
     let ours: Vec<(f64, f64)> = test.iter().map(|p| calibration.interval(*p)).collect();
-    let everyone = vec![baseline(validation_actual); actual.len()];
+    let everyone = vec![baseline(calibration_actual); actual.len()];
     let mut out = String::from(
         "| interval (test fold) | coverage | buyers | non-buyers | mean width £ | interval score £ |\n|---|---|---|---|---|---|\n",
     );
@@ -439,23 +703,6 @@ pub fn interval_table(evaluation: &Evaluation, champion: &str) -> Option<String>
         ));
     }
     Some(out)
-}
-
-/// Trains every candidate on each fold's training set and scores it on the fold's evaluation set.
-pub fn evaluate(
-    snapshots: &mut Snapshots<'_>,
-    folds: &[Fold],
-    candidates: &[Spec],
-) -> Result<Evaluation> {
-    let mut out = Evaluation::default();
-    for fold in folds {
-        let train = snapshots.stacked(&fold.train_cutoffs)?;
-        let test = snapshots.evaluated(fold)?;
-        let (scores, predictions) = score_fold(&fold.name, &train, &test, candidates)?;
-        out.scores.extend(scores);
-        out.predictions.insert(fold.name.clone(), predictions);
-    }
-    Ok(out)
 }
 
 /// Rows a tree ensemble (random forest, two-stage) is fitted on at most. Their fitting time grows
@@ -585,13 +832,20 @@ pub fn champion(scores: &[Score]) -> Option<&Score> {
     scores
         .iter()
         .filter(|s| s.fold == "validation")
-        .min_by(|a, b| {
-            a.metrics.mae.total_cmp(&b.metrics.mae).then(
-                b.metrics
-                    .normalised_gini
-                    .total_cmp(&a.metrics.normalised_gini),
-            )
-        })
+        .min_by(|a, b| by_mae_then_gini(a, b))
+}
+
+/// The lowest MAE of `scores` (of one fold), ties broken by the higher normalised Gini.
+fn champion_of(scores: &[Score]) -> Option<&Score> {
+    scores.iter().min_by(|a, b| by_mae_then_gini(a, b))
+}
+
+fn by_mae_then_gini(a: &Score, b: &Score) -> std::cmp::Ordering {
+    a.metrics.mae.total_cmp(&b.metrics.mae).then(
+        b.metrics
+            .normalised_gini
+            .total_cmp(&a.metrics.normalised_gini),
+    )
 }
 
 /// A Markdown table of the scores of one fold.
@@ -628,39 +882,59 @@ mod tests {
             (plan.cutoff, plan.earliest),
             (d("2011-06-01"), d("2010-03-01"))
         );
-        assert_eq!(
-            plan.folds,
-            folds(d("2011-06-01"), 6, d("2010-03-01")).to_vec()
-        );
+        // Three validation folds: the latest three cutoffs whose labels the data holds.
+        let at: Vec<NaiveDate> = plan.folds.iter().map(|f| f.evaluate_at).collect();
+        assert_eq!(at, vec![d("2011-06-01"), d("2011-05-01"), d("2011-04-01")]);
         assert_eq!(
             plan.folds[0].train_cutoffs,
-            months("2010-03-01", "2010-06-01")
+            months("2010-03-01", "2010-12-01")
         );
-        assert_eq!(plan.folds[0].evaluate_at, d("2010-12-01"));
+        assert_eq!(
+            plan.folds[2].train_cutoffs,
+            months("2010-03-01", "2010-10-01")
+        );
+        assert!(plan.folds.iter().all(|f| f.customers == Customers::Every));
         assert!(plan.notes.is_empty());
     }
 
     #[test]
-    fn short_history_splits_the_customers_at_the_edge() {
-        // The real data cut at 2011-06-01: 18 months.
+    fn short_history_has_fewer_validation_folds_and_halves_for_its_test() {
+        // The real data cut at 2011-06-01: 18 months, three folds still.
         let plan = plan(d("2009-12-01"), d("2011-06-01"), 6, None, None).unwrap();
         assert_eq!(
             (plan.cutoff, plan.earliest),
             (d("2010-12-01"), d("2010-03-01"))
         );
-        for (fold, half) in plan.folds.iter().zip([0, 1]) {
-            assert_eq!(fold.train_cutoffs, months("2010-03-01", "2010-06-01"));
-            assert_eq!(fold.evaluate_at, d("2010-12-01"));
-            assert_eq!(fold.customers, Customers::Half(half));
-        }
-        assert_eq!(plan.notes.len(), 1);
-        // Cut at 2011-01-01: 13 months, one training snapshot a month after the first purchase.
+        assert_eq!(plan.folds.len(), 3);
+        assert_eq!(
+            plan.folds[0].train_cutoffs,
+            months("2010-03-01", "2010-06-01")
+        );
+        // Its test (the data before 2010-12-01: 12 months) cannot be planned: halves.
+        assert!(super::plan(d("2009-12-01"), d("2010-12-01"), 6, None, None).is_err());
+        let (halved, test) = plan.halved();
+        assert!(
+            halved
+                .folds
+                .iter()
+                .all(|f| f.customers == Customers::Half(0))
+        );
+        assert_eq!(
+            (test.evaluate_at, test.customers),
+            (d("2010-12-01"), Customers::Half(1))
+        );
+        assert_eq!(test.train_cutoffs, plan.folds[0].train_cutoffs);
+        assert_eq!(halved.notes.len(), 1);
+        // Cut at 2011-01-01: 13 months, one training snapshot a month after the first purchase,
+        // one validation fold.
         let plan = plan_of("2011-01-01");
         assert_eq!(
             (plan.cutoff, plan.earliest),
             (d("2010-07-01"), d("2010-01-01"))
         );
-        assert_eq!(plan.folds[1].train_cutoffs, vec![d("2010-01-01")]);
+        assert_eq!(plan.folds.len(), 1);
+        assert_eq!(plan.folds[0].train_cutoffs, vec![d("2010-01-01")]);
+        assert_eq!(plan.notes.len(), 1);
     }
 
     fn plan_of(end: &str) -> Plan {
@@ -695,16 +969,12 @@ mod tests {
             (plan.cutoff, plan.earliest),
             (d("2015-12-01"), d("2015-04-01"))
         );
+        let at: Vec<NaiveDate> = plan.folds.iter().map(|f| f.evaluate_at).collect();
+        assert_eq!(at, vec![d("2015-12-01"), d("2015-11-01"), d("2015-10-01")]);
         assert_eq!(
             plan.folds[0].train_cutoffs,
-            months("2015-04-01", "2015-06-01")
-        );
-        assert_eq!(plan.folds[0].evaluate_at, d("2015-09-01"));
-        assert_eq!(
-            plan.folds[1].train_cutoffs,
             months("2015-04-01", "2015-09-01")
         );
-        assert_eq!(plan.folds[1].evaluate_at, d("2015-12-01"));
         // Data that holds a month's last day holds that month's labels.
         assert_eq!(plan_of("2011-12-01").cutoff, d("2011-06-01"));
         assert_eq!(plan_of("2011-11-30").cutoff, d("2011-05-01"));

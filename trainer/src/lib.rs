@@ -8,7 +8,10 @@
 //! - [`training`]: per-customer purchase histories, the model-wide inputs fitted at a cutoff, and
 //!   point-in-time labelled snapshots of feature rows (and their frames);
 //! - [`fit`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood;
-//! - [`backtest`]: out-of-time folds, scoring, the champion rule, the seed table's split;
+//! - [`backtest`]: out-of-time folds, scoring, the champion rule (chosen on several validation
+//!   folds), the procedure's test on the data before a cutoff, the seed table's split;
+//! - [`pipeline`]: the whole training run on one history, and the production models, fitted where
+//!   they are served (the model-wide inputs at the end of the data);
 //! - [`across`]: the backtest at several test cutoffs, every candidate against BG/NBD + GG;
 //! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
 //! - [`risk`]: the at-risk list's check on an evaluation snapshot, beside a naive rule;
@@ -19,6 +22,7 @@ pub mod across;
 pub mod backtest;
 pub mod fit;
 pub mod mlflow;
+pub mod pipeline;
 pub mod report;
 pub mod risk;
 pub mod training;

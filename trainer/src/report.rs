@@ -14,7 +14,7 @@ use contract::FeatureRow;
 use models::registry::Score;
 use models::{Spec, Trained, TrainingSet};
 
-use crate::backtest::{Evaluation, Fold, Snapshots};
+use crate::backtest::{Forecast, Snapshots};
 use crate::training::Labelled;
 use crate::{Result, TrainError};
 
@@ -262,10 +262,8 @@ pub struct ReportInput<'a> {
     pub title: String,
     /// Paragraphs of plain text under the title.
     pub summary: Vec<String>,
-    /// The folds, in order.
-    pub folds: &'a [Fold],
-    /// Every candidate's scores.
-    pub scores: &'a [Score],
+    /// The metric tables, in order: each a heading and every candidate's scores.
+    pub tables: &'a [(String, Vec<Score>)],
     /// The champion's name (its rows are marked).
     pub champion: &'a str,
     /// Plots, each a title and an SVG document.
@@ -302,21 +300,15 @@ pub fn html(input: &ReportInput<'_>) -> String {
             escape(title)
         );
     }
-    for fold in input.folds {
+    for (heading, scores) in input.tables {
         let _ = writeln!(
             out,
-            "<h2>{} fold: train at {} &rarr; evaluate at {}</h2>\n<table><tr><th>model</th><th>RMSE</th>\
+            "<h2>{}</h2>\n<table><tr><th>model</th><th>RMSE</th>\
              <th>MAE</th><th>R²</th><th>Spearman</th><th>norm. Gini</th><th>top-decile share</th>\
              <th>predicted/actual total</th></tr>",
-            escape(&fold.name),
-            fold.train_cutoffs
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            fold.evaluate_at
+            escape(heading),
         );
-        for s in input.scores.iter().filter(|s| s.fold == fold.name) {
+        for s in scores {
             let _ = writeln!(
                 out,
                 "<tr{}><td>{}</td><td>{}</td></tr>",
@@ -346,32 +338,22 @@ fn is_learned(spec: &Spec) -> bool {
     )
 }
 
-/// The report of an evaluated run: the test fold's cumulative gains of the champion, the field's
-/// standard BG/NBD, the naive rule and the best learned model (by validation MAE); the champion's
-/// predicted against actual; the permutation importance of the champion and of that learned model,
-/// both refitted on the test fold's training set and shuffled on its evaluation snapshot; the
-/// tables of every fold.
+/// The report of an evaluated run: on the test fold (`test`: the procedure run on the data before
+/// its cutoff), the cumulative gains of the champion, the field's standard BG/NBD, the naive rule and
+/// the best learned model (by validation MAE, `validation`); the champion's predicted against actual;
+/// the permutation importance of the champion and of that learned model, both refitted on the test
+/// fold's training set and shuffled on its evaluation snapshot; added to `page`'s charts.
 pub fn build(
-    title: String,
-    summary: Vec<String>,
+    mut page: ReportInput<'_>,
     snapshots: &mut Snapshots<'_>,
-    folds: &[Fold],
-    evaluation: &Evaluation,
+    test: &Forecast,
+    validation: &[Score],
     candidates: &[Spec],
-    champion: &str,
 ) -> Result<String> {
-    let test = folds
+    let champion = page.champion;
+    let predictions = &test.predictions;
+    let learned = validation
         .iter()
-        .find(|f| f.name == "test")
-        .ok_or_else(|| TrainError::Report("no test fold".into()))?;
-    let predictions = evaluation
-        .predictions
-        .get(&test.name)
-        .ok_or_else(|| TrainError::Report("no test predictions".into()))?;
-    let learned = evaluation
-        .scores
-        .iter()
-        .filter(|s| s.fold == "validation")
         .filter(|s| {
             candidates
                 .iter()
@@ -393,18 +375,20 @@ pub fn build(
         .iter()
         .filter_map(|name| predictions.of(name).map(|p| (name.as_str(), p)))
         .collect();
-    let mut charts = vec![(
+    let test = &test.test;
+    let charts = &mut page.charts;
+    charts.push((
         format!(
-            "Cumulative gains on the test fold ({}): the share of next-6-month revenue held by the \
-             customers each model ranks highest.",
-            test.evaluate_at
+            "Cumulative gains on the test fold ({}): the share of the next {}-month revenue held by \
+             the customers each model ranks highest.",
+            test.evaluate_at, snapshots.horizon_months()
         ),
         gains_chart(
             &format!("Cumulative gains, test fold ({})", test.evaluate_at),
             &predictions.actual,
             &curves,
         )?,
-    )];
+    ));
     if let Some(p) = predictions.of(champion) {
         charts.push((
             format!(
@@ -442,14 +426,7 @@ pub fn build(
             importance_chart(&format!("{name}: feature importance"), &importance)?,
         ));
     }
-    Ok(html(&ReportInput {
-        title,
-        summary,
-        folds,
-        scores: &evaluation.scores,
-        champion,
-        charts,
-    }))
+    Ok(html(&page))
 }
 
 #[cfg(test)]

@@ -244,6 +244,7 @@ pub fn fit_inputs(
         bgnbd,
         gamma_gamma,
         seasonality,
+        fitted_at: Some(spec.cutoff),
     })
 }
 
