@@ -16,6 +16,7 @@ CUTOFFS=${CUTOFFS:-2011-01-01,2011-02-01,2011-03-01,2011-04-01,2011-05-01,2011-0
 HORIZONS=${HORIZONS:-6 3}
 KEEP=${W:+yes}
 W=${W:-$(mktemp -d)}
+mkdir -p "$W"
 [[ -n $KEEP ]] || trap 'rm -rf "$W"' EXIT
 
 for h in $HORIZONS; do

@@ -334,13 +334,24 @@ backtests at several test cutoffs:
         }
     }
     let mut evaluator = run.evaluator;
-    let mut risk_folds = selection.folds.clone();
-    risk_folds.push(test.test.clone());
+    // The at-risk list at every cutoff evaluated: the tests (each backtest's included) and the
+    // validation folds, once per cutoff.
+    let mut risk_folds: Vec<trainer::backtest::Fold> = run
+        .backtests
+        .iter()
+        .map(|b| b.test.clone())
+        .chain(std::iter::once(test.test.clone()))
+        .chain(selection.folds.iter().cloned())
+        .collect();
+    risk_folds.sort_by_key(|f| f.evaluate_at);
+    risk_folds.dedup_by_key(|f| (f.evaluate_at, f.customers));
     let risk_table = trainer::risk::table(evaluator.snapshots(), &risk_folds)?;
     println!(
         "\nat-risk list (fading band by value at risk) vs naive (top spenders silent longer than the median): share who then spent nothing\n\n{risk_table}"
     );
-    println!("champion (lowest mean validation MAE, ties by Gini): {best}");
+    println!(
+        "champion (lowest mean validation MAE; BG/NBD + GG within one standard error of it preferred): {best}"
+    );
 
     // The intervals: the test's champion calibrated on its latest validation fold, judged on the
     // test; the production version's calibrated on the latest fold with known labels.
@@ -368,11 +379,13 @@ backtests at several test cutoffs:
         println!("\n10th-90th percentile intervals (nominal 80%):\n\n{interval_table}");
     }
     let production_fold = latest(&selection.folds)?;
+    // Carried by rank to the customers it serves.
     let interval = {
         let latest = &evaluator.fold(&production_fold)?.predictions;
-        latest
-            .of(&best)
-            .and_then(|p| models::interval::Calibration::fit(p, &latest.actual))
+        latest.of(&best).and_then(|p| {
+            models::interval::Calibration::fit(p, &latest.actual)
+                .map(|c| c.carried_to(p, &run.production.predictions))
+        })
     };
 
     let train_cutoffs: Vec<NaiveDate> = monthly(earliest, cutoff);
@@ -476,7 +489,8 @@ backtests at several test cutoffs:
         title: format!("clv {version}: champion {best}"),
         summary: vec![
             format!(
-                "Champion by the lowest mean validation MAE (ties by normalised Gini): {best}. \
+                "Champion by the lowest mean validation MAE (a BG/NBD + Gamma-Gamma candidate within one \
+                 standard error of it preferred): {best}. \
                  Production model trained on the snapshots {} to {}, its BG/NBD inputs fitted at \
                  the end of the data ({end}); data {fingerprint}.",
                 train_cutoffs

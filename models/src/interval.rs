@@ -131,6 +131,30 @@ impl Calibration {
         })
     }
 
+    /// The calibration carried over by rank to a population whose predictions are `population`,
+    /// from the fold it was fitted on, whose predictions were `fitted_on`: each threshold (where
+    /// intervals stop reaching 0, where each bin starts) moves to the population's prediction at
+    /// the same rank. A season with other spending moves every prediction; the share of customers
+    /// least likely to buy stays: so the 80% of non-buyers hold where the calibration fold's did.
+    pub fn carried_to(&self, fitted_on: &[f64], population: &[f64]) -> Calibration {
+        let from = sorted(fitted_on.to_vec());
+        let to = sorted(population.to_vec());
+        if from.is_empty() || to.is_empty() {
+            return self.clone();
+        }
+        let carry = |threshold: f64| {
+            let below = from.partition_point(|p| *p <= threshold);
+            let rank = below as f64 / from.len() as f64;
+            quantile(&to, rank).max(f64::MIN_POSITIVE)
+        };
+        let mut out = self.clone();
+        out.zero_up_to = self.zero_up_to.map(carry);
+        for bin in &mut out.bins {
+            bin.from = carry(bin.from);
+        }
+        out
+    }
+
     /// The interval (low, high), £, around a prediction.
     pub fn interval(&self, predicted: f64) -> (f64, f64) {
         if predicted.is_nan() || predicted <= 0.0 {
@@ -240,5 +264,15 @@ mod tests {
             "{ours:?}"
         );
         assert_eq!(Calibration::fit(&[0.0], &[1.0]), None);
+
+        // Carried to a population predicted twice as high, the same ranks reach 0.
+        let doubled: Vec<f64> = predicted.iter().map(|p| 2.0 * p).collect();
+        let carried = calibration.carried_to(&predicted, &doubled);
+        let intervals: Vec<(f64, f64)> = doubled.iter().map(|p| carried.interval(*p)).collect();
+        let zeros = |intervals: &[(f64, f64)]| intervals.iter().filter(|i| i.0 == 0.0).count();
+        let original: Vec<(f64, f64)> =
+            predicted.iter().map(|p| calibration.interval(*p)).collect();
+        assert_eq!(zeros(&intervals), zeros(&original));
+        assert!(calibration.carried_to(&[], &doubled) == calibration);
     }
 }

@@ -582,15 +582,80 @@ pub fn select(evaluator: &mut Evaluator<'_>, folds: &[Fold]) -> Result<Selection
             metrics: Metrics::mean(&all),
         })
         .collect();
-    let champion = champion(&scores)
+    let best = champion(&scores)
         .map(|s| s.model.clone())
         .ok_or_else(|| TrainError::Input("no candidate was scored".into()))?;
+    let champion = within_one_standard_error(evaluator, folds, &scores, &best)?;
     Ok(Selection {
         folds: folds.to_vec(),
         scores,
         by_fold,
         per_fold,
         champion,
+    })
+}
+
+/// Whether `spec` is of the BG/NBD + Gamma-Gamma family, the structural model of repeat buying
+/// that the selection prefers ([`within_one_standard_error`]).
+pub fn is_structural(spec: &Spec) -> bool {
+    matches!(spec, Spec::BgNbd { .. })
+}
+
+/// The one-standard-error rule: when the candidate with the lowest mean validation MAE (`best`) is
+/// not of the BG/NBD family, the best of that family is chosen instead unless `best` is better by
+/// more than one standard error of the difference (paired by customer, over the folds). A baseline
+/// or a learned model wins a fold by chance more often than it wins a season: the few folds a short
+/// history holds are not enough evidence to serve it.
+fn within_one_standard_error(
+    evaluator: &mut Evaluator<'_>,
+    folds: &[Fold],
+    scores: &[Score],
+    best: &str,
+) -> Result<String> {
+    let structural = |name: &str| {
+        evaluator
+            .candidates()
+            .iter()
+            .any(|c| c.name() == name && is_structural(c))
+    };
+    if structural(best) {
+        return Ok(best.to_string());
+    }
+    let Some(alternative) = scores
+        .iter()
+        .filter(|s| s.fold == "validation" && structural(&s.model))
+        .min_by(|a, b| by_mae_then_gini(a, b))
+        .map(|s| s.model.clone())
+    else {
+        return Ok(best.to_string());
+    };
+    // The mean over the folds of the per-fold mean difference of absolute errors, and its
+    // standard error.
+    let (mut difference, mut variance) = (0.0, 0.0);
+    for fold in folds {
+        let result = evaluator.fold(fold)?;
+        let p = &result.predictions;
+        let (Some(a), Some(b)) = (p.of(&alternative), p.of(best)) else {
+            return Ok(best.to_string());
+        };
+        let d: Vec<f64> = p
+            .actual
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(y, (a, b))| (a - y).abs() - (b - y).abs())
+            .collect();
+        let n = d.len().max(2) as f64;
+        let mean = d.iter().sum::<f64>() / n;
+        let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        difference += mean;
+        variance += var / n;
+    }
+    let k = folds.len() as f64;
+    let (difference, error) = (difference / k, variance.sqrt() / k);
+    Ok(if difference <= error {
+        alternative
+    } else {
+        best.to_string()
     })
 }
 
@@ -674,15 +739,20 @@ pub fn tested(
 }
 
 /// The champion's 10th-90th percentile intervals calibrated on `calibration` (predictions and
-/// actual values of a fold before) and judged on `judged`, beside one interval for everyone (the
-/// calibration fold's): a Markdown table, or `None` without a positive prediction to calibrate on.
+/// actual values of a fold before), carried by rank to the judged predictions
+/// ([`models::interval::Calibration::carried_to`]) and judged on them, beside one interval for
+/// everyone (the calibration fold's): a Markdown table, or `None` without a positive prediction to
+/// calibrate on.
 pub fn interval_table(
     champion: &str,
     (calibration_predicted, calibration_actual): (&[f64], &[f64]),
     (test, actual): (&[f64], &[f64]),
 ) -> Option<String> {
     use models::interval::{Calibration, IntervalScore, baseline};
-    let calibration = Calibration::fit(calibration_predicted, calibration_actual)?;
+    // Carried by rank to the test's predictions (known at its cutoff, before any label), as the
+    // production version's is carried to the customers it serves.
+    let calibration = Calibration::fit(calibration_predicted, calibration_actual)?
+        .carried_to(calibration_predicted, test);
     let ours: Vec<(f64, f64)> = test.iter().map(|p| calibration.interval(*p)).collect();
     let everyone = vec![baseline(calibration_actual); actual.len()];
     let mut out = String::from(

@@ -87,7 +87,7 @@ fn before(customers: &[(u64, CustomerState)], cut: NaiveDate) -> Vec<(u64, Custo
 
 #[test]
 fn a_version_from_the_data_cut_at_c_predicts_what_the_backtest_at_c_scored() {
-    let customers = shop(1_500, 7);
+    let customers = shop(900, 7);
     let full = Histories::from_states(customers.clone());
     for (cut, horizon) in [("2011-04-01", 6), ("2011-06-01", 3)] {
         let cut = d(cut);
@@ -147,6 +147,6 @@ fn a_version_from_the_data_cut_at_c_predicts_what_the_backtest_at_c_scored() {
             checked += 1;
         }
         assert_eq!(checked, tested.customer_ids.len());
-        assert!(checked > 500, "{checked}");
+        assert!(checked > 300, "{checked}");
     }
 }
