@@ -88,7 +88,7 @@ fn on_the_real_data_bg_nbd_reproduces_the_lifetimes_reference() {
             "random_forest_nine",
             "boosting_nine",
             "two_stage_nine",
-            "linear_all",
+            "linear_all_ridge0.01",
             "random_forest_all",
             "boosting_all",
             "two_stage_all",

@@ -86,10 +86,14 @@ pub enum Spec {
         #[serde(default = "one")]
         sharpen: f64,
     },
-    /// Ridge regression on standardised features (penalty [`RIDGE`]).
+    /// Least squares on standardised features, with a ridge penalty of `ridge` × rows (0: ordinary
+    /// least squares, as scikit-learn's `LinearRegression`).
     Linear {
         /// Input columns.
         features: FeatureSet,
+        /// The penalty ([`RIDGE`] for the features whose BG/NBD outputs are nearly collinear).
+        #[serde(default)]
+        ridge: f64,
     },
     /// Random forest regression.
     RandomForest {
@@ -151,7 +155,10 @@ impl Spec {
                 }
                 name
             }
-            Spec::Linear { features } => format!("linear_{}", set(features)),
+            Spec::Linear { features, ridge } if *ridge > 0.0 => {
+                format!("linear_{}_ridge{ridge}", set(features))
+            }
+            Spec::Linear { features, .. } => format!("linear_{}", set(features)),
             Spec::RandomForest { features, .. } => format!("random_forest_{}", set(features)),
             Spec::Boosting { features, .. } => format!("boosting_{}", set(features)),
             Spec::TwoStage { features, .. } => format!("two_stage_{}", set(features)),
@@ -176,7 +183,7 @@ impl Spec {
                 }
                 features
             }
-            Spec::Linear { features }
+            Spec::Linear { features, .. }
             | Spec::RandomForest { features, .. }
             | Spec::Boosting { features, .. }
             | Spec::TwoStage { features, .. } => features.features(),
@@ -219,9 +226,15 @@ impl Spec {
                 }
                 Fitted::BgNbd(shape)
             }
-            Spec::Linear { features } => {
+            Spec::Linear {
+                features,
+                ridge: penalty,
+            } => {
                 let features = features.features();
-                let (coefficients, intercept) = ridge(train.rows, &features, &y, RIDGE)?;
+                // Without a penalty, one small enough to change no digit that is printed keeps an
+                // exactly collinear design solvable.
+                let penalty = if *penalty > 0.0 { *penalty } else { 1e-12 };
+                let (coefficients, intercept) = ridge(train.rows, &features, &y, penalty)?;
                 Fitted::Linear {
                     coefficients,
                     intercept,
@@ -523,10 +536,10 @@ fn one() -> f64 {
 }
 
 /// sum(a) / sum(b), 1 when b sums to 0.
-/// The ridge penalty of the linear model, relative to the rows (on standardised features): the
-/// BG/NBD outputs among the features are nearly collinear, where least squares diverges (an MAE of
-/// 3·10⁷ at one backtest cutoff of the real data); a penalty of a hundredth of the rows shrinks the
-/// coefficients of well-determined features by about 1%.
+/// The ridge penalty of the linear model on every feature, relative to the rows (on standardised
+/// features): the BG/NBD outputs among the features are nearly collinear, where least squares
+/// diverges (an MAE of 3·10⁷ at one backtest cutoff of the real data); a penalty of a hundredth of
+/// the rows shrinks the coefficients of well-determined features by about 1%.
 pub const RIDGE: f64 = 0.01;
 
 /// Ridge regression of `y` on `features` of `rows`, standardised (a feature constant in training
@@ -552,25 +565,26 @@ fn ridge(
         .filter(|&j| scales[j].is_finite() && scales[j] > 0.0)
         .collect();
     let y_mean = mean(y);
-    // The normal equations of the standardised problem, (ZᵀZ + λn·I) β = Zᵀ(y − ȳ).
+    // The normal equations of the standardised problem, (ZᵀZ + λn·I) β = Zᵀ(y − ȳ), in a flat
+    // row-major m × m matrix.
     let m = used.len();
-    let mut a = vec![vec![0.0; m]; m];
+    let mut a = vec![0.0; m * m];
     let mut b = vec![0.0; m];
     let z = |j: usize, i: usize| (columns[j][i] - means[j]) / scales[j];
-    for i in 0..rows.len() {
+    for (i, label) in y.iter().enumerate() {
         for (p, &jp) in used.iter().enumerate() {
             let zp = z(jp, i);
-            b[p] += zp * (y[i] - y_mean);
+            b[p] += zp * (label - y_mean);
             for (q, &jq) in used.iter().enumerate().skip(p) {
-                a[p][q] += zp * z(jq, i);
+                a[p * m + q] += zp * z(jq, i);
             }
         }
     }
     for p in 0..m {
         for q in 0..p {
-            a[p][q] = a[q][p];
+            a[p * m + q] = a[q * m + p];
         }
-        a[p][p] += lambda * n;
+        a[p * m + p] += lambda * n;
     }
     let beta = solve(a, b).ok_or_else(|| {
         ModelError::Input("linear regression: the penalised normal equations are singular".into())
@@ -584,38 +598,34 @@ fn ridge(
     Ok((coefficients, intercept))
 }
 
-/// Solves the symmetric positive definite `a x = b` by Cholesky; `None` when it is not.
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+/// Solves the symmetric positive definite `a x = b` (`a` row-major, m × m) by Cholesky; `None`
+/// when it is not.
+fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let m = b.len();
+    if a.len() != m * m {
+        return None;
+    }
+    // a = L Lᵀ, L in the lower triangle.
     for j in 0..m {
-        let mut d = a[j][j];
-        for k in 0..j {
-            d -= a[j][k] * a[j][k];
-        }
-        if !(d > 0.0) || !d.is_finite() {
+        let d = a[j * m + j] - (0..j).map(|k| a[j * m + k].powi(2)).sum::<f64>();
+        if d.is_nan() || d <= 0.0 || !d.is_finite() {
             return None;
         }
         let d = d.sqrt();
-        a[j][j] = d;
+        a[j * m + j] = d;
         for i in j + 1..m {
-            let mut s = a[i][j];
-            for k in 0..j {
-                s -= a[i][k] * a[j][k];
-            }
-            a[i][j] = s / d;
+            let s = a[i * m + j] - (0..j).map(|k| a[i * m + k] * a[j * m + k]).sum::<f64>();
+            a[i * m + j] = s / d;
         }
     }
+    // L y = b, then Lᵀ x = y.
     for i in 0..m {
-        for k in 0..i {
-            b[i] -= a[i][k] * b[k];
-        }
-        b[i] /= a[i][i];
+        let s = b[i] - (0..i).map(|k| a[i * m + k] * b[k]).sum::<f64>();
+        b[i] = s / a[i * m + i];
     }
     for i in (0..m).rev() {
-        for k in i + 1..m {
-            b[i] -= a[k][i] * b[k];
-        }
-        b[i] /= a[i][i];
+        let s = b[i] - (i + 1..m).map(|k| a[k * m + i] * b[k]).sum::<f64>();
+        b[i] = s / a[i * m + i];
     }
     Some(b)
 }
@@ -771,6 +781,7 @@ mod tests {
         let (rows, labels) = rows(500);
         let spec = Spec::Linear {
             features: FeatureSet::All,
+            ridge: RIDGE,
         };
         let set = TrainingSet {
             rows: &rows,
@@ -790,8 +801,13 @@ mod tests {
 
     #[test]
     fn cholesky_solves_and_refuses_what_is_not_positive_definite() {
-        let x = solve(vec![vec![4.0, 2.0], vec![2.0, 3.0]], vec![2.0, 1.0]).unwrap();
+        let x = solve(vec![4.0, 2.0, 2.0, 3.0], vec![2.0, 1.0]).unwrap();
         assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12, "{x:?}");
-        assert!(solve(vec![vec![1.0, 1.0], vec![1.0, 1.0]], vec![1.0, 1.0]).is_none());
+        let x = solve(vec![4.0, 2.0, 2.0, 3.0], vec![0.0, 4.0]).unwrap();
+        assert!(
+            (x[0] + 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12,
+            "{x:?}"
+        );
+        assert!(solve(vec![1.0, 1.0, 1.0, 1.0], vec![1.0, 1.0]).is_none());
     }
 }

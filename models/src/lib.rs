@@ -17,7 +17,7 @@ pub mod interval;
 pub mod metrics;
 pub mod registry;
 
-pub use family::{FeatureSet, Fitted, Spec, Trained, TrainingSet};
+pub use family::{FeatureSet, Fitted, RIDGE, Spec, Trained, TrainingSet};
 
 /// Errors of fitting, predicting, saving and loading models, and of the registry.
 #[derive(Debug, thiserror::Error)]

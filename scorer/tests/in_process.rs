@@ -79,6 +79,7 @@ fn registry(dir: &std::path::Path) {
     Trained {
         spec: Spec::Linear {
             features: FeatureSet::Nine,
+            ridge: 0.0,
         },
         fitted: Fitted::Linear {
             coefficients,
