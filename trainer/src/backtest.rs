@@ -538,7 +538,7 @@ pub struct Selection {
     pub folds: Vec<Fold>,
     /// Every candidate's mean metrics over them (fold `validation`).
     pub scores: Vec<Score>,
-    /// Each fold's scores (fold `validation <evaluation cutoff>`).
+    /// Each fold's scores (fold `validation-<evaluation cutoff>`).
     pub by_fold: Vec<Score>,
     /// The candidate each fold alone would have chosen: how stable the choice is.
     pub per_fold: Vec<(NaiveDate, String)>,
@@ -548,7 +548,7 @@ pub struct Selection {
 
 /// The fold name of one validation fold's own scores.
 pub fn validation_at(at: NaiveDate) -> String {
-    format!("validation {at}")
+    format!("validation-{at}")
 }
 
 /// Chooses the champion on `folds`: every candidate's mean metrics over them, the lowest mean MAE.
