@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate};
+use chrono::NaiveDate;
 use clap::Args;
 use contract::{CONTRACT_VERSION, Feature};
 use dataset::normalised;
@@ -13,7 +13,7 @@ use models::Spec;
 use models::registry::{Metadata, Registry, beats};
 use polars::prelude::IntoLazy;
 use trainer::backtest::{
-    candidates, champion, interval_table, monthly, plan, score_fold, seed_folds, table,
+    candidates, champion, interval_table, monthly, score_fold, seed_folds, table,
 };
 use trainer::mlflow::Tracking;
 use trainer::training::{Histories, Sample};
@@ -160,21 +160,19 @@ pub(crate) fn read(args: &TrainArgs) -> anyhow::Result<Histories> {
 }
 
 /// The pipeline's request from `args`.
-fn request(args: &TrainArgs, cutoff: NaiveDate) -> trainer::pipeline::Request {
-    let backtest_cutoffs: Vec<NaiveDate> = if args.backtest_cutoffs.is_empty() {
-        (1..=args.backtests)
-            .filter_map(|q| i32::try_from(3 * q).ok())
-            .map(|months| contract::add_months(cutoff, -months))
-            .collect()
-    } else {
-        args.backtest_cutoffs.clone()
-    };
+fn request(args: &TrainArgs) -> trainer::pipeline::Request {
     trainer::pipeline::Request {
         horizon_months: args.horizon_months,
         cutoff: args.cutoff,
         as_of: args.as_of,
         earliest: args.earliest,
-        backtest_cutoffs,
+        // `--backtests N` unless dates are given (clap refuses both).
+        quarters_before: if args.backtest_cutoffs.is_empty() {
+            args.backtests
+        } else {
+            0
+        },
+        backtest_cutoffs: args.backtest_cutoffs.clone(),
         sample: Sample {
             max_rows: args.max_training_rows,
             max_fit_customers: args.max_fit_customers,
@@ -196,17 +194,7 @@ pub(crate) fn train_histories(
     histories: &Histories,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
-    // The production cutoff, for the default backtest cutoffs (a quarter apart before it).
-    let planned = {
-        let first = histories
-            .first_purchase_ms()
-            .and_then(DateTime::from_timestamp_millis)
-            .map(|t| t.date_naive())
-            .context("no purchases to train on")?;
-        let end = trainer::pipeline::data_end(histories, args.as_of)?;
-        plan(first, end, args.horizon_months, args.cutoff, args.earliest)?
-    };
-    let request = request(&args, planned.cutoff);
+    let request = request(&args);
     let sample = request.sample;
     let run = trainer::pipeline::run(histories, &request)?;
     let (first, last_day, end) = (run.first, run.last_day, run.end);
@@ -306,7 +294,7 @@ pub(crate) fn train_histories(
 
     // The backtests at earlier cutoffs, beside the production cutoff's test.
     let mut across_notes = run.skipped.clone();
-    let across_table = if run.backtests.is_empty() && request.backtest_cutoffs.is_empty() {
+    let across_table = if run.backtests.is_empty() && run.skipped.is_empty() {
         None
     } else {
         let mut backtests: Vec<trainer::across::Backtest> =

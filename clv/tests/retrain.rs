@@ -94,7 +94,7 @@ fn retraining_on_a_schedule_follows_the_store_ingest_fills() {
     // end by 2016-03-01).
     wait_for(
         "production trained at the first part's edge",
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         || {
             metric(&metrics, "clv_retrain_production_cutoff_timestamp_seconds")
                 == Some(midnight("2015-12-01"))
@@ -128,7 +128,7 @@ fn retraining_on_a_schedule_follows_the_store_ingest_fills() {
     clv(&replay.iter().map(String::as_str).collect::<Vec<_>>());
     wait_for(
         "production trained at the new edge",
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         || {
             metric(&metrics, "clv_retrain_production_cutoff_timestamp_seconds")
                 == Some(midnight("2016-02-01"))

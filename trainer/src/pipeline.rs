@@ -33,6 +33,8 @@ pub struct Request {
     pub earliest: Option<NaiveDate>,
     /// Backtests at these test cutoffs, besides the production cutoff's test.
     pub backtest_cutoffs: Vec<NaiveDate>,
+    /// And at this many cutoffs a quarter apart before the production cutoff (T − 3, T − 6, ...).
+    pub quarters_before: u32,
     /// The samples that bound training at scale.
     pub sample: Sample,
 }
@@ -46,6 +48,7 @@ impl Request {
             as_of: None,
             earliest: None,
             backtest_cutoffs: Vec::new(),
+            quarters_before: 0,
             sample: Sample::default(),
         }
     }
@@ -145,12 +148,14 @@ pub fn run<'a>(histories: &'a Histories, request: &Request) -> Result<Run<'a>> {
         }
         Err(e) => return Err(e),
     };
-    let earlier: Vec<NaiveDate> = request
-        .backtest_cutoffs
-        .iter()
-        .copied()
+    let mut earlier: Vec<NaiveDate> = (1..=request.quarters_before)
+        .filter_map(|q| i32::try_from(3 * q).ok())
+        .map(|months| contract::add_months(plan.cutoff, -months))
+        .chain(request.backtest_cutoffs.iter().copied())
         .filter(|d| *d != plan.cutoff)
         .collect();
+    earlier.sort();
+    earlier.dedup();
     let (mut backtests, skipped) =
         crate::across::run(&mut evaluator, (first, end), h, &earlier, request.earliest)?;
     backtests.sort_by_key(|b| b.cutoff);
