@@ -255,7 +255,7 @@ pub(crate) fn train_histories(
     let best = selection.champion.clone();
 
     // The procedure's test: the same procedure on the data before the production cutoff.
-    let test = run.test.as_ref().context("no test fold")?;
+    let test = &run.test;
     let test_heading = match test.test.customers {
         trainer::backtest::Customers::Every => format!(
             "test fold: the procedure on the data before {cutoff} (planned at its edge {}, champion {} chosen on its validation folds at {}), train at {} -> evaluate at {cutoff}",
@@ -331,7 +331,7 @@ backtests at several test cutoffs:
         .chain(std::iter::once(test.test.clone()))
         .chain(selection.folds.iter().cloned())
         .collect();
-    risk_folds.sort_by_key(|f| f.evaluate_at);
+    risk_folds.sort_by_key(|f| (f.evaluate_at, f.customers));
     risk_folds.dedup_by_key(|f| (f.evaluate_at, f.customers));
     let risk_table = trainer::risk::table(evaluator.snapshots(), &risk_folds)?;
     println!(
@@ -402,7 +402,6 @@ backtests at several test cutoffs:
         }
         println!("wrote the training snapshots to {}", dir.display());
     }
-    let champion_spec = run.champion.clone();
     let production = &run.production;
 
     let fingerprint = histories.fingerprint();
@@ -513,7 +512,9 @@ backtests at several test cutoffs:
         git_commit: git_commit(),
         contract_version: CONTRACT_VERSION,
         model: best.clone(),
-        features: champion_spec
+        features: production
+            .champion
+            .spec
             .features()
             .iter()
             .map(|f| f.name().to_string())

@@ -83,15 +83,11 @@ pub struct Run<'a> {
     pub selection: Selection,
     /// The procedure's test at the production cutoff: the data before it, planned and chosen on its
     /// own, scored after it (or a half of the customers when the history is too short for that).
-    pub test: Option<Forecast>,
+    pub test: Forecast,
     /// The backtests at the requested earlier cutoffs, by cutoff.
     pub backtests: Vec<Forecast>,
     /// Why a requested backtest was not run.
     pub skipped: Vec<String>,
-    /// The champion's spec.
-    pub champion: Spec,
-    /// The best nine-feature candidate's spec.
-    pub nine: Spec,
     /// The production models.
     pub production: Production,
     /// The folds and snapshots, for reports.
@@ -104,34 +100,33 @@ fn day(ms: i64, what: &str) -> Result<NaiveDate> {
         .ok_or_else(|| TrainError::Input(format!("the {what} purchase's time {ms}")))
 }
 
-/// Where `histories`' data ends under `request`: its `as_of`, or the day after the last purchase.
-pub fn data_end(histories: &Histories, as_of: Option<NaiveDate>) -> Result<NaiveDate> {
-    let last_day = day(
-        histories
-            .last_purchase_ms()
-            .ok_or_else(|| TrainError::Input("no purchases to train on".into()))?,
-        "last",
-    )?;
-    match as_of {
-        Some(as_of) if as_of <= last_day => Err(TrainError::Input(format!(
-            "--as-of {as_of}: the data has purchases on {last_day}, on or after it (--as-of is \
-             where the data ends; --cutoff backtests at an earlier date)"
-        ))),
-        Some(as_of) => Ok(as_of),
-        None => Ok(last_day + chrono::Days::new(1)),
-    }
+/// The days of `histories`' first and last purchases, and where its data ends: `as_of`, or the day
+/// after the last purchase.
+fn span(
+    histories: &Histories,
+    as_of: Option<NaiveDate>,
+) -> Result<(NaiveDate, NaiveDate, NaiveDate)> {
+    let (Some(first), Some(last)) = (histories.first_purchase_ms(), histories.last_purchase_ms())
+    else {
+        return Err(TrainError::Input("no purchases to train on".into()));
+    };
+    let (first, last_day) = (day(first, "first")?, day(last, "last")?);
+    let end = match as_of {
+        Some(as_of) if as_of <= last_day => {
+            return Err(TrainError::Input(format!(
+                "--as-of {as_of}: the data has purchases on {last_day}, on or after it (--as-of \
+                 is where the data ends; --cutoff backtests at an earlier date)"
+            )));
+        }
+        Some(as_of) => as_of,
+        None => last_day + chrono::Days::new(1),
+    };
+    Ok((first, last_day, end))
 }
 
 /// Runs the procedure on `histories`.
 pub fn run<'a>(histories: &'a Histories, request: &Request) -> Result<Run<'a>> {
-    let first = day(
-        histories
-            .first_purchase_ms()
-            .ok_or_else(|| TrainError::Input("no purchases to train on".into()))?,
-        "first",
-    )?;
-    let end = data_end(histories, request.as_of)?;
-    let last_day = end.pred_opt().unwrap_or(end);
+    let (first, last_day, end) = span(histories, request.as_of)?;
     let h = request.horizon_months;
     let plan = plan(first, end, h, request.cutoff, request.earliest)?;
     let snapshots = Snapshots::new(histories, h).with_sample(request.sample);
@@ -192,11 +187,9 @@ pub fn run<'a>(histories: &'a Histories, request: &Request) -> Result<Run<'a>> {
         end,
         plan,
         selection,
-        test: Some(test),
+        test,
         backtests,
         skipped,
-        champion,
-        nine,
         production,
         evaluator,
     })
