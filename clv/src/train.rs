@@ -341,8 +341,9 @@ backtests at several test cutoffs:
         "champion (lowest mean validation MAE; BG/NBD + GG within one standard error of it preferred): {best}"
     );
 
-    // The intervals: the test's champion calibrated on its latest validation fold, judged on the
-    // test; the production version's calibrated on the latest fold with known labels.
+    // The intervals at every cutoff tested: each forecast's champion calibrated on its latest
+    // validation fold, judged after its cutoff; the production version's calibrated on the latest
+    // fold with known labels.
     let latest = |folds: &[trainer::backtest::Fold]| {
         folds
             .iter()
@@ -350,19 +351,18 @@ backtests at several test cutoffs:
             .cloned()
             .context("no validation fold")
     };
-    let calibration_fold = latest(&test.selection.folds)?;
-    let calibration = evaluator.fold(&calibration_fold)?.predictions.clone();
-    let interval_table = calibration
-        .of(test.champion())
-        .zip(test.predictions.of(test.champion()))
-        .and_then(|(calibrating, judged)| {
-            interval_table(
-                test.champion(),
-                (calibrating, &calibration.actual),
-                (judged, &test.predictions.actual),
-            )
-        })
-        .unwrap_or_default();
+    let mut interval_checks = Vec::new();
+    for forecast in run.backtests.iter().chain(std::iter::once(test)) {
+        if let Some(check) = trainer::backtest::interval_check(&mut evaluator, forecast)? {
+            interval_checks.push(check);
+        }
+    }
+    interval_checks.sort_by_key(|c| c.cutoff);
+    let interval_table = if interval_checks.is_empty() {
+        String::new()
+    } else {
+        interval_table(&interval_checks)
+    };
     if !interval_table.is_empty() {
         println!("\n10th-90th percentile intervals (nominal 80%):\n\n{interval_table}");
     }
@@ -425,10 +425,11 @@ backtests at several test cutoffs:
     report.insert_str(0, &head);
     if !interval_table.is_empty() {
         report.push_str(&format!(
-            "\n## Intervals\n\nThe test's champion's 10th-90th percentile intervals (bounds \
-             inclusive), calibrated on its latest validation fold (by predicted value: ten bins, in \
-             each the spread of actual / predicted), judged on the test fold beside one interval \
-             for everyone:\n\n{interval_table}"
+            "\n## Intervals\n\nAt each cutoff tested, the champion's 10th-90th percentile \
+             intervals (bounds inclusive), calibrated on its latest validation fold (non-buyers: \
+             an interval from 0 up to their 80th percentile of predictions; buyers: ten bins by \
+             predicted value, in each the spread of actual / predicted), judged after the cutoff \
+             beside one interval for everyone:\n\n{interval_table}"
         ));
     }
     if let Some(text) = &across_table {
@@ -529,6 +530,7 @@ backtests at several test cutoffs:
         drift,
         data_end: Some(end.to_string()),
         tested: Some(test.champion().to_string()),
+        passed_over: selection.passed_over(),
         gains: test.predictions.of(test.champion()).map(|predicted| {
             // Twenty steps of the curve: enough for a chart, small in the metadata.
             let curve = trainer::report::gains(&test.predictions.actual, predicted);

@@ -72,6 +72,11 @@ pub struct Metadata {
     /// folds up to that cutoff); absent in older versions, whose champion is the tested one.
     #[serde(default)]
     pub tested: Option<String>,
+    /// The candidates with a lower mean validation MAE than the champion that the selection passed
+    /// over for it (the one-standard-error rule's preference for the BG/NBD family); empty when the
+    /// champion has the lowest MAE, and in older versions.
+    #[serde(default)]
+    pub passed_over: Vec<String>,
 }
 
 impl Metadata {
@@ -87,8 +92,11 @@ impl Metadata {
 /// candidate's champion must have a lower validation MAE than the production champion had; when the
 /// data changed, the production champion's family is compared as re-evaluated in the candidate's run
 /// (every run scores every family on the new data), and the candidate replaces it when it is at least
-/// as good there: the same family refit on newer data (equal by construction) is promoted, a family
-/// that does worse on the new validation fold than production's is not. Returns the reason either way.
+/// as good there, or when the candidate's selection passed production's family over for its champion
+/// on those same folds ([`Metadata::passed_over`]: the selection rule, not the lowest MAE alone,
+/// chooses what is served): the same family refit on newer data (equal by construction) is promoted,
+/// a family that does worse on the new validation folds than production's, without the selection
+/// preferring it, is not. Returns the reason either way.
 pub fn beats(candidate: &Metadata, production: &Metadata) -> (bool, String) {
     let Some(new) = candidate.score(&candidate.model, "validation") else {
         return (false, "the new version has no validation score".into());
@@ -108,12 +116,16 @@ pub fn beats(candidate: &Metadata, production: &Metadata) -> (bool, String) {
             ),
         );
     };
+    let preferred = !same_data && candidate.passed_over.contains(&production.model);
     let better = if same_data {
         new.metrics.mae < old.metrics.mae
     } else {
-        new.metrics.mae <= old.metrics.mae
+        new.metrics.mae <= old.metrics.mae || preferred
     };
-    let what = if !same_data && candidate.model == production.model {
+    let what = if preferred {
+        ", re-evaluated on the new data; the selection preferred the champion within one \
+         standard error"
+    } else if !same_data && candidate.model == production.model {
         ", the same model refit on the new data"
     } else if !same_data {
         ", re-evaluated on the new data"
@@ -327,6 +339,7 @@ mod tests {
             data_end: None,
             gains: None,
             tested: None,
+            passed_over: Vec::new(),
         }
     }
 

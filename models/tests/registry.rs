@@ -40,6 +40,7 @@ fn metadata(version: &str, model: &str, data: &str, scores: Vec<Score>) -> Metad
         data_end: None,
         gains: None,
         tested: None,
+        passed_over: Vec::new(),
     }
 }
 
@@ -129,6 +130,40 @@ fn on_new_data_the_same_family_refit_replaces_production_and_a_worse_one_does_no
     );
     let (no, reason) = beats(&worse, &production);
     assert!(!no, "{reason}");
+}
+
+#[test]
+fn on_new_data_a_champion_the_selection_preferred_over_productions_family_replaces_it() {
+    // Production's naive_scaled won its folds by more than one standard error; on the new data it
+    // still has the lower mean MAE, but within one standard error, so the selection chose the
+    // BG/NBD family: the registry follows the selection (retraining would otherwise never move).
+    let production = metadata(
+        "v0001",
+        "naive_scaled",
+        "old",
+        vec![score("naive_scaled", "validation", 500.0)],
+    );
+    let mut preferred = metadata(
+        "v0002",
+        "bgnbd_gg",
+        "new",
+        vec![
+            score("bgnbd_gg", "validation", 530.0),
+            score("naive_scaled", "validation", 520.0),
+        ],
+    );
+    let (no, reason) = beats(&preferred, &production);
+    assert!(
+        !no,
+        "without the selection's word the lower MAE wins: {reason}"
+    );
+    preferred.passed_over = vec!["naive_scaled".into()];
+    let (yes, reason) = beats(&preferred, &production);
+    assert!(yes && reason.contains("one standard error"), "{reason}");
+    // The same preference recorded on the same data changes nothing: there production's own
+    // score is the bar.
+    preferred.data_fingerprint = "old".into();
+    assert!(!beats(&preferred, &production).0);
 }
 
 #[test]

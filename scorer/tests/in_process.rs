@@ -120,6 +120,7 @@ fn registry(dir: &std::path::Path) {
             data_end: Some("2011-06-01".into()),
             gains: Some(vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)]),
             tested: None,
+            passed_over: Vec::new(),
         })
         .unwrap();
     registry.promote(&version, "test").unwrap();

@@ -546,6 +546,27 @@ pub struct Selection {
     pub champion: String,
 }
 
+impl Selection {
+    /// The candidates with a lower mean validation MAE than the champion: those the
+    /// one-standard-error rule passed over for it (none when the champion has the lowest MAE).
+    pub fn passed_over(&self) -> Vec<String> {
+        let mae = |name: &str| {
+            self.scores
+                .iter()
+                .find(|s| s.model == name)
+                .map(|s| s.metrics.mae)
+        };
+        let Some(champion) = mae(&self.champion) else {
+            return Vec::new();
+        };
+        self.scores
+            .iter()
+            .filter(|s| s.metrics.mae < champion)
+            .map(|s| s.model.clone())
+            .collect()
+    }
+}
+
 /// The fold name of one validation fold's own scores.
 pub fn validation_at(at: NaiveDate) -> String {
     format!("validation-{at}")
@@ -744,41 +765,82 @@ pub fn tested(
     })
 }
 
-/// The champion's 10th-90th percentile intervals calibrated on `calibration` (predictions and
-/// actual values of a fold before), carried by rank to the judged predictions
-/// ([`models::interval::Calibration::carried_to`]) and judged on them, beside one interval for
-/// everyone (the calibration fold's): a Markdown table, or `None` without a positive prediction to
+/// How a forecast's intervals did at its cutoff: its champion's 10th-90th percentile intervals
+/// calibrated on its latest validation fold, carried by rank to the predictions at the cutoff
+/// ([`models::interval::Calibration::carried_to`], as the production version's are to the customers
+/// it serves) and judged on what the customers then spent, beside one interval for everyone (the
+/// calibration fold's).
+#[derive(Debug, Clone)]
+pub struct IntervalCheck {
+    /// The forecast's cutoff.
+    pub cutoff: NaiveDate,
+    /// The champion whose intervals these are.
+    pub champion: String,
+    /// Its intervals' scores.
+    pub ours: models::interval::IntervalScore,
+    /// One interval for everyone.
+    pub baseline: models::interval::IntervalScore,
+}
+
+/// The interval check of `forecast` ([`IntervalCheck`]), or `None` without a positive prediction to
 /// calibrate on.
-pub fn interval_table(
-    champion: &str,
-    (calibration_predicted, calibration_actual): (&[f64], &[f64]),
-    (test, actual): (&[f64], &[f64]),
-) -> Option<String> {
+pub fn interval_check(
+    evaluator: &mut Evaluator<'_>,
+    forecast: &Forecast,
+) -> Result<Option<IntervalCheck>> {
     use models::interval::{Calibration, IntervalScore, baseline};
-    // Carried by rank to the test's predictions (known at its cutoff, before any label), as the
-    // production version's is carried to the customers it serves.
-    let calibration = Calibration::fit(calibration_predicted, calibration_actual)?
-        .carried_to(calibration_predicted, test);
+    let Some(fold) = forecast
+        .selection
+        .folds
+        .iter()
+        .max_by_key(|f| f.evaluate_at)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let champion = forecast.champion();
+    let calibrating = evaluator.fold(&fold)?.predictions.clone();
+    let (Some(calibration_predicted), Some(test)) =
+        (calibrating.of(champion), forecast.predictions.of(champion))
+    else {
+        return Ok(None);
+    };
+    let Some(calibration) = Calibration::fit(calibration_predicted, &calibrating.actual) else {
+        return Ok(None);
+    };
+    let calibration = calibration.carried_to(calibration_predicted, test);
+    let actual = &forecast.predictions.actual;
     let ours: Vec<(f64, f64)> = test.iter().map(|p| calibration.interval(*p)).collect();
-    let everyone = vec![baseline(calibration_actual); actual.len()];
+    let everyone = vec![baseline(&calibrating.actual); actual.len()];
+    Ok(Some(IntervalCheck {
+        cutoff: forecast.cutoff,
+        champion: champion.to_string(),
+        ours: IntervalScore::of(&ours, actual),
+        baseline: IntervalScore::of(&everyone, actual),
+    }))
+}
+
+/// The interval checks as a Markdown table, a row per cutoff.
+pub fn interval_table(checks: &[IntervalCheck]) -> String {
     let mut out = String::from(
-        "| interval (test fold) | coverage | buyers | non-buyers | mean width £ | interval score £ |\n|---|---|---|---|---|---|\n",
+        "| cutoff | champion | coverage | buyers | non-buyers | mean width £ | interval score £ | one interval for everyone: buyers | non-buyers | score £ |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for (name, intervals) in [
-        (format!("{champion}, calibrated on validation"), &ours),
-        ("baseline: one interval for everyone".to_string(), &everyone),
-    ] {
-        let s = IntervalScore::of(intervals, actual);
+    for c in checks {
         out.push_str(&format!(
-            "| {name} | {:.1}% | {:.1}% | {:.1}% | {:.0} | {:.0} |\n",
-            s.coverage * 100.0,
-            s.coverage_buyers * 100.0,
-            s.coverage_non_buyers * 100.0,
-            s.mean_width,
-            s.interval_score
+            "| {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.0} | {:.0} | {:.1}% | {:.1}% | {:.0} |\n",
+            c.cutoff,
+            c.champion,
+            c.ours.coverage * 100.0,
+            c.ours.coverage_buyers * 100.0,
+            c.ours.coverage_non_buyers * 100.0,
+            c.ours.mean_width,
+            c.ours.interval_score,
+            c.baseline.coverage_buyers * 100.0,
+            c.baseline.coverage_non_buyers * 100.0,
+            c.baseline.interval_score,
         ));
     }
-    Some(out)
+    out
 }
 
 /// Rows a tree ensemble (random forest, two-stage) is fitted on at most. Their fitting time grows
