@@ -143,7 +143,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     // The scheduled retraining on the same store and registry (the data it was trained on: its
     // runs find nothing new).
     let retrain_metrics = format!("127.0.0.1:{}", free_port());
-    let mut retrain = spawn(&[
+    let mut retrain = spawn_drained(&[
         "train",
         "--db",
         &stack.path("featurestore"),
@@ -358,7 +358,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
-    sigterm(&mut retrain);
+    retrain.sigterm();
     sigterm(&mut serve);
     sigterm(&mut ingest);
 }

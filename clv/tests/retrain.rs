@@ -56,7 +56,7 @@ fn retraining_on_a_schedule_follows_the_store_ingest_fills() {
     let (mut ingest, ingest_metrics) = stack.spawn_ingest();
 
     let metrics = format!("127.0.0.1:{}", free_port());
-    let mut retrain = spawn(&[
+    let mut retrain = spawn_drained(&[
         "train",
         "--db",
         &stack.path("featurestore"),
@@ -135,8 +135,9 @@ fn retraining_on_a_schedule_follows_the_store_ingest_fills() {
     {
         assert!(
             std::time::Instant::now() < deadline,
-            "production never trained at the new edge; production.log:\n{}",
-            std::fs::read_to_string(format!("{models}/production.log")).unwrap_or_default()
+            "production never trained at the new edge; production.log:\n{}\nthe retraining said:\n{}",
+            std::fs::read_to_string(format!("{models}/production.log")).unwrap_or_default(),
+            retrain.output()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -157,7 +158,7 @@ fn retraining_on_a_schedule_follows_the_store_ingest_fills() {
     );
     let mae = metric(&metrics, "clv_retrain_validation_mae").unwrap();
     assert!(mae.is_finite() && mae > 0.0, "{mae}");
-    let said = sigterm(&mut retrain);
+    let said = retrain.sigterm();
     assert!(said.contains("retraining stopped"), "{said}");
     sigterm(&mut ingest);
 }

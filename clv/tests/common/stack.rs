@@ -33,6 +33,53 @@ pub fn spawn(args: &[&str]) -> Running {
     )
 }
 
+/// A child whose stdout is read as it comes, killed when dropped. A long-running process that
+/// prints more than a pipe holds (64 KiB: three training runs' tables) would otherwise block on its
+/// next line and stop working while the test waits for it.
+pub struct Drained {
+    child: Running,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// `clv` with `args`, its stdout drained into a buffer ([`Drained`]).
+pub fn spawn_drained(args: &[&str]) -> Drained {
+    use std::io::BufRead;
+    let mut child = spawn(args);
+    let stdout = child.0.stdout.take().expect("stdout is piped");
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = output.clone();
+    let reader = std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    Drained {
+        child,
+        output,
+        reader: Some(reader),
+    }
+}
+
+impl Drained {
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// SIGTERM; its exit awaited (it must succeed); everything it printed.
+    pub fn sigterm(&mut self) -> String {
+        sigterm(&mut self.child);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.output()
+    }
+}
+
 pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ready() {
