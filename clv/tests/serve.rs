@@ -184,8 +184,8 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     assert_eq!(lines[0], "rank,customer_id,clv_6m");
     assert!(lines[1].starts_with(&format!("1,{},", top[0]["customer_id"])));
 
-    // The at-risk list: fading customers (0.3 <= P(alive) < 0.7), highest value at risk first,
-    // each matching its own answer.
+    // The at-risk list: fading customers (P(alive) >= 0.3, P(no purchase in the horizon) >= 0.5),
+    // highest value at risk (revenue × P(no purchase)) first, each matching its own answer.
     let (status, risk) = get_json(&agent, &format!("{base}/customers/at-risk?k=20"));
     assert_eq!(status, 200, "{risk}");
     let risk = risk["customers"].as_array().unwrap().clone();
@@ -197,10 +197,19 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
     for row in &risk {
         let p = row["p_alive"].as_f64().unwrap();
-        assert!((0.3..0.7).contains(&p), "{row}");
+        assert!(p >= 0.3, "{row}");
         let (_, answer) = get_json(
             &agent,
             &format!("{base}/customers/{}/clv", row["customer_id"]),
+        );
+        let silent = answer["features"]["extra"]["bgnbd_p_no_purchase"]
+            .as_f64()
+            .unwrap();
+        assert!(silent >= 0.5, "{answer}");
+        let expected = row["total_revenue"].as_f64().unwrap() * silent;
+        assert!(
+            (row["value_at_risk"].as_f64().unwrap() - expected).abs() < 0.01,
+            "{row} {answer}"
         );
         assert_eq!(answer["segment"]["activity"], "fading", "{answer}");
         assert_eq!(answer["p_alive"], row["p_alive"], "{answer}");

@@ -89,6 +89,17 @@ impl BgNbd {
         1.0 / (1.0 + odds)
     }
 
+    /// Probability that the customer makes no purchase in the next `horizon` time units, given its
+    /// history: it has dropped out (1 − P(alive)), or it is alive and its purchase rate λ, Gamma(r +
+    /// x, α + T) given the history, brings no purchase (e^(−λ·horizon); BG/NBD drops a customer out
+    /// only after a purchase, so a silent alive customer stays alive).
+    pub fn p_no_purchase(&self, c: &Rft, horizon: f64) -> f64 {
+        let BgNbd { r, alpha, .. } = *self;
+        let p_alive = self.p_alive(c);
+        let silent_if_alive = ((alpha + c.t) / (alpha + c.t + horizon.max(0.0))).powf(r + c.x);
+        (1.0 - p_alive + p_alive * silent_if_alive).clamp(0.0, 1.0)
+    }
+
     /// Expected purchases in the next `horizon` time units, given the customer's history.
     pub fn expected_purchases(&self, c: &Rft, horizon: f64) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
@@ -187,6 +198,38 @@ mod tests {
         }
         // 2F1(a, b; b; z) = (1 - z)^-a
         assert!((hyp2f1(2.5, 3.0, 3.0, 0.3) - 0.7f64.powf(-2.5)).abs() < 1e-10);
+    }
+
+    #[test]
+    fn no_purchase_is_certain_over_no_time_and_grows_with_silence_and_dropout() {
+        let m = BgNbd {
+            r: 0.24,
+            alpha: 4.41,
+            a: 0.79,
+            b: 2.43,
+        };
+        let c = |x: f64, t_x: f64| Rft { x, t_x, t: 30.0 };
+        assert_eq!(m.p_no_purchase(&c(3.0, 29.0), 0.0), 1.0);
+        let (near, far) = (
+            m.p_no_purchase(&c(3.0, 29.0), 10.0),
+            m.p_no_purchase(&c(3.0, 29.0), 100.0),
+        );
+        assert!(far < near && near < 1.0, "{near} {far}");
+        // The silent customer is more likely to buy nothing: partly because it may be gone.
+        let silent = m.p_no_purchase(&c(3.0, 5.0), 100.0);
+        assert!(silent > far, "{silent} {far}");
+        assert!(silent >= 1.0 - m.p_alive(&c(3.0, 5.0)));
+        // Without a repeat purchase P(alive) is 1: only the rate decides, (α+T)/(α+T+h))^r.
+        let once = m.p_no_purchase(&c(0.0, 0.0), 100.0);
+        assert!(
+            (once - (34.41f64 / 134.41).powf(0.24)).abs() < 1e-12,
+            "{once}"
+        );
+        // Consistent with the expected purchases: E[X] = 0 only when no purchase is certain, and
+        // P(X = 0) ≥ 1 − E[X] (Markov).
+        let h = 100.0;
+        let history = c(3.0, 29.0);
+        assert!(m.p_no_purchase(&history, h) >= 1.0 - m.expected_purchases(&history, h));
     }
 
     #[test]

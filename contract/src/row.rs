@@ -359,6 +359,8 @@ features! {
         bgnbd_expected_purchases: f64 => BgnbdExpectedPurchases,
         /// BG/NBD probability that the customer is still active.
         bgnbd_p_alive: f64 => BgnbdPAlive,
+        /// BG/NBD probability that the customer buys nothing in the label window.
+        bgnbd_p_no_purchase: f64 => BgnbdPNoPurchase,
         /// Gamma-Gamma expected spend per purchase day, pounds.
         gg_expected_spend: f64 => GgExpectedSpend,
         /// BG/NBD expected purchases times Gamma-Gamma expected spend, pounds.
@@ -378,6 +380,7 @@ impl Extra {
             revenue_year_before_window: f64::NAN,
             bgnbd_expected_purchases: f64::NAN,
             bgnbd_p_alive: f64::NAN,
+            bgnbd_p_no_purchase: f64::NAN,
             gg_expected_spend: f64::NAN,
             bgnbd_clv: f64::NAN,
             season_index: f64::NAN,
@@ -538,6 +541,7 @@ impl<'a> RowBuilder<'a> {
                 revenue_year_before_window: revenue(self.year_before_ms.0, self.year_before_ms.1),
                 bgnbd_expected_purchases: purchases,
                 bgnbd_p_alive: inputs.bgnbd.p_alive(&rft),
+                bgnbd_p_no_purchase: inputs.bgnbd.p_no_purchase(&rft, self.horizon_days),
                 gg_expected_spend: spend,
                 bgnbd_clv: purchases * spend,
                 season_index: self.season_index,

@@ -439,8 +439,8 @@ pub struct AtRiskResponse {
     pub as_of: chrono::NaiveDate,
     /// The model.
     pub model: ModelRef,
-    /// Customers in the `fading` activity band, highest value at risk (revenue to date × (1 −
-    /// P(alive))) first.
+    /// Customers in the `fading` activity band, highest value at risk (revenue to date × P(no
+    /// purchase in the horizon)) first.
     pub customers: Vec<AtRisk>,
 }
 
@@ -495,8 +495,9 @@ fn at_risk_of(
     list_of(state, query, "at_risk", Population::at_risk)
 }
 
-/// Valuable customers whose activity is fading: the `fading` band (0.3 ≤ P(alive) < 0.7), highest
-/// value at risk first (revenue to date × (1 − P(alive))): who to win back before they lapse.
+/// Valuable customers whose activity is fading: the `fading` band (alive by BG/NBD, more likely than
+/// not to buy nothing in the horizon), highest value at risk first (revenue to date × P(no
+/// purchase)): who to win back before they lapse.
 #[utoipa::path(get, path = "/customers/at-risk", params(TopQuery),
     responses((status = 200, body = AtRiskResponse), (status = 400, body = ApiError), (status = 503, body = ApiError)))]
 async fn at_risk(

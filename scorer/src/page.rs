@@ -366,7 +366,7 @@ pub fn overview_in(population: &Population, production: &Production, scope: &Sco
         };
         counts[bucket] += 1;
         if let Some(tiers) = production.tiers {
-            let s = Segment::of(&tiers, clv, scored.row.extra.bgnbd_p_alive);
+            let s = Segment::of(&tiers, clv, &scored.row);
             *segments
                 .entry((s.value as u8, s.activity as u8))
                 .or_default() += 1;
@@ -421,7 +421,7 @@ pub fn overview_in(population: &Population, production: &Production, scope: &Sco
     }
     if production.tiers.is_some() {
         body.push_str(
-            "<table><caption>Segments: value tier by predicted CLV × activity by P(alive)</caption>\
+            "<table><caption>Segments: value tier by predicted CLV × activity by P(alive) and P(no purchase)</caption>\
              <thead><tr><th scope=\"col\" class=\"text\">value \\ activity</th>",
         );
         let activities = [Activity::Active, Activity::Fading, Activity::Lapsed];
@@ -508,7 +508,7 @@ pub fn customers_in(
             .unwrap_or_else(|| "–".into());
         let segment = production
             .tiers
-            .map(|t| Segment::of(&t, scored.clv_6m, p_alive));
+            .map(|t| Segment::of(&t, scored.clv_6m, &scored.row));
         let _ = write!(
             body,
             "<tr><td>{}</td><td class=\"text\"><a href=\"/customers/{id}\">{id}</a></td><td>{}</td><td>{interval}</td><td>{p_alive:.2}</td><td class=\"text\">{}</td></tr>",
@@ -546,8 +546,9 @@ pub fn at_risk(population: &Population, k: usize) -> String {
 /// The at-risk page of `listed` (the group's merged list, for an instance) at `as_of`.
 pub fn at_risk_rows(listed: &[crate::population::AtRisk], as_of: NaiveDate, k: usize) -> String {
     let mut body = format!(
-        "<p>Valuable customers whose activity is fading: P(alive) between 0.3 and 0.7, highest value \
-         at risk (revenue to date × (1 − P(alive))) first; {} listed, as of {}. \
+        "<p>Valuable customers whose activity is fading: still alive (P(alive) at least 0.3) but more \
+         likely than not to buy nothing in the horizon, highest value at risk (revenue to date × \
+         P(no purchase)) first; {} listed, as of {}. \
          <a href=\"/customers/at-risk.csv?k={k}\" download>Download as CSV</a>.</p>",
         listed.len(),
         as_of

@@ -44,7 +44,7 @@ pub struct ClvResponse {
     pub p_alive: f64,
     /// BG/NBD's expected purchase days in the horizon from `as_of` (`features.extra.bgnbd_expected_purchases`).
     pub expected_purchases: f64,
-    /// Value tier by `clv_6m` and activity band by `p_alive` (README, "Segments"); null for a model
+    /// Value tier by `clv_6m` and activity band by `p_alive` and the probability of no purchase in the horizon (README, "Segments"); null for a model
     /// version trained before segments.
     pub segment: Option<Segment>,
     /// The model that predicted it.
@@ -315,12 +315,12 @@ impl Population {
                 expected_purchases: row.extra.bgnbd_expected_purchases,
                 segment: production
                     .tiers
-                    .map(|tiers| Segment::of(&tiers, clv_6m, p_alive)),
+                    .map(|tiers| Segment::of(&tiers, clv_6m, &row)),
                 model: self.model.clone(),
                 as_of: self.as_of,
                 features: row,
             })?;
-            let at_risk = contract::segment::value_at_risk(row.nine.total_revenue, p_alive)
+            let at_risk = contract::segment::value_at_risk(&row)
                 .filter(|v| v.is_finite())
                 .map(pence);
             if let Some(risk) = at_risk {

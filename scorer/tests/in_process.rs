@@ -223,8 +223,8 @@ fn at_risk_is_the_fading_by_value_at_risk(
         .iter()
         .filter_map(|id| {
             let row = population.get(*id)?.row;
-            let risk = value_at_risk(row.nine.total_revenue, row.extra.bgnbd_p_alive)?;
-            assert_eq!(Activity::of(row.extra.bgnbd_p_alive), Activity::Fading);
+            let risk = value_at_risk(&row)?;
+            assert_eq!(Activity::of_row(&row), Activity::Fading);
             Some((*id, (risk * 100.0).round() / 100.0))
         })
         .collect();
@@ -293,8 +293,7 @@ fn a_shared_store_is_scored_at_each_refresh_after_writes() {
             body["p_alive"].as_f64().unwrap(),
             scored.row.extra.bgnbd_p_alive
         );
-        let p_alive = scored.row.extra.bgnbd_p_alive;
-        let activity = contract::segment::Activity::of(p_alive);
+        let activity = contract::segment::Activity::of_row(&scored.row);
         assert_eq!(
             body["segment"]["activity"],
             serde_json::to_value(activity).unwrap(),

@@ -944,6 +944,7 @@ pub fn seed_folds(table: &DataFrame) -> Result<[(String, Labelled, Labelled); 2]
                 revenue_year_before_window: 0.0,
                 bgnbd_expected_purchases: 0.0,
                 bgnbd_p_alive: 0.0,
+                bgnbd_p_no_purchase: 1.0,
                 gg_expected_spend: 0.0,
                 bgnbd_clv: 0.0,
                 season_index: 1.0,

@@ -1,5 +1,6 @@
 //! How well the at-risk list finds customers who are slipping away, judged the way it is used: at
 //! an evaluation cutoff, the list as the scorer would serve it (the `fading` band by value at risk,
+//! revenue to date × P(no purchase in the horizon),
 //! [`contract::segment::value_at_risk`]) against what those customers spent in the label window
 //! after it, beside a naive rule of the same size: the biggest spenders to date among the customers
 //! silent for longer than the median.
@@ -61,10 +62,7 @@ pub fn check(evaluated: &Labelled, k: usize) -> Option<AtRiskCheck> {
         .iter()
         .zip(&evaluated.customer_ids)
         .enumerate()
-        .filter_map(|(i, (row, id))| {
-            contract::segment::value_at_risk(row.nine.total_revenue, row.extra.bgnbd_p_alive)
-                .map(|v| (v, *id, i))
-        })
+        .filter_map(|(i, (row, id))| contract::segment::value_at_risk(row).map(|v| (v, *id, i)))
         .collect();
     at_risk.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     at_risk.truncate(k);
@@ -112,22 +110,27 @@ mod tests {
     use super::*;
     use contract::FeatureRow;
 
-    fn row(total_revenue: f64, p_alive: f64, recency_days: i64) -> FeatureRow {
+    fn row(
+        total_revenue: f64,
+        (p_alive, p_no_purchase): (f64, f64),
+        recency_days: i64,
+    ) -> FeatureRow {
         let mut row = crate::training::example_row();
         row.nine.total_revenue = total_revenue;
         row.nine.recency_days = recency_days;
         row.extra.bgnbd_p_alive = p_alive;
+        row.extra.bgnbd_p_no_purchase = p_no_purchase;
         row
     }
 
     #[test]
     fn the_list_is_the_fading_by_value_at_risk_and_the_naive_rule_the_long_silent_big_spenders() {
-        // (revenue, P(alive), recency, label)
+        // (revenue, (P(alive), P(no purchase)), recency, label)
         let customers = [
-            (1_000.0, 0.5, 100, 0.0),  // at risk: 500
-            (2_000.0, 0.9, 200, 50.0), // active; silent for the median, so not naive either
-            (400.0, 0.4, 10, 30.0),    // at risk: 240
-            (100.0, 0.1, 300, 0.0),    // lapsed
+            (1_000.0, (1.0, 0.5), 100, 0.0),  // at risk: 500
+            (2_000.0, (0.9, 0.2), 200, 50.0), // active; silent for the median, so not naive either
+            (400.0, (0.4, 0.6), 10, 30.0),    // at risk: 240
+            (100.0, (0.1, 0.95), 300, 0.0),   // lapsed
         ];
         let mut evaluated = Labelled::default();
         for (i, (revenue, p, recency, label)) in customers.iter().enumerate() {
@@ -146,7 +149,7 @@ mod tests {
         evaluated
             .rows
             .iter_mut()
-            .for_each(|r| r.extra.bgnbd_p_alive = 1.0);
+            .for_each(|r| r.extra.bgnbd_p_no_purchase = 0.1);
         assert!(check(&evaluated, 10).is_none());
     }
 }
