@@ -93,7 +93,7 @@ pub enum Activity {
 impl Activity {
     /// The band of a customer with `p_alive` and `p_no_purchase` (in the horizon).
     pub fn of(p_alive: f64, p_no_purchase: f64) -> Self {
-        if !(p_alive >= LAPSED_BELOW) {
+        if p_alive.is_nan() || p_alive < LAPSED_BELOW {
             Activity::Lapsed
         } else if p_no_purchase >= FADING_FROM {
             Activity::Fading
