@@ -91,7 +91,7 @@ fi
 # The Python Kafka client third-party producers use: the partitioner test checks that it puts each
 # customer where clv's producers and the instances' router do.
 CONFLUENT_KAFKA_VERSION=2.12.1
-if ! "$tools/confluent/bin/python" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.version()[0] != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null; then
+if ! "$tools/confluent/bin/python" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.__version__ != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null; then
   echo "setup: installing confluent-kafka $CONFLUENT_KAFKA_VERSION into $tools/confluent (a Python virtualenv)" >&2
   rm -rf "$tools/confluent"
   python3 -m venv "$tools/confluent"
