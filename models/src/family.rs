@@ -19,14 +19,21 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 
 use crate::{ModelError, Result};
 
+/// Row features added after versions with learned models were registered, which
+/// [`FeatureSet::All`] leaves out so that those versions keep predicting from the columns they
+/// were fitted on (`bgnbd_p_no_purchase`: the at-risk band's input, 2026-12-03).
+pub const ADDED_LATER: &[Feature] = &[Feature::BgnbdPNoPurchase];
+
 /// Which features a model reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FeatureSet {
     /// The contract's nine features only (the seed-compatible `POST /predict`).
     Nine,
-    /// The nine and the extra point-in-time features, except the naive baseline `naive_6m`: while
+    /// The nine and the extra point-in-time features, except the naive baseline `naive_6m` (while
     /// the history is shorter than its six months it equals `total_revenue`, which makes the early
-    /// snapshots' design singular; it is the naive models' input.
+    /// snapshots' design singular; it is the naive models' input) and the features added to the row
+    /// after learned models were first registered ([`ADDED_LATER`]): a learned model reads its
+    /// columns by position, so a version registered before an addition must see the same columns.
     All,
 }
 
@@ -38,7 +45,7 @@ impl FeatureSet {
             FeatureSet::All => Feature::ALL
                 .iter()
                 .copied()
-                .filter(|f| *f != Feature::Naive6m)
+                .filter(|f| *f != Feature::Naive6m && !ADDED_LATER.contains(f))
                 .collect(),
         }
     }
