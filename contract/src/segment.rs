@@ -1,6 +1,7 @@
 //! A customer's segment, what marketing acts on: a value tier by the predicted CLV and an activity
-//! band by BG/NBD's P(alive) and its probability of no purchase in the horizon. Defined once here (and in the README); the trainer fixes a version's
-//! tier thresholds, the scorer labels each customer from its own prediction alone.
+//! band by BG/NBD's P(alive) and its probability of no purchase in the horizon. Defined once here
+//! (and in the README); the trainer fixes a version's tier thresholds, the scorer labels each
+//! customer from its own prediction and row alone.
 
 use serde::{Deserialize, Serialize};
 
