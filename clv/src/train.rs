@@ -344,13 +344,6 @@ backtests at several test cutoffs:
     // The intervals at every cutoff tested: each forecast's champion calibrated on its latest
     // validation fold, judged after its cutoff; the production version's calibrated on the latest
     // fold with known labels.
-    let latest = |folds: &[trainer::backtest::Fold]| {
-        folds
-            .iter()
-            .max_by_key(|f| f.evaluate_at)
-            .cloned()
-            .context("no validation fold")
-    };
     let mut interval_checks = Vec::new();
     for forecast in run.backtests.iter().chain(std::iter::once(test)) {
         if let Some(check) = trainer::backtest::interval_check(&mut evaluator, forecast)? {
@@ -366,7 +359,10 @@ backtests at several test cutoffs:
     if !interval_table.is_empty() {
         println!("\n10th-90th percentile intervals (nominal 80%):\n\n{interval_table}");
     }
-    let production_fold = latest(&selection.folds)?;
+    let production_fold = selection
+        .latest_fold()
+        .cloned()
+        .context("no validation fold")?;
     // Carried by rank to the customers it serves.
     let interval = {
         let latest = &evaluator.fold(&production_fold)?.predictions;

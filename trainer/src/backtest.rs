@@ -547,6 +547,11 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The latest validation fold: the one whose labels end last, where intervals are calibrated.
+    pub fn latest_fold(&self) -> Option<&Fold> {
+        self.folds.iter().max_by_key(|f| f.evaluate_at)
+    }
+
     /// The candidates with a lower mean validation MAE than the champion: those the
     /// one-standard-error rule passed over for it (none when the champion has the lowest MAE).
     pub fn passed_over(&self) -> Vec<String> {
@@ -789,17 +794,11 @@ pub fn interval_check(
     forecast: &Forecast,
 ) -> Result<Option<IntervalCheck>> {
     use models::interval::{Calibration, IntervalScore, baseline};
-    let Some(fold) = forecast
-        .selection
-        .folds
-        .iter()
-        .max_by_key(|f| f.evaluate_at)
-        .cloned()
-    else {
+    let Some(fold) = forecast.selection.latest_fold() else {
         return Ok(None);
     };
     let champion = forecast.champion();
-    let calibrating = evaluator.fold(&fold)?.predictions.clone();
+    let calibrating = &evaluator.fold(fold)?.predictions;
     let (Some(calibration_predicted), Some(test)) =
         (calibrating.of(champion), forecast.predictions.of(champion))
     else {
