@@ -367,8 +367,14 @@ backtests at several test cutoffs:
     let interval = {
         let latest = &evaluator.fold(&production_fold)?.predictions;
         latest.of(&best).and_then(|p| {
-            models::interval::Calibration::fit(p, &latest.actual)
-                .map(|c| c.carried_to(p, &run.production.predictions))
+            models::interval::Calibration::fit(p, &latest.actual).map(|c| {
+                trainer::backtest::carry(
+                    &c,
+                    p,
+                    &run.production.predictions,
+                    &run.production.population,
+                )
+            })
         })
     };
 

@@ -70,6 +70,30 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// The smallest of `values` below or at which a share `q` of the total `weights` lies (weights not
+/// finite or not positive count as 0); `None` when no weight is positive.
+fn weighted_quantile(values: &[f64], weights: &[f64], q: f64) -> Option<f64> {
+    let mut pairs: Vec<(f64, f64)> = values
+        .iter()
+        .zip(weights)
+        .filter(|(v, _)| v.is_finite())
+        .map(|(v, w)| (*v, if w.is_finite() { w.max(0.0) } else { 0.0 }))
+        .collect();
+    let total: f64 = pairs.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut below = 0.0;
+    for (v, w) in &pairs {
+        below += w;
+        if below >= q * total {
+            return Some(*v);
+        }
+    }
+    pairs.last().map(|(v, _)| *v)
+}
+
 fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values.retain(|v| v.is_finite());
     values.sort_by(f64::total_cmp);
@@ -151,6 +175,32 @@ impl Calibration {
         out.zero_up_to = self.zero_up_to.map(carry);
         for bin in &mut out.bins {
             bin.from = carry(bin.from);
+        }
+        out
+    }
+
+    /// [`Calibration::carried_to`], except where intervals stop reaching 0: there the population's
+    /// own chance of buying nothing decides, not the calibration fold's share. With `p_no_purchase`
+    /// each customer's probability of no purchase in the window (BG/NBD's), the threshold is the
+    /// prediction below which 80% of the expected non-buyers lie (the predictions' quantile
+    /// weighted by it), as on the calibration fold it is the 80th percentile of the actual
+    /// non-buyers' predictions. A window in which more customers buy than in the calibration
+    /// fold's (a June-November window calibrated on December-May) then gives fewer customers an
+    /// interval from 0: carried by rank, too many buyers got one, and buyers were covered 71-75%.
+    /// Carried by rank when the probabilities say nothing (none positive, or not one per customer).
+    pub fn carried_with(
+        &self,
+        fitted_on: &[f64],
+        population: &[f64],
+        p_no_purchase: &[f64],
+    ) -> Calibration {
+        let mut out = self.carried_to(fitted_on, population);
+        if out.zero_up_to.is_some()
+            && population.len() == p_no_purchase.len()
+            && let Some(threshold) =
+                weighted_quantile(population, p_no_purchase, NOMINAL.1 - NOMINAL.0)
+        {
+            out.zero_up_to = Some(threshold.max(f64::MIN_POSITIVE));
         }
         out
     }
@@ -274,5 +324,36 @@ mod tests {
             predicted.iter().map(|p| calibration.interval(*p)).collect();
         assert_eq!(zeros(&intervals), zeros(&original));
         assert!(calibration.carried_to(&[], &doubled) == calibration);
+    }
+
+    #[test]
+    fn carried_with_the_chance_of_no_purchase_fewer_reach_zero_where_more_will_buy() {
+        // Calibrated where a fifth of every prediction level bought nothing; carried to the same
+        // predictions in a window where only the lowest tenth is expected to buy nothing.
+        let predicted: Vec<f64> = (0..1_000).map(|i| f64::from(1 + i)).collect();
+        let actual: Vec<f64> = predicted
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if i % 5 == 0 { 0.0 } else { *p })
+            .collect();
+        let calibration = Calibration::fit(&predicted, &actual).unwrap();
+        let by_rank = calibration.carried_to(&predicted, &predicted);
+        let p_no_purchase: Vec<f64> = (0..1_000)
+            .map(|i| if i < 100 { 0.5 } else { 0.0 })
+            .collect();
+        let carried = calibration.carried_with(&predicted, &predicted, &p_no_purchase);
+        // 80% of the expected non-buyers lie at or below the 80th prediction.
+        assert_eq!(carried.zero_up_to, Some(80.0));
+        assert!(by_rank.zero_up_to.unwrap() > 700.0, "{by_rank:?}");
+        assert_eq!(carried.bins, by_rank.bins);
+        // Probabilities that say nothing, or not one per customer: carried by rank.
+        assert_eq!(
+            calibration.carried_with(&predicted, &predicted, &vec![0.0; 1_000]),
+            by_rank
+        );
+        assert_eq!(
+            calibration.carried_with(&predicted, &predicted, &[0.5]),
+            by_rank
+        );
     }
 }

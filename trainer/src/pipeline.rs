@@ -215,11 +215,10 @@ pub fn fit_production(
             labels: &train.labels,
             population: &population,
         };
-        Trained::fit(spec, &set, inputs.clone())
+        Trained::fit_predicting(spec, &set, inputs.clone())
     };
-    let champion = fit(champion)?;
-    let nine = fit(nine)?;
-    let predictions = champion.predict(&population)?;
+    let (champion, predictions) = fit(champion)?;
+    let (nine, _) = fit(nine)?;
     Ok(Production {
         champion,
         nine,
