@@ -72,20 +72,25 @@ if ! cmp -s clv/tests/browser/package-lock.json "$tools/browser/package-lock.jso
 fi
 
 SCHEMATHESIS_VERSION=4.32.5
-if ! "$tools/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-  # Python 3.11's ast.parse raises a SystemError on schemathesis' coverage module; a newer Python
-  # (pyenv's, when the machine has one) runs every phase, 3.11 all but the coverage phase.
-  python=python3
-  for candidate in python3.13 python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[23]*/bin/python3; do
-    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; fi
+if ! "$tools/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" \
+  || ! "$tools/schemathesis/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+  # Every phase runs, the coverage phase too, which needs Python >= 3.12 (3.11's ast.parse raises a
+  # SystemError on schemathesis' coverage module): pyenv's or the system's, else setup fails.
+  python=
+  for candidate in python3 python3.12 python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[23]*/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+      && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      python=$candidate
+    fi
   done
+  if [[ -z $python ]]; then
+    echo "setup: schemathesis needs Python >= 3.12 for its coverage phase; none found (install one, e.g. with pyenv)" >&2
+    exit 1
+  fi
   echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $tools/schemathesis ($python)" >&2
   rm -rf "$tools/schemathesis"
   "$python" -m venv "$tools/schemathesis"
   "$tools/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
-  if "$tools/schemathesis/bin/python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
-    echo "examples,fuzzing,stateful" > "$tools/schemathesis/bin/clv-phases"
-  fi
 fi
 
 # The Python Kafka client third-party producers use: the partitioner test checks that it puts each

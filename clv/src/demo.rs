@@ -275,11 +275,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if trained_here {
         println!("production model already trained on this data: skipping training");
     } else {
-        train::train_histories(
-            train::TrainArgs::on_store(db.clone(), models_dir.clone()),
-            &histories,
-            Instant::now(),
-        )?;
+        // At the edge, with the defaults; the first answer does not wait for backtests nobody
+        // reads here.
+        let job = trainer::job::Job {
+            mlflow: train::mlflow("clv"),
+            git_commit: train::git_commit(),
+            ..trainer::job::Job::at_the_edge(models_dir.clone())
+        };
+        train::train_histories(&job, &histories, Instant::now())?;
     }
     let version = registry
         .production()?

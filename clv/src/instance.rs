@@ -65,6 +65,10 @@ pub struct InstanceArgs {
     /// Seconds between rescoring rounds.
     #[arg(long, default_value_t = 1.0)]
     refresh_seconds: f64,
+    /// For a test only: no fence, so that an instance out of contact with the broker keeps
+    /// answering from partitions the group may have moved (the stale answers the fence prevents).
+    #[arg(long, hide = true)]
+    no_fence: bool,
 }
 
 fn host_name() -> String {
@@ -119,6 +123,7 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
                 .unwrap_or(if broker.embedded { 10_000 } else { 45_000 }),
         ),
         instance_id: Some(id.clone()),
+        fence: !args.no_fence,
         ..IngestOptions::default()
     };
     let mut ingest = Ingest::connect_as(&broker, store.clone(), options, instance.clone())?;

@@ -15,14 +15,15 @@ use anyhow::Context;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 use models::registry::Registry;
 
-use crate::train::{self, Outcome, TrainArgs};
+use crate::train::{self, TrainArgs};
+use trainer::job::Registered;
 
 /// What one scheduled run did (the `outcome` label of `clv_retrain_runs_total`).
 enum Ran {
     /// Trained, registered and made production.
-    Promoted(Outcome),
+    Promoted(Registered),
     /// Trained and registered; production stayed.
-    Kept(Outcome),
+    Kept(Registered),
     /// The store held the same purchases as at the last training: nothing to do.
     Unchanged,
 }
@@ -178,8 +179,8 @@ fn run_once(args: &TrainArgs, trained_on: &mut Option<String>) -> anyhow::Result
     if trained_on.as_deref() == Some(histories.fingerprint().as_str()) {
         return Ok(Ran::Unchanged);
     }
-    let outcome = train::train_histories(args.clone(), &histories, Instant::now())?;
-    *trained_on = Some(outcome.fingerprint.clone());
+    let outcome = train::train_histories(&train::job(args), &histories, Instant::now())?;
+    *trained_on = Some(outcome.summary.fingerprint.clone());
     Ok(if outcome.promoted {
         Ran::Promoted(outcome)
     } else {

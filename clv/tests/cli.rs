@@ -8,16 +8,34 @@ use common::*;
 
 #[test]
 fn every_command_has_help() {
-    for args in [
-        vec!["--help"],
-        vec!["data", "--help"],
-        vec!["data", "import", "--help"],
-        vec!["data", "download", "--help"],
-        vec!["data", "generate", "--help"],
-        vec!["snapshot", "--help"],
-    ] {
+    // Every command and subcommand clap knows of, walked from the definition itself, so a command
+    // added later is covered without touching this list.
+    fn paths(command: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            out.push(path.clone());
+            paths(sub, &path, out);
+        }
+    }
+    let mut all = vec![Vec::new()];
+    paths(
+        &<clv::Cli as clap::CommandFactory>::command(),
+        &[],
+        &mut all,
+    );
+    assert!(all.len() >= 17, "{all:?}");
+    for path in &all {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
         let out = clv(&args);
         assert!(out.contains("Usage: clv"), "{args:?}: {out}");
+        if let Some(name) = path.last() {
+            assert!(
+                out.contains(&format!("Usage: clv {}", path.join(" "))),
+                "{name}: {out}"
+            );
+        }
     }
 }
 

@@ -364,9 +364,11 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
 }
 
 /// The compose file follows the Compose Specification closely enough for Debian's docker-compose
-/// 1.29 to parse it (no engine needed), runs every service of the stack, and mounts files that exist.
+/// 1.29 to parse it, names every service of the stack (`ingest` as scalable instances), and mounts
+/// files that exist. It is not run: there is no container engine here; the commands its services
+/// run are the ones the other tests run as processes.
 #[test]
-fn the_compose_file_is_valid_and_runs_the_whole_stack() {
+fn the_compose_file_parses_names_every_service_and_mounts_files_that_exist() {
     let root = monitoring().join("..");
     let compose = |args: &[&str]| {
         let out = Command::new(tool("docker-compose"))

@@ -49,6 +49,15 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// Whether the data still streams in while [`Group::wait_settled`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streams {
+    /// The replay is under way: earlier watermarks are expected.
+    Yes,
+    /// Every event is in: only the final answer or a 503.
+    No,
+}
+
 /// The instances of a test, by ID: the process and its base URL.
 struct Group<'a> {
     stack: &'a Stack,
@@ -61,6 +70,10 @@ struct Group<'a> {
 
 impl Group<'_> {
     fn start(&mut self, id: &str) {
+        self.start_with(id, &[]);
+    }
+
+    fn start_with(&mut self, id: &str, extra: &[&str]) {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args: Vec<String> = [
@@ -86,6 +99,7 @@ impl Group<'_> {
         .map(|a| a.to_string())
         .collect();
         args.extend(self.stack.broker_args());
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut process = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let base = format!("http://{listen}");
         wait_for(&format!("{id} to listen"), Duration::from_secs(30), || {
@@ -138,8 +152,11 @@ impl Group<'_> {
     }
 
     /// Waits until settled, asking for customers through the first instance meanwhile: each answer
-    /// is the expected one or a 503 with Retry-After. Returns how many 503s it saw.
-    fn wait_settled(&self, as_of: &str, expected: &[(u64, f64)]) -> usize {
+    /// is the expected one or a 503 with Retry-After. While the data still `streams` in, an answer
+    /// may be as of an earlier watermark (its value is not checked) or a 404 for a customer with no
+    /// purchase before it yet; once it is all in, every 200 is as of `as_of` with the expected
+    /// value, and nothing else but a 503 is accepted. Returns how many 503s it saw.
+    fn wait_settled(&self, as_of: &str, expected: &[(u64, f64)], streams: Streams) -> usize {
         let started = Instant::now();
         let mut unavailable = 0;
         let mut i = 0;
@@ -161,6 +178,8 @@ impl Group<'_> {
                         if body["as_of"] == as_of {
                             let served = body["clv_6m"].as_f64().unwrap();
                             assert!((served - clv).abs() <= 0.006, "{id}: {served} vs {clv}");
+                        } else {
+                            assert_eq!(streams, Streams::Yes, "{id}: a stale answer: {body}");
                         }
                     }
                     503 => {
@@ -169,7 +188,8 @@ impl Group<'_> {
                     }
                     // While the data still streams in, as_of (the group's watermark) is earlier
                     // and a later customer has no purchase before it yet.
-                    404 if !body.contains(&format!("before {as_of}")) => {}
+                    404 if streams == Streams::Yes
+                        && !body.contains(&format!("before {as_of}")) => {}
                     other => panic!("{id}: {other} while partitions move: {body}"),
                 }
             }
@@ -343,20 +363,26 @@ fn scenario(stack: &Stack) {
         replayed.contains(&format!("{} events sent", stack.events)),
         "{replayed}"
     );
-    group.wait_settled(&as_of, &expected);
+    group.wait_settled(&as_of, &expected, Streams::Yes);
     group.every_answer_is_the_offline_one(&as_of, &expected);
 
-    // One killed: its partitions go to the survivors, which restore them from the topic.
+    // One killed: its partitions go to the survivors, which restore them from the topic. Until
+    // they do, a question for one of them is a 503 (the prober asks 20 every 100 ms, a third of
+    // them for the killed instance's partitions, for at least the 6 s session timeout).
     group.kill("i-2");
-    let unavailable = group.wait_settled(&as_of, &expected);
+    let unavailable = group.wait_settled(&as_of, &expected, Streams::No);
     eprintln!(
         "after the kill: {unavailable} answers were 503 with Retry-After while partitions moved"
+    );
+    assert!(
+        unavailable > 0,
+        "no 503 while the killed instance's partitions moved"
     );
     group.every_answer_is_the_offline_one(&as_of, &expected);
 
     // A fourth joins with an empty store: partitions move to it, and it restores them.
     group.start("i-4");
-    group.wait_settled(&as_of, &expected);
+    group.wait_settled(&as_of, &expected, Streams::No);
     let (_, base) = &group.instances["i-4"];
     let cluster = json(&get(&group.agent, &format!("{base}/cluster")).3);
     assert!(
@@ -417,7 +443,7 @@ fn an_instance_cut_off_from_the_broker_stops_answering_for_its_partitions_then_s
     };
     group.start("i-1");
     stack.replay();
-    group.wait_settled(&as_of, &expected);
+    group.wait_settled(&as_of, &expected, Streams::Yes);
     group.every_answer_is_the_offline_one(&as_of, &expected);
     let (_, base) = &group.instances["i-1"];
 
@@ -445,6 +471,40 @@ fn an_instance_cut_off_from_the_broker_stops_answering_for_its_partitions_then_s
     assert_eq!(status, 503, "{body}");
 
     broker.restart();
-    group.wait_settled(&as_of, &expected);
+    group.wait_settled(&as_of, &expected, Streams::No);
     group.every_answer_is_the_offline_one(&as_of, &expected);
+}
+
+/// What the fence prevents, shown: the same outage with the fence off (a hidden switch for this
+/// test), and the instance keeps answering from its partitions past the whole session timeout,
+/// when the group may already have given them to another member: the stale answers the test above
+/// proves the fence stops.
+#[test]
+fn without_the_fence_an_instance_cut_off_from_the_broker_keeps_answering_past_the_session_timeout()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), 150, 23);
+    let events = count_with_customer(&data);
+    let mut broker = Nisshi::start(dir.path(), "sqlite://nisshi.db");
+    let stack = Stack::external(dir, data, events, broker.bootstrap.clone(), None);
+    let (models, as_of, expected) = expected(&stack);
+    let mut group = Group {
+        stack: &stack,
+        features: offline_features(&stack, &as_of),
+        models,
+        instances: BTreeMap::new(),
+        agent: agent(),
+    };
+    group.start_with("i-1", &["--no-fence"]);
+    stack.replay();
+    group.wait_settled(&as_of, &expected, Streams::Yes);
+    let (_, base) = &group.instances["i-1"];
+
+    broker.kill();
+    // Past the 6 s session timeout.
+    std::thread::sleep(Duration::from_secs(8));
+    for (id, _) in expected.iter().take(20) {
+        let (status, _, _, body) = get(&group.agent, &format!("{base}/customers/{id}/clv"));
+        assert_eq!(status, 200, "{id}: {body}");
+    }
 }

@@ -12,6 +12,9 @@
 //!   folds), the procedure's test on the data before a cutoff, the seed table's split;
 //! - [`pipeline`]: the whole training run on one history, and the production models, fitted where
 //!   they are served (the model-wide inputs at the end of the data);
+//! - [`job`]: a training job as `clv train`, `clv train --every` and `clv demo` run it: the
+//!   pipeline, its checks, a registered version with its report, MLflow, promotion; a typed
+//!   summary out;
 //! - [`across`]: the backtest at several test cutoffs, every candidate against BG/NBD + GG;
 //! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
 //! - [`risk`]: the at-risk list's check on an evaluation snapshot, beside a naive rule;
@@ -21,6 +24,7 @@
 pub mod across;
 pub mod backtest;
 pub mod fit;
+pub mod job;
 pub mod mlflow;
 pub mod pipeline;
 pub mod report;

@@ -24,34 +24,61 @@ pub struct AtRiskCheck {
     pub naive_revenue_share: f64,
 }
 
+/// One line of the at-risk table: the check of the first `listed` at a fold's cutoff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskRow {
+    /// The fold's name.
+    pub fold: String,
+    /// Its evaluation cutoff.
+    pub cutoff: chrono::NaiveDate,
+    /// The check there.
+    pub check: AtRiskCheck,
+}
+
 /// The check at each fold's evaluation cutoff, for the first 100 and 500 of the list (fewer when
-/// the list is shorter): a Markdown table.
-pub fn table(snapshots: &mut Snapshots<'_>, folds: &[Fold]) -> Result<String> {
-    let mut out = String::from(
-        "| fold | cutoff | listed | silent after (at-risk list) | silent after (naive) | revenue to date covered (at-risk) | (naive) |\n|---|---|---|---|---|---|---|\n",
-    );
+/// the list is shorter; once when it holds no more than 100).
+pub fn checks(snapshots: &mut Snapshots<'_>, folds: &[Fold]) -> Result<Vec<RiskRow>> {
+    let mut out = Vec::new();
     for fold in folds {
         let evaluated = snapshots.evaluated(fold)?;
         let mut shown = 0;
         for k in [100, 500] {
-            if let Some(c) = check(&evaluated, k)
-                && c.listed > shown
+            if let Some(check) = check(&evaluated, k)
+                && check.listed > shown
             {
-                shown = c.listed;
-                out.push_str(&format!(
-                    "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |\n",
-                    fold.name,
-                    fold.evaluate_at,
-                    c.listed,
-                    c.silent * 100.0,
-                    c.naive_silent * 100.0,
-                    c.revenue_share * 100.0,
-                    c.naive_revenue_share * 100.0
-                ));
+                shown = check.listed;
+                out.push(RiskRow {
+                    fold: fold.name.clone(),
+                    cutoff: fold.evaluate_at,
+                    check,
+                });
             }
         }
     }
     Ok(out)
+}
+
+/// The checks as a Markdown table.
+pub fn table(rows: &[RiskRow]) -> String {
+    let mut out = String::from(
+        "| fold | cutoff | listed | silent after (at-risk list) | silent after (naive) | revenue to date covered (at-risk) | (naive) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for RiskRow {
+        fold,
+        cutoff,
+        check: c,
+    } in rows
+    {
+        out.push_str(&format!(
+            "| {fold} | {cutoff} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |\n",
+            c.listed,
+            c.silent * 100.0,
+            c.naive_silent * 100.0,
+            c.revenue_share * 100.0,
+            c.naive_revenue_share * 100.0
+        ));
+    }
+    out
 }
 
 /// The check of the first `k` of each list on `evaluated` (rows as of the cutoff, labels after it);
