@@ -14,7 +14,7 @@
 //!   they are served (the model-wide inputs at the end of the data);
 //! - [`job`]: a training job as `clv train`, `clv train --every` and `clv demo` run it: the
 //!   pipeline, its checks, a registered version with its report, MLflow, promotion; a typed
-//!   summary out;
+//!   summary out ([`summary`]: that summary, and the output and `report.md` written from it);
 //! - [`across`]: the backtest at several test cutoffs, every candidate against BG/NBD + GG;
 //! - [`mlflow`]: logging a version to an MLflow tracking server over its REST API;
 //! - [`risk`]: the at-risk list's check on an evaluation snapshot, beside a naive rule;
@@ -29,6 +29,7 @@ pub mod mlflow;
 pub mod pipeline;
 pub mod report;
 pub mod risk;
+pub mod summary;
 pub mod training;
 
 pub use models::{metrics, registry};
