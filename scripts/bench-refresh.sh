@@ -3,7 +3,7 @@
 # `clv ingest` and `clv replay` of the input, then `clv serve` over that store with the registry
 # given; once every customer is scored, kcat produces one purchase for each of N existing customers
 # (dated on the watermark's day, so `as_of` stays), and the script reads from the scorer's /metrics
-# how long the refresh that took them in lasted (`scorer_refresh_duration_seconds`) and how many
+# how long the refresh that took them in lasted (`clv_scorer_refresh_duration_seconds`) and how many
 # customers it rescored.
 # Usage: scripts/bench-refresh.sh <input: .parquet/.csv> <models dir> [changed customers, default 100]
 # (build first: cargo build --release; needs kcat and curl). CLV=<binary> measures another build.
@@ -38,9 +38,9 @@ served=$(date +%s.%N)
 until curl -sf http://127.0.0.1:$PORT/ready > /dev/null; do sleep 0.2; done
 echo "scorer ready $(echo "$(date +%s.%N) - $served" | bc | cut -c1-5) s after it started"
 sleep 2
-now=$(metric scorer_customers)
-count0=$(metric scorer_refresh_duration_seconds_count)
-sum0=$(metric scorer_refresh_duration_seconds_sum)
+now=$(metric clv_scorer_customers)
+count0=$(metric clv_scorer_refresh_duration_seconds_count)
+sum0=$(metric clv_scorer_refresh_duration_seconds_sum)
 echo "ready: $now customers scored; $count0 refreshes so far, $(echo "$sum0 / $count0" | bc -l | cut -c1-6) s each on average"
 grep -o 'seconds=[0-9.]*' $W/serve.out | tail -1 | sed 's/^/last full scoring: /' || true
 # N existing customers from the top list (any N would do), one purchase each, on the watermark's day.
@@ -53,10 +53,10 @@ while read -r id; do
   echo "$id|{\"schema_version\":1,\"event_id\":\"bench-refresh:$i:$RANDOM\",\"customer_id\":$id,\"invoice\":\"99$i\",\"stock_code\":\"BENCH\",\"quantity\":1,\"invoice_date\":\"${day}T00:00:01Z\",\"price\":1.0}"
 done < $W/ids | kcat -P -b "$BROKERS" -t transactions -K '|' -X partitioner=murmur2_random
 # Wait for the refresh that rescored them.
-while [ "$(metric scorer_refresh_duration_seconds_count)" = "$count0" ]; do sleep 0.05; done
+while [ "$(metric clv_scorer_refresh_duration_seconds_count)" = "$count0" ]; do sleep 0.05; done
 sleep 1
-count1=$(metric scorer_refresh_duration_seconds_count)
-sum1=$(metric scorer_refresh_duration_seconds_sum)
+count1=$(metric clv_scorer_refresh_duration_seconds_count)
+sum1=$(metric clv_scorer_refresh_duration_seconds_sum)
 echo "after $CHANGED changed customers: $((count1 - count0)) refresh(es), $(echo "($sum1 - $sum0) / ($count1 - $count0)" | bc -l | cut -c1-8) s each"
-grep 'scorer_rescored_customers_total' <(curl -s http://127.0.0.1:$PORT/metrics) || echo "(no scorer_rescored_customers_total: every refresh rescores everyone)"
+grep 'clv_scorer_rescored_customers_total' <(curl -s http://127.0.0.1:$PORT/metrics) || echo "(no clv_scorer_rescored_customers_total: every refresh rescores everyone)"
 grep VmHWM /proc/$SERVE/status | sed 's/^/scorer peak RSS: /' 

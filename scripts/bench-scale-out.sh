@@ -190,7 +190,7 @@ if [ -n "${WRK:-}" ]; then
   until curl -sf "http://127.0.0.1:$bare_port/" > /dev/null 2>&1 || curl -s "http://127.0.0.1:$bare_port/" > /dev/null; do sleep 0.1; done
   id=i-1
   curl -sf "http://127.0.0.1:${PORT[$id]}/customers/top.csv?k=10000" | tail -n +2 | cut -d, -f2 > "$W/ids"
-  forwarded() { curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^scorer_forwarded_requests_total\{outcome="answered"\}/ {print $2}'; }
+  forwarded() { curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_scorer_forwarded_requests_total\{outcome="answered"\}/ {print $2}'; }
   before=$(forwarded); before=${before:-0}
   for target in "bare:$bare_port" "instance $id:${PORT[$id]}"; do
     rate=$(IDS=$W/ids RATE_PER_CONNECTION=0 wrk -t2 -c64 -d"${WRK}"s -s scripts/bench/random-ids.lua \
@@ -198,7 +198,7 @@ if [ -n "${WRK:-}" ]; then
     row "GET /customers/{id}/clv, wrk -c64 ${WRK} s: ${target%%:*} | $rate (req/s, p99) |"
   done
   after=$(forwarded)
-  total=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^http_requests_total\{.*route="\/customers\/\{id\}\/clv"/ {s += $2} END {printf "%d", s}')
+  total=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_http_requests_total\{.*route="\/customers\/\{id\}\/clv"/ {s += $2} END {printf "%d", s}')
   row "of $id's answers, forwarded to the owner | $(echo "${after:-0} - $before" | bc) of $total |"
 fi
 

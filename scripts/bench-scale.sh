@@ -103,7 +103,7 @@ if has serve; then
   until curl -sf http://127.0.0.1:18080/ready > /dev/null; do sleep 0.1; done
   if [ -n "${PERF:-}" ]; then perf record -g -o "$W/serve.perf" -p "$(pgrep -P $SERVE)" -- sleep 5; fi
   ready_s=$(since "$start")
-  customers=$(curl -s http://127.0.0.1:18080/metrics | awk '/^scorer_customers / {print $2}')
+  customers=$(curl -s http://127.0.0.1:18080/metrics | awk '/^clv_scorer_customers / {print $2}')
   kill -TERM "$(pgrep -P $SERVE)"; wait $SERVE || true
   row "clv serve: ready | $(printf %.1f "$ready_s") s ($customers customers scored) | | $(rss_mb "$W/serve.time") MB | |"
 fi
@@ -113,7 +113,7 @@ if has refresh; then
   # stage filled (its broker still runs): a new ingest resumes from the store's offsets, `clv serve`
   # scores everyone, then kcat produces one purchase for each of $CHANGED customers of the top list,
   # dated on the watermark's day so that `as_of` stays; the refresh that took them in is read from
-  # `scorer_refresh_duration_seconds` (its `_sum` and `_count` before and after).
+  # `clv_scorer_refresh_duration_seconds` (its `_sum` and `_count` before and after).
   [ -f "$W/state/broker.addr" ] && has stream || { echo "refresh: needs the stream stage in the same run"; exit 1; }
   CHANGED=${CHANGED:-1000}
   brokers=$(cat "$W/state/broker.addr")
@@ -126,9 +126,9 @@ if has refresh; then
   metric() { curl -s http://127.0.0.1:18080/metrics | awk -v m="$1" '$1 == m {print $2}'; }
   until curl -sf http://127.0.0.1:18080/ready > /dev/null; do sleep 0.2; done
   sleep 2
-  count0=$(metric scorer_refresh_duration_seconds_count)
-  sum0=$(metric scorer_refresh_duration_seconds_sum)
-  rescored0=$(curl -s http://127.0.0.1:18080/metrics | awk '/^scorer_rescored_customers_total\{refresh="changed"\}/ {print $2}')
+  count0=$(metric clv_scorer_refresh_duration_seconds_count)
+  sum0=$(metric clv_scorer_refresh_duration_seconds_sum)
+  rescored0=$(curl -s http://127.0.0.1:18080/metrics | awk '/^clv_scorer_rescored_customers_total\{refresh="changed"\}/ {print $2}')
   wm=$(curl -s http://127.0.0.1:18080/ready | sed 's/.*"as_of":"\([0-9-]*\)".*/\1/')
   day=$(date -u -d "$wm - 1 day" +%Y-%m-%d)
   curl -s "http://127.0.0.1:18080/customers/top.csv?k=$CHANGED" | tail -n +2 | cut -d, -f2 > "$W/changed.ids"
@@ -138,12 +138,12 @@ if has refresh; then
     echo "$id|{\"schema_version\":1,\"event_id\":\"bench-refresh:$i:$RANDOM\",\"customer_id\":$id,\"invoice\":\"99$i\",\"stock_code\":\"BENCH\",\"quantity\":1,\"invoice_date\":\"${day}T00:00:01Z\",\"price\":1.0}"
   done < "$W/changed.ids" | kcat -P -b "$brokers" -t transactions -K '|' -X partitioner=murmur2_random
   # Every changed customer rescored (one refresh or a few, as ingest's batches land).
-  until [ "$(echo "$(curl -s http://127.0.0.1:18080/metrics | awk '/^scorer_rescored_customers_total\{refresh="changed"\}/ {print $2}') - ${rescored0:-0}" | bc)" -ge "$CHANGED" ]; do
+  until [ "$(echo "$(curl -s http://127.0.0.1:18080/metrics | awk '/^clv_scorer_rescored_customers_total\{refresh="changed"\}/ {print $2}') - ${rescored0:-0}" | bc)" -ge "$CHANGED" ]; do
     sleep 0.05
   done
   sleep 1
-  count1=$(metric scorer_refresh_duration_seconds_count)
-  sum1=$(metric scorer_refresh_duration_seconds_sum)
+  count1=$(metric clv_scorer_refresh_duration_seconds_count)
+  sum1=$(metric clv_scorer_refresh_duration_seconds_sum)
   n=$((count1 - count0))
   row "clv serve: refresh after $CHANGED changed customers | $(echo "scale=4; ($sum1 - $sum0) / $n" | bc) s per refresh ($n refreshes took them in, $(echo "scale=4; $sum1 - $sum0" | bc) s in all) | | | |"
 fi

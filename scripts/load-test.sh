@@ -68,14 +68,14 @@ peak=0
     awk '/VmRSS/ {print $2}' "/proc/$serve/status"; sleep 1
   done ) >"$work/rss.log" 2>/dev/null &
 pids+=($!)
-before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^scorer_shed_requests_total/ {s += $2} END {print s+0}')
+before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^clv_scorer_shed_requests_total/ {s += $2} END {print s+0}')
 echo "overload (open loop at $rate req/s = 2x saturation, 2,000 connections, 60 s, latency-corrected):"
 "$oha" -q "$rate" -c 2000 -z 60s --latency-correction --no-tui --output-format json \
   --rand-regex-url "$url" >"$work/over.json"
 summary "$work/over.json"
-after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^scorer_shed_requests_total/ {s += $2} END {print s+0}')
-echo "shed (scorer_shed_requests_total): $((after - before)) in 60 s"
-curl -s "http://127.0.0.1:$port/metrics" | grep '^scorer_shed_requests_total' || true
+after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^clv_scorer_shed_requests_total/ {s += $2} END {print s+0}')
+echo "shed (clv_scorer_shed_requests_total): $((after - before)) in 60 s"
+curl -s "http://127.0.0.1:$port/metrics" | grep '^clv_scorer_shed_requests_total' || true
 peak=$(sort -n "$work/rss.log" | tail -1)
 echo "scorer peak RSS during overload: $((peak / 1024)) MiB (ready: $(head -1 "$work/rss.log" | awk '{print int($1/1024)}') MiB)"
 sleep 2

@@ -232,7 +232,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     early.set_nonblocking(true)?;
     std::fs::create_dir_all(&args.dir)?;
     let metrics = telemetry::install_recorder()?;
-    scorer::service::register_metrics();
     scorer::http::register_metrics();
     let db = args.dir.join("featurestore");
     let models_dir = args.dir.join("models");

@@ -83,7 +83,6 @@ fn host_name() -> String {
 pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
     let stop = stop_flag()?;
     let metrics = telemetry::install_recorder()?;
-    scorer::service::register_metrics();
     scorer::http::register_metrics();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -51,7 +51,6 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = telemetry::install_recorder()?;
-    scorer::service::register_metrics();
     scorer::http::register_metrics();
     let secondary_dir = args.secondary_dir.clone().unwrap_or_else(|| {
         let mut name = args.db.as_os_str().to_owned();

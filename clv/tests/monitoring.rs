@@ -306,7 +306,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
             &agent,
             &prometheus,
             &format!(
-                "http_requests_total{{route=\"/customers/{{id}}/clv\",status=\"{status}\"}} > 0"
+                "clv_http_requests_total{{route=\"/customers/{{id}}/clv\",status=\"{status}\"}} > 0"
             ),
         );
         assert!(
@@ -317,7 +317,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         );
     }
     // Drift: every feature's PSI and the prediction's, scraped.
-    let drift = query(&agent, &prometheus, "scorer_feature_drift_psi >= 0");
+    let drift = query(&agent, &prometheus, "clv_scorer_feature_drift_psi >= 0");
     assert_eq!(
         drift["data"]["result"].as_array().map(Vec::len),
         Some(contract::Feature::ALL.len()),

@@ -314,14 +314,14 @@ fn the_scorer_serves_the_streamed_store_and_swaps_models_without_dropping_a_requ
     let (status, page) = get(&agent, &format!("{base}/metrics"));
     assert_eq!(status, 200);
     for needle in [
-        "http_request_duration_seconds_bucket{route=\"/customers/{id}/clv\",status=\"200\",le=",
-        "http_requests_total{route=\"/customers/{id}/clv\",status=\"404\"}",
-        "http_requests_total{route=\"/predict\",status=\"413\"}",
-        "http_response_size_bytes_bucket",
-        "scorer_predictions_total{endpoint=\"clv\"}",
-        "scorer_model_info{name=",
-        "scorer_feature_watermark_seconds",
-        "scorer_features_refreshed_timestamp_seconds",
+        "clv_http_request_duration_seconds_bucket{route=\"/customers/{id}/clv\",status=\"200\",le=",
+        "clv_http_requests_total{route=\"/customers/{id}/clv\",status=\"404\"}",
+        "clv_http_requests_total{route=\"/predict\",status=\"413\"}",
+        "clv_http_response_size_bytes_bucket",
+        "clv_scorer_predictions_total{endpoint=\"clv\"}",
+        "clv_scorer_model_info{name=",
+        "clv_scorer_feature_watermark_seconds",
+        "clv_scorer_features_refreshed_timestamp_seconds",
     ] {
         assert!(page.contains(needle), "{needle} missing from\n{page}");
     }

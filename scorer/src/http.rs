@@ -171,8 +171,8 @@ async fn customer_clv(
             served.clv.record(scored.clv_6m);
         }
         None => {
-            counter!("scorer_predictions_total", "endpoint" => "clv").increment(1);
-            histogram!("scorer_served_clv_pounds").record(scored.clv_6m);
+            counter!(crate::telemetry::PREDICTIONS, "endpoint" => "clv").increment(1);
+            histogram!(crate::telemetry::SERVED_CLV).record(scored.clv_6m);
         }
     }
     Ok(json_bytes(scored.clv_body.clone()))
@@ -483,7 +483,7 @@ fn list_of<T>(
         .scorer
         .population()
         .ok_or_else(|| not_ready(&state.scorer))?;
-    counter!("scorer_predictions_total", "endpoint" => endpoint).increment(1);
+    counter!(crate::telemetry::PREDICTIONS, "endpoint" => endpoint).increment(1);
     let listed = list(&population, k);
     Ok((population, listed))
 }
@@ -642,7 +642,7 @@ async fn predict(
             "these features are beyond what the model can score (its prediction is not a finite number)",
         ));
     }
-    counter!("scorer_predictions_total", "endpoint" => "predict").increment(1);
+    counter!(crate::telemetry::PREDICTIONS, "endpoint" => "predict").increment(1);
     Ok(Json(PredictResponse {
         predicted_clv_6m: (predicted * 100.0).round() / 100.0,
         model: ModelRef {
@@ -730,7 +730,8 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn unmatched(request: Request) -> ApiError {
-    counter!("http_requests_total", "route" => "unmatched", "status" => "404").increment(1);
+    counter!(crate::telemetry::HTTP_REQUESTS, "route" => "unmatched", "status" => "404")
+        .increment(1);
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no route {} {}", request.method(), request.uri().path()),
@@ -759,9 +760,9 @@ impl RequestHandles {
     fn new(route: &str, status: u16) -> Self {
         let (route, status) = (route.to_string(), status.to_string());
         RequestHandles {
-            requests: counter!("http_requests_total", "route" => route.clone(), "status" => status.clone()),
-            duration: histogram!("http_request_duration_seconds", "route" => route.clone(), "status" => status),
-            size: histogram!("http_response_size_bytes", "route" => route),
+            requests: counter!(crate::telemetry::HTTP_REQUESTS, "route" => route.clone(), "status" => status.clone()),
+            duration: histogram!(crate::telemetry::HTTP_DURATION, "route" => route.clone(), "status" => status),
+            size: histogram!(crate::telemetry::HTTP_RESPONSE_SIZE, "route" => route),
         }
     }
 }
@@ -828,7 +829,7 @@ async fn track(request: Request, next: Next, limits: Limits, in_flight: InFlight
 /// timeout; all as JSON errors.
 async fn guard(limits: Limits, in_flight: InFlight, request: Request, next: Next) -> Response {
     let Some(_permit) = in_flight.try_enter() else {
-        metrics::counter!("scorer_shed_requests_total", "reason" => "in_flight").increment(1);
+        metrics::counter!(crate::telemetry::SHED, "reason" => "in_flight").increment(1);
         let mut response = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -973,7 +974,7 @@ trait Listed: Serialize + serde::de::DeserializeOwned + Send + 'static {
     type Row;
     /// The list's path, which owners are asked at.
     const PATH: &'static str;
-    /// The endpoint label of `scorer_predictions_total`.
+    /// The endpoint label of `clv_scorer_predictions_total`.
     const ENDPOINT: &'static str;
     /// The first `k` of the customers `keep` keeps, in `population`.
     fn of(population: &Population, k: usize, keep: impl Fn(u64) -> bool) -> Self;
@@ -1097,7 +1098,7 @@ async fn routed_list<L: Listed>(
             L::from_parts(as_of, model, rows)
         }
     };
-    counter!("scorer_predictions_total", "endpoint" => L::ENDPOINT).increment(1);
+    counter!(crate::telemetry::PREDICTIONS, "endpoint" => L::ENDPOINT).increment(1);
     Ok(answer)
 }
 
@@ -1259,10 +1260,11 @@ pub fn router_with(
         .with_state(state)
 }
 
-/// Registers the request metrics of every route with status 200 at 0, and keeps the handles of the
-/// common statuses for the request path. Call once, after the recorder is installed.
+/// Registers every metric ([`crate::telemetry::register`]) and the request metrics of every route
+/// with status 200 at 0, and keeps the handles of the common statuses for the request path. Call
+/// once, after the recorder is installed.
 pub fn register_metrics() {
-    crate::shed::register_metrics();
+    crate::telemetry::register();
     let handles = ROUTES
         .iter()
         .flat_map(|route| {
@@ -1278,8 +1280,8 @@ pub fn register_metrics() {
     }
     let _ = HANDLES.set(handles);
     let _ = SERVED.set(Served {
-        predictions: counter!("scorer_predictions_total", "endpoint" => "clv"),
-        clv: histogram!("scorer_served_clv_pounds"),
+        predictions: counter!(crate::telemetry::PREDICTIONS, "endpoint" => "clv"),
+        clv: histogram!(crate::telemetry::SERVED_CLV),
     });
 }
 

@@ -12,7 +12,8 @@
 //! - [`route`]: between instances of a group (`clv instance`): a customer's questions to its
 //!   partition's owner, lists merged from every owner;
 //! - [`http`]: the axum router, its JSON errors, request metrics, limits and OpenAPI document;
-//! - [`shed`]: the caps on open connections and requests in flight, beyond which it answers 503.
+//! - [`shed`]: the caps on open connections and requests in flight, beyond which it answers 503;
+//! - [`telemetry`]: every metric it exports, named and described once.
 
 pub mod follow;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod route;
 pub mod service;
 pub mod shed;
 pub mod source;
+pub mod telemetry;
 
 /// Errors of the scorer.
 #[derive(Debug, thiserror::Error)]

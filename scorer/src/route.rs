@@ -36,7 +36,7 @@ pub struct RetryLater(pub String);
 
 impl IntoResponse for RetryLater {
     fn into_response(self) -> Response {
-        counter!("scorer_routing_unavailable_total").increment(1);
+        counter!(crate::telemetry::ROUTING_UNAVAILABLE).increment(1);
         let body = serde_json::json!({"status": 503, "error": self.0});
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
         response.headers_mut().insert(
@@ -138,8 +138,7 @@ impl Routing {
         let answer = match sent {
             Ok(answer) => answer,
             Err(e) => {
-                counter!("scorer_forwarded_requests_total", "outcome" => "unreachable")
-                    .increment(1);
+                counter!(crate::telemetry::FORWARDED, "outcome" => "unreachable").increment(1);
                 return RetryLater(format!("the owner {id} ({http}) did not answer: {e}"))
                     .into_response();
             }
@@ -151,13 +150,12 @@ impl Routing {
         let body = match answer.bytes().await {
             Ok(body) => body,
             Err(e) => {
-                counter!("scorer_forwarded_requests_total", "outcome" => "unreachable")
-                    .increment(1);
+                counter!(crate::telemetry::FORWARDED, "outcome" => "unreachable").increment(1);
                 return RetryLater(format!("the owner {id} ({http}) broke off its answer: {e}"))
                     .into_response();
             }
         };
-        counter!("scorer_forwarded_requests_total", "outcome" => "answered").increment(1);
+        counter!(crate::telemetry::FORWARDED, "outcome" => "answered").increment(1);
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();

@@ -233,22 +233,22 @@ impl Refresher {
             return Ok(refresh);
         };
         if let Some(watermark) = population.freshness.watermark {
-            gauge!("scorer_feature_watermark_seconds").set(watermark.timestamp() as f64);
+            gauge!(crate::telemetry::FEATURE_WATERMARK).set(watermark.timestamp() as f64);
         }
-        gauge!("scorer_features_refreshed_timestamp_seconds")
+        gauge!(crate::telemetry::FEATURES_REFRESHED)
             .set(population.freshness.refreshed_at.timestamp_millis() as f64 / 1000.0);
-        gauge!("scorer_as_of_timestamp_seconds")
+        gauge!(crate::telemetry::AS_OF)
             .set(contract::epoch_ms(contract::midnight(population.as_of)) as f64 / 1000.0);
-        gauge!("scorer_customers").set(population.len() as f64);
+        gauge!(crate::telemetry::CUSTOMERS).set(population.len() as f64);
         if let Some(drift) = population.drift(&production) {
             for (feature, psi) in drift.features {
-                gauge!("scorer_feature_drift_psi", "feature" => feature.to_string())
+                gauge!(crate::telemetry::FEATURE_DRIFT, "feature" => feature.to_string())
                     .set(psi.unwrap_or(f64::NAN));
             }
-            gauge!("scorer_prediction_drift_psi").set(drift.prediction.unwrap_or(f64::NAN));
+            gauge!(crate::telemetry::PREDICTION_DRIFT).set(drift.prediction.unwrap_or(f64::NAN));
         }
-        histogram!("scorer_refresh_duration_seconds").record(started.elapsed().as_secs_f64());
-        counter!("scorer_rescored_customers_total", "refresh" => kind.0).increment(kind.1 as u64);
+        histogram!(crate::telemetry::REFRESH_DURATION).record(started.elapsed().as_secs_f64());
+        counter!(crate::telemetry::RESCORED, "refresh" => kind.0).increment(kind.1 as u64);
         tracing::debug!(
             as_of = %population.as_of,
             customers = population.len(),
@@ -333,10 +333,10 @@ impl Refresher {
         }
         let loaded = follow::load(&self.models_dir, &version)?;
         if let Some(old) = &current {
-            gauge!("scorer_model_info", "name" => old.name.clone(), "version" => old.version.clone())
+            gauge!(crate::telemetry::MODEL_INFO, "name" => old.name.clone(), "version" => old.version.clone())
                 .set(0.0);
         }
-        gauge!("scorer_model_info", "name" => loaded.name.clone(), "version" => loaded.version.clone())
+        gauge!(crate::telemetry::MODEL_INFO, "name" => loaded.name.clone(), "version" => loaded.version.clone())
             .set(1.0);
         tracing::info!(version = %loaded.version, model = %loaded.name, "production model loaded");
         self.scorer.production.store(Some(Arc::new(loaded)));
@@ -356,11 +356,11 @@ impl Refresher {
                 while !stop.load(Ordering::Acquire) {
                     let outcome = self.tick();
                     let ready = self.scorer.readiness().is_ok();
-                    gauge!("scorer_ready").set(if ready { 1.0 } else { 0.0 });
+                    gauge!(crate::telemetry::READY).set(if ready { 1.0 } else { 0.0 });
                     match outcome {
                         Ok(_) => last_error.clear(),
                         Err(e) => {
-                            counter!("scorer_refresh_errors_total").increment(1);
+                            counter!(crate::telemetry::REFRESH_ERRORS).increment(1);
                             let message = e.to_string();
                             // Said once until it changes (e.g. while ingest has not created the
                             // store yet).
@@ -378,23 +378,4 @@ impl Refresher {
             })
             .map_err(ScorerError::Io)
     }
-}
-
-/// Registers the scorer's counters at 0, so that they exist before the first request.
-pub fn register_metrics() {
-    metrics::describe_gauge!(
-        "scorer_feature_drift_psi",
-        "PSI of each feature of the scored customers against the production version's training population (README, \"Drift\")"
-    );
-    metrics::describe_gauge!(
-        "scorer_prediction_drift_psi",
-        "PSI of the predicted CLV against the production version's predictions at its cutoff"
-    );
-    gauge!("scorer_ready").set(0.0);
-    counter!("scorer_refresh_errors_total").absolute(0);
-    counter!("scorer_rescored_customers_total", "refresh" => "full").absolute(0);
-    counter!("scorer_rescored_customers_total", "refresh" => "changed").absolute(0);
-    counter!("scorer_predictions_total", "endpoint" => "clv").absolute(0);
-    counter!("scorer_predictions_total", "endpoint" => "predict").absolute(0);
-    counter!("scorer_predictions_total", "endpoint" => "top").absolute(0);
 }

@@ -8,7 +8,7 @@
 //! and answers each one beyond with a canned 503 (written without parsing anything) and closes it.
 //! Requests that do wait inside the server (a slow client reading a large CSV, say) are capped by
 //! [`InFlight`] in the router, also with a 503. Both are counted in
-//! `scorer_shed_requests_total{reason="connections"|"in_flight"}`.
+//! `clv_scorer_shed_requests_total{reason="connections"|"in_flight"}`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,17 +30,6 @@ fn overloaded_response() -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// Describes the shedding counter and creates its series at 0.
-pub fn register_metrics() {
-    metrics::describe_counter!(
-        "scorer_shed_requests_total",
-        "Requests and connections answered 503 with Retry-After because a cap was reached, by reason"
-    );
-    for reason in ["connections", "in_flight"] {
-        metrics::counter!("scorer_shed_requests_total", "reason" => reason).absolute(0);
-    }
 }
 
 /// A TCP listener that holds at most `max_connections` open connections.
@@ -134,8 +123,7 @@ impl axum::serve::Listener for CappedListener {
             };
             if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
                 self.open.fetch_sub(1, Ordering::AcqRel);
-                metrics::counter!("scorer_shed_requests_total", "reason" => "connections")
-                    .increment(1);
+                metrics::counter!(crate::telemetry::SHED, "reason" => "connections").increment(1);
                 // Answered on its own task, without parsing: the 503, then the client's request
                 // is read and discarded briefly, so that closing does not reset the connection
                 // before the client has read the answer.
