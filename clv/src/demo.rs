@@ -104,7 +104,10 @@ fn events_counted(metrics: &metrics_exporter_prometheus::PrometheusHandle) -> u6
     metrics
         .render()
         .lines()
-        .filter(|l| l.starts_with("clv_ingest_events_total{"))
+        .filter(|l| {
+            l.strip_prefix(ingest::telemetry::EVENTS)
+                .is_some_and(|rest| rest.starts_with('{'))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }

@@ -18,6 +18,17 @@ use models::registry::Registry;
 use crate::train::{self, TrainArgs};
 use trainer::job::Registered;
 
+// The retraining's metrics, each named once (README, "Retraining").
+const RUNS: &str = "clv_retrain_runs_total";
+const LAST_RUN: &str = "clv_retrain_last_run_timestamp_seconds";
+const LAST_SUCCESS: &str = "clv_retrain_last_success_timestamp_seconds";
+const LAST_RUN_FAILED: &str = "clv_retrain_last_run_failed";
+const LAST_RUN_DURATION: &str = "clv_retrain_last_run_duration_seconds";
+const INTERVAL: &str = "clv_retrain_interval_seconds";
+const VALIDATION_MAE: &str = "clv_retrain_validation_mae";
+const PRODUCTION_VERSION: &str = "clv_retrain_production_version";
+const PRODUCTION_CUTOFF: &str = "clv_retrain_production_cutoff_timestamp_seconds";
+
 /// What one scheduled run did (the `outcome` label of `clv_retrain_runs_total`).
 enum Ran {
     /// Trained, registered and made production.
@@ -33,45 +44,36 @@ const OUTCOMES: [&str; 4] = ["promoted", "kept", "unchanged", "failed"];
 
 fn describe(every: Duration) {
     describe_counter!(
-        "clv_retrain_runs_total",
+        RUNS,
         "Scheduled retraining runs by outcome: promoted, kept (registered, production stayed), unchanged (no new data), failed"
     );
+    describe_gauge!(LAST_RUN, "When the last retraining run ended (wall time)");
     describe_gauge!(
-        "clv_retrain_last_run_timestamp_seconds",
-        "When the last retraining run ended (wall time)"
-    );
-    describe_gauge!(
-        "clv_retrain_last_success_timestamp_seconds",
+        LAST_SUCCESS,
         "When the last retraining run that did not fail ended (wall time)"
     );
     describe_gauge!(
-        "clv_retrain_last_run_failed",
+        LAST_RUN_FAILED,
         "1 when the last retraining run failed, else 0"
     );
+    describe_gauge!(LAST_RUN_DURATION, "How long the last retraining run took");
+    describe_gauge!(INTERVAL, "The retraining interval (--every)");
     describe_gauge!(
-        "clv_retrain_last_run_duration_seconds",
-        "How long the last retraining run took"
-    );
-    describe_gauge!(
-        "clv_retrain_interval_seconds",
-        "The retraining interval (--every)"
-    );
-    describe_gauge!(
-        "clv_retrain_validation_mae",
+        VALIDATION_MAE,
         "Validation MAE of the last trained version's champion, pounds"
     );
     describe_gauge!(
-        "clv_retrain_production_version",
+        PRODUCTION_VERSION,
         "The production version's number (v0007: 7)"
     );
     describe_gauge!(
-        "clv_retrain_production_cutoff_timestamp_seconds",
+        PRODUCTION_CUTOFF,
         "The production version's cutoff: its model knows the data before it"
     );
     for outcome in OUTCOMES {
-        counter!("clv_retrain_runs_total", "outcome" => outcome).absolute(0);
+        counter!(RUNS, "outcome" => outcome).absolute(0);
     }
-    gauge!("clv_retrain_interval_seconds").set(every.as_secs_f64());
+    gauge!(INTERVAL).set(every.as_secs_f64());
 }
 
 /// Production's version and cutoff as gauges.
@@ -80,11 +82,10 @@ fn publish_production(version: &str, cutoff: chrono::NaiveDate) {
         .strip_prefix('v')
         .and_then(|n| n.parse::<u32>().ok())
     {
-        gauge!("clv_retrain_production_version").set(f64::from(number));
+        gauge!(PRODUCTION_VERSION).set(f64::from(number));
     }
     if let Some(midnight) = cutoff.and_hms_opt(0, 0, 0) {
-        gauge!("clv_retrain_production_cutoff_timestamp_seconds")
-            .set(midnight.and_utc().timestamp() as f64);
+        gauge!(PRODUCTION_CUTOFF).set(midnight.and_utc().timestamp() as f64);
     }
 }
 
@@ -128,12 +129,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             Ok(Ran::Promoted(o)) => {
                 tracing::info!(version = %o.version, reason = %o.reason, "retraining promoted");
                 publish_production(&o.production, o.production_cutoff);
-                gauge!("clv_retrain_validation_mae").set(o.validation_mae);
+                gauge!(VALIDATION_MAE).set(o.validation_mae);
                 "promoted"
             }
             Ok(Ran::Kept(o)) => {
                 tracing::info!(version = %o.version, reason = %o.reason, "retraining kept production");
-                gauge!("clv_retrain_validation_mae").set(o.validation_mae);
+                gauge!(VALIDATION_MAE).set(o.validation_mae);
                 "kept"
             }
             Ok(Ran::Unchanged) => {
@@ -148,12 +149,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             }
         };
         let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        counter!("clv_retrain_runs_total", "outcome" => outcome).increment(1);
-        gauge!("clv_retrain_last_run_timestamp_seconds").set(now);
-        gauge!("clv_retrain_last_run_duration_seconds").set(started.elapsed().as_secs_f64());
-        gauge!("clv_retrain_last_run_failed").set(if outcome == "failed" { 1.0 } else { 0.0 });
+        counter!(RUNS, "outcome" => outcome).increment(1);
+        gauge!(LAST_RUN).set(now);
+        gauge!(LAST_RUN_DURATION).set(started.elapsed().as_secs_f64());
+        gauge!(LAST_RUN_FAILED).set(if outcome == "failed" { 1.0 } else { 0.0 });
         if outcome != "failed" {
-            gauge!("clv_retrain_last_success_timestamp_seconds").set(now);
+            gauge!(LAST_SUCCESS).set(now);
         }
         let next = started + every;
         while Instant::now() < next {

@@ -137,7 +137,7 @@ impl ConsumerContext for ResumeFromStore {
                 self.instance.contact();
                 self.instance.assigned(&assigned);
                 for p in &assigned {
-                    metrics::gauge!("clv_ingest_partition_restoring", "partition" => p.to_string())
+                    metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => p.to_string())
                         .set(1.0);
                 }
                 tracing::info!(
@@ -159,11 +159,11 @@ impl ConsumerContext for ResumeFromStore {
                 self.instance.revoked_all();
                 for p in &revoked {
                     let p = p.to_string();
-                    metrics::gauge!("clv_ingest_partition_restoring", "partition" => p.clone())
+                    metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => p.clone())
                         .set(0.0);
-                    metrics::gauge!("clv_ingest_restore_remaining_messages", "partition" => p.clone())
+                    metrics::gauge!(crate::telemetry::RESTORE_REMAINING, "partition" => p.clone())
                         .set(0.0);
-                    metrics::gauge!("clv_ingest_consumer_lag", "partition" => p).set(0.0);
+                    metrics::gauge!(crate::telemetry::CONSUMER_LAG, "partition" => p).set(0.0);
                 }
                 tracing::info!(?revoked, "partitions revoked");
                 if let Err(e) = consumer.unassign() {
@@ -202,94 +202,12 @@ pub struct Ingest {
     group_commit: Option<(BTreeMap<i32, i64>, Instant)>,
 }
 
-/// Describes ingest's metrics and creates its counters at 0, so that dashboards and alerts see every
-/// series from the first scrape (not only after the first dead letter).
-fn register_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        "clv_ingest_events_total",
-        "Events consumed, by outcome (applied, ignored, dead_lettered) and line class or rejection kind"
-    );
-    describe_counter!(
-        "clv_ingest_events_read_again_total",
-        "Events whose ID the store already held (redelivered or replayed again); they change nothing"
-    );
-    describe_histogram!(
-        "clv_ingest_batch_apply_seconds",
-        Unit::Seconds,
-        "Time to fold one batch and write it with its offsets to RocksDB"
-    );
-    describe_histogram!(
-        "clv_ingest_batch_stage_seconds",
-        Unit::Seconds,
-        "Time of one batch in each stage: waiting for the broker (poll), folding its messages \
-         with the store's lookups (fold), writing it (write)"
-    );
-    describe_gauge!(
-        "clv_ingest_consumer_lag",
-        "Messages behind the high watermark, per assigned partition"
-    );
-    describe_gauge!("clv_ingest_customers", "Customers in the feature store");
-    describe_gauge!(
-        "clv_ingest_partition_restoring",
-        "1 while an assigned partition is restoring (read from the topic until it reaches the high watermark it had when assigned), 0 once caught up"
-    );
-    describe_gauge!(
-        "clv_ingest_restore_remaining_messages",
-        "Messages a restoring partition still has to apply"
-    );
-    describe_counter!(
-        "clv_ingest_restores_total",
-        "Partitions that finished restoring (caught up after an assignment)"
-    );
-    describe_histogram!(
-        "clv_ingest_restore_seconds",
-        Unit::Seconds,
-        "Time from a partition's assignment until it is caught up"
-    );
-    metrics::counter!("clv_ingest_restores_total").increment(0);
-    describe_gauge!(
-        "clv_ingest_event_time_watermark_seconds",
-        Unit::Seconds,
-        "Event-time watermark that as_of follows (Unix seconds): the partitions' minimum latest purchase, capped by the latest time 10 customers reached"
-    );
-    // An event out of bounds is never applied: it is a dead letter of that kind.
-    for class in LineClass::ALL
-        .into_iter()
-        .filter(|c| *c != LineClass::OutOfBounds)
-    {
-        let outcome = match class {
-            LineClass::Purchase | LineClass::Return => "applied",
-            _ => "ignored",
-        };
-        metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => class.name())
-            .increment(0);
-    }
-    for kind in Rejection::KINDS {
-        metrics::counter!("clv_ingest_events_total", "outcome" => "dead_lettered", "class" => kind)
-            .increment(0);
-    }
-    metrics::counter!("clv_ingest_events_read_again_total").increment(0);
-    describe_counter!(
-        "clv_ingest_broker_errors_total",
-        "Failed calls to the broker, by operation (ingest retries them: an outage loses nothing)"
-    );
-    describe_gauge!(
-        "clv_ingest_broker_reachable",
-        "1 while the broker answers, 0 since a call to it failed"
-    );
-    metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
-    for operation in BROKER_OPERATIONS {
-        metrics::counter!("clv_ingest_broker_errors_total", "operation" => operation).increment(0);
-    }
-}
-
 // The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
-const READING_WATERMARKS: &str = "reading watermarks";
-const CONSUMING: &str = "consuming";
-const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
+pub(crate) const READING_WATERMARKS: &str = "reading watermarks";
+pub(crate) const CONSUMING: &str = "consuming";
+pub(crate) const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
 const READING_METADATA: &str = "reading metadata";
-const BROKER_OPERATIONS: [&str; 4] = [
+pub(crate) const BROKER_OPERATIONS: [&str; 4] = [
     READING_WATERMARKS,
     CONSUMING,
     DELIVERING_DEAD_LETTERS,
@@ -331,7 +249,7 @@ impl Ingest {
         options: IngestOptions,
         instance: Arc<Instance>,
     ) -> Result<Self> {
-        register_metrics();
+        crate::telemetry::register();
         let source = Arc::new(Mutex::new(None));
         let rebalance_failure = Arc::new(Mutex::new(None));
         let session_timeout = options.session_timeout.as_millis().to_string();
@@ -470,7 +388,7 @@ impl Ingest {
             last_check = Some(Instant::now());
             let caught_up = match self.caught_up() {
                 Ok(caught_up) => {
-                    metrics::gauge!("clv_ingest_broker_reachable").set(1.0);
+                    metrics::gauge!(crate::telemetry::BROKER_REACHABLE).set(1.0);
                     self.in_contact();
                     caught_up
                 }
@@ -554,11 +472,11 @@ impl Ingest {
             // A partition the store has never read starts at the topic's first offset.
             let position = stored.get(&e.partition()).copied().unwrap_or(low.max(0));
             let lag = (high - position).max(0);
-            metrics::gauge!("clv_ingest_consumer_lag", "partition" => e.partition().to_string())
+            metrics::gauge!(crate::telemetry::CONSUMER_LAG, "partition" => e.partition().to_string())
                 .set(lag as f64);
             if let Some(restored) = self.instance.progress(e.partition(), position, high, batch) {
-                metrics::counter!("clv_ingest_restores_total").increment(1);
-                metrics::histogram!("clv_ingest_restore_seconds")
+                metrics::counter!(crate::telemetry::RESTORES).increment(1);
+                metrics::histogram!(crate::telemetry::RESTORE_SECONDS)
                     .record(restored.took.as_secs_f64());
                 tracing::info!(
                     partition = restored.partition,
@@ -580,9 +498,9 @@ impl Ingest {
                 _ => None,
             };
             let partition = partition.to_string();
-            metrics::gauge!("clv_ingest_partition_restoring", "partition" => partition.clone())
+            metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => partition.clone())
                 .set(if remaining.is_some() { 1.0 } else { 0.0 });
-            metrics::gauge!("clv_ingest_restore_remaining_messages", "partition" => partition)
+            metrics::gauge!(crate::telemetry::RESTORE_REMAINING, "partition" => partition)
                 .set(remaining.unwrap_or(0) as f64);
         }
         self.commit_to_the_group(&positions, &stored);
@@ -688,7 +606,7 @@ impl Ingest {
             ("fold", folded_in),
             ("write", writing.elapsed()),
         ] {
-            metrics::histogram!("clv_ingest_batch_stage_seconds", "stage" => stage)
+            metrics::histogram!(crate::telemetry::BATCH_STAGE, "stage" => stage)
                 .record(took.as_secs_f64());
         }
         // Counted once stored: a reader that sees N events counted finds them in the store.
@@ -697,21 +615,20 @@ impl Ingest {
                 Some(LineClass::Purchase | LineClass::Return) => "applied",
                 _ => "ignored",
             };
-            metrics::counter!("clv_ingest_events_total", "outcome" => outcome, "class" => *class)
+            metrics::counter!(crate::telemetry::EVENTS, "outcome" => outcome, "class" => *class)
                 .increment(*n);
         }
         for (kind, n) in &folded.counts.rejected {
-            metrics::counter!("clv_ingest_events_total", "outcome" => "dead_lettered", "class" => *kind)
+            metrics::counter!(crate::telemetry::EVENTS, "outcome" => "dead_lettered", "class" => *kind)
                 .increment(*n);
         }
-        metrics::counter!("clv_ingest_events_read_again_total").increment(folded.counts.duplicates);
+        metrics::counter!(crate::telemetry::READ_AGAIN).increment(folded.counts.duplicates);
         summary.counts.add(&folded.counts);
         summary.batches += 1;
-        metrics::histogram!("clv_ingest_batch_apply_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::gauge!("clv_ingest_customers").set(self.store.customers()? as f64);
+        metrics::histogram!(crate::telemetry::BATCH_APPLY).record(started.elapsed().as_secs_f64());
+        metrics::gauge!(crate::telemetry::CUSTOMERS).set(self.store.customers()? as f64);
         if let Some(w) = self.store.watermark_ms()? {
-            metrics::gauge!("clv_ingest_event_time_watermark_seconds").set(w as f64 / 1000.0);
+            metrics::gauge!(crate::telemetry::WATERMARK).set(w as f64 / 1000.0);
         }
         // The group's committed offsets are for lag visibility (and replay's backpressure) only.
         let mut tpl = TopicPartitionList::new();
@@ -727,8 +644,8 @@ impl Ingest {
     /// Reports a failed call to the broker: a warning (at most every 10 s), a metric, and the broker
     /// as unreachable until a call succeeds again.
     fn broker_error(&self, operation: &'static str, error: &str) {
-        metrics::counter!("clv_ingest_broker_errors_total", "operation" => operation).increment(1);
-        metrics::gauge!("clv_ingest_broker_reachable").set(0.0);
+        metrics::counter!(crate::telemetry::BROKER_ERRORS, "operation" => operation).increment(1);
+        metrics::gauge!(crate::telemetry::BROKER_REACHABLE).set(0.0);
         let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             tracing::warn!("broker: {operation}: {error} (retrying; nothing is lost)");

@@ -8,7 +8,8 @@
 //! - [`membership`]: the instances' records on a compacted topic, read back into the view that
 //!   `clv instance` routes by (scale-out);
 //! - [`send`]: one event by hand, keyed by its customer (`clv send`);
-//! - [`broker`]: a real Kafka bootstrap list, or the embedded broker (librdkafka's mock cluster).
+//! - [`broker`]: a real Kafka bootstrap list, or the embedded broker (librdkafka's mock cluster);
+//! - [`telemetry`]: every metric ingest exports, named and described once.
 
 pub mod broker;
 pub mod consume;
@@ -18,5 +19,6 @@ pub mod fold;
 pub mod membership;
 pub mod replay;
 pub mod send;
+pub mod telemetry;
 
 pub use error::{IngestError, Result};

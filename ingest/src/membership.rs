@@ -216,8 +216,8 @@ fn run(
         let unserved = (0..count as i32)
             .filter(|p| view.owner(*p).is_none())
             .count();
-        metrics::gauge!("clv_cluster_members").set(view.members.len() as f64);
-        metrics::gauge!("clv_cluster_partitions_unserved").set(unserved as f64);
+        metrics::gauge!(crate::telemetry::CLUSTER_MEMBERS).set(view.members.len() as f64);
+        metrics::gauge!(crate::telemetry::CLUSTER_UNSERVED).set(unserved as f64);
         instance.set_view(view);
         if !assigned {
             std::thread::sleep(Duration::from_millis(200));
