@@ -11,8 +11,9 @@ use contract::Feature;
 use dataset::normalised;
 use models::Spec;
 use polars::prelude::IntoLazy;
-use trainer::backtest::{candidates, champion, score_fold, seed_folds, table};
+use trainer::backtest::{candidates, score_fold, seed_folds, table};
 use trainer::job::{Job, Mlflow, Registered};
+use trainer::selection::champion;
 use trainer::training::{Histories, Sample};
 
 use crate::progress;

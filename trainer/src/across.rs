@@ -11,7 +11,8 @@ use chrono::NaiveDate;
 use models::metrics::Metrics;
 use models::registry::Score;
 
-use crate::backtest::{Evaluator, Forecast, champion, forecast, plan};
+use crate::backtest::{Evaluator, Forecast, forecast, plan};
+use crate::selection::champion;
 use crate::{Result, TrainError};
 
 /// The reference every candidate is compared with.

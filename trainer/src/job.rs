@@ -12,11 +12,11 @@ use models::registry::{Metadata, Registry, Score, beats};
 use polars::prelude::ParquetWriter;
 
 use crate::across::Backtest;
-use crate::backtest::{
-    Customers, Fold, Forecast, candidates, interval_check, monthly, validation_at,
-};
+use crate::backtest::{Customers, Fold, Forecast, candidates, monthly};
+use crate::intervals::interval_check;
 use crate::mlflow::Tracking;
 use crate::pipeline::{Request, Run};
+use crate::selection::validation_at;
 use crate::summary::{Section, Summary};
 use crate::training::Histories;
 use crate::{Result, TrainError};
@@ -276,7 +276,7 @@ fn served_interval(run: &mut Run<'_>, best: &str) -> Result<Option<models::inter
     let latest = &run.evaluator.fold(&production_fold)?.predictions;
     Ok(latest.of(best).and_then(|p| {
         models::interval::Calibration::fit(p, &latest.actual).map(|c| {
-            crate::backtest::carry(
+            crate::intervals::carry(
                 &c,
                 p,
                 &run.production.predictions,

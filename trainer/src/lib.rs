@@ -8,8 +8,11 @@
 //! - [`training`]: per-customer purchase histories, the model-wide inputs fitted at a cutoff, and
 //!   point-in-time labelled snapshots of feature rows (and their frames);
 //! - [`fit`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood;
-//! - [`backtest`]: out-of-time folds, scoring, the champion rule (chosen on several validation
-//!   folds), the procedure's test on the data before a cutoff, the seed table's split;
+//! - [`backtest`]: out-of-time folds, scoring, the procedure's test on the data before a cutoff,
+//!   the seed table's split;
+//! - [`selection`]: the champion rule (chosen on several validation folds, the one-standard-error
+//!   preference for BG/NBD);
+//! - [`intervals`]: the intervals' check at each cutoff tested;
 //! - [`pipeline`]: the whole training run on one history, and the production models, fitted where
 //!   they are served (the model-wide inputs at the end of the data);
 //! - [`job`]: a training job as `clv train`, `clv train --every` and `clv demo` run it: the
@@ -24,11 +27,13 @@
 pub mod across;
 pub mod backtest;
 pub mod fit;
+pub mod intervals;
 pub mod job;
 pub mod mlflow;
 pub mod pipeline;
 pub mod report;
 pub mod risk;
+pub mod selection;
 pub mod summary;
 pub mod training;
 

@@ -14,9 +14,9 @@ use contract::{Feature, FeatureRow, ModelInputs};
 use models::{Spec, Trained, TrainingSet};
 
 use crate::backtest::{
-    Evaluator, Forecast, Plan, Selection, Snapshots, budgeted, candidates, forecast, monthly, plan,
-    select, tested,
+    Evaluator, Forecast, Plan, Snapshots, budgeted, candidates, forecast, monthly, plan, tested,
 };
+use crate::selection::{Selection, select};
 use crate::training::{Histories, Sample};
 use crate::{Result, TrainError};
 
