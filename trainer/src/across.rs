@@ -11,7 +11,8 @@ use chrono::NaiveDate;
 use models::metrics::Metrics;
 use models::registry::Score;
 
-use crate::backtest::{Evaluator, Forecast, forecast, plan};
+use crate::backtest::{Forecast, forecast, plan};
+use crate::evaluate::Evaluator;
 use crate::selection::champion;
 use crate::{Result, TrainError};
 

@@ -3,7 +3,8 @@
 use chrono::NaiveDate;
 
 use crate::Result;
-use crate::backtest::{Evaluator, Forecast};
+use crate::backtest::Forecast;
+use crate::evaluate::Evaluator;
 
 /// How a forecast's intervals did at its cutoff: its champion's 10th-90th percentile intervals
 /// calibrated on its latest validation fold, carried by rank to the predictions at the cutoff

@@ -10,6 +10,8 @@
 //! - [`fit`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood;
 //! - [`backtest`]: out-of-time folds, scoring, the procedure's test on the data before a cutoff,
 //!   the seed table's split;
+//! - [`evaluate`]: the labelled snapshots built once per cutoff, every candidate scored on a fold,
+//!   each fold once;
 //! - [`selection`]: the champion rule (chosen on several validation folds, the one-standard-error
 //!   preference for BG/NBD);
 //! - [`intervals`]: the intervals' check at each cutoff tested;
@@ -26,6 +28,7 @@
 
 pub mod across;
 pub mod backtest;
+pub mod evaluate;
 pub mod fit;
 pub mod intervals;
 pub mod job;

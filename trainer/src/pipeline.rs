@@ -13,9 +13,8 @@ use chrono::{DateTime, NaiveDate};
 use contract::{Feature, FeatureRow, ModelInputs};
 use models::{Spec, Trained, TrainingSet};
 
-use crate::backtest::{
-    Evaluator, Forecast, Plan, Snapshots, budgeted, candidates, forecast, monthly, plan, tested,
-};
+use crate::backtest::{Forecast, Plan, candidates, forecast, monthly, plan, tested};
+use crate::evaluate::{Evaluator, Snapshots, budgeted};
 use crate::selection::{Selection, select};
 use crate::training::{Histories, Sample};
 use crate::{Result, TrainError};

@@ -14,7 +14,8 @@ use contract::FeatureRow;
 use models::registry::Score;
 use models::{Spec, Trained, TrainingSet};
 
-use crate::backtest::{Forecast, Snapshots};
+use crate::backtest::Forecast;
+use crate::evaluate::Snapshots;
 use crate::training::Labelled;
 use crate::{Result, TrainError};
 

@@ -6,7 +6,8 @@
 //! silent for longer than the median.
 
 use crate::Result;
-use crate::backtest::{Fold, Snapshots};
+use crate::backtest::Fold;
+use crate::evaluate::Snapshots;
 use crate::training::Labelled;
 
 /// The at-risk list and the naive list at one cutoff.

@@ -7,7 +7,8 @@ use models::Spec;
 use models::metrics::Metrics;
 use models::registry::Score;
 
-use crate::backtest::{Evaluator, Fold};
+use crate::backtest::Fold;
+use crate::evaluate::Evaluator;
 use crate::{Result, TrainError};
 
 /// The champion chosen on a plan's validation folds.

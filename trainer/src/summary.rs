@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use models::registry::Score;
 
 use crate::across::Backtest;
-use crate::backtest::{Sampled, TREE_ROW_BUDGET, table};
+use crate::backtest::table;
+use crate::evaluate::{Sampled, TREE_ROW_BUDGET};
 use crate::intervals::{IntervalCheck, interval_table};
 use crate::job::{Job, Registered, dates};
 use crate::risk::RiskRow;
