@@ -3,8 +3,11 @@
 //! the registry of versions the scorer follows. No polars and no I/O beyond the registry's files:
 //! building training sets, backtests and reports are the trainer's.
 //!
-//! - [`family`]: the candidate families ([`family::Spec`]), fitted ([`family::Fitted`]) and stored with
-//!   the model-wide inputs their rows are computed with ([`family::Trained`]);
+//! - [`family`]: the candidate families ([`family::Spec`]) and their fitted parameters
+//!   ([`family::Fitted`]), each predicting from one row;
+//! - [`learned`]: the learned models' numerics (ridge, boosting, the matrices the libraries read);
+//! - [`trained`]: a fitted model stored with the model-wide inputs its rows are computed with
+//!   ([`trained::Trained`]);
 //! - [`drift`]: the training population's distributions and the PSI of the live one against them;
 //! - [`interval`]: the 10th-90th percentile interval around a prediction, calibrated on a fold, and
 //!   its coverage, width and interval score;
@@ -14,10 +17,14 @@
 pub mod drift;
 pub mod family;
 pub mod interval;
+pub mod learned;
 pub mod metrics;
 pub mod registry;
+pub mod trained;
 
-pub use family::{FeatureSet, Fitted, RIDGE, Spec, Trained, TrainingSet};
+pub use family::{FeatureSet, Fitted, Spec, TrainingSet};
+pub use learned::RIDGE;
+pub use trained::Trained;
 
 /// Errors of fitting, predicting, saving and loading models, and of the registry.
 #[derive(Debug, thiserror::Error)]
