@@ -428,51 +428,36 @@ fn three_instances_on_nisshi_answer_for_everyone_through_a_kill_and_a_join() {
 /// and every answer is again the offline one.
 #[test]
 fn an_instance_cut_off_from_the_broker_stops_answering_for_its_partitions_then_serves_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = generate(dir.path(), 150, 23);
-    let events = count_with_customer(&data);
-    let mut broker = Nisshi::start(dir.path(), "sqlite://nisshi.db");
-    let stack = Stack::external(dir, data, events, broker.bootstrap.clone(), None);
-    let (models, as_of, expected) = expected(&stack);
-    let mut group = Group {
-        stack: &stack,
-        features: offline_features(&stack, &as_of),
-        models,
-        instances: BTreeMap::new(),
-        agent: agent(),
-    };
-    group.start("i-1");
-    stack.replay();
-    group.wait_settled(&as_of, &expected, Streams::Yes);
-    group.every_answer_is_the_offline_one(&as_of, &expected);
-    let (_, base) = &group.instances["i-1"];
+    one_instance_on_nisshi(&[], |group, broker, as_of, expected| {
+        let (_, base) = &group.instances["i-1"];
 
-    broker.kill();
-    let killed = Instant::now();
-    let (id, _) = expected[0];
-    wait_for(
-        "the instance to stop serving",
-        Duration::from_secs(30),
-        || get(&group.agent, &format!("{base}/customers/{id}/clv")).0 == 503,
-    );
-    let stopped = killed.elapsed();
-    assert!(
-        stopped < Duration::from_secs(6),
-        "served {stopped:?} after the broker went away"
-    );
-    // Past the session timeout too: still no answer from a state another owner may have.
-    std::thread::sleep(Duration::from_secs(4));
-    for (id, _) in expected.iter().take(20) {
-        let (status, _, retry, body) = get(&group.agent, &format!("{base}/customers/{id}/clv"));
-        assert_eq!(status, 503, "{id}: {body}");
-        assert_eq!(retry.as_deref(), Some("1"));
-    }
-    let (status, _, _, body) = get(&group.agent, &format!("{base}/ready"));
-    assert_eq!(status, 503, "{body}");
+        broker.kill();
+        let killed = Instant::now();
+        let (id, _) = expected[0];
+        wait_for(
+            "the instance to stop serving",
+            Duration::from_secs(30),
+            || get(&group.agent, &format!("{base}/customers/{id}/clv")).0 == 503,
+        );
+        let stopped = killed.elapsed();
+        assert!(
+            stopped < Duration::from_secs(6),
+            "served {stopped:?} after the broker went away"
+        );
+        // Past the session timeout too: still no answer from a state another owner may have.
+        std::thread::sleep(Duration::from_secs(4));
+        for (id, _) in expected.iter().take(20) {
+            let (status, _, retry, body) = get(&group.agent, &format!("{base}/customers/{id}/clv"));
+            assert_eq!(status, 503, "{id}: {body}");
+            assert_eq!(retry.as_deref(), Some("1"));
+        }
+        let (status, _, _, body) = get(&group.agent, &format!("{base}/ready"));
+        assert_eq!(status, 503, "{body}");
 
-    broker.restart();
-    group.wait_settled(&as_of, &expected, Streams::No);
-    group.every_answer_is_the_offline_one(&as_of, &expected);
+        broker.restart();
+        group.wait_settled(as_of, expected, Streams::No);
+        group.every_answer_is_the_offline_one(as_of, expected);
+    });
 }
 
 /// What the fence prevents, shown: the same outage with the fence off (a hidden switch for this
@@ -482,6 +467,25 @@ fn an_instance_cut_off_from_the_broker_stops_answering_for_its_partitions_then_s
 #[test]
 fn without_the_fence_an_instance_cut_off_from_the_broker_keeps_answering_past_the_session_timeout()
 {
+    one_instance_on_nisshi(&["--no-fence"], |group, broker, _, expected| {
+        let (_, base) = &group.instances["i-1"];
+        broker.kill();
+        // Past the 6 s session timeout.
+        std::thread::sleep(Duration::from_secs(8));
+        for (id, _) in expected.iter().take(20) {
+            let (status, _, _, body) = get(&group.agent, &format!("{base}/customers/{id}/clv"));
+            assert_eq!(status, 200, "{id}: {body}");
+        }
+    });
+}
+
+/// One instance (started with `extra` flags) on nisshi with SQLite storage (a restart keeps the
+/// topic), the generated data replayed and every answer the offline one; then `check` with the
+/// group, the broker, the group's `as_of` and the expected answers.
+fn one_instance_on_nisshi(
+    extra: &[&str],
+    check: impl FnOnce(&mut Group<'_>, &mut Nisshi, &str, &[(u64, f64)]),
+) {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), 150, 23);
     let events = count_with_customer(&data);
@@ -495,16 +499,9 @@ fn without_the_fence_an_instance_cut_off_from_the_broker_keeps_answering_past_th
         instances: BTreeMap::new(),
         agent: agent(),
     };
-    group.start_with("i-1", &["--no-fence"]);
+    group.start_with("i-1", extra);
     stack.replay();
     group.wait_settled(&as_of, &expected, Streams::Yes);
-    let (_, base) = &group.instances["i-1"];
-
-    broker.kill();
-    // Past the 6 s session timeout.
-    std::thread::sleep(Duration::from_secs(8));
-    for (id, _) in expected.iter().take(20) {
-        let (status, _, _, body) = get(&group.agent, &format!("{base}/customers/{id}/clv"));
-        assert_eq!(status, 200, "{id}: {body}");
-    }
+    group.every_answer_is_the_offline_one(&as_of, &expected);
+    check(&mut group, &mut broker, &as_of, &expected);
 }

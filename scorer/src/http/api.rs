@@ -1,0 +1,436 @@
+//! The JSON API's handlers (each customer's CLV and features, the lists, `/predict`, health and
+//! readiness, `/metrics`) and its one error type.
+
+use super::*;
+
+/// Every error of the API: a status and a message, as JSON.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong.
+    pub error: String,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status: status.as_u16(),
+            error: error.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self)).into_response()
+    }
+}
+
+pub(super) fn json_bytes(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub(super) fn customer_id(raw: &str) -> Result<u64, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("customer ID {raw:?} is not digits"),
+        ));
+    }
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("customer ID {raw:?} is too large"),
+        )
+    })
+}
+
+pub(super) fn not_ready(scorer: &Scorer) -> ApiError {
+    let reason = scorer.readiness().err().unwrap_or_default();
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {reason}"),
+    )
+}
+
+/// The scored customer `raw` of the latest population: 400 for an ID that is not digits, 404 for a
+/// customer without purchases before `as_of`, 503 before anything is scored.
+pub(super) fn lookup(
+    state: &AppState,
+    raw: &str,
+) -> Result<(Arc<Population>, u64, Arc<Scored>), ApiError> {
+    let id = customer_id(raw)?;
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    let scored = scored_in(&population, id)?;
+    Ok((population, id, scored))
+}
+
+/// The customer's answer in `population`.
+pub(super) fn scored_in(population: &Population, id: u64) -> Result<Arc<Scored>, ApiError> {
+    population.get(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("customer {id} has no purchase before {}", population.as_of),
+        )
+    })
+}
+
+/// The customer's predicted CLV, the model and the features it used.
+#[utoipa::path(get, path = "/customers/{id}/clv",
+    params(("id" = u64, Path, minimum = 1.0, maximum = 9007199254740991.0,
+        description = "Customer ID (FEATURES.md bounds: 1 to 2^53 − 1); anything but digits is a 400")),
+    responses(
+        (status = 200, body = ClvResponse),
+        (status = 400, description = "the ID is not digits", body = ApiError),
+        (status = 404, description = "no purchase of this customer before as_of", body = ApiError),
+        (status = 503, description = "not ready", body = ApiError)))]
+pub(super) async fn customer_clv(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // The hot path: the population borrowed (no shared reference count to bump per request).
+    let id = customer_id(&id)?;
+    let loaded = state.scorer.population_guard();
+    let population = loaded.as_ref().ok_or_else(|| not_ready(&state.scorer))?;
+    let scored = scored_in(population, id)?;
+    drop(loaded);
+    match SERVED.get() {
+        Some(served) => {
+            served.predictions.increment(1);
+            served.clv.record(scored.clv_6m);
+        }
+        None => {
+            counter!(crate::telemetry::PREDICTIONS, "endpoint" => "clv").increment(1);
+            histogram!(crate::telemetry::SERVED_CLV).record(scored.clv_6m);
+        }
+    }
+    Ok(json_bytes(scored.clv_body.clone()))
+}
+
+/// The customer's feature vector and its freshness.
+#[utoipa::path(get, path = "/customers/{id}/features",
+    params(("id" = u64, Path, minimum = 1.0, maximum = 9007199254740991.0,
+        description = "Customer ID (FEATURES.md bounds: 1 to 2^53 − 1); anything but digits is a 400")),
+    responses(
+        (status = 200, body = FeaturesResponse),
+        (status = 400, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 503, body = ApiError)))]
+pub(super) async fn customer_features(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (population, id, scored) = lookup(&state, &id)?;
+    Ok(Json(FeaturesResponse {
+        customer_id: id,
+        as_of: population.as_of,
+        features: scored.row,
+        freshness: population.freshness.clone(),
+    })
+    .into_response())
+}
+
+/// `?k=` of the top list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct TopQuery {
+    /// How many customers (default 100; at most the server's limit, 10,000 unless configured).
+    #[param(minimum = 1, maximum = 10000)]
+    pub(super) k: Option<usize>,
+    /// Instances only (`clv instance`): the list of these partitions alone (comma-separated), as
+    /// one instance asks another when it merges the group's list; 503 unless every one is served
+    /// here. Without it, an instance merges every partition's owner's list. Not in the OpenAPI
+    /// document: it is for instances to ask each other, and `clv serve` refuses it (400).
+    #[param(ignore)]
+    pub(super) partitions: Option<String>,
+}
+
+/// The top list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopResponse {
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// The model.
+    pub model: ModelRef,
+    /// Highest predicted CLV first.
+    pub customers: Vec<Ranked>,
+}
+
+/// The at-risk list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AtRiskResponse {
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// The model.
+    pub model: ModelRef,
+    /// Customers in the `fading` activity band, highest value at risk (revenue to date × P(no
+    /// purchase in the horizon)) first.
+    pub customers: Vec<AtRisk>,
+}
+
+/// `k` of a list, checked against the limit.
+pub(super) fn list_size(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<usize, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if query.partitions.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "partitions= is for instances of a group (clv instance); this scorer holds every partition",
+        ));
+    }
+    checked_k(state, query.k)
+}
+
+/// `k`, checked against the limit.
+pub(super) fn checked_k(state: &AppState, k: Option<usize>) -> Result<usize, ApiError> {
+    let k = k.unwrap_or(100);
+    if k == 0 || k > state.limits.max_top {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("k must be 1..={}", state.limits.max_top),
+        ));
+    }
+    Ok(k)
+}
+
+/// The first `k` (the query's) of one of the population's lists, and the population it is of.
+pub(super) fn list_of<T>(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+    endpoint: &'static str,
+    list: impl FnOnce(&Population, usize) -> Vec<T>,
+) -> Result<(Arc<Population>, Vec<T>), ApiError> {
+    let k = list_size(state, query)?;
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    counter!(crate::telemetry::PREDICTIONS, "endpoint" => endpoint).increment(1);
+    let listed = list(&population, k);
+    Ok((population, listed))
+}
+
+pub(super) fn at_risk_of(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<(Arc<Population>, Vec<AtRisk>), ApiError> {
+    list_of(state, query, "at_risk", Population::at_risk)
+}
+
+/// Valuable customers whose activity is fading: the `fading` band (alive by BG/NBD, more likely than
+/// not to buy nothing in the horizon), highest value at risk first (revenue to date × P(no
+/// purchase)): who to win back before they lapse.
+#[utoipa::path(get, path = "/customers/at-risk", params(TopQuery),
+    responses((status = 200, body = AtRiskResponse), (status = 400, body = ApiError), (status = 503, body = ApiError)))]
+pub(super) async fn at_risk(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Json<AtRiskResponse>, ApiError> {
+    let (population, customers) = at_risk_of(&state, query)?;
+    Ok(Json(AtRiskResponse {
+        as_of: population.as_of,
+        model: population.model.clone(),
+        customers,
+    }))
+}
+
+pub(super) fn top_of(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<(Arc<Population>, Vec<Ranked>), ApiError> {
+    list_of(state, query, "top", Population::top)
+}
+
+/// The k customers with the highest predicted CLV: who to retain and target.
+#[utoipa::path(get, path = "/customers/top", params(TopQuery),
+    responses((status = 200, body = TopResponse), (status = 400, body = ApiError)))]
+pub(super) async fn top(
+    State(state): State<AppState>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Json<TopResponse>, ApiError> {
+    let (population, customers) = top_of(&state, query)?;
+    Ok(Json(TopResponse {
+        as_of: population.as_of,
+        model: population.model.clone(),
+        customers,
+    }))
+}
+
+/// The answer of `POST /predict`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PredictResponse {
+    /// Predicted revenue in the next 6 months, £.
+    pub predicted_clv_6m: f64,
+    /// The nine-feature model of the production version.
+    pub model: ModelRef,
+}
+
+/// Seed-compatible scoring of a feature vector by the production version's nine-feature model.
+#[utoipa::path(post, path = "/predict", request_body = Nine,
+    responses(
+        (status = 200, body = PredictResponse),
+        (status = 400, description = "malformed JSON or a negative feature", body = ApiError),
+        (status = 413, description = "body too large", body = ApiError),
+        (status = 415, description = "not application/json", body = ApiError),
+        (status = 422, description = "a feature is missing or not a number", body = ApiError)))]
+pub(super) async fn predict(
+    State(state): State<AppState>,
+    body: Result<Json<Nine>, JsonRejection>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let Json(nine) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let production = state
+        .scorer
+        .production()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    for (feature, value) in Feature::NINE.iter().zip(nine.values()) {
+        if let Some(v) = value
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{} must be a finite number ≥ 0, not {v}", feature.name()),
+            ));
+        }
+        let maximum = feature.kind().maximum();
+        if value.is_some_and(|v| v > maximum) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{} must be at most {maximum}", feature.name()),
+            ));
+        }
+    }
+    // The nine-feature model reads none of the extra features (checked when it is loaded).
+    let row = FeatureRow {
+        nine,
+        extra: Extra::unknown(),
+    };
+    let predicted = production
+        .nine
+        .predict_one(&row)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if !predicted.is_finite() {
+        // Valid but extreme inputs (a velocity of 1e308, say) can take a model past f64: the
+        // request cannot be scored, which is not a fault of the server.
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "these features are beyond what the model can score (its prediction is not a finite number)",
+        ));
+    }
+    counter!(crate::telemetry::PREDICTIONS, "endpoint" => "predict").increment(1);
+    Ok(Json(PredictResponse {
+        predicted_clv_6m: (predicted * 100.0).round() / 100.0,
+        model: ModelRef {
+            name: production.nine.spec.name(),
+            version: production.version.clone(),
+        },
+    }))
+}
+
+/// The answer of `GET /health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
+pub(super) async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The answer of `GET /ready`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+    /// The model serving.
+    pub model: ModelRef,
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// Customers scored.
+    pub customers: usize,
+}
+
+/// Readiness: a production model is loaded, the store is readable and customers are scored.
+#[utoipa::path(get, path = "/ready",
+    responses((status = 200, body = Ready), (status = 503, body = ApiError)))]
+pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    state
+        .scorer
+        .readiness()
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    if let Some(routing) = &state.routing {
+        let pending: Vec<String> = routing
+            .instance()
+            .statuses()
+            .into_iter()
+            .filter(|(_, s)| *s != cluster::PartitionStatus::Serving)
+            .map(|(p, s)| format!("{p} ({:.0}%)", s.progress() * 100.0))
+            .collect();
+        if !pending.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("restoring partitions {}", pending.join(", ")),
+            ));
+        }
+    }
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    Ok(Json(Ready {
+        status: "ready".into(),
+        model: population.model.clone(),
+        as_of: population.as_of,
+        customers: population.len(),
+    }))
+}
+
+pub(super) async fn render_metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}
+
+pub(super) async fn unmatched(request: Request) -> ApiError {
+    counter!(crate::telemetry::HTTP_REQUESTS, "route" => "unmatched", "status" => "404")
+        .increment(1);
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {} {}", request.method(), request.uri().path()),
+    )
+}
+
+pub(super) async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}

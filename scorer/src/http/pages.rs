@@ -1,0 +1,213 @@
+//! The web page's handlers: the overview, the ranked list, a customer, the at-risk list, the report.
+
+use super::*;
+
+/// `?page=` and `?id=` of the page's ranked list.
+#[derive(Debug, Deserialize)]
+pub(super) struct PageQuery {
+    page: Option<String>,
+    id: Option<String>,
+}
+
+/// An HTML page with `status`.
+pub(super) fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The population and the version it was scored with, when both are there.
+pub(super) fn scored_pages(
+    state: &AppState,
+) -> Option<(Arc<Population>, Arc<crate::follow::Production>)> {
+    let population = state.scorer.population()?;
+    let production = state.scorer.production()?;
+    (population.model.version == production.version).then_some((population, production))
+}
+
+/// The page saying why nothing is scored yet.
+pub(super) fn not_ready_page(state: &AppState) -> Response {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::page::message(
+            "Not ready yet",
+            &state
+                .scorer
+                .readiness()
+                .err()
+                .unwrap_or_else(|| "the scores are being refreshed".into()),
+        ),
+    )
+}
+
+/// `/`: the web page's overview.
+pub(super) async fn page_overview(State(state): State<AppState>) -> Response {
+    match scored_pages(&state) {
+        Some((population, production)) => match &state.routing {
+            None => html(
+                StatusCode::OK,
+                crate::page::overview(&population, &production),
+            ),
+            Some(routing) => {
+                let keep = |id| routing.serves_customer(id);
+                let scope = crate::page::Scope {
+                    keep: &keep,
+                    note: Some(routing.scope_note()),
+                };
+                html(
+                    StatusCode::OK,
+                    crate::page::overview_in(&population, &production, &scope),
+                )
+            }
+        },
+        None => not_ready_page(&state),
+    }
+}
+
+/// `/customers`: the ranked list; `?id=` opens that customer.
+pub(super) async fn page_customers(
+    State(state): State<AppState>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                crate::page::message("Bad request", &e.body_text()),
+            );
+        }
+    };
+    if let Some(id) = query.id.as_deref().map(str::trim) {
+        return match customer_id(id) {
+            Ok(id) => (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, format!("/customers/{id}"))],
+            )
+                .into_response(),
+            Err(_) => html(
+                StatusCode::BAD_REQUEST,
+                crate::page::message(
+                    "No such customer",
+                    &format!("{id:?} is not a customer ID: IDs are digits"),
+                ),
+            ),
+        };
+    }
+    let page = match query.page.as_deref().map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(page)) => page,
+        Some(Err(_)) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                crate::page::message("Bad request", "?page= is a page number"),
+            );
+        }
+    };
+    match scored_pages(&state) {
+        Some((population, production)) => match &state.routing {
+            None => html(
+                StatusCode::OK,
+                crate::page::customers(&population, &production, page),
+            ),
+            Some(routing) => {
+                let keep = |id| routing.serves_customer(id);
+                let scope = crate::page::Scope {
+                    keep: &keep,
+                    note: Some(routing.scope_note()),
+                };
+                html(
+                    StatusCode::OK,
+                    crate::page::customers_in(&population, &production, page, &scope),
+                )
+            }
+        },
+        None => not_ready_page(&state),
+    }
+}
+
+/// `/customers/{id}`: one customer's page.
+pub(super) async fn page_customer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = customer_id(&id) else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            crate::page::message(
+                "No such customer",
+                &format!("{id:?} is not a customer ID: IDs are digits"),
+            ),
+        );
+    };
+    let Some((population, _)) = scored_pages(&state) else {
+        return not_ready_page(&state);
+    };
+    let Some(scored) = population.get(id) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            crate::page::message(
+                "No such customer",
+                &format!("customer {id} has no purchase before {}", population.as_of),
+            ),
+        );
+    };
+    let answer: ClvResponse = match serde_json::from_slice(&scored.clv_body) {
+        Ok(answer) => answer,
+        Err(e) => {
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::page::message("Internal error", &e.to_string()),
+            );
+        }
+    };
+    // One point lookup in the store (microseconds) for the purchases the chart shows.
+    let history = state
+        .scorer
+        .store()
+        .and_then(|store| store.get(id).ok().flatten());
+    html(
+        StatusCode::OK,
+        crate::page::customer(&answer, history.as_ref(), &population.freshness),
+    )
+}
+
+/// `/at-risk`: the at-risk list's page.
+pub(super) async fn page_at_risk(State(state): State<AppState>) -> Response {
+    if state.routing.is_some() {
+        // The group's list, merged from every owner, as the API gives it.
+        let query: Result<Query<TopQuery>, QueryRejection> = Ok(Query(TopQuery {
+            k: Some(100),
+            partitions: None,
+        }));
+        return match routed_list::<AtRiskResponse>(&state, query).await {
+            Ok(list) => html(
+                StatusCode::OK,
+                crate::page::at_risk_rows(&list.customers, list.as_of, 100),
+            ),
+            Err(_) => not_ready_page(&state),
+        };
+    }
+    match scored_pages(&state) {
+        Some((population, _)) => html(StatusCode::OK, crate::page::at_risk(&population, 100)),
+        None => not_ready_page(&state),
+    }
+}
+
+/// `/report.html`: the production version's training report.
+pub(super) async fn report_html(State(state): State<AppState>) -> Response {
+    let path = state
+        .scorer
+        .production()
+        .and_then(|p| p.card.report.clone());
+    match path.map(std::fs::read_to_string) {
+        Some(Ok(text)) => html(StatusCode::OK, text),
+        _ => html(
+            StatusCode::NOT_FOUND,
+            crate::page::message("No report", "the production version has no training report"),
+        ),
+    }
+}
