@@ -318,10 +318,10 @@ pub fn overview(population: &Population, production: &Production) -> String {
     overview_in(population, production, &Scope::all())
 }
 
-/// [`overview`] of the customers `scope` keeps.
-pub fn overview_in(population: &Population, production: &Production, scope: &Scope<'_>) -> String {
+/// The model's card: its name, version, what it knows and links to its report and the API.
+fn model_card(production: &Production) -> String {
     let card = &production.card;
-    let mut body = String::from("<div class=\"cards\">");
+    let mut body = String::new();
     let _ = write!(
         body,
         "<div class=\"card\"><h2>Model</h2><dl>\
@@ -347,6 +347,42 @@ pub fn overview_in(population: &Population, production: &Production, scope: &Sco
             ""
         },
     );
+    body
+}
+
+/// How many customers each segment holds: value tier × activity band.
+fn segment_table(segments: &BTreeMap<(u8, u8), usize>) -> String {
+    let mut body = String::new();
+    body.push_str(
+        "<table><caption>Segments: value tier by predicted CLV × activity by P(alive) and P(no purchase)</caption>\
+         <thead><tr><th scope=\"col\" class=\"text\">value \\ activity</th>",
+    );
+    let activities = [Activity::Active, Activity::Fading, Activity::Lapsed];
+    for a in activities {
+        let _ = write!(body, "<th scope=\"col\">{}</th>", word(a));
+    }
+    body.push_str("</tr></thead><tbody>");
+    for v in [ValueTier::High, ValueTier::Medium, ValueTier::Low] {
+        let _ = write!(
+            body,
+            "<tr><th scope=\"row\" class=\"text\">{}</th>",
+            word(v)
+        );
+        for a in activities {
+            let n = segments.get(&(v as u8, a as u8)).copied().unwrap_or(0);
+            let _ = write!(body, "<td>{n}</td>");
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// [`overview`] of the customers `scope` keeps.
+pub fn overview_in(population: &Population, production: &Production, scope: &Scope<'_>) -> String {
+    let card = &production.card;
+    let mut body = String::from("<div class=\"cards\">");
+    body.push_str(&model_card(production));
     body.push_str(&freshness_card(&population.freshness, population.as_of));
     body.push_str("</div>");
     body.push_str(&metric_rows(card, &production.name));
@@ -424,28 +460,7 @@ pub fn overview_in(population: &Population, production: &Production, scope: &Sco
         body.push_str(&gains_chart(gains));
     }
     if production.tiers.is_some() {
-        body.push_str(
-            "<table><caption>Segments: value tier by predicted CLV × activity by P(alive) and P(no purchase)</caption>\
-             <thead><tr><th scope=\"col\" class=\"text\">value \\ activity</th>",
-        );
-        let activities = [Activity::Active, Activity::Fading, Activity::Lapsed];
-        for a in activities {
-            let _ = write!(body, "<th scope=\"col\">{}</th>", word(a));
-        }
-        body.push_str("</tr></thead><tbody>");
-        for v in [ValueTier::High, ValueTier::Medium, ValueTier::Low] {
-            let _ = write!(
-                body,
-                "<tr><th scope=\"row\" class=\"text\">{}</th>",
-                word(v)
-            );
-            for a in activities {
-                let n = segments.get(&(v as u8, a as u8)).copied().unwrap_or(0);
-                let _ = write!(body, "<td>{n}</td>");
-            }
-            body.push_str("</tr>");
-        }
-        body.push_str("</tbody></table>");
+        body.push_str(&segment_table(&segments));
     }
     layout("Customer lifetime value", "/", &body)
 }
