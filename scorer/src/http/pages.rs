@@ -43,26 +43,30 @@ pub(super) fn not_ready_page(state: &AppState) -> Response {
     )
 }
 
+/// `page` over the customers this scorer shows: every one for `clv serve`, an instance's own
+/// partitions' (said above the lists) for `clv instance`.
+pub(super) fn in_scope<R>(state: &AppState, page: impl FnOnce(&crate::page::Scope<'_>) -> R) -> R {
+    match &state.routing {
+        None => page(&crate::page::Scope::all()),
+        Some(routing) => {
+            let keep = |id| routing.serves_customer(id);
+            page(&crate::page::Scope {
+                keep: &keep,
+                note: Some(routing.scope_note()),
+            })
+        }
+    }
+}
+
 /// `/`: the web page's overview.
 pub(super) async fn page_overview(State(state): State<AppState>) -> Response {
     match scored_pages(&state) {
-        Some((population, production)) => match &state.routing {
-            None => html(
-                StatusCode::OK,
-                crate::page::overview(&population, &production),
-            ),
-            Some(routing) => {
-                let keep = |id| routing.serves_customer(id);
-                let scope = crate::page::Scope {
-                    keep: &keep,
-                    note: Some(routing.scope_note()),
-                };
-                html(
-                    StatusCode::OK,
-                    crate::page::overview_in(&population, &production, &scope),
-                )
-            }
-        },
+        Some((population, production)) => html(
+            StatusCode::OK,
+            in_scope(&state, |scope| {
+                crate::page::overview_in(&population, &production, scope)
+            }),
+        ),
         None => not_ready_page(&state),
     }
 }
@@ -108,23 +112,12 @@ pub(super) async fn page_customers(
         }
     };
     match scored_pages(&state) {
-        Some((population, production)) => match &state.routing {
-            None => html(
-                StatusCode::OK,
-                crate::page::customers(&population, &production, page),
-            ),
-            Some(routing) => {
-                let keep = |id| routing.serves_customer(id);
-                let scope = crate::page::Scope {
-                    keep: &keep,
-                    note: Some(routing.scope_note()),
-                };
-                html(
-                    StatusCode::OK,
-                    crate::page::customers_in(&population, &production, page, &scope),
-                )
-            }
-        },
+        Some((population, production)) => html(
+            StatusCode::OK,
+            in_scope(&state, |scope| {
+                crate::page::customers_in(&population, &production, page, scope)
+            }),
+        ),
         None => not_ready_page(&state),
     }
 }

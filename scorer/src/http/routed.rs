@@ -222,44 +222,53 @@ pub(super) async fn routed_list<L: Listed>(
     Ok(answer)
 }
 
+/// A routed list answered with `body`, or the error `routed_list` gave.
+async fn routed_answer<L: Listed>(
+    state: &AppState,
+    query: Result<Query<TopQuery>, QueryRejection>,
+    body: impl FnOnce(L) -> Response,
+) -> Response {
+    match routed_list::<L>(state, query).await {
+        Ok(answer) => body(answer),
+        Err(response) => response,
+    }
+}
+
 pub(super) async fn routed_top(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_list::<TopResponse>(&state, query).await {
-        Ok(answer) => answered_here(&state, Json(answer).into_response()),
-        Err(response) => response,
-    }
+    routed_answer(&state, query, |a: TopResponse| {
+        answered_here(&state, Json(a).into_response())
+    })
+    .await
 }
 
 pub(super) async fn routed_top_csv(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_list::<TopResponse>(&state, query).await {
-        Ok(answer) => top_csv_body(answer.customers),
-        Err(response) => response,
-    }
+    routed_answer(&state, query, |a: TopResponse| top_csv_body(a.customers)).await
 }
 
 pub(super) async fn routed_at_risk(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_list::<AtRiskResponse>(&state, query).await {
-        Ok(answer) => answered_here(&state, Json(answer).into_response()),
-        Err(response) => response,
-    }
+    routed_answer(&state, query, |a: AtRiskResponse| {
+        answered_here(&state, Json(a).into_response())
+    })
+    .await
 }
 
 pub(super) async fn routed_at_risk_csv(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> Response {
-    match routed_list::<AtRiskResponse>(&state, query).await {
-        Ok(answer) => at_risk_csv_body(answer.customers),
-        Err(response) => response,
-    }
+    routed_answer(&state, query, |a: AtRiskResponse| {
+        at_risk_csv_body(a.customers)
+    })
+    .await
 }
 
 /// `GET /cluster`: this instance's partitions, the live members and the unserved partitions.
