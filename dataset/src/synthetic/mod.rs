@@ -19,7 +19,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Normal, Poisson};
 
 use crate::line::UCI_HEADER;
+
+mod sink;
 use crate::{DatasetError, Result};
+use sink::{CsvSink, PARQUET_ROW_GROUP, ParquetSink, Record, Sink, csv_error};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,114 +192,6 @@ pub fn generate_parquet(
     Ok(report)
 }
 
-/// Lines per row group of a generated Parquet file.
-const PARQUET_ROW_GROUP: usize = 1 << 18;
-
-/// One generated row, as the CSV holds it.
-struct Record<'a> {
-    invoice: &'a str,
-    code: &'a str,
-    description: &'a str,
-    quantity: &'a str,
-    date: &'a str,
-    price: &'a str,
-    customer: &'a str,
-    country: &'a str,
-}
-
-/// Where generated rows go.
-trait Sink {
-    fn write(&mut self, record: &Record<'_>) -> Result<()>;
-}
-
-struct CsvSink<W: Write>(csv::Writer<W>);
-
-fn csv_error(e: csv::Error) -> DatasetError {
-    match e.into_kind() {
-        csv::ErrorKind::Io(source) => DatasetError::Io {
-            path: "synthetic.csv".into(),
-            source,
-        },
-        other => DatasetError::InvalidArgument(format!("writing CSV: {other:?}")),
-    }
-}
-
-impl<W: Write> Sink for CsvSink<W> {
-    fn write(&mut self, r: &Record<'_>) -> Result<()> {
-        self.0
-            .write_record([
-                r.invoice,
-                r.code,
-                r.description,
-                r.quantity,
-                r.date,
-                r.price,
-                r.customer,
-                r.country,
-            ])
-            .map_err(csv_error)
-    }
-}
-
-/// Rows parsed as the CSV reader parses them (so the file equals an import of the CSV), a row group
-/// at a time.
-struct ParquetSink<'a> {
-    path: &'a Path,
-    file: Option<std::fs::File>,
-    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
-    lines: Vec<crate::Line>,
-    written: u64,
-}
-
-impl ParquetSink<'_> {
-    fn flush(&mut self) -> Result<()> {
-        if self.lines.is_empty() {
-            return Ok(());
-        }
-        let context = || format!("writing {}", self.path.display());
-        let frame = crate::normalised::to_frame_from(&self.lines, self.written + 1)?;
-        if self.writer.is_none()
-            && let Some(file) = self.file.take()
-        {
-            let writer = polars::prelude::ParquetWriter::new(file)
-                .batched(frame.schema())
-                .map_err(DatasetError::polars(context()))?;
-            self.writer = Some(writer);
-        }
-        if let Some(writer) = &mut self.writer {
-            writer
-                .write_batch(&frame)
-                .map_err(DatasetError::polars(context()))?;
-        }
-        self.written += self.lines.len() as u64;
-        self.lines.clear();
-        Ok(())
-    }
-}
-
-impl Sink for ParquetSink<'_> {
-    fn write(&mut self, r: &Record<'_>) -> Result<()> {
-        use crate::line::*;
-        let bad = |what: &str, reason: String| {
-            DatasetError::InvalidArgument(format!("generated {what}: {reason}"))
-        };
-        self.lines.push(crate::Line {
-            invoice: r.invoice.to_string(),
-            stock_code: r.code.to_string(),
-            description: (!r.description.is_empty()).then(|| r.description.to_string()),
-            quantity: parse_quantity(r.quantity).map_err(|e| bad("quantity", e))?,
-            invoice_date: parse_invoice_date(r.date).map_err(|e| bad("date", e))?,
-            price: parse_price(r.price).map_err(|e| bad("price", e))?,
-            customer_id: parse_customer_id(r.customer).map_err(|e| bad("customer", e))?,
-            country: r.country.to_string(),
-        });
-        if self.lines.len() >= PARQUET_ROW_GROUP {
-            self.flush()?;
-        }
-        Ok(())
-    }
-}
-
 /// Writes a synthetic dataset as CSV (UCI's header, ISO dates, invoices in time order) to `out`.
 pub fn generate<W: Write>(
     spec: &SyntheticSpec,
@@ -314,35 +209,51 @@ pub fn generate<W: Write>(
     Ok(report)
 }
 
-fn generate_into(
-    spec: &SyntheticSpec,
-    sink: &mut impl Sink,
-    progress: &ProgressBar,
-) -> Result<SyntheticReport> {
-    if spec.end < spec.start {
-        return Err(DatasetError::InvalidArgument(format!(
-            "end {} is before start {}",
-            spec.end, spec.start
-        )));
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let days = (spec.end - spec.start).num_days() as f64 + 1.0;
-    let origin = spec.start.and_hms_opt(0, 0, 0).expect("midnight exists");
-    let catalogue = catalogue(&mut rng);
-    let popularity = |rng: &mut ChaCha8Rng| (PRODUCTS as f64 * rng.random::<f64>().powi(2)) as u32;
-    let clock = Clock { origin, days };
+/// The distributions every customer's history is drawn from (BG/NBD + Gamma-Gamma's shapes).
+struct Draws {
+    rate: Gamma<f64>,
+    dropout: Beta<f64>,
+    spend_rate: Gamma<f64>,
+    lines_per_invoice: Gamma<f64>,
+    return_delay: Exp<f64>,
+}
 
-    progress.set_length(u64::from(spec.customers));
-    progress.set_message("customers");
-    let mut invoices: Vec<Invoice> = Vec::new();
-    let rate = Gamma::new(PURCHASE_RATE_SHAPE, PURCHASE_RATE_SCALE).map_err(dist)?;
-    let dropout = Beta::new(DROPOUT_A, DROPOUT_B).map_err(dist)?;
-    let spend_rate = Gamma::new(SPEND_RATE_SHAPE, 1.0 / SPEND_RATE_RATE).map_err(dist)?;
-    let lines_per_invoice = Gamma::<f64>::new(1.3, 14.5).map_err(dist)?;
-    let return_delay = Exp::new(1.0 / 12.0).map_err(dist)?;
-    for index in 0..spec.customers {
+impl Draws {
+    fn new() -> Result<Draws> {
+        Ok(Draws {
+            rate: Gamma::new(PURCHASE_RATE_SHAPE, PURCHASE_RATE_SCALE).map_err(dist)?,
+            dropout: Beta::new(DROPOUT_A, DROPOUT_B).map_err(dist)?,
+            spend_rate: Gamma::new(SPEND_RATE_SHAPE, 1.0 / SPEND_RATE_RATE).map_err(dist)?,
+            lines_per_invoice: Gamma::<f64>::new(1.3, 14.5).map_err(dist)?,
+            return_delay: Exp::new(1.0 / 12.0).map_err(dist)?,
+        })
+    }
+}
+
+/// A product by popularity: the first products are bought far more often.
+fn popularity(rng: &mut ChaCha8Rng) -> u32 {
+    (PRODUCTS as f64 * rng.random::<f64>().powi(2)) as u32
+}
+
+/// What a synthetic history is drawn over: the random source, the products and the calendar.
+struct World {
+    rng: ChaCha8Rng,
+    catalogue: Vec<Product>,
+    clock: Clock,
+}
+
+impl World {
+    /// The invoices of customer `index`: a purchase process that drops out (BG/NBD), with returns;
+    /// or, for a few, a lone return.
+    fn customer(&mut self, index: u32, draws: &Draws, invoices: &mut Vec<Invoice>) -> Result<()> {
+        let World {
+            rng,
+            catalogue,
+            clock,
+        } = self;
+        let days = clock.days;
         let id = 12_346 + u64::from(index);
-        let country = pick_country(&mut rng);
+        let country = pick_country(rng);
         let customer = Some((id, country));
         let arrival = if rng.random_bool(EXISTING_CUSTOMERS) {
             0.0
@@ -350,9 +261,9 @@ fn generate_into(
             rng.random::<f64>() * days
         };
         if rng.random_bool(RETURN_ONLY_CUSTOMERS) {
-            let product = popularity(&mut rng);
+            let product = popularity(rng);
             invoices.push(Invoice {
-                time: clock.at(arrival, &mut rng),
+                time: clock.at(arrival, rng),
                 kind: Kind::Cancellation,
                 customer,
                 lines: vec![(
@@ -361,24 +272,23 @@ fn generate_into(
                     catalogue[product as usize].price_milli,
                 )],
             });
-            progress.inc(1);
-            continue;
+            return Ok(());
         }
-        let lambda = rate.sample(&mut rng).max(1e-5);
-        let p_drop = dropout.sample(&mut rng);
+        let lambda = draws.rate.sample(rng).max(1e-5);
+        let p_drop = draws.dropout.sample(rng);
         let order_value =
-            Gamma::new(SPEND_SHAPE, 1.0 / spend_rate.sample(&mut rng)).map_err(dist)?;
+            Gamma::new(SPEND_SHAPE, 1.0 / draws.spend_rate.sample(rng)).map_err(dist)?;
         let gap = Exp::new(lambda * SEASON_MAX).map_err(dist)?;
         let mut t = arrival;
         loop {
-            let time = clock.at(t, &mut rng);
-            let value_milli = (order_value.sample(&mut rng) * 1000.0).max(1_000.0);
-            let n_lines = 1 + Poisson::new(lines_per_invoice.sample(&mut rng).max(0.01))
+            let time = clock.at(t, rng);
+            let value_milli = (order_value.sample(rng) * 1000.0).max(1_000.0);
+            let n_lines = 1 + Poisson::new(draws.lines_per_invoice.sample(rng).max(0.01))
                 .map_err(dist)?
-                .sample(&mut rng) as usize;
-            let lines = basket(&mut rng, &catalogue, &popularity, n_lines, value_milli);
+                .sample(rng) as usize;
+            let lines = basket(rng, catalogue, &popularity, n_lines, value_milli);
             if rng.random_bool(RETURN_INVOICE_RATE) {
-                let back = clock.at(t + return_delay.sample(&mut rng), &mut rng);
+                let back = clock.at(t + draws.return_delay.sample(rng), rng);
                 if back <= clock.last() {
                     let n = rng.random_range(1..=lines.len().min(3));
                     let returned = lines[..n]
@@ -400,127 +310,178 @@ fn generate_into(
                 lines,
             });
             if rng.random_bool(p_drop) {
-                break;
+                return Ok(());
             }
             // Next purchase: a Poisson process thinned by the season.
             loop {
-                t += gap.sample(&mut rng);
+                t += gap.sample(rng);
                 if t >= days || rng.random::<f64>() * SEASON_MAX < clock.season(t) {
                     break;
                 }
             }
             if t >= days {
-                break;
+                return Ok(());
             }
         }
-        progress.inc(1);
     }
 
-    // Walk-in invoices (no customer ID) and stock write-offs, spread over the period with the season.
-    let customer_lines: usize = invoices.iter().map(|i| i.lines.len()).sum();
-    let walk_in_lines = Gamma::<f64>::new(1.0, 26.0).map_err(dist)?;
-    let mut walk_in_target = (customer_lines as f64 * WALK_IN_LINES_PER_CUSTOMER_LINE) as usize;
-    while walk_in_target > 0 {
-        let t = loop {
-            let t = rng.random::<f64>() * days;
-            if rng.random::<f64>() * SEASON_MAX < clock.season(t) {
-                break t;
+    /// Walk-in invoices (no customer ID) and stock write-offs, spread over the period with the
+    /// season, and a few bad-debt adjustments.
+    fn walk_ins(&mut self, customers: u32, invoices: &mut Vec<Invoice>) -> Result<()> {
+        let World {
+            rng,
+            catalogue,
+            clock,
+        } = self;
+        let days = clock.days;
+        let customer_lines: usize = invoices.iter().map(|i| i.lines.len()).sum();
+        let walk_in_lines = Gamma::<f64>::new(1.0, 26.0).map_err(dist)?;
+        let mut walk_in_target = (customer_lines as f64 * WALK_IN_LINES_PER_CUSTOMER_LINE) as usize;
+        while walk_in_target > 0 {
+            let t = loop {
+                let t = rng.random::<f64>() * days;
+                if rng.random::<f64>() * SEASON_MAX < clock.season(t) {
+                    break t;
+                }
+            };
+            let n_lines = 1 + Poisson::new(walk_in_lines.sample(rng).max(0.01))
+                .map_err(dist)?
+                .sample(rng) as usize;
+            let n_lines = n_lines.min(walk_in_target);
+            let mut lines: Vec<(u32, i32, i64)> = (0..n_lines)
+                .map(|_| {
+                    let p = popularity(rng);
+                    (p, rng.random_range(1..4), catalogue[p as usize].price_milli)
+                })
+                .collect();
+            for line in &mut lines {
+                if rng.random_bool(WRITE_OFF_RATE * 4.0) {
+                    *line = (line.0, -rng.random_range(1..100), 0); // damaged / lost stock
+                }
             }
-        };
-        let n_lines = 1 + Poisson::new(walk_in_lines.sample(&mut rng).max(0.01))
-            .map_err(dist)?
-            .sample(&mut rng) as usize;
-        let n_lines = n_lines.min(walk_in_target);
-        let mut lines: Vec<(u32, i32, i64)> = (0..n_lines)
-            .map(|_| {
-                let p = popularity(&mut rng);
-                (p, rng.random_range(1..4), catalogue[p as usize].price_milli)
-            })
-            .collect();
-        for line in &mut lines {
-            if rng.random_bool(WRITE_OFF_RATE * 4.0) {
-                *line = (line.0, -rng.random_range(1..100), 0); // damaged / lost stock
-            }
+            walk_in_target -= n_lines;
+            invoices.push(Invoice {
+                time: clock.at(t, rng),
+                kind: Kind::Purchase,
+                customer: None,
+                lines,
+            });
         }
-        walk_in_target -= n_lines;
-        invoices.push(Invoice {
-            time: clock.at(t, &mut rng),
-            kind: Kind::Purchase,
-            customer: None,
-            lines,
-        });
+        for _ in 0..(customers / 1_500).max(1) {
+            let t = rng.random::<f64>() * days;
+            invoices.push(Invoice {
+                time: clock.at(t, rng),
+                kind: Kind::Adjustment,
+                customer: None,
+                lines: vec![(u32::MAX, 1, rng.random_range(-20_000_000..20_000_000))],
+            });
+        }
+        Ok(())
     }
-    for _ in 0..(spec.customers / 1_500).max(1) {
-        let t = rng.random::<f64>() * days;
-        invoices.push(Invoice {
-            time: clock.at(t, &mut rng),
-            kind: Kind::Adjustment,
-            customer: None,
-            lines: vec![(u32::MAX, 1, rng.random_range(-20_000_000..20_000_000))],
-        });
+
+    /// Writes `invoices` (in time order) as lines of the UCI file: numbered from the real data's
+    /// first invoice, with its zero prices and duplicated rows.
+    fn write(
+        &mut self,
+        invoices: &[Invoice],
+        sink: &mut impl Sink,
+        progress: &ProgressBar,
+    ) -> Result<SyntheticReport> {
+        let mut report = SyntheticReport::default();
+        let mut seen_customers = std::collections::HashSet::new();
+        for (number, invoice) in (489_434u64..).zip(invoices) {
+            let prefix = match invoice.kind {
+                Kind::Purchase => "",
+                Kind::Cancellation => "C",
+                Kind::Adjustment => "A",
+            };
+            let invoice_no = format!("{prefix}{number}");
+            report.invoices += 1;
+            let date = invoice.time.format("%Y-%m-%d %H:%M:%S").to_string();
+            let (customer, country) = match invoice.customer {
+                Some((id, c)) => {
+                    seen_customers.insert(id);
+                    (id.to_string(), COUNTRIES[c as usize].0)
+                }
+                None => (String::new(), "United Kingdom"),
+            };
+            for &(product, quantity, price_milli) in &invoice.lines {
+                let (code, description) = match self.catalogue.get(product as usize) {
+                    Some(p) => (p.code.as_str(), p.description.as_str()),
+                    None => ("B", "Adjust bad debt"),
+                };
+                let price_milli = if matches!(invoice.kind, Kind::Purchase)
+                    && invoice.customer.is_some()
+                    && self.rng.random_bool(ZERO_PRICE_RATE)
+                {
+                    0
+                } else {
+                    price_milli
+                };
+                let (quantity, price) = (quantity.to_string(), pounds(price_milli));
+                let record = Record {
+                    invoice: &invoice_no,
+                    code,
+                    description,
+                    quantity: &quantity,
+                    date: &date,
+                    price: &price,
+                    customer: &customer,
+                    country,
+                };
+                let copies = if self.rng.random_bool(DUPLICATE_ROW_RATE) {
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    sink.write(&record)?;
+                    report.lines += 1;
+                }
+            }
+            progress.inc(1);
+        }
+        report.customers = seen_customers.len() as u64;
+        Ok(report)
     }
+}
+
+fn generate_into(
+    spec: &SyntheticSpec,
+    sink: &mut impl Sink,
+    progress: &ProgressBar,
+) -> Result<SyntheticReport> {
+    if spec.end < spec.start {
+        return Err(DatasetError::InvalidArgument(format!(
+            "end {} is before start {}",
+            spec.end, spec.start
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let days = (spec.end - spec.start).num_days() as f64 + 1.0;
+    let origin = spec.start.and_hms_opt(0, 0, 0).expect("midnight exists");
+    let catalogue = catalogue(&mut rng);
+    let mut world = World {
+        rng,
+        catalogue,
+        clock: Clock { origin, days },
+    };
+
+    progress.set_length(u64::from(spec.customers));
+    progress.set_message("customers");
+    let mut invoices: Vec<Invoice> = Vec::new();
+    let draws = Draws::new()?;
+    for index in 0..spec.customers {
+        world.customer(index, &draws, &mut invoices)?;
+        progress.inc(1);
+    }
+    world.walk_ins(spec.customers, &mut invoices)?;
 
     invoices.sort_by_key(|i| i.time);
     progress.set_length(invoices.len() as u64);
     progress.set_position(0);
     progress.set_message("writing");
-    let mut report = SyntheticReport::default();
-    let mut seen_customers = std::collections::HashSet::new();
-    // Invoice numbers run in time order from the real data's first one.
-    for (number, invoice) in (489_434u64..).zip(&invoices) {
-        let prefix = match invoice.kind {
-            Kind::Purchase => "",
-            Kind::Cancellation => "C",
-            Kind::Adjustment => "A",
-        };
-        let invoice_no = format!("{prefix}{number}");
-        report.invoices += 1;
-        let date = invoice.time.format("%Y-%m-%d %H:%M:%S").to_string();
-        let (customer, country) = match invoice.customer {
-            Some((id, c)) => {
-                seen_customers.insert(id);
-                (id.to_string(), COUNTRIES[c as usize].0)
-            }
-            None => (String::new(), "United Kingdom"),
-        };
-        for &(product, quantity, price_milli) in &invoice.lines {
-            let (code, description) = match catalogue.get(product as usize) {
-                Some(p) => (p.code.as_str(), p.description.as_str()),
-                None => ("B", "Adjust bad debt"),
-            };
-            let price_milli = if matches!(invoice.kind, Kind::Purchase)
-                && invoice.customer.is_some()
-                && rng.random_bool(ZERO_PRICE_RATE)
-            {
-                0
-            } else {
-                price_milli
-            };
-            let (quantity, price) = (quantity.to_string(), pounds(price_milli));
-            let record = Record {
-                invoice: &invoice_no,
-                code,
-                description,
-                quantity: &quantity,
-                date: &date,
-                price: &price,
-                customer: &customer,
-                country,
-            };
-            let copies = if rng.random_bool(DUPLICATE_ROW_RATE) {
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                sink.write(&record)?;
-                report.lines += 1;
-            }
-        }
-        progress.inc(1);
-    }
-    report.customers = seen_customers.len() as u64;
-    Ok(report)
+    world.write(&invoices, sink, progress)
 }
 
 /// Maps fractional days since the start to trading times: shop hours, no Saturdays.
