@@ -22,17 +22,28 @@
 //! - `changes`: which customers each batch wrote, keyed by (batch number, partition, customer), the
 //!   last [`CHANGES_KEPT`] batches: a reader that remembers the batch it last saw reads only the
 //!   customers written since ([`RocksStore::changes_since`]).
+//!
+//! Here the store and its reads; the keys and column families in `layout`, the atomic batch write
+//! in `write`, the scans of every state and of the changes in `scan`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch,
-};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options};
 
-use contract::watermark::{self, PartitionMark};
+use contract::watermark::PartitionMark;
 use contract::{CustomerState, Purchase, Summary};
+
+mod layout;
+mod scan;
+mod write;
+
+use layout::*;
+pub use layout::{CHANGES_KEPT, LAYOUT};
+pub use scan::Changes;
+use scan::StateReader;
+pub use write::{Batch, CustomerWrite};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -91,107 +102,6 @@ impl SourceId {
     fn prefix(&self) -> Vec<u8> {
         format!("{}\0{}\0", self.cluster, self.topic).into_bytes()
     }
-}
-
-/// What one batch changes of one customer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomerWrite {
-    /// The partition whose state holds the customer.
-    pub partition: i32,
-    /// The customer ID.
-    pub customer: u64,
-    /// The customer's new summary, when it changed (always for a new customer).
-    pub summary: Option<Summary>,
-    /// The invoices whose purchase changed, with their new value.
-    pub purchases: Vec<(String, Purchase)>,
-    /// The IDs of the events applied (each new to the store).
-    pub events: Vec<String>,
-}
-
-impl CustomerWrite {
-    /// A write of a whole state (its summary and every purchase) with the given event IDs: how a
-    /// state built elsewhere is stored (tests, tools).
-    pub fn whole(partition: i32, customer: u64, state: &CustomerState, events: &[&str]) -> Self {
-        CustomerWrite {
-            partition,
-            customer,
-            summary: Some(state.summary.clone()),
-            purchases: state
-                .purchases
-                .iter()
-                .map(|(invoice, p)| (invoice.clone(), *p))
-                .collect(),
-            events: events.iter().map(|e| e.to_string()).collect(),
-        }
-    }
-}
-
-/// What one consumer batch changes, written atomically by [`RocksStore::write`].
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// What changed of each customer written.
-    pub customers: Vec<CustomerWrite>,
-    /// Customers among `customers` that were not stored before.
-    pub new_customers: u64,
-    /// Next offset to read, per partition of `source`.
-    pub offsets: Vec<(i32, i64)>,
-    /// Latest purchase time applied in the batch per customer: (partition, customer, epoch ms), what
-    /// the partitions' marks and the watermark are folded from.
-    pub latest_purchases: Vec<(i32, u64, i64)>,
-}
-
-const CF_OFFSETS: &str = "offsets";
-const CF_META: &str = "meta";
-const CF_CHANGES: &str = "changes";
-const META_BATCH: &[u8] = b"batch";
-const META_CHANGES_FROM: &[u8] = b"changes_from";
-
-/// How many batches' lists of changed customers the store keeps.
-pub const CHANGES_KEPT: u64 = 10_000;
-
-/// The customers written after a batch, as [`RocksStore::changes_since`] reads them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changes {
-    /// The last batch written.
-    pub batch: u64,
-    /// (partition, customer) written after the given batch, each once, in key order.
-    pub customers: Vec<(i32, u64)>,
-}
-const PARTITION_CF_PREFIX: &str = "customers.p";
-const EVENTS_CF_PREFIX: &str = "events.p";
-const META_LAYOUT: &[u8] = b"layout";
-const META_EVENTS: &[u8] = b"events";
-
-/// The store's layout version: 2 since event IDs and invoices have their own keys (1 kept one value
-/// per customer, holding every event ID and purchase).
-pub const LAYOUT: i64 = 2;
-const META_WATERMARK: &[u8] = b"watermark_ms";
-const META_MARK_PREFIX: &[u8] = b"mark.p";
-
-fn mark_key(partition: i32) -> Vec<u8> {
-    let mut key = META_MARK_PREFIX.to_vec();
-    key.extend_from_slice(&partition.to_be_bytes());
-    key
-}
-const META_CUSTOMERS: &[u8] = b"customers";
-
-fn partition_cf(partition: i32) -> String {
-    format!("{PARTITION_CF_PREFIX}{partition}")
-}
-
-fn events_cf(partition: i32) -> String {
-    format!("{EVENTS_CF_PREFIX}{partition}")
-}
-
-fn purchase_key(customer: u64, invoice: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + invoice.len());
-    key.extend_from_slice(&customer.to_be_bytes());
-    key.extend_from_slice(invoice.as_bytes());
-    key
-}
-
-fn event_key(customer: u64, event_id: &str) -> Vec<u8> {
-    purchase_key(customer, event_id)
 }
 
 /// The RocksDB feature store.
@@ -540,99 +450,6 @@ impl RocksStore {
         Ok(offsets)
     }
 
-    /// Writes a batch's states, offsets and watermark atomically (one RocksDB write batch, WAL-synced).
-    pub fn write(&self, source: &SourceId, batch: Batch) -> Result<()> {
-        let mut write = WriteBatch::default();
-        let partitions: BTreeSet<i32> = batch.customers.iter().map(|c| c.partition).collect();
-        for partition in &partitions {
-            self.ensure_partition(*partition)?;
-        }
-        let mut events = 0u64;
-        for c in &batch.customers {
-            let (Some(cf), Some(events_cf)) = (
-                self.db.cf_handle(&partition_cf(c.partition)),
-                self.db.cf_handle(&events_cf(c.partition)),
-            ) else {
-                unreachable!("ensured above");
-            };
-            if let Some(summary) = &c.summary {
-                let bytes =
-                    postcard::to_stdvec(summary).map_err(|e| self.corrupt("summary".into(), e))?;
-                write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
-            }
-            for (invoice, purchase) in &c.purchases {
-                let bytes = postcard::to_stdvec(purchase)
-                    .map_err(|e| self.corrupt("purchase".into(), e))?;
-                write.put_cf(&cf, purchase_key(c.customer, invoice), bytes);
-            }
-            for id in &c.events {
-                write.put_cf(&events_cf, event_key(c.customer, id), []);
-            }
-            events += c.events.len() as u64;
-        }
-        let meta_cf = self.meta_cf()?;
-        if events > 0 {
-            let total = self.events()? + events;
-            write.put_cf(&meta_cf, META_EVENTS, total.to_be_bytes());
-        }
-        let offsets = self
-            .db
-            .cf_handle(CF_OFFSETS)
-            .expect("opened with the offsets family");
-        for (partition, offset) in &batch.offsets {
-            write.put_cf(&offsets, source.key(*partition), offset.to_be_bytes());
-        }
-        let meta = self
-            .db
-            .cf_handle(CF_META)
-            .expect("opened with the meta family");
-        if !batch.latest_purchases.is_empty() {
-            let mut marks = self.partition_marks()?;
-            for (partition, customer, time_ms) in &batch.latest_purchases {
-                marks
-                    .entry(*partition)
-                    .or_default()
-                    .observe(*customer, *time_ms);
-            }
-            let touched: BTreeSet<i32> = batch.latest_purchases.iter().map(|(p, ..)| *p).collect();
-            for partition in touched {
-                let bytes = postcard::to_stdvec(&marks[&partition])
-                    .map_err(|e| self.corrupt("partition mark".into(), e))?;
-                write.put_cf(&meta, mark_key(partition), bytes);
-            }
-            // The watermark never moves back (a new partition with older data does not take
-            // `as_of` back in time).
-            if let Some(watermark) = watermark::watermark(marks.values()) {
-                let current = self.watermark_ms()?.unwrap_or(i64::MIN);
-                if watermark > current {
-                    write.put_cf(&meta, META_WATERMARK, watermark.to_be_bytes());
-                }
-            }
-        }
-        if batch.new_customers > 0 {
-            let customers = self.customers()? + batch.new_customers;
-            write.put_cf(&meta, META_CUSTOMERS, customers.to_be_bytes());
-        }
-        let changes = self
-            .db
-            .cf_handle(CF_CHANGES)
-            .expect("opened with the changes family");
-        let number = self.batch_number()? + 1;
-        for c in &batch.customers {
-            write.put_cf(&changes, change_key(number, c.partition, c.customer), []);
-        }
-        write.put_cf(&meta, META_BATCH, number.to_be_bytes());
-        let from = self.changes_from()?;
-        if number > CHANGES_KEPT && number - CHANGES_KEPT > from {
-            let keep_from = number - CHANGES_KEPT;
-            write.delete_range_cf(&changes, from.to_be_bytes(), keep_from.to_be_bytes());
-            write.put_cf(&meta, META_CHANGES_FROM, keep_from.to_be_bytes());
-        }
-        let mut options = rocksdb::WriteOptions::default();
-        options.set_sync(true);
-        self.db.write_opt(write, &options).map_err(self.rocks())
-    }
-
     fn meta_i64(&self, key: &[u8]) -> Result<Option<i64>> {
         // A secondary instance opened while the primary was still creating the store may not have
         // the family yet: nothing written there yet.
@@ -681,181 +498,8 @@ impl RocksStore {
         Ok(marks)
     }
 
-    /// The number of the last batch written (0 before the first).
-    pub fn batch_number(&self) -> Result<u64> {
-        Ok(self.meta_i64(META_BATCH)?.unwrap_or(0).max(0) as u64)
-    }
-
-    fn changes_from(&self) -> Result<u64> {
-        Ok(self.meta_i64(META_CHANGES_FROM)?.unwrap_or(0).max(0) as u64)
-    }
-
-    /// The customers written by the batches after `after`, or `None` when the store no longer keeps
-    /// the lists that far back (the reader must then read everything).
-    pub fn changes_since(&self, after: u64) -> Result<Option<Changes>> {
-        let batch = self.batch_number()?;
-        if after.saturating_add(1) < self.changes_from()? {
-            return Ok(None);
-        }
-        let mut customers = std::collections::BTreeSet::new();
-        if let Some(cf) = self.db.cf_handle(CF_CHANGES) {
-            let start = (after.saturating_add(1)).to_be_bytes();
-            for item in self
-                .db
-                .iterator_cf(&cf, IteratorMode::From(&start, rocksdb::Direction::Forward))
-            {
-                let (key, _) = item.map_err(self.rocks())?;
-                let (number, partition, customer) = parse_change_key(&key)
-                    .ok_or_else(|| self.corrupt("change key".into(), "length"))?;
-                if number > batch {
-                    break;
-                }
-                customers.insert((partition, customer));
-            }
-        }
-        Ok(Some(Changes {
-            batch,
-            customers: customers.into_iter().collect(),
-        }))
-    }
-
     /// Customers stored.
     pub fn customers(&self) -> Result<u64> {
         Ok(self.meta_i64(META_CUSTOMERS)?.unwrap_or(0).max(0) as u64)
     }
-
-    /// Every customer's state, read from one consistent snapshot (safe while ingest writes), in customer
-    /// order within each partition.
-    pub fn all_states(&self) -> Result<Vec<(u64, CustomerState)>> {
-        let mut states = Vec::new();
-        self.for_each_state(|customer, state| {
-            states.push((customer, state));
-            Ok::<(), StoreError>(())
-        })?;
-        Ok(states)
-    }
-
-    /// Calls `f` with every customer's state in turn, read from one consistent snapshot, in customer
-    /// order within each partition: the whole population without holding it in memory.
-    pub fn for_each_state<E: From<StoreError>>(
-        &self,
-        mut f: impl FnMut(u64, CustomerState) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), E> {
-        let snapshot = (!self.secondary).then(|| self.db.snapshot());
-        for partition in self.partitions() {
-            let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
-                continue;
-            };
-            let items = match &snapshot {
-                Some(snapshot) => snapshot.iterator_cf(&cf, IteratorMode::Start),
-                None => self.db.iterator_cf(&cf, IteratorMode::Start),
-            };
-            let mut reader = StateReader::default();
-            for item in items {
-                let (key, value) = item.map_err(self.rocks())?;
-                if let Some((customer, state)) = reader
-                    .push(&key, &value)
-                    .map_err(|e| self.corrupt(e.0, e.1))?
-                {
-                    f(customer, state)?;
-                }
-            }
-            if let Some((customer, state)) = reader.finish() {
-                f(customer, state)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Assembles customers' states from a partition's keys in order: a summary (8-byte key) followed by
-/// that customer's purchases (the key and an invoice number).
-#[derive(Default)]
-struct StateReader {
-    current: Option<(u64, CustomerState)>,
-}
-
-impl StateReader {
-    /// Takes the next key; gives the previous customer's state when this key begins another one.
-    fn push(
-        &mut self,
-        key: &[u8],
-        value: &[u8],
-    ) -> std::result::Result<Option<(u64, CustomerState)>, (String, String)> {
-        let customer = key
-            .get(..8)
-            .and_then(|k| k.try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| ("customer key".to_string(), "length".to_string()))?;
-        if key.len() == 8 {
-            let summary: Summary = postcard::from_bytes(value)
-                .map_err(|e| (format!("customer {customer}'s summary"), e.to_string()))?;
-            let state = CustomerState {
-                purchases: BTreeMap::new(),
-                summary,
-            };
-            return Ok(self.current.replace((customer, state)));
-        }
-        let invoice = String::from_utf8_lossy(&key[8..]).into_owned();
-        let purchase: Purchase = postcard::from_bytes(value).map_err(|e| {
-            (
-                format!("customer {customer}'s invoice {invoice}"),
-                e.to_string(),
-            )
-        })?;
-        match &mut self.current {
-            Some((current, state)) if *current == customer => {
-                state.purchases.insert(invoice, purchase);
-                Ok(None)
-            }
-            _ => Err((
-                format!("customer {customer}'s invoice {invoice}"),
-                "a purchase without its customer's summary".to_string(),
-            )),
-        }
-    }
-
-    fn finish(self) -> Option<(u64, CustomerState)> {
-        self.current
-    }
-}
-
-fn change_key(batch: u64, partition: i32, customer: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(20);
-    key.extend_from_slice(&batch.to_be_bytes());
-    key.extend_from_slice(&partition.to_be_bytes());
-    key.extend_from_slice(&customer.to_be_bytes());
-    key
-}
-
-fn parse_change_key(key: &[u8]) -> Option<(u64, i32, u64)> {
-    let batch = u64::from_be_bytes(key.get(0..8)?.try_into().ok()?);
-    let partition = i32::from_be_bytes(key.get(8..12)?.try_into().ok()?);
-    let customer = u64::from_be_bytes(key.get(12..20)?.try_into().ok()?);
-    Some((batch, partition, customer))
-}
-
-/// The memory all memtables share (RocksDB's write buffer manager).
-const DB_WRITE_BUFFER_BYTES: usize = 128 << 20;
-
-/// The block cache every column family shares: data blocks, and the index and filter blocks too.
-const BLOCK_CACHE_BYTES: usize = 96 << 20;
-
-fn column_options() -> Options {
-    let mut table = BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
-    // Filters and indexes in the block cache, partitioned (only the partitions in use stay), so
-    // that their memory is bounded by the cache: outside it, the filters of 74 M event IDs at 100x
-    // were ~90 MB of ingest's memory, growing with the store. The top levels and level 0's stay
-    // pinned, as the lookups of every event need them.
-    table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
-    table.set_partition_filters(true);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_top_level_index_and_filter(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
-    let mut options = Options::default();
-    options.set_block_based_table_factory(&table);
-    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    options
 }

@@ -1,0 +1,152 @@
+//! What one consumer batch changes, written in one atomic RocksDB batch with its offsets.
+
+use std::collections::BTreeSet;
+
+use contract::watermark;
+use contract::{CustomerState, Purchase, Summary};
+use rocksdb::WriteBatch;
+
+use super::layout::*;
+use super::{Result, RocksStore, SourceId};
+
+/// What one batch changes of one customer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerWrite {
+    /// The partition whose state holds the customer.
+    pub partition: i32,
+    /// The customer ID.
+    pub customer: u64,
+    /// The customer's new summary, when it changed (always for a new customer).
+    pub summary: Option<Summary>,
+    /// The invoices whose purchase changed, with their new value.
+    pub purchases: Vec<(String, Purchase)>,
+    /// The IDs of the events applied (each new to the store).
+    pub events: Vec<String>,
+}
+
+impl CustomerWrite {
+    /// A write of a whole state (its summary and every purchase) with the given event IDs: how a
+    /// state built elsewhere is stored (tests, tools).
+    pub fn whole(partition: i32, customer: u64, state: &CustomerState, events: &[&str]) -> Self {
+        CustomerWrite {
+            partition,
+            customer,
+            summary: Some(state.summary.clone()),
+            purchases: state
+                .purchases
+                .iter()
+                .map(|(invoice, p)| (invoice.clone(), *p))
+                .collect(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+/// What one consumer batch changes, written atomically by [`RocksStore::write`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// What changed of each customer written.
+    pub customers: Vec<CustomerWrite>,
+    /// Customers among `customers` that were not stored before.
+    pub new_customers: u64,
+    /// Next offset to read, per partition of `source`.
+    pub offsets: Vec<(i32, i64)>,
+    /// Latest purchase time applied in the batch per customer: (partition, customer, epoch ms), what
+    /// the partitions' marks and the watermark are folded from.
+    pub latest_purchases: Vec<(i32, u64, i64)>,
+}
+
+impl RocksStore {
+    /// Writes a batch's states, offsets and watermark atomically (one RocksDB write batch, WAL-synced).
+    pub fn write(&self, source: &SourceId, batch: Batch) -> Result<()> {
+        let mut write = WriteBatch::default();
+        let partitions: BTreeSet<i32> = batch.customers.iter().map(|c| c.partition).collect();
+        for partition in &partitions {
+            self.ensure_partition(*partition)?;
+        }
+        let mut events = 0u64;
+        for c in &batch.customers {
+            let (Some(cf), Some(events_cf)) = (
+                self.db.cf_handle(&partition_cf(c.partition)),
+                self.db.cf_handle(&events_cf(c.partition)),
+            ) else {
+                unreachable!("ensured above");
+            };
+            if let Some(summary) = &c.summary {
+                let bytes =
+                    postcard::to_stdvec(summary).map_err(|e| self.corrupt("summary".into(), e))?;
+                write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+            }
+            for (invoice, purchase) in &c.purchases {
+                let bytes = postcard::to_stdvec(purchase)
+                    .map_err(|e| self.corrupt("purchase".into(), e))?;
+                write.put_cf(&cf, purchase_key(c.customer, invoice), bytes);
+            }
+            for id in &c.events {
+                write.put_cf(&events_cf, event_key(c.customer, id), []);
+            }
+            events += c.events.len() as u64;
+        }
+        let meta_cf = self.meta_cf()?;
+        if events > 0 {
+            let total = self.events()? + events;
+            write.put_cf(&meta_cf, META_EVENTS, total.to_be_bytes());
+        }
+        let offsets = self
+            .db
+            .cf_handle(CF_OFFSETS)
+            .expect("opened with the offsets family");
+        for (partition, offset) in &batch.offsets {
+            write.put_cf(&offsets, source.key(*partition), offset.to_be_bytes());
+        }
+        let meta = self
+            .db
+            .cf_handle(CF_META)
+            .expect("opened with the meta family");
+        if !batch.latest_purchases.is_empty() {
+            let mut marks = self.partition_marks()?;
+            for (partition, customer, time_ms) in &batch.latest_purchases {
+                marks
+                    .entry(*partition)
+                    .or_default()
+                    .observe(*customer, *time_ms);
+            }
+            let touched: BTreeSet<i32> = batch.latest_purchases.iter().map(|(p, ..)| *p).collect();
+            for partition in touched {
+                let bytes = postcard::to_stdvec(&marks[&partition])
+                    .map_err(|e| self.corrupt("partition mark".into(), e))?;
+                write.put_cf(&meta, mark_key(partition), bytes);
+            }
+            // The watermark never moves back (a new partition with older data does not take
+            // `as_of` back in time).
+            if let Some(watermark) = watermark::watermark(marks.values()) {
+                let current = self.watermark_ms()?.unwrap_or(i64::MIN);
+                if watermark > current {
+                    write.put_cf(&meta, META_WATERMARK, watermark.to_be_bytes());
+                }
+            }
+        }
+        if batch.new_customers > 0 {
+            let customers = self.customers()? + batch.new_customers;
+            write.put_cf(&meta, META_CUSTOMERS, customers.to_be_bytes());
+        }
+        let changes = self
+            .db
+            .cf_handle(CF_CHANGES)
+            .expect("opened with the changes family");
+        let number = self.batch_number()? + 1;
+        for c in &batch.customers {
+            write.put_cf(&changes, change_key(number, c.partition, c.customer), []);
+        }
+        write.put_cf(&meta, META_BATCH, number.to_be_bytes());
+        let from = self.changes_from()?;
+        if number > CHANGES_KEPT && number - CHANGES_KEPT > from {
+            let keep_from = number - CHANGES_KEPT;
+            write.delete_range_cf(&changes, from.to_be_bytes(), keep_from.to_be_bytes());
+            write.put_cf(&meta, META_CHANGES_FROM, keep_from.to_be_bytes());
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(write, &options).map_err(self.rocks())
+    }
+}
