@@ -108,7 +108,7 @@ impl std::fmt::Debug for Instance {
         f.debug_struct("Instance")
             .field("id", &self.id)
             .field("http", &self.http)
-            .field("partitions", &self.statuses())
+            .field("partitions", &self.locked().keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -116,7 +116,9 @@ impl std::fmt::Debug for Instance {
 impl Instance {
     /// An instance called `id` whose HTTP API other instances reach at `http` (a base URL such as
     /// `http://10.0.0.5:8080`), with no partitions yet.
-    pub fn new(id: impl Into<String>, http: impl Into<String>) -> Arc<Self> {
+    /// `now` starts its clock: every method that needs the time is given it (this crate does no
+    /// I/O and reads no clock). Its parts reach it through their own handles ([`crate::sides`]).
+    pub fn new(id: impl Into<String>, http: impl Into<String>, now: Instant) -> Arc<Self> {
         Arc::new(Instance {
             id: id.into(),
             http: http.into().trim_end_matches('/').to_string(),
@@ -126,29 +128,29 @@ impl Instance {
             scored_batch: AtomicU64::new(NONE),
             view: ArcSwap::from_pointee(View::default()),
             group_watermark: AtomicI64::new(NO_WATERMARK),
-            created: Instant::now(),
+            created: now,
             contact_ms: AtomicU64::new(NEVER),
             fence_ms: AtomicU64::new(0),
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        self.created.elapsed().as_millis() as u64
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.created).as_millis() as u64
     }
 
     /// Out of contact with the broker for `after`, the instance stops serving: by then the group
     /// may have given its partitions to another member (ingest sets it below the session timeout,
     /// so that it stops before the group can move them).
-    pub fn set_fence(&self, after: Duration) {
+    pub(crate) fn set_fence(&self, after: Duration) {
         self.fence_ms
             .store(after.as_millis().max(1) as u64, Ordering::Release);
     }
 
-    /// How long the instance has been out of contact, once that is past its fence.
-    pub fn fenced(&self) -> Option<Duration> {
+    /// How long the instance has been out of contact at `now`, once that is past its fence.
+    pub fn fenced(&self, now: Instant) -> Option<Duration> {
         let fence = self.fence_ms.load(Ordering::Acquire);
         let contact = self.contact_ms.load(Ordering::Acquire);
-        let silent = self.now_ms().saturating_sub(contact);
+        let silent = self.ms(now).saturating_sub(contact);
         (fence > 0 && contact != NEVER && silent > fence).then(|| Duration::from_millis(silent))
     }
 
@@ -156,12 +158,12 @@ impl Instance {
     /// dropped (another member may own them now): they are served again only once ingest assigns
     /// them again (after a rebalance, or [`Instance::assigned`] by ingest's check that the group
     /// still gives them here) and they have caught up.
-    pub fn contact(&self) -> bool {
-        let fenced = self.fenced().is_some();
+    pub(crate) fn contact(&self, now: Instant) -> bool {
+        let fenced = self.fenced(now).is_some();
         if fenced {
             self.revoked_all();
         }
-        self.contact_ms.store(self.now_ms(), Ordering::Release);
+        self.contact_ms.store(self.ms(now), Ordering::Release);
         fenced
     }
 
@@ -190,14 +192,15 @@ impl Instance {
         self.caught_up.store(Arc::new(caught_up));
     }
 
-    /// The group gave it `partitions`: each restores (from what the store holds) until caught up.
-    pub fn assigned(&self, partitions: &[i32]) {
+    /// The group gave it `partitions` at `now`: each restores (from what the store holds) until
+    /// caught up.
+    pub(crate) fn assigned(&self, partitions: &[i32], now: Instant) {
         let mut local = self.locked();
         for p in partitions {
             local.insert(
                 *p,
                 Local::Restoring {
-                    since: Instant::now(),
+                    since: now,
                     start: None,
                     target: None,
                     position: None,
@@ -208,7 +211,7 @@ impl Instance {
     }
 
     /// The group took `partitions` back: they stop being served before this returns.
-    pub fn revoked(&self, partitions: &[i32]) {
+    pub(crate) fn revoked(&self, partitions: &[i32]) {
         let mut local = self.locked();
         for p in partitions {
             local.remove(p);
@@ -217,20 +220,22 @@ impl Instance {
     }
 
     /// Every partition taken back (a rebalance of the eager protocol, or the consumer closing).
-    pub fn revoked_all(&self) {
+    pub(crate) fn revoked_all(&self) {
         let mut local = self.locked();
         local.clear();
         self.publish(&local);
     }
 
     /// Ingest's report on `partition`: the next offset its store holds (`position`), the topic's
-    /// high watermark (`high`) and the store's batch number now. Returns the restore it finished.
-    pub fn progress(
+    /// high watermark (`high`) and the store's batch number at `now`. Returns the restore it
+    /// finished.
+    pub(crate) fn progress(
         &self,
         partition: i32,
         position: i64,
         high: i64,
         batch: u64,
+        now: Instant,
     ) -> Option<Restored> {
         let mut local = self.locked();
         let entry = local.get_mut(&partition)?;
@@ -252,7 +257,7 @@ impl Instance {
         let restored = Restored {
             partition,
             messages: (position - start).max(0),
-            took: since.elapsed(),
+            took: now.saturating_duration_since(*since),
         };
         *entry = Local::CaughtUp { batch };
         self.publish(&local);
@@ -264,9 +269,9 @@ impl Instance {
         self.locked().keys().copied().collect()
     }
 
-    /// Each assigned partition's status.
-    pub fn statuses(&self) -> BTreeMap<i32, PartitionStatus> {
-        let scored = match self.fenced() {
+    /// Each assigned partition's status at `now`.
+    pub fn statuses(&self, now: Instant) -> BTreeMap<i32, PartitionStatus> {
+        let scored = match self.fenced(now) {
             None => self.scored_batch.load(Ordering::Acquire),
             Some(_) => NONE,
         };
@@ -300,11 +305,11 @@ impl Instance {
     }
 
     /// Whether `partition` is answered here: assigned, caught up and scored, and the instance is in
-    /// contact with the broker.
-    pub fn serves(&self, partition: i32) -> bool {
+    /// contact with the broker at `now`.
+    pub fn serves(&self, partition: i32, now: Instant) -> bool {
         let scored = self.scored_batch.load(Ordering::Acquire);
         scored != NONE
-            && self.fenced().is_none()
+            && self.fenced(now).is_none()
             && self
                 .caught_up
                 .load()
@@ -313,7 +318,7 @@ impl Instance {
     }
 
     /// The scorer scored the store as of `batch`.
-    pub fn scored(&self, batch: u64) {
+    pub(crate) fn scored(&self, batch: u64) {
         self.scored_batch.store(batch, Ordering::Release);
     }
 
@@ -332,7 +337,7 @@ impl Instance {
     }
 
     /// Ingest read the topic's partition count.
-    pub fn set_partition_count(&self, count: u32) {
+    pub(crate) fn set_partition_count(&self, count: u32) {
         self.partition_count.store(count, Ordering::Release);
     }
 
@@ -344,7 +349,7 @@ impl Instance {
     /// The membership loop's new view; the group watermark follows it whenever every partition is
     /// caught up on some member (during a rebalance it keeps the last one, so `as_of` does not
     /// move back and forth while a partition restores).
-    pub fn set_view(&self, view: View) {
+    pub(crate) fn set_view(&self, view: View) {
         let count = self.group_partition_count(&view);
         if let Some(watermark) = view.watermark(count) {
             self.group_watermark.store(watermark, Ordering::Release);
@@ -368,20 +373,21 @@ mod tests {
 
     #[test]
     fn a_partition_restores_then_is_caught_up_then_served_once_scored() {
-        let instance = Instance::new("a", "http://a:8080/");
+        let t0 = Instant::now();
+        let instance = Instance::new("a", "http://a:8080/", t0);
         assert_eq!(instance.http(), "http://a:8080");
-        instance.assigned(&[0, 1]);
-        assert!(!instance.serves(0));
+        instance.assigned(&[0, 1], t0);
+        assert!(!instance.serves(0, t0));
         assert_eq!(
-            instance.statuses()[&0],
+            instance.statuses(t0)[&0],
             PartitionStatus::Restoring {
                 done: 0,
                 total: None
             }
         );
-        assert!(instance.progress(0, 10, 110, 1).is_none());
-        assert!(instance.progress(0, 60, 500, 2).is_none()); // the target stays the first one
-        let status = &instance.statuses()[&0];
+        assert!(instance.progress(0, 10, 110, 1, t0).is_none());
+        assert!(instance.progress(0, 60, 500, 2, t0).is_none()); // the target stays the first one
+        let status = &instance.statuses(t0)[&0];
         assert_eq!(
             *status,
             PartitionStatus::Restoring {
@@ -390,64 +396,71 @@ mod tests {
             }
         );
         assert!((status.progress() - 0.5).abs() < 1e-9);
-        let restored = instance.progress(0, 110, 600, 7).expect("restored");
+        let later = t0 + Duration::from_millis(1_500);
+        let restored = instance.progress(0, 110, 600, 7, later).expect("restored");
         assert_eq!(restored.messages, 100);
-        assert_eq!(instance.statuses()[&0], PartitionStatus::CaughtUp);
+        assert_eq!(restored.took, Duration::from_millis(1_500));
+        assert_eq!(instance.statuses(later)[&0], PartitionStatus::CaughtUp);
         assert!(
-            !instance.serves(0),
+            !instance.serves(0, later),
             "not before the scorer has scored batch 7"
         );
         instance.scored(6);
-        assert!(!instance.serves(0));
+        assert!(!instance.serves(0, later));
         instance.scored(7);
-        assert!(instance.serves(0));
-        assert_eq!(instance.statuses()[&0], PartitionStatus::Serving);
-        assert!(!instance.serves(1));
+        assert!(instance.serves(0, later));
+        assert_eq!(instance.statuses(later)[&0], PartitionStatus::Serving);
+        assert!(!instance.serves(1, later));
         // A partition already caught up (nothing new) is caught up at its first report.
-        assert!(instance.progress(1, 40, 40, 7).is_some());
-        assert!(instance.serves(1));
+        assert!(instance.progress(1, 40, 40, 7, later).is_some());
+        assert!(instance.serves(1, later));
         instance.revoked(&[0]);
-        assert!(!instance.serves(0));
-        assert!(instance.serves(1));
+        assert!(!instance.serves(0, later));
+        assert!(instance.serves(1, later));
         instance.revoked_all();
-        assert!(!instance.serves(1));
-        assert!(instance.statuses().is_empty());
+        assert!(!instance.serves(1, later));
+        assert!(instance.statuses(later).is_empty());
     }
 
     #[test]
     fn out_of_contact_past_the_fence_it_stops_serving_and_drops_its_partitions() {
-        let instance = Instance::new("a", "http://a");
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let instance = Instance::new("a", "http://a", t0);
         instance.set_fence(Duration::from_millis(30));
-        std::thread::sleep(Duration::from_millis(40));
         assert!(
-            instance.fenced().is_none(),
+            instance.fenced(at(40)).is_none(),
             "no contact yet: nothing to fence"
         );
-        assert!(!instance.contact());
-        instance.assigned(&[0]);
-        assert!(instance.progress(0, 1, 1, 1).is_some());
+        assert!(!instance.contact(at(40)));
+        instance.assigned(&[0], at(40));
+        assert!(instance.progress(0, 1, 1, 1, at(40)).is_some());
         instance.scored(1);
-        assert!(instance.serves(0));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(instance.fenced().is_some());
-        assert!(!instance.serves(0), "silent past the fence");
-        assert_eq!(instance.statuses()[&0], PartitionStatus::CaughtUp);
+        assert!(instance.serves(0, at(40)));
+        assert!(
+            instance.serves(0, at(70)),
+            "silent for 30 ms: at the fence, not past it"
+        );
+        assert_eq!(instance.fenced(at(100)), Some(Duration::from_millis(60)));
+        assert!(!instance.serves(0, at(100)), "silent past the fence");
+        assert_eq!(instance.statuses(at(100))[&0], PartitionStatus::CaughtUp);
         // Contact again: what it held then is dropped, until assigned and caught up again.
-        assert!(instance.contact());
-        assert!(!instance.serves(0));
-        assert!(instance.statuses().is_empty());
-        instance.assigned(&[0]);
-        assert!(instance.progress(0, 1, 1, 1).is_some());
-        assert!(instance.serves(0));
-        assert!(!instance.contact(), "in contact all along");
+        assert!(instance.contact(at(100)));
+        assert!(!instance.serves(0, at(100)));
+        assert!(instance.statuses(at(100)).is_empty());
+        instance.assigned(&[0], at(100));
+        assert!(instance.progress(0, 1, 1, 1, at(100)).is_some());
+        assert!(instance.serves(0, at(110)));
+        assert!(!instance.contact(at(120)), "in contact all along");
     }
 
     #[test]
     fn reports_on_partitions_not_assigned_change_nothing() {
-        let instance = Instance::new("a", "http://a");
-        assert!(instance.progress(3, 5, 5, 1).is_none());
-        assert!(instance.statuses().is_empty());
+        let t0 = Instant::now();
+        let instance = Instance::new("a", "http://a", t0);
+        assert!(instance.progress(3, 5, 5, 1, t0).is_none());
+        assert!(instance.statuses(t0).is_empty());
         instance.scored(1);
-        assert!(!instance.serves(3));
+        assert!(!instance.serves(3, t0));
     }
 }

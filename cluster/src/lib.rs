@@ -9,7 +9,11 @@
 //! - [`member`]: the record an instance advertises (its HTTP address, each partition's status and
 //!   watermark mark) and the [`member::View`] of every live member: who serves a partition, whether
 //!   every partition has an owner, and the group's one watermark;
-//! - [`merge`]: the merge of the owners' lists into one ranking.
+//! - [`merge`]: the merge of the owners' lists into one ranking;
+//! - [`sides`]: the handles through which ingest, the membership loop and the scorer each reach
+//!   the instance, each allowed only its part.
+//!
+//! No I/O and no clock: the callers pass the time (`now`).
 //!
 //! Why a partition is never served by two owners: ingest's group uses the eager rebalance protocol,
 //! in which every member gives up its partitions (and this crate's [`instance::Instance::revoked`]
@@ -19,6 +23,8 @@
 pub mod instance;
 pub mod member;
 pub mod merge;
+pub mod sides;
 
 pub use instance::{Instance, PartitionStatus, Restored};
 pub use member::{Member, View};
+pub use sides::{Advertised, Partitions, Serving};

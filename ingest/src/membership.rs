@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cluster::member::Heard;
-use cluster::{Instance, Member, View};
+use cluster::{Advertised, Member, View};
 use featurestore::store::RocksStore;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -51,7 +51,7 @@ impl Default for MembershipOptions {
 /// its tombstone).
 pub fn spawn(
     broker: &BrokerConfig,
-    instance: Arc<Instance>,
+    instance: Advertised,
     store: Arc<RocksStore>,
     options: MembershipOptions,
     stop: Arc<AtomicBool>,
@@ -128,8 +128,8 @@ fn assign_all(consumer: &BaseConsumer, topic: &str) -> bool {
 
 /// This instance's record; the watermark marks (a store read) only when `with_marks`, i.e. when it
 /// is sent (whether it is due depends on the partitions alone).
-fn record(instance: &Instance, store: &RocksStore, with_marks: bool) -> Member {
-    let partitions = instance.statuses();
+fn record(instance: &Advertised, store: &RocksStore, with_marks: bool) -> Member {
+    let partitions = instance.statuses(Instant::now());
     let marks = match with_marks {
         false => Default::default(),
         true => store
@@ -151,7 +151,7 @@ fn record(instance: &Instance, store: &RocksStore, with_marks: bool) -> Member {
 fn run(
     consumer: BaseConsumer,
     producer: BaseProducer,
-    instance: Arc<Instance>,
+    instance: Advertised,
     store: Arc<RocksStore>,
     options: MembershipOptions,
     stop: Arc<AtomicBool>,

@@ -16,19 +16,23 @@ use contract::LineClass;
 use contract::bounds::Bounds;
 use contract::event::Rejection;
 use featurestore::store::{RocksStore, SourceId};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::broker::BrokerConfig;
 use crate::delivery::{Deliveries, DeliveryCounter};
 use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome, Stored};
 use crate::{IngestError, Result};
-use cluster::Instance;
+use cluster::{Instance, Partitions};
 use contract::{Purchase, Summary};
+
+mod dead_letter;
+mod rebalance;
+mod restore;
+use rebalance::ResumeFromStore;
 
 /// How to consume.
 #[derive(Debug, Clone)]
@@ -81,104 +85,6 @@ pub struct IngestSummary {
     pub batches: u64,
 }
 
-/// Seeks every assigned partition to the offset stored in RocksDB for this cluster and topic. When
-/// the store cannot say, it assigns nothing and records why: ingest then stops with that error
-/// instead of reading the partitions from offsets it does not know.
-struct ResumeFromStore {
-    store: Arc<RocksStore>,
-    instance: Arc<Instance>,
-    source: Arc<Mutex<Option<SourceId>>>,
-    failure: Arc<Mutex<Option<featurestore::StoreError>>>,
-}
-
-impl ClientContext for ResumeFromStore {}
-
-impl ConsumerContext for ResumeFromStore {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let source = self
-                    .source
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                let stored = match &source {
-                    Some(source) => match self.store.offsets(source) {
-                        Ok(stored) => stored,
-                        Err(e) => {
-                            tracing::error!("reading the stored offsets on assignment: {e}");
-                            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                            let _ = consumer.unassign();
-                            return;
-                        }
-                    },
-                    None => BTreeMap::new(),
-                };
-                let partitions: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                for (topic, partition) in partitions {
-                    let offset = match stored.get(&partition) {
-                        Some(next) => Offset::Offset(*next),
-                        None => Offset::Beginning,
-                    };
-                    let _ = tpl.set_partition_offset(&topic, partition, offset);
-                }
-                let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                // Each restores from what the store holds until caught up (`caught_up` reports). An
-                // assignment is word from the group: contact.
-                self.instance.contact();
-                self.instance.assigned(&assigned);
-                for p in &assigned {
-                    metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => p.to_string())
-                        .set(1.0);
-                }
-                tracing::info!(
-                    ?assigned,
-                    ?stored,
-                    "partitions assigned; resuming from the stored offsets"
-                );
-                if let Err(e) = consumer.assign(tpl) {
-                    tracing::error!("assigning partitions: {e}");
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Not served from here before the group can give them to another member.
-                // The eager protocol revokes every partition (and `unassign` below drops them all).
-                let mut revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                revoked.extend(self.instance.assigned_partitions());
-                revoked.sort_unstable();
-                revoked.dedup();
-                self.instance.revoked_all();
-                for p in &revoked {
-                    let p = p.to_string();
-                    metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => p.clone())
-                        .set(0.0);
-                    metrics::gauge!(crate::telemetry::RESTORE_REMAINING, "partition" => p.clone())
-                        .set(0.0);
-                    metrics::gauge!(crate::telemetry::CONSUMER_LAG, "partition" => p).set(0.0);
-                }
-                tracing::info!(?revoked, "partitions revoked");
-                if let Err(e) = consumer.unassign() {
-                    tracing::error!("unassigning partitions: {e}");
-                }
-            }
-            other => {
-                tracing::error!("rebalance error: {other:?}");
-                self.instance.revoked_all();
-                let _ = consumer.unassign();
-            }
-        }
-    }
-}
-
 /// How long a batch that holds messages waits for the next one before it is written.
 const IDLE_ENDS_BATCH: Duration = Duration::from_millis(2);
 
@@ -188,7 +94,7 @@ pub struct Ingest {
     dead_letters: BaseProducer<DeliveryCounter>,
     dead_letter_reports: Arc<Deliveries>,
     store: Arc<RocksStore>,
-    instance: Arc<Instance>,
+    instance: Partitions,
     source: SourceId,
     options: IngestOptions,
     rebalance_failure: Arc<Mutex<Option<featurestore::StoreError>>>,
@@ -238,7 +144,9 @@ impl Ingest {
         options: IngestOptions,
     ) -> Result<Self> {
         let id = options.instance_id.clone().unwrap_or_default();
-        Self::connect_as(broker, store, options, Instance::new(id, ""))
+        // Its own record of the partitions' restores (for `until_caught_up`), shared with nobody.
+        let partitions = Instance::new(id, "", Instant::now()).ingest_side();
+        Self::connect_as(broker, store, options, partitions)
     }
 
     /// Connects as the ingest of `instance` (`clv instance`): the partitions the group assigns,
@@ -247,7 +155,7 @@ impl Ingest {
         broker: &BrokerConfig,
         store: Arc<RocksStore>,
         options: IngestOptions,
-        instance: Arc<Instance>,
+        instance: Partitions,
     ) -> Result<Self> {
         crate::telemetry::register();
         let source = Arc::new(Mutex::new(None));
@@ -416,125 +324,6 @@ impl Ingest {
         Ok(summary)
     }
 
-    /// The broker answered: tell the instance (after a silence past its fence it has dropped its
-    /// partitions), and once the contact has lasted a fence, take back any partition the consumer
-    /// still holds that the instance dropped (had the group moved it meanwhile, librdkafka would
-    /// have learned so by then, at its next heartbeats, and revoked it).
-    fn in_contact(&mut self) {
-        if self.instance.contact() {
-            tracing::warn!(
-                "back in contact with the broker after a silence past half the session timeout: \
-                 the partitions held are not served until the group confirms them"
-            );
-            self.contact_since = Some(Instant::now());
-        }
-        let since = *self.contact_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < self.options.session_timeout / 2 {
-            return;
-        }
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
-        };
-        let held = self.instance.assigned_partitions();
-        let missing: Vec<i32> = assignment
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .filter(|p| !held.contains(p))
-            .collect();
-        if !missing.is_empty() {
-            tracing::info!(
-                ?missing,
-                "the group still gives these partitions here: restoring them"
-            );
-            self.instance.assigned(&missing);
-        }
-    }
-
-    /// Exports the lag of every assigned partition (high watermark − stored next offset), reports
-    /// each partition's progress to the instance (a restoring partition is caught up once it reaches
-    /// the high watermark it had when first checked), and tells whether there is an assignment and
-    /// all of it is caught up.
-    fn caught_up(&mut self) -> Result<bool> {
-        let positions = self
-            .consumer
-            .assignment()
-            .map_err(IngestError::kafka("reading the assignment"))?;
-        let elements = positions.elements();
-        let stored = self.store.offsets(&self.source)?;
-        let batch = self.store.batch_number()?;
-        let mut all = !elements.is_empty();
-        for e in elements {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
-                .map_err(IngestError::kafka("reading watermarks"))?;
-            // A partition the store has never read starts at the topic's first offset.
-            let position = stored.get(&e.partition()).copied().unwrap_or(low.max(0));
-            let lag = (high - position).max(0);
-            metrics::gauge!(crate::telemetry::CONSUMER_LAG, "partition" => e.partition().to_string())
-                .set(lag as f64);
-            if let Some(restored) = self.instance.progress(e.partition(), position, high, batch) {
-                metrics::counter!(crate::telemetry::RESTORES).increment(1);
-                metrics::histogram!(crate::telemetry::RESTORE_SECONDS)
-                    .record(restored.took.as_secs_f64());
-                tracing::info!(
-                    partition = restored.partition,
-                    messages = restored.messages,
-                    seconds = restored.took.as_secs_f64(),
-                    "partition caught up"
-                );
-            }
-            all &= lag == 0;
-        }
-        // Each partition's restore, from one read of the statuses.
-        for (partition, status) in self.instance.statuses() {
-            let remaining = match status {
-                cluster::PartitionStatus::Restoring {
-                    done,
-                    total: Some(total),
-                } => Some((total - done).max(0)),
-                cluster::PartitionStatus::Restoring { total: None, .. } => Some(0),
-                _ => None,
-            };
-            let partition = partition.to_string();
-            metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => partition.clone())
-                .set(if remaining.is_some() { 1.0 } else { 0.0 });
-            metrics::gauge!(crate::telemetry::RESTORE_REMAINING, "partition" => partition)
-                .set(remaining.unwrap_or(0) as f64);
-        }
-        self.commit_to_the_group(&positions, &stored);
-        Ok(all)
-    }
-
-    /// Commits the stored offsets of the assigned partitions to the group when they changed, and
-    /// again every 5 s: a batch's own commit fails during a rebalance ("rebalance in progress"),
-    /// and an idle member would otherwise leave the group's offsets (which replay's backpressure and
-    /// lag dashboards read) behind for good.
-    fn commit_to_the_group(&mut self, assigned: &TopicPartitionList, stored: &BTreeMap<i32, i64>) {
-        let offsets: BTreeMap<i32, i64> = assigned
-            .elements()
-            .iter()
-            .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
-            .collect();
-        if offsets.is_empty()
-            || self
-                .group_commit
-                .as_ref()
-                .is_some_and(|(last, at)| *last == offsets && at.elapsed() < Duration::from_secs(5))
-        {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in &offsets {
-            let _ = tpl.add_partition_offset(&self.options.topic, *p, Offset::Offset(*o));
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!("commit to the group: {e}");
-        }
-        self.group_commit = Some((offsets, Instant::now()));
-    }
-
     /// Polls up to one batch, folds it and writes it. Returns how many messages it read.
     fn one_batch(&mut self, summary: &mut IngestSummary) -> Result<usize> {
         let deadline = Instant::now() + self.options.batch_timeout;
@@ -630,14 +419,7 @@ impl Ingest {
         if let Some(w) = self.store.watermark_ms()? {
             metrics::gauge!(crate::telemetry::WATERMARK).set(w as f64 / 1000.0);
         }
-        // The group's committed offsets are for lag visibility (and replay's backpressure) only.
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in &offsets {
-            let _ = tpl.add_partition_offset(&self.options.topic, *p, Offset::Offset(*o));
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!("commit to the group: {e}");
-        }
+        self.commit_offsets(offsets.iter().copied());
         Ok(folded.messages)
     }
 
@@ -664,80 +446,6 @@ impl Ingest {
             Some(e) => Err(IngestError::Resume(e)),
             None => Ok(()),
         }
-    }
-
-    fn dead_letter(
-        &self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
-        rejection: &Rejection,
-    ) -> Result<()> {
-        let reason = rejection.to_string();
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
-        let key = message.key();
-        let payload = message.payload();
-        // A message the broker took may still be too large to produce again with the headers (a
-        // poison pill that would stop ingest at every restart): its key and value are cut to what
-        // a dead letter may carry, and the original sizes go into headers. If the broker refuses
-        // even that, the dead letter carries the headers alone.
-        let original = format!(
-            "key {} bytes, value {} bytes",
-            key.map_or(0, <[u8]>::len),
-            payload.map_or(0, <[u8]>::len)
-        );
-        for (key_cap, payload_cap) in [(DEAD_LETTER_MAX_KEY, DEAD_LETTER_MAX_PAYLOAD), (0, 0)] {
-            let (key, payload) = (cut(key, key_cap), cut(payload, payload_cap));
-            let truncated = key.map(<[u8]>::len) != message.key().map(<[u8]>::len)
-                || payload.map(<[u8]>::len) != message.payload().map(<[u8]>::len);
-            let mut headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "clv.dlq.reason",
-                    value: Some(reason.as_str()),
-                })
-                .insert(Header {
-                    key: "clv.dlq.kind",
-                    value: Some(rejection.kind()),
-                })
-                .insert(Header {
-                    key: "clv.source.partition",
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: "clv.source.offset",
-                    value: Some(offset.as_str()),
-                });
-            if truncated {
-                headers = headers.insert(Header {
-                    key: "clv.dlq.truncated",
-                    value: Some(original.as_str()),
-                });
-            }
-            let mut record: BaseRecord<'_, [u8], [u8]> =
-                BaseRecord::to(&self.options.dead_letter_topic).headers(headers);
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            if let Some(payload) = payload {
-                record = record.payload(payload);
-            }
-            loop {
-                match self.dead_letters.send(record) {
-                    Ok(()) => return Ok(()),
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        self.dead_letters.poll(Duration::from_millis(50));
-                    }
-                    Err((
-                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
-                        _,
-                    )) if key_cap > 0 => {
-                        break; // again, with the headers alone
-                    }
-                    Err((e, _)) => return Err(IngestError::kafka("producing a dead letter")(e)),
-                }
-            }
-        }
-        unreachable!("the last attempt returns")
     }
 }
 

@@ -1,0 +1,146 @@
+//! Where each assigned partition stands: contact with the broker (and the fence), the lag and
+//! each partition's restore reported to the instance, and the offsets committed to the group for
+//! lag visibility.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::Ingest;
+use crate::{IngestError, Result};
+
+impl Ingest {
+    /// The broker answered: tell the instance (after a silence past its fence it has dropped its
+    /// partitions), and once the contact has lasted a fence, take back any partition the consumer
+    /// still holds that the instance dropped (had the group moved it meanwhile, librdkafka would
+    /// have learned so by then, at its next heartbeats, and revoked it).
+    pub(super) fn in_contact(&mut self) {
+        if self.instance.contact(Instant::now()) {
+            tracing::warn!(
+                "back in contact with the broker after a silence past half the session timeout: \
+                 the partitions held are not served until the group confirms them"
+            );
+            self.contact_since = Some(Instant::now());
+        }
+        let since = *self.contact_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.options.session_timeout / 2 {
+            return;
+        }
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let held = self.instance.assigned_partitions();
+        let missing: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .filter(|p| !held.contains(p))
+            .collect();
+        if !missing.is_empty() {
+            tracing::info!(
+                ?missing,
+                "the group still gives these partitions here: restoring them"
+            );
+            self.instance.assigned(&missing, Instant::now());
+        }
+    }
+
+    /// Exports the lag of every assigned partition (high watermark − stored next offset), reports
+    /// each partition's progress to the instance (a restoring partition is caught up once it reaches
+    /// the high watermark it had when first checked), and tells whether there is an assignment and
+    /// all of it is caught up.
+    pub(super) fn caught_up(&mut self) -> Result<bool> {
+        let positions = self
+            .consumer
+            .assignment()
+            .map_err(IngestError::kafka("reading the assignment"))?;
+        let elements = positions.elements();
+        let stored = self.store.offsets(&self.source)?;
+        let batch = self.store.batch_number()?;
+        let mut all = !elements.is_empty();
+        for e in elements {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                .map_err(IngestError::kafka("reading watermarks"))?;
+            // A partition the store has never read starts at the topic's first offset.
+            let position = stored.get(&e.partition()).copied().unwrap_or(low.max(0));
+            let lag = (high - position).max(0);
+            metrics::gauge!(crate::telemetry::CONSUMER_LAG, "partition" => e.partition().to_string())
+                .set(lag as f64);
+            if let Some(restored) =
+                self.instance
+                    .progress(e.partition(), position, high, batch, Instant::now())
+            {
+                metrics::counter!(crate::telemetry::RESTORES).increment(1);
+                metrics::histogram!(crate::telemetry::RESTORE_SECONDS)
+                    .record(restored.took.as_secs_f64());
+                tracing::info!(
+                    partition = restored.partition,
+                    messages = restored.messages,
+                    seconds = restored.took.as_secs_f64(),
+                    "partition caught up"
+                );
+            }
+            all &= lag == 0;
+        }
+        // Each partition's restore, from one read of the statuses.
+        for (partition, status) in self.instance.statuses(Instant::now()) {
+            let remaining = match status {
+                cluster::PartitionStatus::Restoring {
+                    done,
+                    total: Some(total),
+                } => Some((total - done).max(0)),
+                cluster::PartitionStatus::Restoring { total: None, .. } => Some(0),
+                _ => None,
+            };
+            let partition = partition.to_string();
+            metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => partition.clone())
+                .set(if remaining.is_some() { 1.0 } else { 0.0 });
+            metrics::gauge!(crate::telemetry::RESTORE_REMAINING, "partition" => partition)
+                .set(remaining.unwrap_or(0) as f64);
+        }
+        self.commit_to_the_group(&positions, &stored);
+        Ok(all)
+    }
+
+    /// Commits the stored offsets of the assigned partitions to the group when they changed, and
+    /// again every 5 s: a batch's own commit fails during a rebalance ("rebalance in progress"),
+    /// and an idle member would otherwise leave the group's offsets (which replay's backpressure and
+    /// lag dashboards read) behind for good.
+    pub(super) fn commit_to_the_group(
+        &mut self,
+        assigned: &TopicPartitionList,
+        stored: &BTreeMap<i32, i64>,
+    ) {
+        let offsets: BTreeMap<i32, i64> = assigned
+            .elements()
+            .iter()
+            .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
+            .collect();
+        if offsets.is_empty()
+            || self
+                .group_commit
+                .as_ref()
+                .is_some_and(|(last, at)| *last == offsets && at.elapsed() < Duration::from_secs(5))
+        {
+            return;
+        }
+        self.commit_offsets(offsets.iter().map(|(p, o)| (*p, *o)));
+        self.group_commit = Some((offsets, Instant::now()));
+    }
+
+    /// Commits `offsets` (partition -> next offset) to the group, asynchronously; a failure is
+    /// logged only, as the group's offsets are for lag visibility (and replay's backpressure).
+    pub(super) fn commit_offsets(&self, offsets: impl IntoIterator<Item = (i32, i64)>) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            let _ = tpl.add_partition_offset(&self.options.topic, p, Offset::Offset(o));
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!("commit to the group: {e}");
+        }
+    }
+}
