@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use anyhow::Context;
 use clap::Args;
 use featurestore::store::RocksStore;
@@ -16,12 +18,14 @@ use ingest::broker::EmbeddedBroker;
 use ingest::consume::{Ingest, IngestOptions};
 use ingest::replay::{ReplayOptions, replay};
 use models::registry::Registry;
-use scorer::http::{Limits, router};
+use scorer::http::router;
+use scorer::population::Population;
 use scorer::service::{AsOf, Refresher, Scorer};
 use scorer::source::FeatureSource;
 use trainer::training::Histories;
 
-use crate::{progress, telemetry, train};
+use crate::server::{Server, ServerArgs, Stop};
+use crate::{progress, train};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -40,9 +44,8 @@ pub struct DemoArgs {
     /// Start over: remove the demo's folder first.
     #[arg(long)]
     fresh: bool,
-    /// Address of the scorer (and its /metrics).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Stop after the scorer is ready and the hints are printed (for scripts and tests).
     #[arg(long, hide = true)]
     exit_when_ready: bool,
@@ -100,7 +103,7 @@ fn input_stamp(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The sum of ingest's event counters (every outcome) from the process's metrics.
-fn events_counted(metrics: &metrics_exporter_prometheus::PrometheusHandle) -> u64 {
+fn events_counted(metrics: &PrometheusHandle) -> u64 {
     metrics
         .render()
         .lines()
@@ -149,8 +152,8 @@ impl Live {
         &self,
         input: &Path,
         store: &RocksStore,
-        metrics: &metrics_exporter_prometheus::PrometheusHandle,
-        stop: &Arc<AtomicBool>,
+        metrics: &PrometheusHandle,
+        stop: &Stop,
     ) -> anyhow::Result<()> {
         let config = self.broker.config();
         let before = events_counted(metrics);
@@ -184,13 +187,13 @@ impl Live {
         loop {
             let done = events_counted(metrics).saturating_sub(before);
             bar.set_position(done.min(summary.sent));
-            if done >= summary.sent || stop.load(Ordering::SeqCst) || self.ingest.is_finished() {
+            if done >= summary.sent || stop.is_stopped() || self.ingest.is_finished() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         bar.finish_and_clear();
-        anyhow::ensure!(!stop.load(Ordering::SeqCst), "stopped");
+        anyhow::ensure!(!stop.is_stopped(), "stopped");
         anyhow::ensure!(
             !self.ingest.is_finished(),
             "ingest stopped before every event was applied"
@@ -215,38 +218,19 @@ impl Live {
     }
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the signal handler")?;
-    }
-    if args.fresh && args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir)
-            .with_context(|| format!("removing {}", args.dir.display()))?;
-    }
-    let input = input(&args)?;
-    // The address is taken now, not after the minutes of streaming and training: a port in use is
-    // said at once, and nothing else takes it meanwhile (connections wait in the backlog).
-    let early = std::net::TcpListener::bind(&args.listen)
-        .with_context(|| format!("binding {}", args.listen))?;
-    early.set_nonblocking(true)?;
-    std::fs::create_dir_all(&args.dir)?;
-    let metrics = telemetry::install_recorder()?;
-    scorer::http::register_metrics();
+/// Streams `input` into `store` through the live broker and ingest, unless this very input was
+/// streamed in full before.
+fn stream(
+    args: &DemoArgs,
+    input: &Path,
+    live: &Live,
+    store: &RocksStore,
+    metrics: &PrometheusHandle,
+    stop: &Stop,
+) -> anyhow::Result<()> {
     let db = args.dir.join("featurestore");
-    let models_dir = args.dir.join("models");
-    let store = Arc::new(
-        RocksStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?,
-    );
-
-    // 1. Stream the data, unless this very input was streamed in full before; the broker and ingest
-    // stay up either way.
-    let live = Live::start(store.clone())?;
     let stamp_file = args.dir.join("streamed.txt");
-    let stamp = input_stamp(&input)?;
+    let stamp = input_stamp(input)?;
     if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
         println!(
             "{} was streamed before: {} customers in {} (--fresh starts over)",
@@ -254,21 +238,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             store.customers()?,
             db.display()
         );
-    } else {
-        anyhow::ensure!(
-            store.customers()? == 0,
-            "{} holds another dataset's events: run with --fresh",
-            db.display()
-        );
-        live.replay(&input, &store, &metrics, &stop)?;
-        std::fs::write(&stamp_file, &stamp)?;
+        return Ok(());
     }
+    anyhow::ensure!(
+        store.customers()? == 0,
+        "{} holds another dataset's events: run with --fresh",
+        db.display()
+    );
+    live.replay(input, store, metrics, stop)?;
+    std::fs::write(&stamp_file, &stamp)?;
+    Ok(())
+}
 
-    // 2. Train and promote, unless production was trained on exactly these purchases.
+/// Trains and promotes a version at the data's edge, unless production was trained on exactly
+/// these purchases; the production version.
+fn train_unless_done(store: &RocksStore, models_dir: &Path) -> anyhow::Result<String> {
     // From the store this process writes (ingest is live: a secondary instance could lag behind).
     let histories = Histories::from_states(store.all_states()?);
     let fingerprint = histories.fingerprint();
-    let registry = Registry::open(&models_dir)?;
+    let registry = Registry::open(models_dir)?;
     let trained_here = registry
         .production()?
         .map(|v| registry.metadata(&v))
@@ -282,41 +270,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let job = trainer::job::Job {
             mlflow: train::mlflow("clv"),
             git_commit: train::git_commit(),
-            ..trainer::job::Job::at_the_edge(models_dir.clone())
+            ..trainer::job::Job::at_the_edge(models_dir.to_path_buf())
         };
         train::train_histories(&job, &histories, Instant::now())?;
     }
-    let version = registry
+    registry
         .production()?
-        .context("no production model after training")?;
+        .context("no production model after training")
+}
 
-    // 3. Serve, from the same store, in this process.
-    let scorer = Arc::new(Scorer::default());
-    let mut refresher = Refresher::new(
-        scorer.clone(),
-        FeatureSource::Shared(store.clone()),
-        models_dir.clone(),
-        AsOf::Watermark,
-    );
-    refresher.tick()?;
-    let population = scorer.population().context("nothing to score")?;
-    let refresh = refresher.spawn(Duration::from_secs(1), stop.clone())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let listener = {
-        let _entered = runtime.enter();
-        tokio::net::TcpListener::from_std(early)
-            .with_context(|| format!("listening on {}", args.listen))?
-    };
-    let base = format!("http://{}", listener.local_addr()?);
-    println!(
-        "\nready after {:.0} s: {} customers scored at {} by {} ({version})\n",
-        started.elapsed().as_secs_f64(),
-        population.len(),
-        population.as_of,
-        population.model.name
-    );
+/// What the demo prints once it serves: the top customers and what to try.
+fn hints(population: &Population, base: &str, brokers: &str, report: &Path) {
     println!("top 10 customers by predicted CLV (next 6 months):");
     println!("  rank  customer  clv_6m (£)");
     for r in population.top(10) {
@@ -335,7 +299,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  open {base}/docs/   (the API)");
     println!("  curl {base}/metrics   (Prometheus)");
     if let Some(first) = population.top(1).first() {
-        let brokers = live.broker.bootstrap_servers();
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "clv".into());
@@ -353,31 +316,67 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
              \"price\":250.0}}' | kcat -P -b {brokers} -t transactions -K '|' -X partitioner=murmur2_random"
         );
     }
-    println!(
-        "report: {}",
-        models_dir.join(&version).join("report.html").display()
-    );
+    println!("report: {}", report.display());
     println!("Ctrl-C stops everything.");
-    let limits = Limits::default();
-    let app = router(scorer, Some(metrics), limits);
-    let listener = scorer::shed::CappedListener::new(listener, limits.max_connections);
-    let exit_when_ready = args.exit_when_ready;
-    let shutdown = {
-        let stop = stop.clone();
-        async move {
-            while !stop.load(Ordering::SeqCst) && !exit_when_ready {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    runtime.block_on(async {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    })?;
-    stop.store(true, Ordering::SeqCst);
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let stop = Stop::on_signal()?;
+    if args.fresh && args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)
+            .with_context(|| format!("removing {}", args.dir.display()))?;
+    }
+    let input = input(&args)?;
+    // The address is taken now, not after the minutes of streaming and training.
+    let server = Server::start(&args.server)?;
+    std::fs::create_dir_all(&args.dir)?;
+    let db = args.dir.join("featurestore");
+    let models_dir = args.dir.join("models");
+    let store = Arc::new(
+        RocksStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?,
+    );
+
+    // 1. Stream the data; the broker and ingest stay up either way.
+    let live = Live::start(store.clone())?;
+    stream(&args, &input, &live, &store, &server.metrics(), &stop)?;
+    // 2. Train and promote.
+    let version = train_unless_done(&store, &models_dir)?;
+    // 3. Serve, from the same store, in this process.
+    let scorer = Arc::new(Scorer::default());
+    let mut refresher = Refresher::new(
+        scorer.clone(),
+        FeatureSource::Shared(store.clone()),
+        models_dir.clone(),
+        AsOf::Watermark,
+    );
+    refresher.tick()?;
+    let population = scorer.population().context("nothing to score")?;
+    let refresh = refresher.spawn(Duration::from_secs(1), stop.flag())?;
+    let base = format!("http://{}", server.local_addr()?);
+    println!(
+        "\nready after {:.0} s: {} customers scored at {} by {} ({version})\n",
+        started.elapsed().as_secs_f64(),
+        population.len(),
+        population.as_of,
+        population.model.name
+    );
+    let report = models_dir.join(&version).join("report.html");
+    hints(
+        &population,
+        &base,
+        live.broker.bootstrap_servers(),
+        &report,
+    );
+    if args.exit_when_ready {
+        stop.stop();
+    }
+    let app = router(scorer, Some(server.metrics()), server.limits());
+    let served = server.serve(app, &stop);
+    stop.stop();
     let _ = refresh.join();
     live.stop()?;
+    served?;
     println!("stopped");
     Ok(())
 }

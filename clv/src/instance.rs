@@ -3,23 +3,24 @@
 //! topic), the scorer over that store, the membership loop that advertises it and brings back the
 //! group's view, and the HTTP API that answers for any customer (README, "Scale-out").
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use featurestore::store::RocksStore;
 use ingest::consume::{Ingest, IngestOptions};
 use ingest::membership::{self, MembershipOptions};
-use scorer::http::{Limits, router_with};
+use scorer::http::router_with;
 use scorer::route::Routing;
 use scorer::service::{AsOf, Refresher, Scorer};
 use scorer::source::FeatureSource;
 
-use crate::stream::{KafkaArgs, stop_flag};
-use crate::telemetry;
+use crate::server::{Server, ServerArgs, Stop};
+use crate::stream::KafkaArgs;
 
 #[derive(Debug, Args)]
 pub struct InstanceArgs {
@@ -31,9 +32,12 @@ pub struct InstanceArgs {
     /// The model registry (shared by every instance); the scorer follows its `production` pointer.
     #[arg(long, env = "CLV_MODELS_DIR", default_value = "data/models")]
     models_dir: PathBuf,
-    /// Address to listen on (HTTP API, page and `/metrics`).
-    #[arg(long, env = "CLV_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Seconds an instance waits for another's answer to a forwarded question or a list's part
+    /// before answering 503 with Retry-After.
+    #[arg(long, default_value_t = 5.0)]
+    peer_timeout_seconds: f64,
     /// The base URL other instances reach this one at (default: http:// and the listening address,
     /// with the host name for 0.0.0.0).
     #[arg(long, env = "CLV_ADVERTISE")]
@@ -80,19 +84,8 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
-    let stop = stop_flag()?;
-    let metrics = telemetry::install_recorder()?;
-    scorer::http::register_metrics();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    // Bound first: a port in use is said at once, and the advertised address is the real one.
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&args.listen))
-        .with_context(|| format!("binding {}", args.listen))?;
-    let local = listener.local_addr()?;
+/// This instance's ID and the base URL the others reach it at, from the flags and the bound address.
+fn identity(args: &InstanceArgs, local: SocketAddr) -> (String, String) {
     let advertise = args.advertise.clone().unwrap_or_else(|| {
         let host = match local.ip().is_unspecified() {
             true => host_name(),
@@ -104,16 +97,36 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
         .instance_id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", host_name(), local.port()));
-    let broker = args.kafka.ingest_broker(&args.dead_letter_topic)?;
-    broker.ensure_compacted_topic(&args.members_topic, args.kafka.replication_factor)?;
-    let store = Arc::new(
-        RocksStore::open(&args.db)
-            .with_context(|| format!("opening the feature store {}", args.db.display()))?,
-    );
-    let instance = cluster::Instance::new(id.clone(), advertise.clone());
+    (id, advertise)
+}
 
+/// A thread of the instance and the flag that stops it.
+struct Worker<T> {
+    thread: std::thread::JoinHandle<T>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<T> Worker<T> {
+    /// Stops the thread and waits for it.
+    fn finish(self, what: &str) -> anyhow::Result<T> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the {what} thread panicked"))
+    }
+}
+
+/// Ingest of this instance's partitions on a thread; when it ends, for any reason, the process
+/// stops (an instance whose ingest stopped must not go on answering from a frozen store).
+fn ingesting(
+    args: &InstanceArgs,
+    broker: &ingest::broker::BrokerConfig,
+    store: Arc<RocksStore>,
+    instance: cluster::Partitions,
+    stop: &Stop,
+) -> anyhow::Result<Worker<anyhow::Result<ingest::consume::IngestSummary>>> {
     let options = IngestOptions {
-        topic: args.kafka.topic.clone(),
+        topic: args.kafka.at.topic.clone(),
         dead_letter_topic: args.dead_letter_topic.clone(),
         group: args.kafka.group.clone(),
         batch_size: args.batch_size,
@@ -121,36 +134,57 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
             args.session_timeout_ms
                 .unwrap_or(if broker.embedded { 10_000 } else { 45_000 }),
         ),
-        instance_id: Some(id.clone()),
+        instance_id: Some(instance.id().to_string()),
         fence: !args.no_fence,
         ..IngestOptions::default()
     };
-    let mut ingest = Ingest::connect_as(&broker, store.clone(), options, instance.clone())?;
+    let mut ingest = Ingest::connect_as(broker, store, options, instance)?;
     let ingest_stop = Arc::new(AtomicBool::new(false));
-    let ingesting = {
+    let thread = {
         let (ingest_stop, stop) = (ingest_stop.clone(), stop.clone());
         std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || {
-                let ran = ingest.run(&ingest_stop);
-                // An instance whose ingest stopped must not go on answering from a frozen store.
-                stop.store(true, Ordering::SeqCst);
+                let ran = ingest.run(&ingest_stop).map_err(anyhow::Error::from);
+                stop.stop();
                 ran
             })?
     };
-    let members_stop = Arc::new(AtomicBool::new(false));
-    let members = membership::spawn(
-        &broker,
-        instance.clone(),
-        store.clone(),
-        MembershipOptions {
-            topic: args.members_topic.clone(),
-            expiry: Duration::from_millis(args.member_expiry_ms),
-            ..MembershipOptions::default()
-        },
-        members_stop.clone(),
-    )?;
+    Ok(Worker {
+        thread,
+        stop: ingest_stop,
+    })
+}
 
+pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
+    let stop = Stop::on_signal()?;
+    let server = Server::start(&args.server)?;
+    let local = server.local_addr()?;
+    let (id, advertise) = identity(&args, local);
+    let broker = args.kafka.ingest_broker(&args.dead_letter_topic)?;
+    broker.ensure_compacted_topic(&args.members_topic, args.kafka.replication_factor)?;
+    let store = Arc::new(
+        RocksStore::open(&args.db)
+            .with_context(|| format!("opening the feature store {}", args.db.display()))?,
+    );
+    // The instance's state, owned here; ingest, membership and the scorer each get their handle.
+    let instance = cluster::Instance::new(id.clone(), advertise.clone(), Instant::now());
+    let ingest = ingesting(&args, &broker, store.clone(), instance.ingest_side(), &stop)?;
+    let members_stop = Arc::new(AtomicBool::new(false));
+    let members = Worker {
+        thread: membership::spawn(
+            &broker,
+            instance.membership_side(),
+            store.clone(),
+            MembershipOptions {
+                topic: args.members_topic.clone(),
+                expiry: Duration::from_millis(args.member_expiry_ms),
+                ..MembershipOptions::default()
+            },
+            members_stop.clone(),
+        )?,
+        stop: members_stop,
+    };
     let scorer = Arc::new(Scorer::default());
     let refresher = Refresher::new(
         scorer.clone(),
@@ -158,45 +192,30 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
         args.models_dir.clone(),
         args.as_of,
     )
-    .for_instance(instance.clone());
+    .for_instance(instance.scorer_side());
     let refresh_stop = Arc::new(AtomicBool::new(false));
-    let refresh = refresher.spawn(
-        Duration::from_secs_f64(args.refresh_seconds.max(0.01)),
-        refresh_stop.clone(),
-    )?;
-    let limits = Limits::default();
-    let routing = Arc::new(Routing::new(instance.clone(), Duration::from_secs(5)));
-    let app = router_with(scorer, Some(metrics), limits, Some(routing));
+    let refresh = Worker {
+        thread: refresher.spawn(
+            Duration::from_secs_f64(args.refresh_seconds.max(0.01)),
+            refresh_stop.clone(),
+        )?,
+        stop: refresh_stop,
+    };
+    let peer_timeout = Duration::from_secs_f64(args.peer_timeout_seconds.clamp(0.001, 3_600.0));
+    let routing = Arc::new(Routing::new(instance.scorer_side(), peer_timeout));
+    let app = router_with(scorer, Some(server.metrics()), server.limits(), routing);
     println!(
         "instance {id}: serving on http://{local} (advertised as {advertise}; group {}, topic {}, store {}); /cluster shows the group",
         args.kafka.group,
-        args.kafka.topic,
+        args.kafka.at.topic,
         args.db.display()
     );
-    let listener = scorer::shed::CappedListener::new(listener, limits.max_connections);
-    let shutdown = {
-        let stop = stop.clone();
-        async move {
-            while !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let served = runtime.block_on(async {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let served = server.serve(app, &stop);
     // Ingest leaves the group first (its partitions move), then the record is withdrawn.
-    ingest_stop.store(true, Ordering::SeqCst);
-    let ingested = ingesting
-        .join()
-        .map_err(|_| anyhow::anyhow!("the ingest thread panicked"))?;
-    refresh_stop.store(true, Ordering::SeqCst);
-    let _ = refresh.join();
-    members_stop.store(true, Ordering::SeqCst);
-    let _ = members.join();
-    served.context("serving")?;
+    let ingested = ingest.finish("ingest")?;
+    let _ = refresh.finish("refresh");
+    let _ = members.finish("membership");
+    served?;
     let summary = ingested?;
     println!(
         "instance {id} stopped: applied {:?}, {} read again, {} dead-lettered",

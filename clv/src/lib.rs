@@ -11,6 +11,7 @@ mod progress;
 mod retrain;
 mod score;
 mod serve;
+mod server;
 mod snapshot;
 mod stream;
 mod telemetry;

@@ -10,7 +10,8 @@ use clap::Args;
 use contract::Feature;
 use dataset::normalised;
 use polars::prelude::{Column, DataFrame, IntoLazy};
-use scorer::population::{ClvResponse, Freshness, Population, as_of_watermark};
+use scorer::population::{Population, as_of_watermark};
+use scorer::response::{ClvResponse, Freshness};
 
 use crate::progress;
 

@@ -3,16 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use scorer::http::{Limits, router, shutdown_signal};
+use scorer::http::router;
 use scorer::service::{AsOf, Refresher, Scorer};
 use scorer::source::FeatureSource;
 
-use crate::telemetry;
+use crate::server::{Server, ServerArgs, Stop};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -25,9 +24,8 @@ pub struct ServeArgs {
     /// The model registry; the scorer follows its `production` pointer.
     #[arg(long, env = "CLV_MODELS_DIR", default_value = "data/models")]
     models_dir: PathBuf,
-    /// Address to listen on (HTTP API, `/metrics` included).
-    #[arg(long, env = "CLV_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// The time features are taken at: `watermark` (the latest purchase ingested, rounded up to the
     /// next midnight), `now`, or a date YYYY-MM-DD.
     #[arg(long, default_value = "watermark")]
@@ -35,23 +33,11 @@ pub struct ServeArgs {
     /// Seconds between catch-ups with the store and checks of the registry.
     #[arg(long, default_value_t = 1.0)]
     refresh_seconds: f64,
-    /// The largest request body, bytes.
-    #[arg(long, default_value_t = 16 * 1024)]
-    max_body_bytes: usize,
-    /// Seconds before a request times out (408).
-    #[arg(long, default_value_t = 10.0)]
-    timeout_seconds: f64,
-    /// Requests handled at once; beyond it the answer is 503 with Retry-After (load shedding).
-    #[arg(long, default_value_t = scorer::http::Limits::default().max_in_flight)]
-    max_in_flight: usize,
-    /// Connections open at once; beyond it a new one is answered 503 with Retry-After and closed.
-    #[arg(long, default_value_t = scorer::http::Limits::default().max_connections)]
-    max_connections: usize,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let metrics = telemetry::install_recorder()?;
-    scorer::http::register_metrics();
+    let stop = Stop::on_signal()?;
+    let server = Server::start(&args.server)?;
     let secondary_dir = args.secondary_dir.clone().unwrap_or_else(|| {
         let mut name = args.db.as_os_str().to_owned();
         name.push(".scorer");
@@ -64,37 +50,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = refresher.tick() {
         tracing::warn!("first refresh: {e}");
     }
-    let stop = Arc::new(AtomicBool::new(false));
     let refresh = refresher.spawn(
         Duration::from_secs_f64(args.refresh_seconds.max(0.01)),
-        stop.clone(),
+        stop.flag(),
     )?;
-    let limits = Limits {
-        body_bytes: args.max_body_bytes,
-        timeout: Duration::from_secs_f64(args.timeout_seconds.max(0.001)),
-        max_in_flight: args.max_in_flight,
-        max_connections: args.max_connections,
-        ..Limits::default()
-    };
-    let app = router(scorer, Some(metrics), limits);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("binding {}", args.listen))?;
-        let local = listener.local_addr()?;
-        println!("serving on http://{local} (docs: http://{local}/docs/)");
-        let listener = scorer::shed::CappedListener::new(listener, limits.max_connections);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")
-    })?;
-    stop.store(true, Ordering::Release);
+    let local = server.local_addr()?;
+    println!("serving on http://{local} (docs: http://{local}/docs/)");
+    let app = router(scorer, Some(server.metrics()), server.limits());
+    let served = server.serve(app, &stop);
+    stop.stop();
     let _ = refresh.join();
+    served?;
     println!("stopped");
     Ok(())
 }

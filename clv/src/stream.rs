@@ -16,25 +16,33 @@ use ingest::replay::{ReplayOptions, replay};
 
 use crate::{progress, telemetry};
 
-/// Where Kafka is and where state lives: shared by the streaming commands.
+/// The topic of transaction events and where local state lives: what the embedded broker
+/// (`clv broker`) and every Kafka client share.
 #[derive(Debug, Args)]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers (host:port,...). Without it, the embedded broker started by `clv broker`.
-    #[arg(long, env = "CLV_BROKERS")]
-    pub(crate) brokers: Option<String>,
+pub struct TopicArgs {
     /// Folder for local state (the embedded broker's address file).
     #[arg(long, env = "CLV_STATE_DIR", default_value = "data/state")]
     pub(crate) state_dir: PathBuf,
     /// The topic of transaction events.
     #[arg(long, env = "CLV_TOPIC", default_value = "transactions")]
     pub(crate) topic: String,
+    /// Partitions of the topic when it has to be created (an existing topic on a real broker is
+    /// left as it is).
+    #[arg(long, env = "CLV_PARTITIONS", default_value_t = 4)]
+    pub(crate) partitions: i32,
+}
+
+/// Where Kafka is and where state lives: shared by the streaming commands.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,...). Without it, the embedded broker started by `clv broker`.
+    #[arg(long, env = "CLV_BROKERS")]
+    pub(crate) brokers: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: TopicArgs,
     /// The ingest consumer group.
     #[arg(long, env = "CLV_GROUP", default_value = "clv-ingest")]
     pub(crate) group: String,
-    /// Partitions of the topic when it has to be created on a real broker (an existing topic is left
-    /// as it is).
-    #[arg(long, env = "CLV_PARTITIONS", default_value_t = 4)]
-    pub(crate) partitions: i32,
     /// Replicas of topics created on a real broker (default: the broker's own default).
     #[arg(long, env = "CLV_REPLICATION_FACTOR")]
     pub(crate) replication_factor: Option<i32>,
@@ -61,7 +69,7 @@ impl KafkaArgs {
         let broker = self.broker()?;
         broker.ensure_topics(
             &[
-                (self.topic.as_str(), self.partitions),
+                (self.at.topic.as_str(), self.at.partitions),
                 (dead_letter_topic, 1),
             ],
             self.replication_factor,
@@ -72,7 +80,7 @@ impl KafkaArgs {
     /// The broker these arguments name: `--brokers`, else the embedded one's address file.
     pub(crate) fn broker(&self) -> anyhow::Result<BrokerConfig> {
         Ok(
-            BrokerConfig::resolve(self.brokers.as_deref(), &self.state_dir)?
+            BrokerConfig::resolve(self.brokers.as_deref(), &self.at.state_dir)?
                 .with_options(self.kafka_options.clone()),
         )
     }
@@ -80,15 +88,8 @@ impl KafkaArgs {
 
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
-    /// Folder to write the address file into.
-    #[arg(long, env = "CLV_STATE_DIR", default_value = "data/state")]
-    state_dir: PathBuf,
-    /// Partitions of the transactions topic.
-    #[arg(long, default_value_t = 4)]
-    partitions: i32,
-    /// The topic of transaction events.
-    #[arg(long, env = "CLV_TOPIC", default_value = "transactions")]
-    topic: String,
+    #[command(flatten)]
+    at: TopicArgs,
 }
 
 #[derive(Debug, Args)]
@@ -142,24 +143,20 @@ pub struct IngestArgs {
     batch_size: usize,
 }
 
-/// Set by SIGINT / SIGTERM.
+/// Set by SIGINT / SIGTERM ([`crate::server::Stop`]).
 pub(crate) fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the signal handler")?;
-    Ok(stop)
+    Ok(crate::server::Stop::on_signal()?.flag())
 }
 
 pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     let stop = stop_flag()?;
     let mut broker = EmbeddedBroker::start(&[
-        (args.topic.as_str(), args.partitions),
-        (&format!("{}.dlq", args.topic), 1),
+        (args.at.topic.as_str(), args.at.partitions),
+        (&format!("{}.dlq", args.at.topic), 1),
         // The instances' records (scale-out, `clv instance`).
         ("clv.instances", 1),
     ])?;
-    let file = broker.advertise(&args.state_dir)?;
+    let file = broker.advertise(&args.at.state_dir)?;
     println!("{}", broker.bootstrap_servers());
     eprintln!(
         "embedded Kafka (librdkafka mock cluster) at {} — address written to {}; Ctrl-C stops it",
@@ -175,7 +172,7 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
 pub fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
     let broker = args.kafka.broker()?;
     broker.ensure_topics(
-        &[(args.kafka.topic.as_str(), args.kafka.partitions)],
+        &[(args.kafka.at.topic.as_str(), args.kafka.at.partitions)],
         args.kafka.replication_factor,
     )?;
     let bar = progress::reading(&args.input);
@@ -183,7 +180,7 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.input.display()))?;
     bar.finish_and_clear();
     let options = ReplayOptions {
-        topic: args.kafka.topic.clone(),
+        topic: args.kafka.at.topic.clone(),
         speed: args.speed,
         from: args.from.map(midnight),
         to: args.to.map(midnight),
@@ -222,7 +219,7 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the feature store {}", args.db.display()))?,
     );
     let options = IngestOptions {
-        topic: args.kafka.topic.clone(),
+        topic: args.kafka.at.topic.clone(),
         dead_letter_topic: args.dead_letter_topic,
         group: args.kafka.group.clone(),
         batch_size: args.batch_size,
@@ -305,11 +302,11 @@ pub fn send_command(args: SendArgs) -> anyhow::Result<()> {
         price: args.price,
         country: None,
     };
-    let delivered = ingest::send::send(&broker, &args.kafka.topic, &event)?;
+    let delivered = ingest::send::send(&broker, &args.kafka.at.topic, &event)?;
     println!(
         "sent {} to {} partition {} offset {}: {}",
         event.event_id,
-        args.kafka.topic,
+        args.kafka.at.topic,
         delivered.partition,
         delivered.offset,
         String::from_utf8_lossy(&event.encode())

@@ -8,17 +8,22 @@
 //! - [`follow`]: the registry's `production` version and its two models;
 //! - [`population`]: every customer's feature row at `as_of` and CLV, with its answer serialized
 //!   once, in a persistent map that an update shares with the population before it;
+//! - [`response`]: every response body of the API, in one place;
 //! - [`service`]: the shared state ([`service::Scorer`]) and the refresh loop;
-//! - [`route`]: between instances of a group (`clv instance`): a customer's questions to its
-//!   partition's owner, lists merged from every owner;
-//! - [`http`]: the axum router, its JSON errors, request metrics, limits and OpenAPI document;
-//! - [`shed`]: the caps on open connections and requests in flight, beyond which it answers 503;
+//! - [`route`]: where an answer comes from: here for a scorer alone (`clv serve`, a group of one);
+//!   for an instance of a group (`clv instance`), a customer's questions go to its partition's
+//!   owner and lists are merged from every owner;
+//! - [`http`]: the axum router with one handler per endpoint, request metrics, limits and the
+//!   OpenAPI document;
+//! - [`page`]: the web page, as compile-time templates;
+//! - [`shed`]: the cap on open connections (requests in flight are capped by tower's layers);
 //! - [`telemetry`]: every metric it exports, named and described once.
 
 pub mod follow;
 pub mod http;
 pub mod page;
 pub mod population;
+pub mod response;
 pub mod route;
 pub mod service;
 pub mod shed;

@@ -10,85 +10,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate};
 use contract::segment::Segment;
 use contract::{CustomerState, FeatureRow, MS_PER_DAY};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::Result;
 use crate::follow::Production;
-
-/// The model that scored a population.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ModelRef {
-    /// The candidate's name, e.g. `bgnbd_gg_seasonal_yb0.2_q1.05`.
-    pub name: String,
-    /// The registry version, e.g. `v0003`.
-    pub version: String,
-}
-
-/// `GET /customers/{id}/clv`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClvResponse {
-    /// The customer.
-    pub customer_id: u64,
-    /// Predicted revenue in the 6 months from `as_of`, £.
-    pub clv_6m: f64,
-    /// The lower bound of its 10th-90th percentile interval, £ (bounds inclusive; README,
-    /// "Intervals"); null for a version trained before intervals.
-    pub clv_6m_low: Option<f64>,
-    /// The upper bound, £.
-    pub clv_6m_high: Option<f64>,
-    /// BG/NBD's probability that the customer is still active at `as_of` (`features.extra.bgnbd_p_alive`).
-    pub p_alive: f64,
-    /// BG/NBD's expected purchase days in the horizon from `as_of` (`features.extra.bgnbd_expected_purchases`).
-    pub expected_purchases: f64,
-    /// Value tier by `clv_6m` and activity band by `p_alive` and the probability of no purchase in the horizon (README, "Segments"); null for a model
-    /// version trained before segments.
-    pub segment: Option<Segment>,
-    /// The model that predicted it.
-    pub model: ModelRef,
-    /// The time the features are taken at (midnight, UTC).
-    pub as_of: NaiveDate,
-    /// The features the prediction used.
-    pub features: FeatureRow,
-}
-
-/// How fresh the features are.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Freshness {
-    /// The latest purchase time ingested (event time).
-    pub watermark: Option<DateTime<Utc>>,
-    /// When the scorer last read the store (wall time).
-    pub refreshed_at: DateTime<Utc>,
-    /// The store's sequence number read then.
-    pub store_sequence: u64,
-}
-
-/// `GET /customers/{id}/features`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FeaturesResponse {
-    /// The customer.
-    pub customer_id: u64,
-    /// The time the features are taken at.
-    pub as_of: NaiveDate,
-    /// The features.
-    pub features: FeatureRow,
-    /// Their freshness.
-    pub freshness: Freshness,
-}
-
-/// One row of the top list.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Ranked {
-    /// 1 for the highest predicted CLV.
-    pub rank: usize,
-    /// The customer.
-    pub customer_id: u64,
-    /// Predicted revenue in the 6 months from `as_of`, £.
-    pub clv_6m: f64,
-}
+use crate::response::{AtRisk, ClvResponse, Freshness, ModelRef, Ranked};
 
 /// One customer, scored, with the body of its CLV response serialized once.
 #[derive(Debug, Clone)]
@@ -101,25 +29,6 @@ pub struct Scored {
     pub clv_body: Bytes,
     /// Its value at risk, when it is on the at-risk list ([`contract::segment::value_at_risk`]).
     pub at_risk: Option<f64>,
-}
-
-/// One row of the at-risk list.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AtRisk {
-    /// 1 for the highest value at risk.
-    pub rank: usize,
-    /// The customer.
-    pub customer_id: u64,
-    /// Revenue to date × (1 − P(alive)), £.
-    pub value_at_risk: f64,
-    /// Revenue before `as_of`, £.
-    pub total_revenue: f64,
-    /// BG/NBD's probability that the customer is still active.
-    pub p_alive: f64,
-    /// Days since the last purchase.
-    pub recency_days: i64,
-    /// Predicted revenue in the 6 months from `as_of`, £.
-    pub clv_6m: f64,
 }
 
 /// A place in a list: highest value first (the predicted CLV in the ranking, the value at risk in

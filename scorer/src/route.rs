@@ -14,16 +14,17 @@
 //!   is under way).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
+
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use cluster::Instance;
+use cluster::Serving;
 use metrics::counter;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::response::ClusterResponse;
 
 /// The header of a forwarded request: the ID of the instance that forwarded it.
 pub const FORWARDED: &str = "x-clv-forwarded-by";
@@ -47,9 +48,17 @@ impl IntoResponse for RetryLater {
     }
 }
 
-/// An instance's router: its shared state and an HTTP client to its peers.
+/// The router of a scorer: alone (`clv serve`, a group of one that holds every partition and
+/// answers every question itself), or an instance of a group (`clv instance`: its shared state and
+/// an HTTP client to its peers). The HTTP layer has one handler per endpoint and asks this where
+/// each answer comes from.
 pub struct Routing {
-    instance: Arc<Instance>,
+    group: Option<Group>,
+}
+
+/// An instance's part in a group.
+struct Group {
+    instance: Serving,
     client: reqwest::Client,
 }
 
@@ -68,21 +77,153 @@ pub enum Route {
 }
 
 impl Routing {
+    /// The router of a scorer alone: every question is answered here, every list is its own.
+    pub fn alone() -> Self {
+        Routing { group: None }
+    }
+
     /// The router of `instance`; a peer that does not answer within `timeout` is a `503`.
-    pub fn new(instance: Arc<Instance>, timeout: Duration) -> Self {
+    pub fn new(instance: Serving, timeout: Duration) -> Self {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(1)))
             .build()
             .unwrap_or_default();
-        Routing { instance, client }
+        Routing {
+            group: Some(Group { instance, client }),
+        }
     }
 
-    /// The instance.
-    pub fn instance(&self) -> &Arc<Instance> {
-        &self.instance
+    /// Where `customer`'s question goes; `headers` tell whether it was forwarded already.
+    pub fn route(&self, customer: u64, headers: &HeaderMap) -> Result<Route, RetryLater> {
+        match &self.group {
+            None => Ok(Route::Here),
+            Some(group) => group.route(customer, headers),
+        }
     }
 
+    /// The answer to a request for `customer` when another instance gives it (forwarded, or a
+    /// `503` while nobody serves its partition); `None` to answer here.
+    pub async fn elsewhere(
+        &self,
+        customer: u64,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Option<Response> {
+        let group = self.group.as_ref()?;
+        match group.route(customer, headers) {
+            Ok(Route::Here) => None,
+            Ok(Route::To { id, http }) => {
+                let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                Some(group.forward(&id, &http, path).await)
+            }
+            Err(retry) => Some(retry.into_response()),
+        }
+    }
+
+    /// Marks an answer given here with this instance's ID ([`ANSWERED_BY`]), for an instance.
+    pub fn answered_here(&self, mut response: Response) -> Response {
+        if let Some(group) = &self.group
+            && let Ok(value) = HeaderValue::from_str(group.instance.id())
+        {
+            response.headers_mut().insert(ANSWERED_BY, value);
+        }
+        response
+    }
+
+    /// The partitions of `?partitions=`, each checked to be served here; a scorer alone refuses
+    /// the parameter (it holds every partition).
+    pub fn local_partitions(&self, text: &str) -> Result<BTreeSet<i32>, ListError> {
+        match &self.group {
+            None => Err(ListError::Bad(
+                "partitions= is for instances of a group (clv instance); this scorer holds every partition"
+                    .into(),
+            )),
+            Some(group) => group.local_partitions(text),
+        }
+    }
+
+    /// Whether `customer`'s partition is served here (every customer, alone).
+    pub fn serves_customer(&self, customer: u64) -> bool {
+        let Some(group) = &self.group else {
+            return true;
+        };
+        let count = group.instance.partition_count();
+        count > 0
+            && group.instance.serves(
+                contract::partition::of_customer(customer, count),
+                Instant::now(),
+            )
+    }
+
+    /// What a page of this instance's own customers says about them (nothing, alone).
+    pub fn scope_note(&self) -> Option<String> {
+        let instance = &self.group.as_ref()?.instance;
+        let served: Vec<String> = instance
+            .statuses(Instant::now())
+            .into_iter()
+            .filter(|(_, s)| *s == cluster::PartitionStatus::Serving)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        Some(format!(
+            "Instance {} serves partitions {} of {}: the customers below are its own. Every customer is \
+             answered by any instance (search above, /customers/{{id}}/clv, the top and at-risk lists).",
+            instance.id(),
+            if served.is_empty() {
+                "none yet".to_string()
+            } else {
+                served.join(", ")
+            },
+            instance.partition_count()
+        ))
+    }
+
+    /// This instance's partitions not yet served, with their progress (none, alone).
+    pub fn pending(&self) -> Vec<String> {
+        let Some(group) = &self.group else {
+            return Vec::new();
+        };
+        group
+            .instance
+            .statuses(Instant::now())
+            .into_iter()
+            .filter(|(_, s)| *s != cluster::PartitionStatus::Serving)
+            .map(|(p, s)| format!("{p} ({:.0}%)", s.progress() * 100.0))
+            .collect()
+    }
+
+    /// Whether `customer` is in `partitions` (`None`: every partition).
+    pub fn keeps(&self, partitions: Option<&BTreeSet<i32>>, customer: u64) -> bool {
+        match (partitions, &self.group) {
+            (Some(partitions), Some(group)) => partitions.contains(
+                &contract::partition::of_customer(customer, group.instance.partition_count()),
+            ),
+            _ => true,
+        }
+    }
+
+    /// Every owner's answer to `path?k=K&partitions=...` for its own partitions: the local one
+    /// computed by `here`, the others over HTTP; alone, `here` of every partition. A `503` while a
+    /// partition has no serving owner or an owner does not answer.
+    pub async fn gather<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        k: usize,
+        here: impl Fn(Option<&BTreeSet<i32>>) -> Result<T, ListError>,
+    ) -> Result<Vec<T>, ListError> {
+        match &self.group {
+            None => Ok(vec![here(None)?]),
+            Some(group) => group.gather(path, k, here).await,
+        }
+    }
+
+    /// The cluster as this instance sees it (none, alone).
+    pub fn describe(&self) -> Option<ClusterResponse> {
+        self.group.as_ref().map(Group::describe)
+    }
+}
+
+impl Group {
     fn partition_count(&self) -> Result<u32, RetryLater> {
         match self.instance.partition_count() {
             0 => Err(RetryLater(
@@ -92,18 +233,9 @@ impl Routing {
         }
     }
 
-    /// The partition of `customer`.
-    pub fn partition_of(&self, customer: u64) -> Result<i32, RetryLater> {
-        Ok(contract::partition::of_customer(
-            customer,
-            self.partition_count()?,
-        ))
-    }
-
-    /// Where `customer`'s question goes; `headers` tell whether it was forwarded already.
-    pub fn route(&self, customer: u64, headers: &HeaderMap) -> Result<Route, RetryLater> {
-        let partition = self.partition_of(customer)?;
-        if self.instance.serves(partition) {
+    fn route(&self, customer: u64, headers: &HeaderMap) -> Result<Route, RetryLater> {
+        let partition = contract::partition::of_customer(customer, self.partition_count()?);
+        if self.instance.serves(partition, Instant::now()) {
             return Ok(Route::Here);
         }
         if let Some(from) = headers.get(FORWARDED) {
@@ -127,7 +259,7 @@ impl Routing {
     }
 
     /// Forwards `path_and_query` to the member at `http` and passes its answer back.
-    pub async fn forward(&self, id: &str, http: &str, path_and_query: &str) -> Response {
+    async fn forward(&self, id: &str, http: &str, path_and_query: &str) -> Response {
         let url = format!("{http}{path_and_query}");
         let sent = self
             .client
@@ -171,8 +303,7 @@ impl Routing {
         response
     }
 
-    /// The partitions of `?partitions=`, each checked to be served here.
-    pub fn local_partitions(&self, text: &str) -> Result<BTreeSet<i32>, ListError> {
+    fn local_partitions(&self, text: &str) -> Result<BTreeSet<i32>, ListError> {
         let count = self.partition_count().map_err(ListError::Retry)? as i32;
         let mut partitions = BTreeSet::new();
         for part in text.split(',').filter(|p| !p.is_empty()) {
@@ -184,7 +315,7 @@ impl Routing {
                     "partitions: {partition} is not a partition of the topic (0..{count})"
                 )));
             }
-            if !self.instance.serves(partition) {
+            if !self.instance.serves(partition, Instant::now()) {
                 return Err(ListError::Retry(RetryLater(format!(
                     "partition {partition} is not served by {} (any more)",
                     self.instance.id()
@@ -198,53 +329,11 @@ impl Routing {
         Ok(partitions)
     }
 
-    /// Whether `customer`'s partition is served here.
-    pub fn serves_customer(&self, customer: u64) -> bool {
-        let count = self.instance.partition_count();
-        count > 0
-            && self
-                .instance
-                .serves(contract::partition::of_customer(customer, count))
-    }
-
-    /// What a page of this instance's own customers says about them.
-    pub fn scope_note(&self) -> String {
-        let served: Vec<String> = self
-            .instance
-            .statuses()
-            .into_iter()
-            .filter(|(_, s)| *s == cluster::PartitionStatus::Serving)
-            .map(|(p, _)| p.to_string())
-            .collect();
-        format!(
-            "Instance {} serves partitions {} of {}: the customers below are its own. Every customer is \
-             answered by any instance (search above, /customers/{{id}}/clv, the top and at-risk lists).",
-            self.instance.id(),
-            if served.is_empty() {
-                "none yet".to_string()
-            } else {
-                served.join(", ")
-            },
-            self.instance.partition_count()
-        )
-    }
-
-    /// Whether `customer` is in `partitions`.
-    pub fn keeps(&self, partitions: &BTreeSet<i32>, customer: u64) -> bool {
-        partitions.contains(&contract::partition::of_customer(
-            customer,
-            self.instance.partition_count(),
-        ))
-    }
-
-    /// Every owner's answer to `path?k=K&partitions=...` for its own partitions: the local one
-    /// computed by `here`, the others over HTTP. A `503` while a partition has no serving owner or
-    /// an owner does not answer.
-    pub async fn gather<T: DeserializeOwned + Send + 'static>(
+    async fn gather<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
         k: usize,
-        here: impl Fn(&BTreeSet<i32>) -> Result<T, ListError>,
+        here: impl Fn(Option<&BTreeSet<i32>>) -> Result<T, ListError>,
     ) -> Result<Vec<T>, ListError> {
         let count = self.partition_count().map_err(ListError::Retry)?;
         let view = self.instance.view();
@@ -260,7 +349,7 @@ impl Routing {
         for (id, (http, partitions)) in owners {
             let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
             if id == self.instance.id() {
-                answers.push(here(&partitions.into_iter().collect())?);
+                answers.push(here(Some(&partitions.into_iter().collect()))?);
                 continue;
             }
             let url = format!("{http}{path}?k={k}&partitions={}", list.join(","));
@@ -295,6 +384,25 @@ impl Routing {
         }
         Ok(answers)
     }
+
+    fn describe(&self) -> ClusterResponse {
+        let view = self.instance.view();
+        let count = self.instance.group_partition_count(&view);
+        ClusterResponse {
+            instance: self.instance.id().to_string(),
+            partition_count: count,
+            group_watermark: self
+                .instance
+                .group_watermark()
+                .and_then(chrono::DateTime::from_timestamp_millis),
+            partitions: self.instance.statuses(Instant::now()),
+            members: view.members.values().map(|h| h.member.clone()).collect(),
+            unserved: (0..count as i32)
+                .filter(|p| view.owner(*p).is_none())
+                .map(|p| (p, view.gap(p).to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// Why a list cannot be given.
@@ -304,6 +412,8 @@ pub enum ListError {
     Bad(String),
     /// Not now (503 with `Retry-After`).
     Retry(RetryLater),
+    /// Nothing scored here yet (503 with `Retry-After`; the reason).
+    NotReady(String),
 }
 
 impl IntoResponse for ListError {
@@ -315,45 +425,17 @@ impl IntoResponse for ListError {
             )
                 .into_response(),
             ListError::Retry(retry) => retry.into_response(),
-        }
-    }
-}
-
-/// The answer of `GET /cluster`: this instance, its partitions and the members it routes to.
-#[derive(Debug, Serialize)]
-pub struct ClusterResponse {
-    /// This instance's ID.
-    pub instance: String,
-    /// The topic's partition count.
-    pub partition_count: u32,
-    /// The group's watermark (RFC 3339), when every partition is caught up somewhere.
-    pub group_watermark: Option<chrono::DateTime<chrono::Utc>>,
-    /// This instance's partitions.
-    pub partitions: std::collections::BTreeMap<i32, cluster::PartitionStatus>,
-    /// Every live member: ID, HTTP base URL and partitions.
-    pub members: Vec<cluster::Member>,
-    /// The partitions no member serves now, with why.
-    pub unserved: std::collections::BTreeMap<i32, String>,
-}
-
-impl Routing {
-    /// The cluster as this instance sees it.
-    pub fn describe(&self) -> ClusterResponse {
-        let view = self.instance.view();
-        let count = self.instance.group_partition_count(&view);
-        ClusterResponse {
-            instance: self.instance.id().to_string(),
-            partition_count: count,
-            group_watermark: self
-                .instance
-                .group_watermark()
-                .and_then(chrono::DateTime::from_timestamp_millis),
-            partitions: self.instance.statuses(),
-            members: view.members.values().map(|h| h.member.clone()).collect(),
-            unserved: (0..count as i32)
-                .filter(|p| view.owner(*p).is_none())
-                .map(|p| (p, view.gap(p).to_string()))
-                .collect(),
+            ListError::NotReady(reason) => {
+                let body =
+                    serde_json::json!({"status": 503, "error": format!("not ready: {reason}")});
+                let mut response =
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::shed::RETRY_AFTER_SECONDS),
+                );
+                response
+            }
         }
     }
 }
@@ -361,8 +443,8 @@ impl Routing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cluster::PartitionStatus;
     use cluster::member::{Heard, Member, View};
+    use cluster::{Instance, PartitionStatus};
 
     /// A customer of `partition` (of 4).
     fn customer_of(partition: i32) -> u64 {
@@ -373,11 +455,12 @@ mod tests {
 
     /// Instance "a" serving partition 0; "b" serves 2 and 3; "c" restores 1.
     fn routing() -> Routing {
-        let a = Instance::new("a", "http://a");
-        a.set_partition_count(4);
-        a.assigned(&[0]);
-        assert!(a.progress(0, 5, 5, 1).is_some());
-        a.scored(1);
+        let now = Instant::now();
+        let a = Instance::new("a", "http://a", now);
+        a.ingest_side().set_partition_count(4);
+        a.ingest_side().assigned(&[0], now);
+        assert!(a.ingest_side().progress(0, 5, 5, 1, now).is_some());
+        a.scorer_side().scored(1);
         let record = |id: &str, partitions: Vec<(i32, PartitionStatus)>, seq| Heard {
             member: Member {
                 id: id.into(),
@@ -419,8 +502,8 @@ mod tests {
             ]
             .into(),
         };
-        a.set_view(view);
-        Routing::new(a, Duration::from_secs(1))
+        a.membership_side().set_view(view);
+        Routing::new(a.scorer_side(), Duration::from_secs(1))
     }
 
     #[test]
@@ -469,9 +552,42 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let described = routing.describe();
+        let described = routing.describe().expect("an instance");
         assert_eq!(described.partition_count, 4);
         assert_eq!(described.unserved.len(), 1);
         assert!(described.unserved[&1].contains("restoring"));
+    }
+
+    #[test]
+    fn a_scorer_alone_answers_everything_itself_and_refuses_partitions() {
+        let alone = Routing::alone();
+        let forwarded = {
+            let mut h = HeaderMap::new();
+            h.insert(FORWARDED, HeaderValue::from_static("z"));
+            h
+        };
+        for customer in [1, 12_346, u64::MAX >> 11] {
+            assert_eq!(alone.route(customer, &HeaderMap::new()), Ok(Route::Here));
+            assert_eq!(alone.route(customer, &forwarded), Ok(Route::Here));
+            assert!(alone.serves_customer(customer));
+            assert!(alone.keeps(None, customer));
+        }
+        assert!(matches!(
+            alone.local_partitions("0"),
+            Err(ListError::Bad(m)) if m.contains("holds every partition")
+        ));
+        assert!(alone.describe().is_none());
+        assert!(alone.scope_note().is_none());
+        assert!(alone.pending().is_empty());
+        let answered = alone.answered_here(Response::new(Body::empty()));
+        assert!(answered.headers().get(ANSWERED_BY).is_none());
+        // An instance's answers say who gave them; its lists keep only the partitions asked for.
+        let routing = routing();
+        let answered = routing.answered_here(Response::new(Body::empty()));
+        assert_eq!(answered.headers()[ANSWERED_BY], "a");
+        let zero: BTreeSet<i32> = [0].into();
+        assert!(routing.keeps(Some(&zero), customer_of(0)));
+        assert!(!routing.keeps(Some(&zero), customer_of(2)));
+        assert!(routing.keeps(None, customer_of(2)));
     }
 }

@@ -15,7 +15,8 @@ use chrono::{NaiveDate, Utc};
 use metrics::{counter, gauge, histogram};
 
 use crate::follow::{self, Production};
-use crate::population::{Freshness, Population, as_of_watermark};
+use crate::population::{Population, as_of_watermark};
+use crate::response::Freshness;
 use crate::source::FeatureSource;
 use crate::{Result, ScorerError};
 
@@ -139,7 +140,7 @@ pub struct Refresher {
     models_dir: PathBuf,
     as_of: AsOf,
     scored: Option<Scored>,
-    instance: Option<Arc<cluster::Instance>>,
+    instance: Option<cluster::Serving>,
 }
 
 impl Refresher {
@@ -163,7 +164,7 @@ impl Refresher {
     /// As the scorer of `instance` (`clv instance`): `as_of` follows the group's watermark (every
     /// partition's mark, wherever it is owned) instead of this store's, and each refresh tells the
     /// instance which store batch is scored (a partition is served once its catch-up is).
-    pub fn for_instance(mut self, instance: Arc<cluster::Instance>) -> Self {
+    pub fn for_instance(mut self, instance: cluster::Serving) -> Self {
         self.instance = Some(instance);
         self
     }

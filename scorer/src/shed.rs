@@ -6,8 +6,10 @@
 //! the runtime's queue), one per connection: the number of open connections is what bounds the
 //! requests in flight and their latency. [`CappedListener`] accepts at most `max_connections` at once
 //! and answers each one beyond with a canned 503 (written without parsing anything) and closes it.
-//! Requests that do wait inside the server (a slow client reading a large CSV, say) are capped by
-//! [`InFlight`] in the router, also with a 503. Both are counted in
+//! Requests that do wait inside the server (a slow client reading a large CSV, say) are capped in
+//! the router by tower's load shedding over a concurrency limit ([`crate::http`]), also with a 503.
+//! No tower layer can cap connections: a layer sees a request, after hyper has accepted the
+//! connection and parsed it, so this cap is the listener's. Both are counted in
 //! `clv_scorer_shed_requests_total{reason="connections"|"in_flight"}`.
 
 use std::pin::Pin;
@@ -156,25 +158,5 @@ impl axum::serve::Listener for CappedListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.inner.local_addr()
-    }
-}
-
-/// The cap on requests inside the router at once.
-#[derive(Debug, Clone)]
-pub struct InFlight {
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl InFlight {
-    /// At most `max` requests at once (at least 1).
-    pub fn new(max: usize) -> Self {
-        InFlight {
-            permits: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
-        }
-    }
-
-    /// A permit for one request, or `None` when the cap is reached (shed it).
-    pub fn try_enter(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.permits.clone().try_acquire_owned().ok()
     }
 }

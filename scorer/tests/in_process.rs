@@ -198,7 +198,7 @@ fn the_pages_show_the_population(
     let risk = page::at_risk(population, 10);
     assert!(risk.contains("<a href=\"/customers/1\">1</a>"), "{risk}");
     let scored = population.get(2).unwrap();
-    let answer: scorer::population::ClvResponse = serde_json::from_slice(&scored.clv_body).unwrap();
+    let answer: scorer::response::ClvResponse = serde_json::from_slice(&scored.clv_body).unwrap();
     let state = store.get(2).unwrap();
     let view = page::customer(&answer, state.as_ref(), &population.freshness);
     assert!(

@@ -3,31 +3,6 @@
 
 use super::*;
 
-/// Every error of the API: a status and a message, as JSON.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ApiError {
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong.
-    pub error: String,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError {
-            status: status.as_u16(),
-            error: error.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self)).into_response()
-    }
-}
-
 pub(super) fn json_bytes(body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(
@@ -60,21 +35,6 @@ pub(super) fn not_ready(scorer: &Scorer) -> ApiError {
     )
 }
 
-/// The scored customer `raw` of the latest population: 400 for an ID that is not digits, 404 for a
-/// customer without purchases before `as_of`, 503 before anything is scored.
-pub(super) fn lookup(
-    state: &AppState,
-    raw: &str,
-) -> Result<(Arc<Population>, u64, Arc<Scored>), ApiError> {
-    let id = customer_id(raw)?;
-    let population = state
-        .scorer
-        .population()
-        .ok_or_else(|| not_ready(&state.scorer))?;
-    let scored = scored_in(&population, id)?;
-    Ok((population, id, scored))
-}
-
 /// The customer's answer in `population`.
 pub(super) fn scored_in(population: &Population, id: u64) -> Result<Arc<Scored>, ApiError> {
     population.get(id).ok_or_else(|| {
@@ -97,9 +57,14 @@ pub(super) fn scored_in(population: &Population, id: u64) -> Result<Arc<Scored>,
 pub(super) async fn customer_clv(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    // The hot path: the population borrowed (no shared reference count to bump per request).
     let id = customer_id(&id)?;
+    if let Some(elsewhere) = state.routing.elsewhere(id, &headers, &uri).await {
+        return Ok(elsewhere);
+    }
+    // The hot path: the population borrowed (no shared reference count to bump per request).
     let loaded = state.scorer.population_guard();
     let population = loaded.as_ref().ok_or_else(|| not_ready(&state.scorer))?;
     let scored = scored_in(population, id)?;
@@ -114,7 +79,9 @@ pub(super) async fn customer_clv(
             histogram!(crate::telemetry::SERVED_CLV).record(scored.clv_6m);
         }
     }
-    Ok(json_bytes(scored.clv_body.clone()))
+    Ok(state
+        .routing
+        .answered_here(json_bytes(scored.clv_body.clone())))
 }
 
 /// The customer's feature vector and its freshness.
@@ -129,15 +96,25 @@ pub(super) async fn customer_clv(
 pub(super) async fn customer_features(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    let (population, id, scored) = lookup(&state, &id)?;
-    Ok(Json(FeaturesResponse {
+    let id = customer_id(&id)?;
+    if let Some(elsewhere) = state.routing.elsewhere(id, &headers, &uri).await {
+        return Ok(elsewhere);
+    }
+    let population = state
+        .scorer
+        .population()
+        .ok_or_else(|| not_ready(&state.scorer))?;
+    let scored = scored_in(&population, id)?;
+    let answer = Json(FeaturesResponse {
         customer_id: id,
         as_of: population.as_of,
         features: scored.row,
         freshness: population.freshness.clone(),
-    })
-    .into_response())
+    });
+    Ok(state.routing.answered_here(answer.into_response()))
 }
 
 /// `?k=` of the top list.
@@ -155,44 +132,6 @@ pub(super) struct TopQuery {
     pub(super) partitions: Option<String>,
 }
 
-/// The top list.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TopResponse {
-    /// The time the features are taken at.
-    pub as_of: chrono::NaiveDate,
-    /// The model.
-    pub model: ModelRef,
-    /// Highest predicted CLV first.
-    pub customers: Vec<Ranked>,
-}
-
-/// The at-risk list.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AtRiskResponse {
-    /// The time the features are taken at.
-    pub as_of: chrono::NaiveDate,
-    /// The model.
-    pub model: ModelRef,
-    /// Customers in the `fading` activity band, highest value at risk (revenue to date × P(no
-    /// purchase in the horizon)) first.
-    pub customers: Vec<AtRisk>,
-}
-
-/// `k` of a list, checked against the limit.
-pub(super) fn list_size(
-    state: &AppState,
-    query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<usize, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    if query.partitions.is_some() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "partitions= is for instances of a group (clv instance); this scorer holds every partition",
-        ));
-    }
-    checked_k(state, query.k)
-}
-
 /// `k`, checked against the limit.
 pub(super) fn checked_k(state: &AppState, k: Option<usize>) -> Result<usize, ApiError> {
     let k = k.unwrap_or(100);
@@ -205,30 +144,6 @@ pub(super) fn checked_k(state: &AppState, k: Option<usize>) -> Result<usize, Api
     Ok(k)
 }
 
-/// The first `k` (the query's) of one of the population's lists, and the population it is of.
-pub(super) fn list_of<T>(
-    state: &AppState,
-    query: Result<Query<TopQuery>, QueryRejection>,
-    endpoint: &'static str,
-    list: impl FnOnce(&Population, usize) -> Vec<T>,
-) -> Result<(Arc<Population>, Vec<T>), ApiError> {
-    let k = list_size(state, query)?;
-    let population = state
-        .scorer
-        .population()
-        .ok_or_else(|| not_ready(&state.scorer))?;
-    counter!(crate::telemetry::PREDICTIONS, "endpoint" => endpoint).increment(1);
-    let listed = list(&population, k);
-    Ok((population, listed))
-}
-
-pub(super) fn at_risk_of(
-    state: &AppState,
-    query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<(Arc<Population>, Vec<AtRisk>), ApiError> {
-    list_of(state, query, "at_risk", Population::at_risk)
-}
-
 /// Valuable customers whose activity is fading: the `fading` band (alive by BG/NBD, more likely than
 /// not to buy nothing in the horizon), highest value at risk first (revenue to date × P(no
 /// purchase)): who to win back before they lapse.
@@ -237,20 +152,11 @@ pub(super) fn at_risk_of(
 pub(super) async fn at_risk(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<Json<AtRiskResponse>, ApiError> {
-    let (population, customers) = at_risk_of(&state, query)?;
-    Ok(Json(AtRiskResponse {
-        as_of: population.as_of,
-        model: population.model.clone(),
-        customers,
-    }))
-}
-
-pub(super) fn top_of(
-    state: &AppState,
-    query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<(Arc<Population>, Vec<Ranked>), ApiError> {
-    list_of(state, query, "top", Population::top)
+) -> Response {
+    answer(&state, query, |a: AtRiskResponse| {
+        state.routing.answered_here(Json(a).into_response())
+    })
+    .await
 }
 
 /// The k customers with the highest predicted CLV: who to retain and target.
@@ -259,22 +165,11 @@ pub(super) fn top_of(
 pub(super) async fn top(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<Json<TopResponse>, ApiError> {
-    let (population, customers) = top_of(&state, query)?;
-    Ok(Json(TopResponse {
-        as_of: population.as_of,
-        model: population.model.clone(),
-        customers,
-    }))
-}
-
-/// The answer of `POST /predict`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PredictResponse {
-    /// Predicted revenue in the next 6 months, £.
-    pub predicted_clv_6m: f64,
-    /// The nine-feature model of the production version.
-    pub model: ModelRef,
+) -> Response {
+    answer(&state, query, |a: TopResponse| {
+        state.routing.answered_here(Json(a).into_response())
+    })
+    .await
 }
 
 /// Seed-compatible scoring of a feature vector by the production version's nine-feature model.
@@ -338,32 +233,12 @@ pub(super) async fn predict(
     }))
 }
 
-/// The answer of `GET /health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// `ok`.
-    pub status: String,
-}
-
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
 pub(super) async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
-}
-
-/// The answer of `GET /ready`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Ready {
-    /// `ready`.
-    pub status: String,
-    /// The model serving.
-    pub model: ModelRef,
-    /// The time the features are taken at.
-    pub as_of: chrono::NaiveDate,
-    /// Customers scored.
-    pub customers: usize,
 }
 
 /// Readiness: a production model is loaded, the store is readable and customers are scored.
@@ -374,20 +249,12 @@ pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, 
         .scorer
         .readiness()
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    if let Some(routing) = &state.routing {
-        let pending: Vec<String> = routing
-            .instance()
-            .statuses()
-            .into_iter()
-            .filter(|(_, s)| *s != cluster::PartitionStatus::Serving)
-            .map(|(p, s)| format!("{p} ({:.0}%)", s.progress() * 100.0))
-            .collect();
-        if !pending.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("restoring partitions {}", pending.join(", ")),
-            ));
-        }
+    let pending = state.routing.pending();
+    if !pending.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("restoring partitions {}", pending.join(", ")),
+        ));
     }
     let population = state
         .scorer
@@ -399,6 +266,19 @@ pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, 
         as_of: population.as_of,
         customers: population.len(),
     }))
+}
+
+/// `GET /cluster`: this instance's partitions, the live members and the unserved partitions (404
+/// for a scorer alone).
+pub(super) async fn cluster_view(State(state): State<AppState>) -> Response {
+    match state.routing.describe() {
+        Some(described) => Json(described).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not an instance of a group: this scorer (clv serve) holds every partition",
+        )
+        .into_response(),
+    }
 }
 
 pub(super) async fn render_metrics(State(state): State<AppState>) -> Response {

@@ -8,12 +8,14 @@ use super::*;
 pub(super) async fn at_risk_csv(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (_, customers) = at_risk_of(&state, query)?;
-    Ok(at_risk_csv_body(customers))
+) -> Response {
+    answer(&state, query, |a: AtRiskResponse| {
+        at_risk_csv_body(a.customers)
+    })
+    .await
 }
 
-pub(super) fn at_risk_csv_body(customers: Vec<AtRisk>) -> Response {
+fn at_risk_csv_body(customers: Vec<AtRisk>) -> Response {
     let mut csv =
         String::from("rank,customer_id,value_at_risk,total_revenue,p_alive,recency_days,clv_6m\n");
     for r in customers {
@@ -37,12 +39,11 @@ pub(super) fn at_risk_csv_body(customers: Vec<AtRisk>) -> Response {
 pub(super) async fn top_csv(
     State(state): State<AppState>,
     query: Result<Query<TopQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (_, customers) = top_of(&state, query)?;
-    Ok(top_csv_body(customers))
+) -> Response {
+    answer(&state, query, |a: TopResponse| top_csv_body(a.customers)).await
 }
 
-pub(super) fn top_csv_body(customers: Vec<Ranked>) -> Response {
+fn top_csv_body(customers: Vec<Ranked>) -> Response {
     let mut csv = String::from("rank,customer_id,clv_6m\n");
     for r in customers {
         csv.push_str(&format!("{},{},{:.2}\n", r.rank, r.customer_id, r.clv_6m));

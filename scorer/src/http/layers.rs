@@ -1,5 +1,6 @@
-//! What every request goes through: its metrics (by route and status), the cap on requests in
-//! flight, the timeout, and the answer to a panic.
+//! What every request goes through: its metrics (by route and status), a body declared too large
+//! refused before it is read, then tower's layers (load shedding over one concurrency limit shared
+//! by every route, and the timeout) with their refusals as JSON, and the answer to a panic.
 
 use super::*;
 
@@ -49,16 +50,14 @@ pub(super) static HANDLES: std::sync::OnceLock<Vec<(&'static str, u16, RequestHa
     std::sync::OnceLock::new();
 
 /// Counts every routed request by route and status, and records its latency and response size;
-/// within it, [`guard`] sheds, limits and times the request.
-pub(super) async fn track(
-    request: Request,
-    next: Next,
-    limits: Limits,
-    in_flight: InFlight,
-) -> Response {
+/// within it, [`refuse_large`] and then tower's layers (the router's `route_layer`s).
+pub(super) async fn track(request: Request, next: Next, limits: Limits) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
-    let response = guard(limits, in_flight, request, next).await;
+    let response = match refuse_large(&request, limits) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    };
     let seconds = started.elapsed().as_secs_f64();
     let route = route.as_ref().map(|p| p.as_str()).unwrap_or("unmatched");
     let status = response.status().as_u16();
@@ -83,16 +82,33 @@ pub(super) async fn track(
     response
 }
 
-/// Sheds a request over the in-flight cap (503 with `Retry-After`), refuses a body declared larger
-/// than the limit before reading it (413), and answers 408 when a request takes longer than the
-/// timeout; all as JSON errors.
-pub(super) async fn guard(
-    limits: Limits,
-    in_flight: InFlight,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(_permit) = in_flight.try_enter() else {
+/// A 413 for a body declared larger than the limit, before it is read (axum's
+/// [`DefaultBodyLimit`] stops a body that grows past it without saying so).
+fn refuse_large(request: &Request, limits: Limits) -> Option<Response> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())?;
+    if declared <= limits.body_bytes as u64 {
+        return None;
+    }
+    let mut response = ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {} bytes", limits.body_bytes),
+    )
+    .into_response();
+    // The unread body makes the connection unusable for another request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(response)
+}
+
+/// The answer to a request tower's layers refused: shed (503 with `Retry-After`) or timed out
+/// (408), as JSON errors.
+pub(super) fn refused(error: &tower::BoxError, limits: Limits) -> Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
         metrics::counter!(crate::telemetry::SHED, "reason" => "in_flight").increment(1);
         let mut response = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -107,32 +123,15 @@ pub(super) async fn guard(
             HeaderValue::from(crate::shed::RETRY_AFTER_SECONDS),
         );
         return response;
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.body_bytes as u64) {
-        let mut response = ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} bytes", limits.body_bytes),
-        )
-        .into_response();
-        // The unread body makes the connection unusable for another request.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
     }
-    match tokio::time::timeout(limits.timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             format!("no answer within {:?}", limits.timeout),
         )
-        .into_response(),
+        .into_response();
     }
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
 }
 
 pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

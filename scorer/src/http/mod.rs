@@ -1,8 +1,9 @@
 //! The HTTP API (axum): thin handlers over [`Scorer`], one JSON error type, request metrics, limits,
 //! and the OpenAPI document with an offline Swagger UI. By resource: the JSON API and its error
 //! (`api`), the web page (`pages`), the lists as CSV (`csv`), what every request goes through
-//! (`layers`), an instance's forwarding and merged lists (`routed`); the router, the limits and
-//! the OpenAPI document here.
+//! (`layers`), the lists, one owner's part or the group's merged (`lists`); the router, the limits
+//! and the OpenAPI document here. One handler per endpoint: a scorer alone (`clv serve`) is a group
+//! of one whose [`Routing`] answers every question here.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, HttpBody};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,29 +23,29 @@ use metrics::{counter, histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::population::{
-    AtRisk, ClvResponse, FeaturesResponse, Freshness, ModelRef, Population, Ranked, Scored,
+use crate::population::{Population, Scored};
+use crate::response::{
+    ApiError, AtRisk, AtRiskResponse, ClvResponse, FeaturesResponse, Freshness, Health, ModelRef,
+    PredictResponse, Ranked, Ready, TopResponse,
 };
-use crate::route::{ListError, RetryLater, Route, Routing};
+use crate::route::{ListError, Routing};
 use crate::service::Scorer;
-use crate::shed::InFlight;
 use contract::segment::{Activity, Segment, ValueTier};
 
 mod api;
 mod csv;
 mod layers;
+mod lists;
 mod pages;
-mod routed;
 
 use api::*;
-pub use api::{ApiError, AtRiskResponse, Health, PredictResponse, Ready, TopResponse};
 use csv::*;
 use layers::*;
+use lists::*;
 use pages::*;
-use routed::*;
 
 /// Limits of the API.
 #[derive(Debug, Clone, Copy)]
@@ -79,8 +80,8 @@ struct AppState {
     scorer: Arc<Scorer>,
     metrics: Option<PrometheusHandle>,
     limits: Limits,
-    /// The router between instances, for `clv instance` (none for `clv serve`).
-    routing: Option<Arc<Routing>>,
+    /// Where answers come from: here alone (`clv serve`), or the partition's owner in a group.
+    routing: Arc<Routing>,
 }
 
 #[derive(OpenApi)]
@@ -128,48 +129,35 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The router of the API over `scorer`; `/metrics` renders `metrics` when given.
+/// The router of the API over `scorer` alone (`clv serve`); `/metrics` renders `metrics` when given.
 pub fn router(scorer: Arc<Scorer>, metrics: Option<PrometheusHandle>, limits: Limits) -> Router {
-    router_with(scorer, metrics, limits, None)
+    router_with(scorer, metrics, limits, Arc::new(Routing::alone()))
 }
 
-/// The router of an instance of a group (`clv instance`) when `routing` is given: a customer's
-/// questions go to its partition's owner, lists merge every owner's ([`crate::route`]), and
-/// `/cluster` describes the group; else [`router`].
+/// The router of the API over `scorer`, answering where `routing` says: for an instance of a group
+/// (`clv instance`) a customer's questions go to its partition's owner, lists merge every owner's
+/// ([`crate::route`]), and `/cluster` describes the group.
 pub fn router_with(
     scorer: Arc<Scorer>,
     metrics: Option<PrometheusHandle>,
     limits: Limits,
-    routing: Option<Arc<Routing>>,
+    routing: Arc<Routing>,
 ) -> Router {
-    let routed = routing.is_some();
     let state = AppState {
         scorer,
         metrics,
         limits,
         routing,
     };
-    let in_flight = InFlight::new(limits.max_in_flight);
-    let api = match routed {
-        false => Router::new()
-            .route("/customers/top", get(top))
-            .route("/customers/top.csv", get(top_csv))
-            .route("/customers/at-risk", get(at_risk))
-            .route("/customers/at-risk.csv", get(at_risk_csv))
-            .route("/customers/{id}/clv", get(customer_clv))
-            .route("/customers/{id}/features", get(customer_features))
-            .route("/customers/{id}", get(page_customer)),
-        true => Router::new()
-            .route("/customers/top", get(routed_top))
-            .route("/customers/top.csv", get(routed_top_csv))
-            .route("/customers/at-risk", get(routed_at_risk))
-            .route("/customers/at-risk.csv", get(routed_at_risk_csv))
-            .route("/customers/{id}/clv", get(routed_clv))
-            .route("/customers/{id}/features", get(routed_features))
-            .route("/customers/{id}", get(routed_page_customer))
-            .route("/cluster", get(cluster_view)),
-    };
-    let api = api
+    let api = Router::new()
+        .route("/customers/top", get(top))
+        .route("/customers/top.csv", get(top_csv))
+        .route("/customers/at-risk", get(at_risk))
+        .route("/customers/at-risk.csv", get(at_risk_csv))
+        .route("/customers/{id}/clv", get(customer_clv))
+        .route("/customers/{id}/features", get(customer_features))
+        .route("/customers/{id}", get(page_customer))
+        .route("/cluster", get(cluster_view))
         .route("/", get(page_overview))
         .route("/customers", get(page_customers))
         .route("/at-risk", get(page_at_risk))
@@ -178,10 +166,24 @@ pub fn router_with(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
-        // One layer that tracks and guards: every layer costs each request a clone of the boxed
-        // service under it (about 3% of the scorer's time at saturation, in perf).
+        // Tower's layers, outermost first: load shedding (a request over the cap on requests in
+        // flight is refused at once, not queued), the cap itself (one semaphore shared by every
+        // route), and the timeout; what they refuse is answered by `refused` (503, 408). The
+        // connection cap stays the listener's (crate::shed): no layer sees a connection before it
+        // has sent a request.
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    move |error: tower::BoxError| std::future::ready(refused(&error, limits)),
+                ))
+                .load_shed()
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.max_in_flight.max(1),
+                ))
+                .timeout(limits.timeout),
+        )
         .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            track(request, next, limits, in_flight.clone())
+            track(request, next, limits)
         }));
     Router::new()
         .merge(api)

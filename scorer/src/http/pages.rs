@@ -46,13 +46,13 @@ pub(super) fn not_ready_page(state: &AppState) -> Response {
 /// `page` over the customers this scorer shows: every one for `clv serve`, an instance's own
 /// partitions' (said above the lists) for `clv instance`.
 pub(super) fn in_scope<R>(state: &AppState, page: impl FnOnce(&crate::page::Scope<'_>) -> R) -> R {
-    match &state.routing {
+    match state.routing.scope_note() {
         None => page(&crate::page::Scope::all()),
-        Some(routing) => {
-            let keep = |id| routing.serves_customer(id);
+        Some(note) => {
+            let keep = |id| state.routing.serves_customer(id);
             page(&crate::page::Scope {
                 keep: &keep,
-                note: Some(routing.scope_note()),
+                note: Some(note),
             })
         }
     }
@@ -126,6 +126,8 @@ pub(super) async fn page_customers(
 pub(super) async fn page_customer(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Ok(id) = customer_id(&id) else {
         return html(
@@ -136,6 +138,9 @@ pub(super) async fn page_customer(
             ),
         );
     };
+    if let Some(elsewhere) = state.routing.elsewhere(id, &headers, &uri).await {
+        return elsewhere;
+    }
     let Some((population, _)) = scored_pages(&state) else {
         return not_ready_page(&state);
     };
@@ -168,25 +173,19 @@ pub(super) async fn page_customer(
     )
 }
 
-/// `/at-risk`: the at-risk list's page.
+/// `/at-risk`: the at-risk list's page (the group's, merged from every owner, for an instance).
 pub(super) async fn page_at_risk(State(state): State<AppState>) -> Response {
-    if state.routing.is_some() {
-        // The group's list, merged from every owner, as the API gives it.
-        let query: Result<Query<TopQuery>, QueryRejection> = Ok(Query(TopQuery {
-            k: Some(100),
-            partitions: None,
-        }));
-        return match routed_list::<AtRiskResponse>(&state, query).await {
-            Ok(list) => html(
-                StatusCode::OK,
-                crate::page::at_risk_rows(&list.customers, list.as_of, 100),
-            ),
-            Err(_) => not_ready_page(&state),
-        };
-    }
-    match scored_pages(&state) {
-        Some((population, _)) => html(StatusCode::OK, crate::page::at_risk(&population, 100)),
-        None => not_ready_page(&state),
+    const SHOWN: usize = 100;
+    let query = Ok(Query(TopQuery {
+        k: Some(SHOWN),
+        partitions: None,
+    }));
+    match list::<AtRiskResponse>(&state, query).await {
+        Ok(list) => html(
+            StatusCode::OK,
+            crate::page::at_risk_rows(&list.customers, list.as_of, SHOWN),
+        ),
+        Err(_) => not_ready_page(&state),
     }
 }
 

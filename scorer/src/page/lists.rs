@@ -1,0 +1,144 @@
+//! `/customers`: the ranked customers, paged; `/at-risk`: valuable customers whose activity is
+//! fading.
+
+use chrono::NaiveDate;
+use contract::segment::Segment;
+use maud::html;
+
+use super::{Scope, layout, pounds, search_form, segment_badge};
+use crate::follow::Production;
+use crate::population::Population;
+use crate::response::AtRisk;
+
+/// Customers per page of the ranked list.
+pub const PER_PAGE: usize = 50;
+
+/// `/customers?page=N`: the ranked customers, [`PER_PAGE`] at a time.
+pub fn customers(population: &Population, production: &Production, page: usize) -> String {
+    customers_in(population, production, page, &Scope::all())
+}
+
+/// [`customers`] among those `scope` keeps.
+pub fn customers_in(
+    population: &Population,
+    production: &Production,
+    page: usize,
+    scope: &Scope<'_>,
+) -> String {
+    let shown = match scope.note {
+        None => population.len(),
+        Some(_) => population
+            .iter()
+            .filter(|(id, _)| (scope.keep)(*id))
+            .count(),
+    };
+    let pages = shown.div_ceil(PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let start = (page - 1) * PER_PAGE;
+    let rows = population
+        .top_where(start + PER_PAGE, scope.keep)
+        .into_iter()
+        .skip(start)
+        .filter_map(|ranked| Some((population.get(ranked.customer_id)?, ranked)));
+    let body = html! {
+        (search_form())
+        (scope.note())
+        p {
+            (shown) " customers, highest predicted CLV first, as of " (population.as_of) ". "
+            a href="/customers/top.csv?k=10000" download { "Download the top 10,000 as CSV" }
+            " (every customer: " code { "clv score --out scores.csv" } ")."
+        }
+        table {
+            caption { "Customers by predicted CLV" }
+            thead { tr {
+                th scope="col" { "rank" }
+                th scope="col" class="text" { "customer" }
+                th scope="col" { "CLV, next 6 months" }
+                th scope="col" { "80% interval" }
+                th scope="col" { "P(alive)" }
+                th scope="col" class="text" { "segment" }
+            } }
+            tbody {
+                @for (scored, ranked) in rows {
+                    @let interval = production.interval.as_ref().map(|c| c.interval(scored.clv_6m));
+                    tr {
+                        td { (ranked.rank) }
+                        td class="text" {
+                            a href={ "/customers/" (ranked.customer_id) } { (ranked.customer_id) }
+                        }
+                        td { (pounds(scored.clv_6m)) }
+                        td {
+                            @match interval {
+                                Some((low, high)) => { (pounds(low)) " – " (pounds(high)) }
+                                None => { "–" }
+                            }
+                        }
+                        td { (format!("{:.2}", scored.row.extra.bgnbd_p_alive)) }
+                        td class="text" {
+                            (segment_badge(production.tiers.map(|t| Segment::of(&t, scored.clv_6m, &scored.row))))
+                        }
+                    }
+                }
+            }
+        }
+        nav class="pages" aria-label="Pages" {
+            @if page > 1 {
+                a href={ "/customers?page=" (page - 1) } rel="prev" { "← previous" }
+            }
+            span { "page " (page) " of " (pages) }
+            @if page < pages {
+                a href={ "/customers?page=" (page + 1) } rel="next" { "next →" }
+            }
+        }
+    };
+    layout("Customers", "/customers", body)
+}
+
+/// `/at-risk`: the at-risk list (README, "At risk").
+pub fn at_risk(population: &Population, k: usize) -> String {
+    at_risk_rows(&population.at_risk(k), population.as_of, k)
+}
+
+/// The at-risk page of `listed` (the group's merged list, for an instance) at `as_of`.
+pub fn at_risk_rows(listed: &[AtRisk], as_of: NaiveDate, k: usize) -> String {
+    let body = html! {
+        p {
+            "Valuable customers whose activity is fading: still alive (P(alive) at least 0.3) but more \
+             likely than not to buy nothing in the horizon, highest value at risk (revenue to date × \
+             P(no purchase)) first; " (listed.len()) " listed, as of " (as_of) ". "
+            a href={ "/customers/at-risk.csv?k=" (k) } download { "Download as CSV" } "."
+        }
+        @if listed.is_empty() {
+            p { "Nobody is in the fading band now." }
+        } @else {
+            table {
+                caption { "At risk" }
+                thead { tr {
+                    th scope="col" { "rank" }
+                    th scope="col" class="text" { "customer" }
+                    th scope="col" { "value at risk" }
+                    th scope="col" { "revenue to date" }
+                    th scope="col" { "P(alive)" }
+                    th scope="col" { "days since last purchase" }
+                    th scope="col" { "CLV, next 6 months" }
+                } }
+                tbody {
+                    @for r in listed {
+                        tr {
+                            td { (r.rank) }
+                            td class="text" {
+                                a href={ "/customers/" (r.customer_id) } { (r.customer_id) }
+                            }
+                            td { (pounds(r.value_at_risk)) }
+                            td { (pounds(r.total_revenue)) }
+                            td { (format!("{:.2}", r.p_alive)) }
+                            td { (r.recency_days) }
+                            td { (pounds(r.clv_6m)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("At risk", "/at-risk", body)
+}
