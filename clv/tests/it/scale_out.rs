@@ -6,14 +6,13 @@
 //! answer is the offline one (nothing lost, nothing applied twice). While partitions move, a
 //! question gets the right answer or a 503 with Retry-After, never a wrong one.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::nisshi::Nisshi;
-use common::stack::*;
-use common::*;
+use crate::common::nisshi::Nisshi;
+use crate::common::stack::*;
+use crate::common::*;
 use serde_json::Value;
 use trainer::training::Histories;
 

@@ -1,12 +1,11 @@
 //! `clv score`: every customer of a store (or of the lines) scored into CSV and Parquet, each row
 //! equal to what `clv serve` answers for that customer.
 
-mod common;
 
 use std::time::Duration;
 
-use common::stack::*;
-use common::*;
+use crate::common::stack::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn get_json(agent: &ureq::Agent, url: &str) -> Value {

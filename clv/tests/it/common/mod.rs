@@ -1,6 +1,5 @@
 //! Test support: the real dataset from `../shared/data`, decompressed once into the target folder, and
 //! running the `clv` binary.
-#![allow(dead_code)]
 
 pub mod nisshi;
 pub mod stack;

@@ -1,9 +1,8 @@
 //! `clv train` on the seed's modeling table and on the real data: every candidate is scored on both
 //! folds, and the probabilistic model reproduces the reference measured with lifetimes.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 /// The metrics row of `model` in the table that follows `heading` in `clv train`'s output.
 fn row(output: &str, heading: &str, model: &str) -> Vec<f64> {

@@ -1,11 +1,10 @@
 //! `clv data generate`: at the default scale it resembles the real data's shape (measured here on the
 //! real file), and it works at 10x.
 
-mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::*;
+use crate::common::*;
 use dataset::Line;
 use dataset::read::read_raw;
 use indicatif::ProgressBar;

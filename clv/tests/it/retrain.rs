@@ -3,12 +3,11 @@
 //! a version, a run on the same data does nothing, new data trains and promotes a version at a later
 //! cutoff; every step read from the retraining's own `/metrics`.
 
-mod common;
 
 use std::time::Duration;
 
-use common::stack::*;
-use common::*;
+use crate::common::stack::*;
+use crate::common::*;
 
 /// The value of the series `name` (with its labels, as printed) on the metrics page at `addr`.
 fn metric(addr: &str, name: &str) -> Option<f64> {

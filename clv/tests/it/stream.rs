@@ -2,15 +2,14 @@
 //! them: `clv broker`, `clv ingest` (stopped with SIGTERM and restarted), `clv replay` with
 //! backpressure, then the snapshot from the store equals the offline snapshot for every customer.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::nisshi::*;
-use common::stack::*;
-use common::*;
+use crate::common::nisshi::*;
+use crate::common::stack::*;
+use crate::common::*;
 
 /// "…, N read again, …" of an ingest summary.
 fn read_again(summary: &str) -> usize {

@@ -1,12 +1,11 @@
 //! The per-event fold (the streaming path's state) against the offline polars snapshot, for every
 //! customer of the real data and of a generated dataset, at the two cutoffs the trainer uses.
 
-mod common;
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use common::*;
+use crate::common::*;
 use contract::CustomerState;
 use contract::bounds::Bounds;
 use dataset::Line;

@@ -4,13 +4,12 @@
 //! `prometheus` scrapes both, and every panel query of every dashboard (Grafana's variables
 //! substituted) must return data, every alert expression must evaluate.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::stack::*;
+use crate::common::stack::*;
 use serde_json::Value;
 
 fn monitoring() -> PathBuf {

@@ -4,14 +4,13 @@
 //! answer, and no one else's); SIGTERM stops it; a second run reuses what is done; without data it
 //! says how to get it.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::stack::*;
-use common::*;
+use crate::common::stack::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn agent() -> ureq::Agent {

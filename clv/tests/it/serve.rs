@@ -2,14 +2,13 @@
 //! a separate process (a RocksDB secondary instance): every endpoint, every error, the answers checked
 //! against the registered model applied to the offline features, and a promotion under load.
 
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::stack::*;
-use common::*;
+use crate::common::stack::*;
+use crate::common::*;
 use models::Trained;
 use serde_json::{Value, json};
 use trainer::training::Histories;

@@ -2,13 +2,12 @@
 //! `/openapi.json`, every check and phase: zero failures. The scorer serves a store the streaming path
 //! filled and a model `clv train` registered, so that 200s, 404s and errors are all exercised.
 
-mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::stack::*;
+use crate::common::stack::*;
 
 /// The schemathesis CLI: `$CLV_SCHEMATHESIS`, else where `scripts/setup.sh` installs it.
 fn schemathesis() -> PathBuf {

@@ -1,10 +1,7 @@
 //! The `clv` binary end to end on small files: help, import of every format, snapshot, errors.
 
-mod common;
-#[path = "../../dataset/tests/common/mod.rs"]
-mod fixtures;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn every_command_has_help() {
@@ -42,20 +39,20 @@ fn every_command_has_help() {
 #[test]
 fn import_reads_xlsx_csv_and_zip_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let both = fixtures::both_sheets();
+    let both = crate::fixtures::both_sheets();
     let inputs = [
-        ("online_retail_II.xlsx", fixtures::uci_workbook()),
+        ("online_retail_II.xlsx", crate::fixtures::uci_workbook()),
         (
             "new.csv",
-            fixtures::csv_text(&both, false, false).into_bytes(),
+            crate::fixtures::csv_text(&both, false, false).into_bytes(),
         ),
         (
             "old.csv",
-            fixtures::csv_text(&both, true, true).into_bytes(),
+            crate::fixtures::csv_text(&both, true, true).into_bytes(),
         ),
         (
             "online+retail+ii.zip",
-            fixtures::zip_of("online_retail_II.xlsx", &fixtures::uci_workbook()),
+            crate::fixtures::zip_of("online_retail_II.xlsx", &crate::fixtures::uci_workbook()),
         ),
     ];
     let mut frames = Vec::new();

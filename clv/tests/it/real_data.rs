@@ -1,13 +1,10 @@
 //! The real Online Retail II data (`../shared/data`): the import summary against facts computed here
 //! independently, and the snapshot at 2011-06-01 against the published totals.
 
-mod common;
-#[path = "../../dataset/tests/common/mod.rs"]
-mod fixtures;
 
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 use contract::LineClass;
 use dataset::normalised;
 use dataset::read::read_raw;
@@ -219,7 +216,7 @@ fn the_real_data_as_uci_zip_imports_like_the_csv() {
     ];
     let mut workbook = rust_xlsxwriter::Workbook::new();
     for (name, rows) in &sheets {
-        fixtures::add_uci_sheet(
+        crate::fixtures::add_uci_sheet(
             &mut workbook,
             name,
             rows.iter().map(|r| r.each_ref().map(String::as_str)),
@@ -229,7 +226,7 @@ fn the_real_data_as_uci_zip_imports_like_the_csv() {
     let zip_path = dir.path().join("online_retail_II.zip");
     std::fs::write(
         &zip_path,
-        fixtures::zip_of("online_retail_II.xlsx", &workbook.save_to_buffer().unwrap()),
+        crate::fixtures::zip_of("online_retail_II.xlsx", &workbook.save_to_buffer().unwrap()),
     )
     .unwrap();
 
