@@ -7,7 +7,7 @@ use contract::{CustomerState, Feature};
 use maud::{Markup, html};
 
 use super::charts::bar_chart;
-use super::{layout, pounds, search_form, segment_badge};
+use super::{column_heads, layout, pounds, search_form, segment_badge};
 use crate::response::{ClvResponse, Freshness};
 
 /// Revenue by calendar month, from the first purchase's month to `as_of`'s (pounds; before `as_of`).
@@ -108,11 +108,7 @@ pub fn customer(
         }
         table {
             caption { "Features" }
-            thead { tr {
-                th scope="col" class="text" { "feature" }
-                th scope="col" { "value" }
-                th scope="col" class="text" { "meaning" }
-            } }
+            (column_heads(&[("feature", true), ("value", false), ("meaning", true)]))
             tbody {
                 @for feature in Feature::ALL {
                     tr {

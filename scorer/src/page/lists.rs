@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use contract::segment::Segment;
 use maud::html;
 
-use super::{Scope, layout, pounds, search_form, segment_badge};
+use super::{Scope, column_heads, layout, pounds, search_form, segment_badge};
 use crate::follow::Production;
 use crate::population::Population;
 use crate::response::AtRisk;
@@ -50,14 +50,14 @@ pub fn customers_in(
         }
         table {
             caption { "Customers by predicted CLV" }
-            thead { tr {
-                th scope="col" { "rank" }
-                th scope="col" class="text" { "customer" }
-                th scope="col" { "CLV, next 6 months" }
-                th scope="col" { "80% interval" }
-                th scope="col" { "P(alive)" }
-                th scope="col" class="text" { "segment" }
-            } }
+            (column_heads(&[
+                ("rank", false),
+                ("customer", true),
+                ("CLV, next 6 months", false),
+                ("80% interval", false),
+                ("P(alive)", false),
+                ("segment", true),
+            ]))
             tbody {
                 @for (scored, ranked) in rows {
                     @let interval = production.interval.as_ref().map(|c| c.interval(scored.clv_6m));
@@ -113,15 +113,15 @@ pub fn at_risk_rows(listed: &[AtRisk], as_of: NaiveDate, k: usize) -> String {
         } @else {
             table {
                 caption { "At risk" }
-                thead { tr {
-                    th scope="col" { "rank" }
-                    th scope="col" class="text" { "customer" }
-                    th scope="col" { "value at risk" }
-                    th scope="col" { "revenue to date" }
-                    th scope="col" { "P(alive)" }
-                    th scope="col" { "days since last purchase" }
-                    th scope="col" { "CLV, next 6 months" }
-                } }
+                (column_heads(&[
+                    ("rank", false),
+                    ("customer", true),
+                    ("value at risk", false),
+                    ("revenue to date", false),
+                    ("P(alive)", false),
+                    ("days since last purchase", false),
+                    ("CLV, next 6 months", false),
+                ]))
                 tbody {
                     @for r in listed {
                         tr {

@@ -150,6 +150,17 @@ pub fn message(title: &str, text: &str) -> String {
 }
 
 /// The search form of the ranked list and a customer's page.
+/// A table's head row: each column's label, text columns (`true`) left-aligned.
+fn column_heads(columns: &[(&str, bool)]) -> Markup {
+    html! {
+        thead { tr {
+            @for (label, text) in columns {
+                th scope="col" class=[text.then_some("text")] { (label) }
+            }
+        } }
+    }
+}
+
 fn search_form() -> Markup {
     html! {
         form method="get" action="/customers" role="search" {
