@@ -362,12 +362,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         population.model.name
     );
     let report = models_dir.join(&version).join("report.html");
-    hints(
-        &population,
-        &base,
-        live.broker.bootstrap_servers(),
-        &report,
-    );
+    hints(&population, &base, live.broker.bootstrap_servers(), &report);
     if args.exit_when_ready {
         stop.stop();
     }

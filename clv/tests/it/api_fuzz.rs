@@ -2,7 +2,6 @@
 //! `/openapi.json`, every check and phase: zero failures. The scorer serves a store the streaming path
 //! filled and a model `clv train` registered, so that 200s, 404s and errors are all exercised.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;

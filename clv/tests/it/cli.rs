@@ -1,6 +1,5 @@
 //! The `clv` binary end to end on small files: help, import of every format, snapshot, errors.
 
-
 use crate::common::*;
 
 #[test]

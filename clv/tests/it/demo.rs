@@ -4,7 +4,6 @@
 //! answer, and no one else's); SIGTERM stops it; a second run reuses what is done; without data it
 //! says how to get it.
 
-
 use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! `prometheus` scrapes both, and every panel query of every dashboard (Grafana's variables
 //! substituted) must return data, every alert expression must evaluate.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

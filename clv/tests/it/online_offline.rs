@@ -1,11 +1,10 @@
 //! The per-event fold (the streaming path's state) against the offline polars snapshot, for every
 //! customer of the real data and of a generated dataset, at the two cutoffs the trainer uses.
 
-
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
 use crate::common::*;
+use chrono::NaiveDate;
 use contract::CustomerState;
 use contract::bounds::Bounds;
 use dataset::Line;

@@ -1,7 +1,6 @@
 //! The real Online Retail II data (`../shared/data`): the import summary against facts computed here
 //! independently, and the snapshot at 2011-06-01 against the published totals.
 
-
 use std::collections::HashSet;
 
 use crate::common::*;

@@ -3,7 +3,6 @@
 //! a version, a run on the same data does nothing, new data trains and promotes a version at a later
 //! cutoff; every step read from the retraining's own `/metrics`.
 
-
 use std::time::Duration;
 
 use crate::common::stack::*;

@@ -6,7 +6,6 @@
 //! answer is the offline one (nothing lost, nothing applied twice). While partitions move, a
 //! question gets the right answer or a 503 with Retry-After, never a wrong one.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! `clv score`: every customer of a store (or of the lines) scored into CSV and Parquet, each row
 //! equal to what `clv serve` answers for that customer.
 
-
 use std::time::Duration;
 
 use crate::common::stack::*;

@@ -2,7 +2,6 @@
 //! a separate process (a RocksDB secondary instance): every endpoint, every error, the answers checked
 //! against the registered model applied to the offline features, and a promotion under load.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;

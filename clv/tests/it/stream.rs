@@ -2,7 +2,6 @@
 //! them: `clv broker`, `clv ingest` (stopped with SIGTERM and restarted), `clv replay` with
 //! backpressure, then the snapshot from the store equals the offline snapshot for every customer.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

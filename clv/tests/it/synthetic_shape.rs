@@ -1,7 +1,6 @@
 //! `clv data generate`: at the default scale it resembles the real data's shape (measured here on the
 //! real file), and it works at 10x.
 
-
 use std::collections::{HashMap, HashSet};
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! `clv train` on the seed's modeling table and on the real data: every candidate is scored on both
 //! folds, and the probabilistic model reproduces the reference measured with lifetimes.
 
-
 use crate::common::*;
 
 /// The metrics row of `model` in the table that follows `heading` in `clv train`'s output.
