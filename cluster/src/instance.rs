@@ -94,6 +94,8 @@ pub struct Instance {
     partition_count: AtomicU32,
     scored_batch: AtomicU64,
     view: ArcSwap<View>,
+    /// The partitions ingest keeps warm standby copies of (never served from here).
+    standbys: ArcSwap<std::collections::BTreeSet<i32>>,
     group_watermark: AtomicI64,
     /// When this instance was created: the clock of `contact_ms`.
     created: Instant,
@@ -127,6 +129,7 @@ impl Instance {
             partition_count: AtomicU32::new(0),
             scored_batch: AtomicU64::new(NONE),
             view: ArcSwap::from_pointee(View::default()),
+            standbys: ArcSwap::from_pointee(Default::default()),
             group_watermark: AtomicI64::new(NO_WATERMARK),
             created: now,
             contact_ms: AtomicU64::new(NEVER),
@@ -339,6 +342,16 @@ impl Instance {
     /// Ingest read the topic's partition count.
     pub(crate) fn set_partition_count(&self, count: u32) {
         self.partition_count.store(count, Ordering::Release);
+    }
+
+    /// Ingest keeps warm standby copies of `partitions` (advertised; never served from here).
+    pub(crate) fn set_standbys(&self, partitions: std::collections::BTreeSet<i32>) {
+        self.standbys.store(Arc::new(partitions));
+    }
+
+    /// The partitions ingest keeps warm standby copies of.
+    pub fn standbys(&self) -> Arc<std::collections::BTreeSet<i32>> {
+        self.standbys.load_full()
     }
 
     /// The latest view of the group's members.

@@ -10,6 +10,8 @@
 //!   watermark mark) and the [`member::View`] of every live member: who serves a partition, whether
 //!   every partition has an owner, and the group's one watermark;
 //! - [`merge`]: the merge of the owners' lists into one ranking;
+//! - [`standby`]: the partitions an instance keeps warm without serving them (those the group's
+//!   range assignor would give it if other members left);
 //! - [`sides`]: the handles through which ingest, the membership loop and the scorer each reach
 //!   the instance, each allowed only its part.
 //!
@@ -24,6 +26,7 @@ pub mod instance;
 pub mod member;
 pub mod merge;
 pub mod sides;
+pub mod standby;
 
 pub use instance::{Instance, PartitionStatus, Restored};
 pub use member::{Member, View};

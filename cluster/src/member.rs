@@ -7,7 +7,7 @@
 //! `ingest::membership`). The record is advice for routing: an instance answers for a partition only
 //! when its own state says it serves it, so a stale record costs a retry, never a wrong answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use contract::watermark::PartitionMark;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ pub struct Member {
     pub partitions: BTreeMap<i32, PartitionStatus>,
     /// The watermark mark ([`contract::watermark`]) of each of its caught-up partitions.
     pub marks: BTreeMap<i32, PartitionMark>,
+    /// The partitions it keeps warm standby copies of ([`crate::standby`]): never served from
+    /// there until the group assigns them (absent in records of older versions).
+    #[serde(default)]
+    pub standbys: BTreeSet<i32>,
 }
 
 impl Member {
@@ -195,6 +199,7 @@ mod tests {
             partition_count: 4,
             partitions: partitions.iter().cloned().collect(),
             marks: BTreeMap::new(),
+            standbys: BTreeSet::new(),
         }
     }
 

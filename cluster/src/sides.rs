@@ -101,6 +101,16 @@ impl Partitions {
     pub fn set_partition_count(&self, count: u32) {
         self.0.set_partition_count(count)
     }
+
+    /// The latest view of the group's members (whom the standbys are computed from).
+    pub fn view(&self) -> Arc<View> {
+        self.0.view()
+    }
+
+    /// Ingest keeps warm standby copies of `partitions` (advertised; never served from here).
+    pub fn set_standbys(&self, partitions: std::collections::BTreeSet<i32>) {
+        self.0.set_standbys(partitions)
+    }
 }
 
 impl Advertised {
@@ -112,6 +122,11 @@ impl Advertised {
     /// Its advertised HTTP base URL.
     pub fn http(&self) -> &str {
         self.0.http()
+    }
+
+    /// The partitions ingest keeps warm standby copies of.
+    pub fn standbys(&self) -> Arc<std::collections::BTreeSet<i32>> {
+        self.0.standbys()
     }
 
     /// Each assigned partition's status at `now`.
@@ -144,6 +159,11 @@ impl Serving {
     /// Whether `partition` is answered here at `now` ([`Instance::serves`]).
     pub fn serves(&self, partition: i32, now: Instant) -> bool {
         self.0.serves(partition, now)
+    }
+
+    /// The partitions ingest keeps warm standby copies of (never served from here).
+    pub fn standbys(&self) -> Arc<std::collections::BTreeSet<i32>> {
+        self.0.standbys()
     }
 
     /// Each assigned partition's status at `now`.

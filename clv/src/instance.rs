@@ -62,6 +62,12 @@ pub struct InstanceArgs {
     /// Most messages folded into one RocksDB write.
     #[arg(long, default_value_t = 5_000)]
     batch_size: usize,
+    /// Warm standby copies: keep folding (never serving) the partitions the group's range assignor
+    /// would give this instance if up to N other members left (0-3), so that it serves them at
+    /// once when they come (README, "Scale-out").
+    #[arg(long, env = "CLV_STANDBY_REPLICAS", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=cluster::standby::MAX_REPLICAS as i64))]
+    standby_replicas: u8,
     /// The time features are taken at: `watermark` (the group's: every partition's latest purchase,
     /// wherever it is owned, rounded up to the next midnight), `now`, or a date YYYY-MM-DD.
     #[arg(long, default_value = "watermark")]
@@ -136,6 +142,7 @@ fn ingesting(
         ),
         instance_id: Some(instance.id().to_string()),
         fence: !args.no_fence,
+        standby_replicas: usize::from(args.standby_replicas),
         ..IngestOptions::default()
     };
     let mut ingest = Ingest::connect_as(broker, store, options, instance)?;

@@ -145,6 +145,7 @@ fn record(instance: &Advertised, store: &RocksStore, with_marks: bool) -> Member
         partition_count: instance.partition_count(),
         partitions,
         marks,
+        standbys: instance.standbys().as_ref().clone(),
     }
 }
 
@@ -194,6 +195,7 @@ fn run(
             // A change of partitions at once; a moving watermark mark with the heartbeat.
             Some((last, at)) => {
                 last.partitions != current.partitions
+                    || last.standbys != current.standbys
                     || last.partition_count != current.partition_count
                     || at.elapsed() >= options.heartbeat
             }

@@ -26,6 +26,12 @@ pub const RESTORE_REMAINING: &str = "clv_ingest_restore_remaining_messages";
 pub const RESTORES: &str = "clv_ingest_restores_total";
 /// Time from a partition's assignment until it is caught up, seconds.
 pub const RESTORE_SECONDS: &str = "clv_ingest_restore_seconds";
+/// Messages the finished restores applied (few when a warm standby took over).
+pub const RESTORED_MESSAGES: &str = "clv_ingest_restored_messages_total";
+/// Partitions kept as warm standby copies (never served until assigned).
+pub const STANDBY_PARTITIONS: &str = "clv_ingest_standby_partitions";
+/// Messages a standby copy is behind the high watermark, per standby partition.
+pub const STANDBY_LAG: &str = "clv_ingest_standby_lag";
 /// The event-time watermark as_of follows, Unix seconds.
 pub const WATERMARK: &str = "clv_ingest_event_time_watermark_seconds";
 /// Failed calls to the broker, by operation.
@@ -88,6 +94,20 @@ pub fn register() {
         "Time from a partition's assignment until it is caught up"
     );
     metrics::counter!(RESTORES).increment(0);
+    describe_counter!(
+        RESTORED_MESSAGES,
+        "Messages the finished restores applied between assignment and caught up (near 0 when a warm standby took the partition over)"
+    );
+    metrics::counter!(RESTORED_MESSAGES).increment(0);
+    describe_gauge!(
+        STANDBY_PARTITIONS,
+        "Partitions this instance keeps warm standby copies of (--standby-replicas; never served until the group assigns them)"
+    );
+    metrics::gauge!(STANDBY_PARTITIONS).set(0.0);
+    describe_gauge!(
+        STANDBY_LAG,
+        "Messages a standby copy is behind the high watermark, per standby partition"
+    );
     describe_gauge!(
         WATERMARK,
         Unit::Seconds,

@@ -172,6 +172,9 @@ pub struct ClusterResponse {
     pub group_watermark: Option<chrono::DateTime<chrono::Utc>>,
     /// This instance's partitions.
     pub partitions: std::collections::BTreeMap<i32, cluster::PartitionStatus>,
+    /// The partitions this instance keeps warm standby copies of (never served from here until
+    /// the group assigns them).
+    pub standbys: std::collections::BTreeSet<i32>,
     /// Every live member: ID, HTTP base URL and partitions.
     pub members: Vec<cluster::Member>,
     /// The partitions no member serves now, with why.

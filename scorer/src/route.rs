@@ -396,6 +396,7 @@ impl Group {
                 .group_watermark()
                 .and_then(chrono::DateTime::from_timestamp_millis),
             partitions: self.instance.statuses(Instant::now()),
+            standbys: self.instance.standbys().as_ref().clone(),
             members: view.members.values().map(|h| h.member.clone()).collect(),
             unserved: (0..count as i32)
                 .filter(|p| view.owner(*p).is_none())
@@ -468,6 +469,7 @@ mod tests {
                 partition_count: 4,
                 partitions: partitions.into_iter().collect(),
                 marks: Default::default(),
+                standbys: Default::default(),
             },
             seq,
         };

@@ -59,6 +59,8 @@ enum Streams {
 /// The instances of a test, by ID: the process and its base URL.
 struct Group<'a> {
     stack: &'a Stack,
+    /// Flags every instance starts with (e.g. `--standby-replicas 1`).
+    flags: Vec<String>,
     /// The offline snapshot's features at the group's `as_of`.
     features: Features,
     models: String,
@@ -97,6 +99,7 @@ impl Group<'_> {
         .map(|a| a.to_string())
         .collect();
         args.extend(self.stack.broker_args());
+        args.extend(self.flags.iter().cloned());
         args.extend(extra.iter().map(|a| a.to_string()));
         let mut process = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let base = format!("http://{listen}");
@@ -194,6 +197,30 @@ impl Group<'_> {
             std::thread::sleep(Duration::from_millis(100));
         }
         unavailable
+    }
+
+    /// The sum of the samples of metric `name` (every label set) on instance `id`.
+    fn metric(&self, id: &str, name: &str) -> f64 {
+        let (_, base) = &self.instances[id];
+        let metrics = get(&self.agent, &format!("{base}/metrics")).3;
+        metric_sum(&metrics, name)
+    }
+
+    /// Each instance's standby partitions, as its `/cluster` says.
+    fn standbys(&self) -> BTreeMap<String, Vec<i64>> {
+        self.instances
+            .iter()
+            .map(|(id, (_, base))| {
+                let cluster = json(&get(&self.agent, &format!("{base}/cluster")).3);
+                let standbys = cluster["standbys"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{cluster}"))
+                    .iter()
+                    .map(|p| p.as_i64().unwrap())
+                    .collect();
+                (id.clone(), standbys)
+            })
+            .collect()
     }
 
     fn describe(&self) -> String {
@@ -344,10 +371,35 @@ fn expected(stack: &Stack) -> (String, String, Vec<(u64, f64)>) {
     (models, as_of.to_string(), expected)
 }
 
-fn scenario(stack: &Stack) {
+/// The sum of the samples of `name` (any labels) in a Prometheus text exposition.
+fn metric_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The instances of [`scenario`] keep standby copies, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standby {
+    /// `--standby-replicas 1`: the killed instance's partitions go to warm copies.
+    One,
+    /// None: the survivors restore them from the topic.
+    None,
+}
+
+fn scenario(stack: &Stack, standby: Standby) {
     let (models, as_of, expected) = expected(stack);
     let mut group = Group {
         stack,
+        flags: match standby {
+            Standby::One => vec!["--standby-replicas".into(), "1".into()],
+            Standby::None => vec![],
+        },
         features: offline_features(stack, &as_of),
         models,
         instances: BTreeMap::new(),
@@ -363,6 +415,27 @@ fn scenario(stack: &Stack) {
     );
     group.wait_settled(&as_of, &expected, Streams::Yes);
     group.every_answer_is_the_offline_one(&as_of, &expected);
+    if standby == Standby::One {
+        // The range assignor gives i-1 0..2, i-2 2..4, i-3 4..6; without i-2, i-1 gets 0..3 and
+        // i-3 3..6; without i-1, i-2 gets 0..3; without i-3, i-2 gets 3..6.
+        let expected_standbys: BTreeMap<String, Vec<i64>> = [
+            ("i-1".to_string(), vec![2]),
+            ("i-2".to_string(), vec![0, 1, 4, 5]),
+            ("i-3".to_string(), vec![3]),
+        ]
+        .into();
+        wait_for("the standby copies", Duration::from_secs(60), || {
+            group.standbys() == expected_standbys
+                && ["i-1", "i-3"].iter().all(|id| {
+                    group.metric(id, "clv_ingest_standby_partitions") >= 1.0
+                        && group.metric(id, "clv_ingest_standby_lag") == 0.0
+                })
+        });
+    }
+    let restored_before: BTreeMap<&str, f64> = ["i-1", "i-3"]
+        .iter()
+        .map(|id| (*id, group.metric(id, "clv_ingest_restored_messages_total")))
+        .collect();
 
     // One killed: its partitions go to the survivors, which restore them from the topic. Until
     // they do, a question for one of them is a 503 (the prober asks 20 every 100 ms, a third of
@@ -377,6 +450,18 @@ fn scenario(stack: &Stack) {
         "no 503 while the killed instance's partitions moved"
     );
     group.every_answer_is_the_offline_one(&as_of, &expected);
+    // What the survivors read from the topic to take the killed instance's partitions over: with
+    // warm standbys nothing (they held them up to the moment of the kill), without them every
+    // event of those partitions.
+    let restored: f64 = restored_before
+        .iter()
+        .map(|(id, before)| group.metric(id, "clv_ingest_restored_messages_total") - before)
+        .sum();
+    eprintln!("after the kill: the survivors restored {restored} messages ({standby:?} standby)");
+    match standby {
+        Standby::One => assert_eq!(restored, 0.0, "a standby was not warm"),
+        Standby::None => assert!(restored > 0.0, "nothing restored without standbys"),
+    }
 
     // A fourth joins with an empty store: partitions move to it, and it restores them.
     group.start("i-4");
@@ -403,9 +488,10 @@ fn scenario(stack: &Stack) {
 }
 
 #[test]
-fn three_instances_on_the_embedded_broker_answer_for_everyone_through_a_kill_and_a_join() {
+fn three_instances_with_standbys_on_the_embedded_broker_answer_for_everyone_through_a_kill_and_a_join()
+ {
     let stack = Stack::start(300, 21, PARTITIONS);
-    scenario(&stack);
+    scenario(&stack, Standby::One);
 }
 
 #[test]
@@ -415,7 +501,7 @@ fn three_instances_on_nisshi_answer_for_everyone_through_a_kill_and_a_join() {
     let events = count_with_customer(&data);
     let broker = Nisshi::start(dir.path(), "memory://nisshi/");
     let stack = Stack::external(dir, data, events, broker.bootstrap, Some(broker.process));
-    scenario(&stack);
+    scenario(&stack, Standby::None);
 }
 
 /// A broker outage: an instance on nisshi (SQLite storage, so that a restart keeps the topic) that
@@ -492,6 +578,7 @@ fn one_instance_on_nisshi(
     let (models, as_of, expected) = expected(&stack);
     let mut group = Group {
         stack: &stack,
+        flags: vec![],
         features: offline_features(&stack, &as_of),
         models,
         instances: BTreeMap::new(),

@@ -32,7 +32,9 @@ use contract::{Purchase, Summary};
 mod dead_letter;
 mod rebalance;
 mod restore;
+mod standby;
 use rebalance::ResumeFromStore;
+use standby::Standby;
 
 /// How to consume.
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub struct IngestOptions {
     /// serving (the group may move its partitions after the whole timeout). Off only to show, in a
     /// test, the stale answers it prevents.
     pub fence: bool,
+    /// Warm standby copies of the partitions this member would be given if up to this many other
+    /// members left the group (0: none; [`cluster::standby`]). Only for an instance, whose
+    /// membership view names the other members.
+    pub standby_replicas: usize,
 }
 
 impl Default for IngestOptions {
@@ -72,6 +78,7 @@ impl Default for IngestOptions {
             session_timeout: Duration::from_secs(45),
             instance_id: None,
             fence: true,
+            standby_replicas: 0,
         }
     }
 }
@@ -84,6 +91,10 @@ pub struct IngestSummary {
     /// RocksDB batches written.
     pub batches: u64,
 }
+
+/// With standby copies, how long a poll waits on the group's consumer when neither had a message
+/// (the standby consumer is asked again after it).
+const STANDBY_WAIT: Duration = Duration::from_millis(5);
 
 /// How long a batch that holds messages waits for the next one before it is written.
 const IDLE_ENDS_BATCH: Duration = Duration::from_millis(2);
@@ -106,6 +117,10 @@ pub struct Ingest {
     contact_since: Option<Instant>,
     /// The offsets last committed to the group from the checks, and when.
     group_commit: Option<(BTreeMap<i32, i64>, Instant)>,
+    /// The standby copies' consumer (`standby_replicas` > 0).
+    standby: Option<Standby>,
+    /// Which consumer a poll asks first (alternating, so that neither starves the other).
+    standby_first: bool,
 }
 
 // The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
@@ -188,6 +203,20 @@ impl Ingest {
                 "partition.assignment.strategy={strategy}: ingest needs an eager assignor (range or roundrobin): it gives up every partition on a rebalance before another member may serve it"
             )));
         }
+        // The standbys are where the range assignor moves partitions when members leave.
+        if options.standby_replicas > 0 {
+            match config.get("partition.assignment.strategy") {
+                None => {
+                    config.set("partition.assignment.strategy", "range");
+                }
+                Some("range") => {}
+                Some(other) => {
+                    return Err(IngestError::Config(format!(
+                        "partition.assignment.strategy={other}: standby replicas are kept where the range assignor moves partitions; use range, or no standbys"
+                    )));
+                }
+            }
+        }
         // Out of contact for half the session timeout, the instance stops serving: the group moves
         // a silent member's partitions only after the whole timeout.
         if options.fence {
@@ -227,6 +256,15 @@ impl Ingest {
             ])
             .create_with_context(DeliveryCounter(dead_letter_reports.clone()))
             .map_err(IngestError::kafka("creating the dead-letter producer"))?;
+        let standby = match options.standby_replicas {
+            0 => None,
+            n => Some(Standby::connect(
+                broker,
+                &options.group,
+                n,
+                (options.session_timeout * 2).max(Duration::from_secs(30)),
+            )?),
+        };
         Ok(Ingest {
             consumer,
             dead_letters,
@@ -240,6 +278,8 @@ impl Ingest {
             partitions: None,
             contact_since: None,
             group_commit: None,
+            standby,
+            standby_first: false,
         })
     }
 
@@ -328,6 +368,15 @@ impl Ingest {
     fn one_batch(&mut self, summary: &mut IngestSummary) -> Result<usize> {
         let deadline = Instant::now() + self.options.batch_timeout;
         let partitions = self.partition_count();
+        if let Some(standby) = &mut self.standby {
+            standby.reconcile(
+                &self.instance,
+                &self.store,
+                &self.source,
+                partitions,
+                Instant::now(),
+            )?;
+        }
         let mut folder = BatchFolder::new(Bounds::now()).with_partitions(partitions);
         let started = Instant::now();
         let mut polling = Duration::ZERO;
@@ -339,7 +388,8 @@ impl Ingest {
                 _ => IDLE_ENDS_BATCH.min(deadline.saturating_duration_since(Instant::now())),
             };
             let waiting = Instant::now();
-            let polled = self.consumer.poll(left);
+            self.standby_first = !self.standby_first;
+            let polled = self.poll(left);
             polling += waiting.elapsed();
             self.check_rebalance()?;
             let Some(message) = polled else {
@@ -419,8 +469,34 @@ impl Ingest {
         if let Some(w) = self.store.watermark_ms()? {
             metrics::gauge!(crate::telemetry::WATERMARK).set(w as f64 / 1000.0);
         }
-        self.commit_offsets(offsets.iter().copied());
+        // The group's offsets are the owned partitions' (a standby copy's are this store's own).
+        let owned = self.instance.assigned_partitions();
+        self.commit_offsets(offsets.iter().copied().filter(|(p, _)| owned.contains(p)));
         Ok(folded.messages)
+    }
+
+    /// The next message of either consumer: without standbys, the group's consumer waiting up to
+    /// `left`; with them, each asked without waiting (alternately first), then the group's
+    /// consumer for a short wait.
+    fn poll(
+        &self,
+        left: Duration,
+    ) -> Option<rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>> {
+        let Some(standby) = self.standby.as_ref().filter(|s| s.following()) else {
+            return self.consumer.poll(left);
+        };
+        if self.standby_first
+            && let Some(polled) = standby.consumer.poll(Duration::ZERO)
+        {
+            return Some(polled);
+        }
+        if let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            return Some(polled);
+        }
+        if let Some(polled) = standby.consumer.poll(Duration::ZERO) {
+            return Some(polled);
+        }
+        self.consumer.poll(left.min(STANDBY_WAIT))
     }
 
     /// Reports a failed call to the broker: a warning (at most every 10 s), a metric, and the broker

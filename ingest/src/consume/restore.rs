@@ -75,6 +75,8 @@ impl Ingest {
                     .progress(e.partition(), position, high, batch, Instant::now())
             {
                 metrics::counter!(crate::telemetry::RESTORES).increment(1);
+                metrics::counter!(crate::telemetry::RESTORED_MESSAGES)
+                    .increment(restored.messages.max(0) as u64);
                 metrics::histogram!(crate::telemetry::RESTORE_SECONDS)
                     .record(restored.took.as_secs_f64());
                 tracing::info!(
@@ -101,6 +103,9 @@ impl Ingest {
                 .set(if remaining.is_some() { 1.0 } else { 0.0 });
             metrics::gauge!(crate::telemetry::RESTORE_REMAINING, "partition" => partition)
                 .set(remaining.unwrap_or(0) as f64);
+        }
+        if let Some(standby) = &self.standby {
+            standby.export_lag(&self.options.topic, &stored)?;
         }
         self.commit_to_the_group(&positions, &stored);
         Ok(all)
