@@ -13,7 +13,8 @@
 # Usage: scripts/bench-scale-out.sh <input.parquet|.csv> [<label>]   (build first: cargo build --release)
 # Environment: MODELS=<registry> (a production model for the scorers; default: trains one on the input
 # with --backtests 0), N=3, P=6, W=<work dir> (kept; default a temporary one), NISSHI=<binary>,
-# SESSION_MS=6000 (the group's session timeout), BASELINE=1, WRK=<seconds>: after the join, GET
+# SESSION_MS=6000 (the group's session timeout), STANDBY=<n> (`--standby-replicas n`: warm copies;
+# the kill's row then also says how long after the group reassigned the partitions they were served), BASELINE=1, WRK=<seconds>: after the join, GET
 # /customers/{id}/clv over random customers through one instance (some answered there, the rest
 # forwarded to their owners) beside the bare axum endpoint, with wrk -c64 (build the examples:
 # cargo build --release --workspace --all-targets).
@@ -25,6 +26,7 @@ LABEL=${2:-$(basename "$INPUT")}
 N=${N:-3}
 P=${P:-6}
 SESSION_MS=${SESSION_MS:-6000}
+STANDBY=${STANDBY:-0}
 NISSHI=${NISSHI:-$(scripts/tools-dir.sh)/bin/nisshi}
 KEEP=${W:+yes}
 W=${W:-$(mktemp -d)}
@@ -61,7 +63,7 @@ start_instance() {
   port=$(free_port)
   RUST_LOG=info $CLV instance --brokers "$BROKER" --partitions "$P" --db "$W/db-$id" \
     --models-dir "$MODELS" --listen "127.0.0.1:$port" --instance-id "$id" \
-    --session-timeout-ms "$SESSION_MS" > "$W/$id.out" 2> "$W/$id.err" &
+    --session-timeout-ms "$SESSION_MS" --standby-replicas "$STANDBY" > "$W/$id.out" 2> "$W/$id.err" &
   PID[$id]=$!
   PORT[$id]=$port
   pids+=($!)
@@ -76,6 +78,15 @@ settled() {
       (.members | length) == $n and (.unserved | length) == 0
       and ([.members[].partitions[] | select(.state == "serving")] | length) == $p' > /dev/null || return 1
     curl -sf "http://127.0.0.1:${PORT[$id]}/ready" > /dev/null || return 1
+  done
+}
+
+# The standby copies caught up: no instance's standby lags.
+standbys_warm() {
+  local id lag
+  for id in "${!PORT[@]}"; do
+    lag=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_ingest_standby_lag\{/ {s += $2} END {printf "%d", s}')
+    [ "$lag" -eq 0 ] || return 1
   done
 }
 
@@ -165,12 +176,20 @@ row "$N instances, $P partitions: replay + ingest + every instance ready | ${app
 verify | tee -a "$RESULTS"
 
 # One killed.
+if [ "$STANDBY" -gt 0 ]; then
+  until standbys_warm; do sleep 0.2; done
+  for id in "${!PORT[@]}"; do
+    echo "$id keeps standby copies of $(curl -sf "http://127.0.0.1:${PORT[$id]}/cluster" | jq -c .standbys)" | tee -a "$RESULTS"
+  done
+fi
 victim=i-2
 kill -9 "${PID[$victim]}"
 unset "PID[$victim]" "PORT[$victim]"
 killed=$(now)
-until settled "$((N - 1))" && caught_up; do sleep 0.2; done
-row "SIGKILL of $victim: survivors serve every partition again | $(since "$killed") s (session timeout $((SESSION_MS / 1000)) s included) |"
+until assigned "$((N - 1))"; do sleep 0.05; done
+reassigned=$(now)
+until settled "$((N - 1))" && caught_up; do sleep 0.05; done
+row "SIGKILL of $victim (standby replicas: $STANDBY): survivors serve every partition again | $(since "$killed") s (session timeout $((SESSION_MS / 1000)) s included); $(since "$reassigned") s after the group reassigned them |"
 restores "${!PORT[@]}" | tee -a "$RESULTS"
 verify | tee -a "$RESULTS"
 

@@ -320,6 +320,16 @@ impl Instance {
                 .is_some_and(|batch| *batch <= scored)
     }
 
+    /// Whether a caught-up partition waits for the scorer to score the store past the batch it
+    /// caught up at (it is served once that is done).
+    pub fn awaits_scoring(&self) -> bool {
+        let scored = self.scored_batch.load(Ordering::Acquire);
+        self.caught_up
+            .load()
+            .values()
+            .any(|batch| scored == NONE || *batch > scored)
+    }
+
     /// The scorer scored the store as of `batch`.
     pub(crate) fn scored(&self, batch: u64) {
         self.scored_batch.store(batch, Ordering::Release);
@@ -418,10 +428,13 @@ mod tests {
             !instance.serves(0, later),
             "not before the scorer has scored batch 7"
         );
+        assert!(instance.awaits_scoring(), "caught up, not yet scored");
         instance.scored(6);
         assert!(!instance.serves(0, later));
+        assert!(instance.awaits_scoring());
         instance.scored(7);
         assert!(instance.serves(0, later));
+        assert!(!instance.awaits_scoring());
         assert_eq!(instance.statuses(later)[&0], PartitionStatus::Serving);
         assert!(!instance.serves(1, later));
         // A partition already caught up (nothing new) is caught up at its first report.

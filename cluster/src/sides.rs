@@ -191,6 +191,11 @@ impl Serving {
         self.0.group_watermark()
     }
 
+    /// Whether a caught-up partition waits for a score to be served ([`Instance::awaits_scoring`]).
+    pub fn awaits_scoring(&self) -> bool {
+        self.0.awaits_scoring()
+    }
+
     /// The scorer scored the store as of `batch`.
     pub fn scored(&self, batch: u64) {
         self.0.scored(batch)

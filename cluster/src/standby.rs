@@ -173,7 +173,11 @@ mod tests {
         assert_eq!(ranges["b"], 3..5);
         assert_eq!(ranges["c"], 5..7);
         let more_members = range_assignment(&set(&["a", "b", "c"]), 2);
-        assert_eq!(more_members["c"], 2..2, "a member past the partitions idles");
+        assert_eq!(
+            more_members["c"],
+            2..2,
+            "a member past the partitions idles"
+        );
         assert!(range_assignment(&set(&[]), 6).is_empty());
     }
 
@@ -191,7 +195,10 @@ mod tests {
             let survivors: BTreeSet<&str> = group.iter().copied().filter(|m| *m != gone).collect();
             for (member, range) in range_assignment(&survivors, 6) {
                 let warm = failover_partitions(&group, member, 6, 1);
-                assert!(range.clone().all(|p| warm.contains(&p)), "{member} {range:?}");
+                assert!(
+                    range.clone().all(|p| warm.contains(&p)),
+                    "{member} {range:?}"
+                );
             }
         }
     }
@@ -207,7 +214,10 @@ mod tests {
                 .collect();
             for (member, range) in range_assignment(&survivors, 8) {
                 let warm = failover_partitions(&group, member, 8, 2);
-                assert!(range.clone().all(|p| warm.contains(&p)), "{member} {range:?}");
+                assert!(
+                    range.clone().all(|p| warm.contains(&p)),
+                    "{member} {range:?}"
+                );
             }
         }
     }
@@ -236,16 +246,28 @@ mod tests {
         assert_eq!(standbys.update(&group, "i-1", 6, &owned, t0), ps([2]));
         // i-2's record expired: i-1 alone with i-3 now wants 2..6 (what it gets if i-3 leaves too).
         let survivors = set(&["i-1", "i-3"]);
-        assert_eq!(standbys.update(&survivors, "i-1", 6, &owned, at(1)), ps(2..6));
+        assert_eq!(
+            standbys.update(&survivors, "i-1", 6, &owned, at(1)),
+            ps(2..6)
+        );
         // The group gave it 0..3: partition 2 is owned, no longer a standby.
         assert_eq!(
             standbys.update(&survivors, "i-1", 6, &ps(0..3), at(2)),
             ps(3..6)
         );
         // i-2 back: 3..6 drop out of the computed set but stay for the linger.
-        assert_eq!(standbys.update(&group, "i-1", 6, &ps(0..2), at(3)), ps(2..6));
-        assert_eq!(standbys.update(&group, "i-1", 6, &ps(0..2), at(12)), ps(2..6));
-        assert_eq!(standbys.update(&group, "i-1", 6, &ps(0..2), at(13)), ps([2]));
+        assert_eq!(
+            standbys.update(&group, "i-1", 6, &ps(0..2), at(3)),
+            ps(2..6)
+        );
+        assert_eq!(
+            standbys.update(&group, "i-1", 6, &ps(0..2), at(12)),
+            ps(2..6)
+        );
+        assert_eq!(
+            standbys.update(&group, "i-1", 6, &ps(0..2), at(13)),
+            ps([2])
+        );
         // No replicas: nothing.
         let mut none = Standbys::new(0, Duration::from_secs(10));
         assert!(none.update(&group, "i-1", 6, &owned, t0).is_empty());

@@ -225,10 +225,11 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
     served?;
     let summary = ingested?;
     println!(
-        "instance {id} stopped: applied {:?}, {} read again, {} dead-lettered",
+        "instance {id} stopped: applied {:?}, {} read again, {} dead-lettered, {} forwarded to their customer's partition",
         summary.counts.applied,
         summary.counts.duplicates,
-        summary.counts.rejected_total()
+        summary.counts.rejected_total(),
+        summary.counts.misrouted
     );
     Ok(())
 }

@@ -138,6 +138,10 @@ pub struct IngestArgs {
     /// Static group membership id: a restarted member gets its partitions back at once.
     #[arg(long)]
     instance_id: Option<String>,
+    /// For a test only: abort after a batch's forwarded events are acknowledged and before its
+    /// offsets are written (a SIGKILL between forwarding and storing the offset).
+    #[arg(long, hide = true)]
+    crash_after_forwarding: bool,
     /// Most messages per RocksDB batch.
     #[arg(long, default_value_t = 5_000)]
     batch_size: usize,
@@ -229,17 +233,19 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
                 .unwrap_or(if broker.embedded { 10_000 } else { 45_000 }),
         ),
         instance_id: args.instance_id,
+        crash_after_forwarding: args.crash_after_forwarding,
         ..IngestOptions::default()
     };
     let mut ingest = Ingest::connect(&broker, store.clone(), options)?;
     tracing::info!(cluster = %ingest.source().cluster, "ingesting");
     let summary = ingest.run(&stop)?;
     println!(
-        "ingested into {}: applied {:?}, {} read again, {} dead-lettered, {} batches; {} customers stored",
+        "ingested into {}: applied {:?}, {} read again, {} dead-lettered, {} forwarded to their customer's partition, {} batches; {} customers stored",
         args.db.display(),
         summary.counts.applied,
         summary.counts.duplicates,
         summary.counts.rejected_total(),
+        summary.counts.misrouted,
         summary.batches,
         store.customers()?
     );

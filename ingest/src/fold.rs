@@ -37,6 +37,13 @@ pub enum Outcome {
     Duplicate,
     /// Not a valid event of its key's customer: it goes to the dead-letter topic.
     Rejected(Rejection),
+    /// A valid event on another partition than its customer's (a producer with another
+    /// partitioner): nothing of it is applied here; it goes to `partition`, its customer's, where it
+    /// is applied (once, by its event ID, however often it is forwarded).
+    Misrouted {
+        /// Its customer's partition.
+        partition: i32,
+    },
 }
 
 /// Counts of what was offered.
@@ -48,6 +55,8 @@ pub struct Counts {
     pub duplicates: u64,
     /// Messages rejected, by kind ([`Rejection::kind`]).
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Valid events on another partition than their customer's, to be forwarded there.
+    pub misrouted: u64,
 }
 
 impl Counts {
@@ -65,6 +74,7 @@ impl Counts {
         for (kind, n) in &other.rejected {
             *self.rejected.entry(kind).or_default() += n;
         }
+        self.misrouted += other.misrouted;
     }
 }
 
@@ -148,8 +158,9 @@ impl BatchFolder {
 
     /// Checking that each event came on its customer's partition of a topic of `partitions`
     /// ([`contract::partition`]): one that did not was produced with another partitioner, and
-    /// applying it would give its customer a second state on another partition, so it is rejected
-    /// (`invalid`, "misrouted"). `None`: not checked (the partition count is not known).
+    /// applying it would give its customer a second state on another partition, so it is not
+    /// applied but [`Outcome::Misrouted`] (to be forwarded to its customer's partition). `None`: not
+    /// checked (the partition count is not known).
     pub fn with_partitions(mut self, partitions: Option<u32>) -> Self {
         self.partitions = partitions;
         self
@@ -180,11 +191,10 @@ impl BatchFolder {
         if let Some(partitions) = self.partitions {
             let expected = contract::partition::of_customer(customer, partitions);
             if expected != partition {
-                return Ok(self.count(Step::Rejected(Rejection::Invalid(format!(
-                    "misrouted: customer {customer}'s events belong on partition {expected} of \
-                     {partitions} (Kafka's murmur2 of the key, the Java client's default; \
-                     librdkafka: partitioner=murmur2_random), not {partition}"
-                )))));
+                self.counts.misrouted += 1;
+                return Ok(Outcome::Misrouted {
+                    partition: expected,
+                });
             }
         }
         let touched = match self.touched.entry((partition, customer)) {
@@ -704,7 +714,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_on_another_partition_than_its_customers_is_rejected() {
+    fn an_event_on_another_partition_than_its_customers_is_not_applied_but_misrouted() {
         let stored = Memory::default();
         let mut folder = BatchFolder::new(bounds()).with_partitions(Some(4));
         let right = contract::partition::of_customer(7, 4);
@@ -715,16 +725,18 @@ mod tests {
             offer(&mut folder, &stored, right, 0, "7", &a),
             Outcome::Applied(LineClass::Purchase)
         );
-        match offer(&mut folder, &stored, wrong, 0, "7", &b) {
-            Outcome::Rejected(r) => {
-                assert_eq!(r.kind(), "invalid");
-                assert!(r.to_string().contains("misrouted"), "{r}");
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            offer(&mut folder, &stored, wrong, 0, "7", &b),
+            Outcome::Misrouted { partition: right }
+        );
         let folded = folder.finish();
+        assert_eq!(folded.counts.misrouted, 1);
+        assert_eq!(folded.counts.rejected_total(), 0);
         assert_eq!(folded.batch.customers.len(), 1);
         assert_eq!(folded.batch.customers[0].partition, right);
+        assert_eq!(folded.batch.customers[0].events, vec!["a".to_string()]);
+        // Its source offset is written with the batch (once it is safe on its own partition).
+        assert!(folded.batch.offsets.contains(&(wrong, 1)));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use crate::consume::BROKER_OPERATIONS;
 
 /// Events consumed, by outcome and line class or rejection kind.
 pub const EVENTS: &str = "clv_ingest_events_total";
+/// Events that arrived on another partition than their customer's and were forwarded to it.
+pub const REPARTITIONED: &str = "clv_ingest_events_repartitioned_total";
 /// Events whose ID the store already held.
 pub const READ_AGAIN: &str = "clv_ingest_events_read_again_total";
 /// Time to fold one batch and write it with its offsets, seconds.
@@ -128,6 +130,11 @@ pub fn register() {
         metrics::counter!(EVENTS, "outcome" => "dead_lettered", "class" => kind).increment(0);
     }
     metrics::counter!(READ_AGAIN).increment(0);
+    describe_counter!(
+        REPARTITIONED,
+        "Events that arrived on another partition than their customer's (a producer with another partitioner) and were forwarded to their customer's partition, where they are applied once"
+    );
+    metrics::counter!(REPARTITIONED).increment(0);
     describe_counter!(
         BROKER_ERRORS,
         "Failed calls to the broker, by operation (ingest retries them: an outage loses nothing)"

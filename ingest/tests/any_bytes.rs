@@ -63,13 +63,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn any_message_is_applied_or_dead_lettered(
+    fn any_message_is_applied_dead_lettered_or_forwarded(
         messages in prop::collection::vec((0i32..3, key(), payload()), 1..40)
     ) {
         let bounds = Bounds::on(chrono::NaiveDate::from_ymd_opt(2011, 12, 10).unwrap());
-        let mut folder = BatchFolder::new(bounds);
+        let mut folder = BatchFolder::new(bounds).with_partitions(Some(3));
         let mut last = BTreeMap::new();
-        let (mut applied, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
+        let (mut applied, mut duplicates, mut rejected, mut misrouted) = (0u64, 0u64, 0u64, 0u64);
         for (offset, (partition, key, payload)) in messages.iter().enumerate() {
             let outcome = folder
                 .offer(
@@ -90,6 +90,10 @@ proptest! {
                     prop_assert!(Rejection::KINDS.contains(&r.kind()), "{r}");
                     rejected += 1;
                 }
+                Outcome::Misrouted { partition: home } => {
+                    prop_assert!(home != *partition && (0..3).contains(&home));
+                    misrouted += 1;
+                }
             }
         }
         let folded = folder.finish();
@@ -98,7 +102,8 @@ proptest! {
         prop_assert_eq!(counts.applied.values().sum::<u64>(), applied);
         prop_assert_eq!(counts.duplicates, duplicates);
         prop_assert_eq!(counts.rejected_total(), rejected);
-        prop_assert_eq!(applied + duplicates + rejected, messages.len() as u64);
+        prop_assert_eq!(counts.misrouted, misrouted);
+        prop_assert_eq!(applied + duplicates + rejected + misrouted, messages.len() as u64);
         prop_assert_eq!(folded.batch.offsets, last.into_iter().collect::<Vec<_>>());
         // Only customers of applied events are stored, each with the events applied to it.
         if applied == 0 {

@@ -356,6 +356,7 @@ impl Refresher {
                 let mut last_error = String::new();
                 while !stop.load(Ordering::Acquire) {
                     let outcome = self.tick();
+                    let ticked = outcome.is_ok();
                     let ready = self.scorer.readiness().is_ok();
                     gauge!(crate::telemetry::READY).set(if ready { 1.0 } else { 0.0 });
                     match outcome {
@@ -371,9 +372,19 @@ impl Refresher {
                             }
                         }
                     }
+                    // A partition that caught up waits for a score to be served (a warm standby
+                    // taking over): scored at once, not at the next interval.
                     let until = Instant::now() + interval;
                     while Instant::now() < until && !stop.load(Ordering::Acquire) {
                         std::thread::sleep(Duration::from_millis(20).min(interval));
+                        if ticked
+                            && self
+                                .instance
+                                .as_ref()
+                                .is_some_and(cluster::Serving::awaits_scoring)
+                        {
+                            break;
+                        }
                     }
                 }
             })

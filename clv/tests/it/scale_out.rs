@@ -1,10 +1,13 @@
 //! Scale-out end to end: three `clv instance` processes (ingest of their partitions, scorer, routing)
 //! on a topic of six partitions, on the embedded broker and on nisshi as a separate process. Every
 //! customer, asked through every instance, gets the answer the registered model gives from the
-//! offline features; then one instance is SIGKILLed and the survivors restore its partitions from
-//! the topic and answer for everyone again; then a fourth joins, partitions move, and again every
+//! offline features; then one instance is SIGKILLed and the survivors take its partitions over
+//! (from warm standby copies with `--standby-replicas 1`: nothing to restore; without, restored from
+//! the topic) and answer for everyone again; then a fourth joins, partitions move, and again every
 //! answer is the offline one (nothing lost, nothing applied twice). While partitions move, a
-//! question gets the right answer or a 503 with Retry-After, never a wrong one.
+//! question gets the right answer or a 503 with Retry-After, never a wrong one. On nisshi the data
+//! comes from a producer with librdkafka's default partitioner: the events on the wrong partition
+//! are forwarded to their customer's, none is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -392,7 +395,17 @@ enum Standby {
     None,
 }
 
-fn scenario(stack: &Stack, standby: Standby) {
+/// Who sends the data in [`scenario`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Producer {
+    /// `clv replay` (the contract's partitioner).
+    Replay,
+    /// confluent-kafka at its defaults (librdkafka's `consistent_random`): most events land on
+    /// another partition than their customer's and are forwarded there by whoever reads them.
+    DefaultPartitioner,
+}
+
+fn scenario(stack: &Stack, standby: Standby, producer: Producer) {
     let (models, as_of, expected) = expected(stack);
     let mut group = Group {
         stack,
@@ -408,13 +421,49 @@ fn scenario(stack: &Stack, standby: Standby) {
     for id in ["i-1", "i-2", "i-3"] {
         group.start(id);
     }
-    let replayed = stack.replay();
-    assert!(
-        replayed.contains(&format!("{} events sent", stack.events)),
-        "{replayed}"
-    );
+    match producer {
+        Producer::Replay => {
+            let replayed = stack.replay();
+            assert!(
+                replayed.contains(&format!("{} events sent", stack.events)),
+                "{replayed}"
+            );
+        }
+        Producer::DefaultPartitioner => {
+            let (sent, misrouted) = produce_with_default_partitioner(
+                &stack.data,
+                &stack.bootstrap(),
+                "transactions",
+                PARTITIONS,
+            );
+            assert_eq!(sent, stack.events);
+            assert!(misrouted > sent / 2, "{misrouted} of {sent}");
+        }
+    }
     group.wait_settled(&as_of, &expected, Streams::Yes);
     group.every_answer_is_the_offline_one(&as_of, &expected);
+    if producer == Producer::DefaultPartitioner {
+        // Every event applied once on its customer's partition (the answers above), none
+        // dead-lettered: the ones on the wrong partition were forwarded.
+        let ids: Vec<String> = group.instances.keys().cloned().collect();
+        let forwarded: f64 = ids
+            .iter()
+            .map(|id| group.metric(id, "clv_ingest_events_repartitioned_total"))
+            .sum();
+        assert!(forwarded > 0.0, "nothing forwarded");
+        for id in &ids {
+            let (_, base) = &group.instances[id];
+            let metrics = get(&group.agent, &format!("{base}/metrics")).3;
+            let dead: f64 = metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("clv_ingest_events_total{") && l.contains("dead_lettered")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            assert_eq!(dead, 0.0, "{id} dead-lettered events");
+        }
+    }
     if standby == Standby::One {
         // The range assignor gives i-1 0..2, i-2 2..4, i-3 4..6; without i-2, i-1 gets 0..3 and
         // i-3 3..6; without i-1, i-2 gets 0..3; without i-3, i-2 gets 3..6.
@@ -491,17 +540,18 @@ fn scenario(stack: &Stack, standby: Standby) {
 fn three_instances_with_standbys_on_the_embedded_broker_answer_for_everyone_through_a_kill_and_a_join()
  {
     let stack = Stack::start(300, 21, PARTITIONS);
-    scenario(&stack, Standby::One);
+    scenario(&stack, Standby::One, Producer::Replay);
 }
 
 #[test]
-fn three_instances_on_nisshi_answer_for_everyone_through_a_kill_and_a_join() {
+fn three_instances_on_nisshi_fed_by_a_default_partitioner_answer_for_everyone_through_a_kill_and_a_join()
+ {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), 300, 22);
     let events = count_with_customer(&data);
     let broker = Nisshi::start(dir.path(), "memory://nisshi/");
     let stack = Stack::external(dir, data, events, broker.bootstrap, Some(broker.process));
-    scenario(&stack, Standby::None);
+    scenario(&stack, Standby::None, Producer::DefaultPartitioner);
 }
 
 /// A broker outage: an instance on nisshi (SQLite storage, so that a restart keeps the topic) that

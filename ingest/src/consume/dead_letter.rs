@@ -58,11 +58,11 @@ impl Ingest {
                 record = record.payload(payload);
             }
             loop {
-                match self.dead_letters.send(record) {
+                match self.producer.send(record) {
                     Ok(()) => return Ok(()),
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
-                        self.dead_letters.poll(Duration::from_millis(50));
+                        self.producer.poll(Duration::from_millis(50));
                     }
                     Err((
                         KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),

@@ -31,7 +31,9 @@ use contract::{Purchase, Summary};
 
 mod dead_letter;
 mod rebalance;
+mod repartition;
 mod restore;
+pub use repartition::REPARTITIONED_FROM;
 mod standby;
 use rebalance::ResumeFromStore;
 use standby::Standby;
@@ -64,6 +66,10 @@ pub struct IngestOptions {
     /// members left the group (0: none; [`cluster::standby`]). Only for an instance, whose
     /// membership view names the other members.
     pub standby_replicas: usize,
+    /// For a test only: the process aborts (as a SIGKILL would stop it) after a batch's forwarded
+    /// events are acknowledged and before its offsets are written, to show that forwarding again
+    /// after a crash applies each event once.
+    pub crash_after_forwarding: bool,
 }
 
 impl Default for IngestOptions {
@@ -79,6 +85,7 @@ impl Default for IngestOptions {
             instance_id: None,
             fence: true,
             standby_replicas: 0,
+            crash_after_forwarding: false,
         }
     }
 }
@@ -102,8 +109,9 @@ const IDLE_ENDS_BATCH: Duration = Duration::from_millis(2);
 /// A consumer group member folding events into the store.
 pub struct Ingest {
     consumer: BaseConsumer<ResumeFromStore>,
-    dead_letters: BaseProducer<DeliveryCounter>,
-    dead_letter_reports: Arc<Deliveries>,
+    /// Where dead letters and forwarded (repartitioned) events are produced, idempotently.
+    producer: BaseProducer<DeliveryCounter>,
+    deliveries: Arc<Deliveries>,
     store: Arc<RocksStore>,
     instance: Partitions,
     source: SourceId,
@@ -121,6 +129,8 @@ pub struct Ingest {
     standby: Option<Standby>,
     /// Which consumer a poll asks first (alternating, so that neither starves the other).
     standby_first: bool,
+    /// Events forwarded to their customer's partition since the last log line, and when that was.
+    repartition_log: (u64, Option<Instant>),
 }
 
 // The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
@@ -247,15 +257,15 @@ impl Ingest {
         consumer
             .subscribe(&[&options.topic])
             .map_err(IngestError::kafka("subscribing"))?;
-        let dead_letter_reports = Arc::new(Deliveries::default());
+        let deliveries = Arc::new(Deliveries::default());
         let dead_letter_timeout = DEAD_LETTER_TIMEOUT.as_millis().to_string();
-        let dead_letters: BaseProducer<DeliveryCounter> = broker
+        let producer: BaseProducer<DeliveryCounter> = broker
             .client_config(&[
                 ("enable.idempotence", "true"),
                 ("message.timeout.ms", &dead_letter_timeout),
             ])
-            .create_with_context(DeliveryCounter(dead_letter_reports.clone()))
-            .map_err(IngestError::kafka("creating the dead-letter producer"))?;
+            .create_with_context(DeliveryCounter(deliveries.clone()))
+            .map_err(IngestError::kafka("creating the producer"))?;
         let standby = match options.standby_replicas {
             0 => None,
             n => Some(Standby::connect(
@@ -267,8 +277,8 @@ impl Ingest {
         };
         Ok(Ingest {
             consumer,
-            dead_letters,
-            dead_letter_reports,
+            producer,
+            deliveries,
             store,
             instance,
             source: id,
@@ -280,6 +290,7 @@ impl Ingest {
             group_commit: None,
             standby,
             standby_first: false,
+            repartition_log: (0, None),
         })
     }
 
@@ -409,8 +420,10 @@ impl Ingest {
                 payload: message.payload(),
             };
             let outcome = folder.offer(offered, self.store.as_ref())?;
-            if let Outcome::Rejected(rejection) = outcome {
-                self.dead_letter(&message, &rejection)?;
+            match outcome {
+                Outcome::Rejected(rejection) => self.dead_letter(&message, &rejection)?,
+                Outcome::Misrouted { partition } => self.repartition(&message, partition)?,
+                Outcome::Applied(_) | Outcome::Duplicate => {}
             }
         }
         let folded = folder.finish();
@@ -418,22 +431,29 @@ impl Ingest {
             return Ok(0);
         }
         let dead = folded.counts.rejected_total();
-        if dead > 0 {
-            // Dead letters are safe in Kafka before the offsets that skip them are written; while
-            // the broker is away they wait (up to the producer's message timeout, after which the
-            // failed delivery stops ingest below).
+        if dead > 0 || folded.counts.misrouted > 0 {
+            // Dead letters and forwarded events are safe in Kafka before the offsets that skip them
+            // are written; while the broker is away they wait (up to the producer's message
+            // timeout, after which the failed delivery stops ingest below).
             let waiting = Instant::now();
-            while self.dead_letters.in_flight_count() > 0 {
-                if let Err(e) = self.dead_letters.flush(Duration::from_secs(10)) {
+            while self.producer.in_flight_count() > 0 {
+                if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
                     self.broker_error(DELIVERING_DEAD_LETTERS, &e.to_string());
                 }
                 if waiting.elapsed() > DEAD_LETTER_TIMEOUT + Duration::from_secs(30) {
                     break;
                 }
             }
-            // A dead letter Kafka did not take stops ingest before its offset is written: the
-            // message is read again after a restart instead of being lost.
-            self.dead_letter_reports.check()?;
+            // A dead letter or forwarded event Kafka did not take stops ingest before its offset is
+            // written: the message is read again after a restart instead of being lost.
+            self.deliveries.check()?;
+            if self.options.crash_after_forwarding && folded.counts.misrouted > 0 {
+                eprintln!(
+                    "crash-after-forwarding: aborting after forwarding {} events, before writing their offsets",
+                    folded.counts.misrouted
+                );
+                std::process::abort();
+            }
         }
         let offsets = folded.batch.offsets.clone();
         let writing = Instant::now();
@@ -462,6 +482,10 @@ impl Ingest {
                 .increment(*n);
         }
         metrics::counter!(crate::telemetry::READ_AGAIN).increment(folded.counts.duplicates);
+        if folded.counts.misrouted > 0 {
+            metrics::counter!(crate::telemetry::REPARTITIONED).increment(folded.counts.misrouted);
+            self.repartitioned(folded.counts.misrouted);
+        }
         summary.counts.add(&folded.counts);
         summary.batches += 1;
         metrics::histogram!(crate::telemetry::BATCH_APPLY).record(started.elapsed().as_secs_f64());
@@ -497,6 +521,22 @@ impl Ingest {
             return Some(polled);
         }
         self.consumer.poll(left.min(STANDBY_WAIT))
+    }
+
+    /// Says (at most every 10 s) how many events arrived on another partition than their
+    /// customer's and were forwarded there: a producer does not use the contract's partitioner.
+    fn repartitioned(&mut self, n: u64) {
+        let (count, last) = &mut self.repartition_log;
+        *count += n;
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::info!(
+                forwarded = *count,
+                "events on another partition than their customer's (a producer with another \
+                 partitioner than murmur2 of the key) forwarded to their customer's partition"
+            );
+            *count = 0;
+            *last = Some(Instant::now());
+        }
     }
 
     /// Reports a failed call to the broker: a warning (at most every 10 s), a metric, and the broker

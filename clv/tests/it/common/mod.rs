@@ -142,3 +142,79 @@ pub fn expected_clv(
     let predicted = model.predict(&rows).unwrap();
     ids.into_iter().zip(predicted).collect()
 }
+
+/// The Python client third-party producers use: `$CLV_CONFLUENT_PYTHON`, else the virtualenv
+/// `scripts/setup.sh` installs confluent-kafka into.
+pub fn confluent_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("CLV_CONFLUENT_PYTHON") {
+        return path.into();
+    }
+    let tools = std::env::var_os("CLV_TOOLS_DIR").unwrap_or_else(|| "/var/cache/clv-tools".into());
+    Path::new(&tools).join("confluent/bin/python")
+}
+
+/// Sends every event of `data` (the lines with a customer, encoded as `clv replay` does) to `topic`
+/// with a confluent-kafka (Python) producer left at its defaults, as a third party would: librdkafka's
+/// default partitioner (`consistent_random`, CRC32 of the key) instead of the contract's murmur2, so
+/// most events land on another partition than their customer's. Returns (events sent, how many of
+/// them the producer put on another partition than `contract::partition` gives over `partitions`).
+pub fn produce_with_default_partitioner(
+    data: &Path,
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+) -> (usize, usize) {
+    let lines = dataset::read::read_raw(data, &indicatif::ProgressBar::hidden())
+        .unwrap()
+        .lines;
+    let events = data.with_extension("events.tsv");
+    let mut out = String::new();
+    let mut home = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        if let Some(event) = ingest::replay::event_for_line(n as u64 + 1, line) {
+            let json = String::from_utf8(event.encode()).unwrap();
+            out.push_str(&format!("{}\t{json}\n", event.customer_id));
+            home.push(contract::partition::of_customer(
+                event.customer_id,
+                partitions,
+            ));
+        }
+    }
+    std::fs::write(&events, out).unwrap();
+    let script = r#"
+import json, sys
+from confluent_kafka import Producer
+bootstrap, topic, path = sys.argv[1], sys.argv[2], sys.argv[3]
+producer = Producer({"bootstrap.servers": bootstrap})  # the default partitioner
+placed = []
+def delivered(err, msg):
+    if err is not None:
+        raise SystemExit(f"delivery failed: {err}")
+for line in open(path):
+    key, value = line.rstrip("\n").split("\t", 1)
+    producer.produce(topic, key=key.encode(), value=value.encode(),
+                     on_delivery=lambda err, msg, i=len(placed): placed.__setitem__(i, msg.partition()) if err is None else delivered(err, msg))
+    placed.append(None)
+    producer.poll(0)
+producer.flush(60)
+print(json.dumps(placed))
+"#;
+    let python = confluent_python();
+    let output = Command::new(&python)
+        .args(["-c", script, bootstrap, topic, events.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let placed: Vec<Option<i32>> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(placed.len(), home.len());
+    let misrouted = placed
+        .iter()
+        .zip(&home)
+        .filter(|(placed, home)| placed.expect("every event delivered") != **home)
+        .count();
+    (home.len(), misrouted)
+}
