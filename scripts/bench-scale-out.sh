@@ -99,7 +99,9 @@ assigned() {
   done
 }
 
-# Caught up: no instance lags, and all of them score at the same as_of.
+# Caught up: no instance lags, and all of them score at the same as_of, the same as at the last
+# call (the group's as_of follows the members' records, a heartbeat behind the stores).
+LAST_AS_OF=
 caught_up() {
   local id lag as_ofs=()
   for id in "${!PORT[@]}"; do
@@ -107,13 +109,19 @@ caught_up() {
     [ "$lag" -eq 0 ] || return 1
     as_ofs+=("$(curl -sf "http://127.0.0.1:${PORT[$id]}/ready" | jq -r .as_of)")
   done
-  [ "$(printf '%s\n' "${as_ofs[@]}" | sort -u | wc -l)" -eq 1 ]
+  [ "$(printf '%s\n' "${as_ofs[@]}" | sort -u | wc -l)" -eq 1 ] || return 1
+  if [ "${as_ofs[0]}" != "$LAST_AS_OF" ]; then
+    LAST_AS_OF=${as_ofs[0]}
+    sleep 1
+    return 1
+  fi
 }
 
 counted() {
   local id total=0 n
   for id in "${!PORT[@]}"; do
-    n=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_ingest_events_total\{/ {s += $2} /^clv_ingest_events_read_again_total / {s += $2} END {printf "%d", s}')
+    # Standby copies' messages are counted too: not the group's applied events.
+    n=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_ingest_events_total\{/ {s += $2} /^clv_ingest_events_read_again_total / {s += $2} /^clv_ingest_standby_messages_total / {s -= $2} END {printf "%d", s}')
     total=$((total + n))
   done
   echo "$total"

@@ -32,6 +32,8 @@ pub const RESTORE_SECONDS: &str = "clv_ingest_restore_seconds";
 pub const RESTORED_MESSAGES: &str = "clv_ingest_restored_messages_total";
 /// Partitions kept as warm standby copies (never served until assigned).
 pub const STANDBY_PARTITIONS: &str = "clv_ingest_standby_partitions";
+/// Messages read into standby copies (also counted in the events' outcomes).
+pub const STANDBY_MESSAGES: &str = "clv_ingest_standby_messages_total";
 /// Messages a standby copy is behind the high watermark, per standby partition.
 pub const STANDBY_LAG: &str = "clv_ingest_standby_lag";
 /// The event-time watermark as_of follows, Unix seconds.
@@ -106,6 +108,11 @@ pub fn register() {
         "Partitions this instance keeps warm standby copies of (--standby-replicas; never served until the group assigns them)"
     );
     metrics::gauge!(STANDBY_PARTITIONS).set(0.0);
+    describe_counter!(
+        STANDBY_MESSAGES,
+        "Messages read into standby copies (they are also counted in clv_ingest_events_total: a group's events applied are that sum minus this one)"
+    );
+    metrics::counter!(STANDBY_MESSAGES).increment(0);
     describe_gauge!(
         STANDBY_LAG,
         "Messages a standby copy is behind the high watermark, per standby partition"

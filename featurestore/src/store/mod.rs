@@ -35,6 +35,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options};
 use contract::watermark::PartitionMark;
 use contract::{CustomerState, Purchase, Summary};
 
+pub mod checkpoint;
 mod layout;
 mod scan;
 mod write;
@@ -68,6 +69,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The layout found (1: the first version's, one value per customer holding every event ID).
         found: i64,
+    },
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint's folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// A stored value could not be decoded (written by another version?).
     #[error("feature store {path}: undecodable {what}: {reason}")]

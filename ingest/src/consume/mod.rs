@@ -391,6 +391,7 @@ impl Ingest {
         let mut folder = BatchFolder::new(Bounds::now()).with_partitions(partitions);
         let started = Instant::now();
         let mut polling = Duration::ZERO;
+        let mut standby_messages = 0u64;
         while folder.messages() < self.options.batch_size {
             // Once the batch holds messages, a pause in the stream ends it: waiting out the whole
             // batch timeout would hold back what it applies (and a producer waiting on the lag).
@@ -407,7 +408,12 @@ impl Ingest {
                 break;
             };
             let message = match message {
-                Ok(m) => m,
+                Ok(m) => {
+                    if self.standby.as_ref().is_some_and(|s| s.follows(m.partition())) {
+                        standby_messages += 1;
+                    }
+                    m
+                }
                 Err(e) => {
                     self.broker_error(CONSUMING, &e.to_string());
                     continue;
@@ -482,6 +488,7 @@ impl Ingest {
                 .increment(*n);
         }
         metrics::counter!(crate::telemetry::READ_AGAIN).increment(folded.counts.duplicates);
+        metrics::counter!(crate::telemetry::STANDBY_MESSAGES).increment(standby_messages);
         if folded.counts.misrouted > 0 {
             metrics::counter!(crate::telemetry::REPARTITIONED).increment(folded.counts.misrouted);
             self.repartitioned(folded.counts.misrouted);

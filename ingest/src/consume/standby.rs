@@ -53,6 +53,11 @@ impl Standby {
         })
     }
 
+    /// Whether it follows `partition` (as a standby copy).
+    pub(super) fn follows(&self, partition: i32) -> bool {
+        self.following.contains(&partition)
+    }
+
     /// Whether it follows any partition (else it is not polled).
     pub(super) fn following(&self) -> bool {
         !self.following.is_empty()
