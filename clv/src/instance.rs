@@ -68,6 +68,15 @@ pub struct InstanceArgs {
     #[arg(long, env = "CLV_STANDBY_REPLICAS", default_value_t = 0,
           value_parser = clap::value_parser!(u8).range(0..=cluster::standby::MAX_REPLICAS as i64))]
     standby_replicas: u8,
+    /// A folder every instance of the group reaches (like the model registry): each writes
+    /// checkpoints of its caught-up partitions there, and a partition that moves starts from its
+    /// newest checkpoint and reads the topic only after it (so the topic need not keep the whole
+    /// history). Without it, a partition is restored from the topic's beginning.
+    #[arg(long, env = "CLV_CHECKPOINT_DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Seconds between checkpoints of a partition (written only when its offset moved).
+    #[arg(long, default_value_t = 30.0)]
+    checkpoint_seconds: f64,
     /// The time features are taken at: `watermark` (the group's: every partition's latest purchase,
     /// wherever it is owned, rounded up to the next midnight), `now`, or a date YYYY-MM-DD.
     #[arg(long, default_value = "watermark")]
@@ -130,7 +139,10 @@ fn ingesting(
     store: Arc<RocksStore>,
     instance: cluster::Partitions,
     stop: &Stop,
-) -> anyhow::Result<Worker<anyhow::Result<ingest::consume::IngestSummary>>> {
+) -> anyhow::Result<(
+    Worker<anyhow::Result<ingest::consume::IngestSummary>>,
+    Option<Worker<()>>,
+)> {
     let options = IngestOptions {
         topic: args.kafka.at.topic.clone(),
         dead_letter_topic: args.dead_letter_topic.clone(),
@@ -143,9 +155,29 @@ fn ingesting(
         instance_id: Some(instance.id().to_string()),
         fence: !args.no_fence,
         standby_replicas: usize::from(args.standby_replicas),
+        checkpoint_dir: args.checkpoint_dir.clone(),
         ..IngestOptions::default()
     };
-    let mut ingest = Ingest::connect_as(broker, store, options, instance)?;
+    let mut ingest = Ingest::connect_as(broker, store.clone(), options, instance.clone())?;
+    let checkpoints = match &args.checkpoint_dir {
+        None => None,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the checkpoint folder {}", dir.display()))?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let writer = ingest::checkpoint::Checkpointer {
+                store,
+                partitions: instance,
+                source: ingest.source().clone(),
+                dir: dir.clone(),
+                every: Duration::from_secs_f64(args.checkpoint_seconds.clamp(0.1, 86_400.0)),
+            };
+            Some(Worker {
+                thread: writer.spawn(stop.clone())?,
+                stop,
+            })
+        }
+    };
     let ingest_stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let (ingest_stop, stop) = (ingest_stop.clone(), stop.clone());
@@ -157,10 +189,13 @@ fn ingesting(
                 ran
             })?
     };
-    Ok(Worker {
-        thread,
-        stop: ingest_stop,
-    })
+    Ok((
+        Worker {
+            thread,
+            stop: ingest_stop,
+        },
+        checkpoints,
+    ))
 }
 
 pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
@@ -176,7 +211,8 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
     );
     // The instance's state, owned here; ingest, membership and the scorer each get their handle.
     let instance = cluster::Instance::new(id.clone(), advertise.clone(), Instant::now());
-    let ingest = ingesting(&args, &broker, store.clone(), instance.ingest_side(), &stop)?;
+    let (ingest, checkpoints) =
+        ingesting(&args, &broker, store.clone(), instance.ingest_side(), &stop)?;
     let members_stop = Arc::new(AtomicBool::new(false));
     let members = Worker {
         thread: membership::spawn(
@@ -219,6 +255,9 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
     );
     let served = server.serve(app, &stop);
     // Ingest leaves the group first (its partitions move), then the record is withdrawn.
+    if let Some(checkpoints) = checkpoints {
+        let _ = checkpoints.finish("checkpoints");
+    }
     let ingested = ingest.finish("ingest")?;
     let _ = refresh.finish("refresh");
     let _ = members.finish("membership");

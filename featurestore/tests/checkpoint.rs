@@ -93,9 +93,17 @@ fn a_partition_moves_through_a_checkpoint() {
         .expect("loaded");
     assert_eq!(loaded, manifest);
     assert_eq!(b.offsets(&source("c")).unwrap()[&1], 120);
-    assert_eq!(b.offsets(&source("c")).unwrap()[&2], 5, "other partitions untouched");
+    assert_eq!(
+        b.offsets(&source("c")).unwrap()[&2],
+        5,
+        "other partitions untouched"
+    );
     for c in 10..50 {
-        assert_eq!(b.get_in(1, c).unwrap(), a.get_in(1, c).unwrap(), "customer {c}");
+        assert_eq!(
+            b.get_in(1, c).unwrap(),
+            a.get_in(1, c).unwrap(),
+            "customer {c}"
+        );
         assert!(b.has_event(1, c, &format!("e{c}")).unwrap());
     }
     assert_eq!(b.get_in(2, 99).unwrap(), a.get_in(2, 99).unwrap());
@@ -104,7 +112,11 @@ fn a_partition_moves_through_a_checkpoint() {
     assert_eq!(b.partition_marks().unwrap(), a.partition_marks().unwrap());
     assert_eq!(b.watermark_ms().unwrap(), a.watermark_ms().unwrap());
     let changes = b.changes_since(before).unwrap().unwrap();
-    assert_eq!(changes.customers.len(), 40, "the scorer rescores the partition");
+    assert_eq!(
+        changes.customers.len(),
+        40,
+        "the scorer rescores the partition"
+    );
     assert!(
         b.import_partition(&source("c"), 1, &shared)
             .unwrap()

@@ -5,6 +5,7 @@
 //!   out (no Kafka, no RocksDB);
 //! - [`consume`]: the Kafka loop around it: Kafka -> per-customer state in RocksDB
 //!   (`featurestore::store`), exactly-once in effect, malformed messages to a dead-letter topic;
+//! - [`checkpoint`]: partitions written to a shared folder and loaded by the member they move to;
 //! - [`membership`]: the instances' records on a compacted topic, read back into the view that
 //!   `clv instance` routes by (scale-out);
 //! - [`send`]: one event by hand, keyed by its customer (`clv send`);
@@ -12,6 +13,7 @@
 //! - [`telemetry`]: every metric ingest exports, named and described once.
 
 pub mod broker;
+pub mod checkpoint;
 pub mod consume;
 mod delivery;
 mod error;

@@ -36,6 +36,16 @@ pub const STANDBY_PARTITIONS: &str = "clv_ingest_standby_partitions";
 pub const STANDBY_MESSAGES: &str = "clv_ingest_standby_messages_total";
 /// Messages a standby copy is behind the high watermark, per standby partition.
 pub const STANDBY_LAG: &str = "clv_ingest_standby_lag";
+/// Checkpoints written.
+pub const CHECKPOINTS_WRITTEN: &str = "clv_ingest_checkpoints_written_total";
+/// Time to write one partition's checkpoint, seconds.
+pub const CHECKPOINT_SECONDS: &str = "clv_ingest_checkpoint_seconds";
+/// Checkpoints that failed to be written.
+pub const CHECKPOINT_ERRORS: &str = "clv_ingest_checkpoint_errors_total";
+/// Checkpoints loaded into the store (a partition started from one).
+pub const CHECKPOINTS_LOADED: &str = "clv_ingest_checkpoints_loaded_total";
+/// Bytes of the checkpoints loaded.
+pub const CHECKPOINT_BYTES_LOADED: &str = "clv_ingest_checkpoint_loaded_bytes_total";
 /// The event-time watermark as_of follows, Unix seconds.
 pub const WATERMARK: &str = "clv_ingest_event_time_watermark_seconds";
 /// Failed calls to the broker, by operation.
@@ -103,6 +113,29 @@ pub fn register() {
         "Messages the finished restores applied between assignment and caught up (near 0 when a warm standby took the partition over)"
     );
     metrics::counter!(RESTORED_MESSAGES).increment(0);
+    describe_counter!(
+        CHECKPOINTS_WRITTEN,
+        "Checkpoints of owned partitions written to the shared folder (--checkpoint-dir)"
+    );
+    describe_histogram!(
+        CHECKPOINT_SECONDS,
+        Unit::Seconds,
+        "Time to write one partition's checkpoint"
+    );
+    describe_counter!(CHECKPOINT_ERRORS, "Checkpoints that failed to be written");
+    describe_counter!(
+        CHECKPOINTS_LOADED,
+        "Checkpoints loaded: partitions that started from one instead of the topic's beginning"
+    );
+    describe_counter!(CHECKPOINT_BYTES_LOADED, "Bytes of the checkpoints loaded");
+    for counter in [
+        CHECKPOINTS_WRITTEN,
+        CHECKPOINT_ERRORS,
+        CHECKPOINTS_LOADED,
+        CHECKPOINT_BYTES_LOADED,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
     describe_gauge!(
         STANDBY_PARTITIONS,
         "Partitions this instance keeps warm standby copies of (--standby-replicas; never served until the group assigns them)"

@@ -355,6 +355,18 @@ fn offline_features(stack: &Stack, as_of: &str) -> Features {
 
 fn expected(stack: &Stack) -> (String, String, Vec<(u64, f64)>) {
     let models = stack.train();
+    let as_of = group_as_of(stack);
+    let expected = expected_clv(
+        &stack.data,
+        std::path::Path::new(&models),
+        "v0001",
+        as_of.parse().unwrap(),
+    );
+    (models, as_of, expected)
+}
+
+/// The `as_of` of a group over the stack's data, all of it in.
+fn group_as_of(stack: &Stack) -> String {
     let loaded = dataset::normalised::load(&stack.data, &indicatif::ProgressBar::hidden()).unwrap();
     let histories = Histories::from_lines(polars::prelude::IntoLazy::lazy(loaded.frame)).unwrap();
     // The group's watermark is the rule over every partition (each customer in the partition the
@@ -369,9 +381,9 @@ fn expected(stack: &Stack) -> (String, String, Vec<(u64, f64)>) {
         }
     }
     let watermark = contract::watermark::watermark(marks.values()).unwrap();
-    let as_of = scorer::population::as_of_watermark(watermark).unwrap();
-    let expected = expected_clv(&stack.data, std::path::Path::new(&models), "v0001", as_of);
-    (models, as_of.to_string(), expected)
+    scorer::population::as_of_watermark(watermark)
+        .unwrap()
+        .to_string()
 }
 
 /// The sum of the samples of `name` (any labels) in a Prometheus text exposition.
@@ -639,4 +651,121 @@ fn one_instance_on_nisshi(
     group.wait_settled(&as_of, &expected, Streams::Yes);
     group.every_answer_is_the_offline_one(&as_of, &expected);
     check(&mut group, &mut broker, &as_of, &expected);
+}
+
+/// The embedded broker keeps only ~5 MiB of each partition, so after the real data it no longer
+/// holds the beginning of the topic and a partition cannot be restored from it. With
+/// `--checkpoint-dir`, the instances write checkpoints of their partitions to a shared folder; a
+/// third instance joining with an empty store loads them and reads only the rest of the topic, and
+/// the group's answers (the merged list of every customer) are the same before and after.
+#[test]
+fn on_the_embedded_broker_a_joining_instance_restores_the_real_data_from_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    // Any production model will do: the answers are compared before and after the join.
+    let small = generate(dir.path(), 60, 41);
+    let models = dir.path().join("models").to_str().unwrap().to_string();
+    clv(&[
+        "train",
+        "--input",
+        small.to_str().unwrap(),
+        "--models-dir",
+        &models,
+        "--backtests",
+        "0",
+    ]);
+    let stack = Stack::embedded(dir, real_csv(), 809_561, PARTITIONS);
+    let as_of = group_as_of(&stack);
+    let checkpoints = stack.path("checkpoints");
+    let mut group = Group {
+        stack: &stack,
+        flags: [
+            "--checkpoint-dir",
+            &checkpoints,
+            "--checkpoint-seconds",
+            "1",
+            "--max-top",
+            "10000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
+        features: Features::new(),
+        models,
+        instances: BTreeMap::new(),
+        agent: agent(),
+    };
+    group.start("i-1");
+    group.start("i-2");
+    stack.replay();
+    wait_for("two instances to settle", Duration::from_secs(300), || {
+        group.settled(&as_of)
+    });
+
+    // The broker dropped the beginning of the topic; each partition's newest checkpoint reaches
+    // its end.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", stack.bootstrap())
+        .create()
+        .unwrap();
+    let watermarks: Vec<(i64, i64)> = (0..PARTITIONS as i32)
+        .map(|p| {
+            consumer
+                .fetch_watermarks("transactions", p, Duration::from_secs(10))
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        watermarks.iter().all(|(low, _)| *low > 0),
+        "the broker still holds the whole topic: {watermarks:?}"
+    );
+    let newest = |p: usize| -> i64 {
+        std::fs::read_dir(format!("{checkpoints}/transactions/p{p}"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .max()
+                    .unwrap_or(-1)
+            })
+            .unwrap_or(-1)
+    };
+    wait_for(
+        "every partition's checkpoint",
+        Duration::from_secs(60),
+        || {
+            watermarks
+                .iter()
+                .enumerate()
+                .all(|(p, (_, high))| newest(p) == *high)
+        },
+    );
+    let list = |group: &Group<'_>, id: &str| -> Value {
+        let (_, base) = &group.instances[id];
+        let (status, _, _, body) = get(&group.agent, &format!("{base}/customers/top?k=10000"));
+        assert_eq!(status, 200, "{body}");
+        let list = json(&body);
+        assert_eq!(list["as_of"], as_of.as_str());
+        list["customers"].clone()
+    };
+    let before = list(&group, "i-1");
+    assert!(before.as_array().unwrap().len() > 5_000, "{before}");
+
+    group.start("i-3");
+    // Settled with partitions on the new one (it is in the view before the group rebalances).
+    wait_for(
+        "three instances to settle",
+        Duration::from_secs(120),
+        || {
+            let (_, base) = &group.instances["i-3"];
+            let cluster = json(&get(&group.agent, &format!("{base}/cluster")).3);
+            !cluster["partitions"].as_object().unwrap().is_empty() && group.settled(&as_of)
+        },
+    );
+    assert!(group.metric("i-3", "clv_ingest_checkpoints_loaded_total") >= 1.0);
+    assert_eq!(
+        list(&group, "i-3"),
+        before,
+        "the group's answers changed with the join"
+    );
+    assert_eq!(list(&group, "i-1"), before);
 }

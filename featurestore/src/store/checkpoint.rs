@@ -69,7 +69,11 @@ pub fn checkpoints(dir: &Path, source: &SourceId, partition: i32) -> Vec<(PathBu
     };
     let mut found: Vec<(PathBuf, Manifest)> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<i64>().is_ok()))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<i64>().is_ok())
+        })
         .filter_map(|e| {
             let path = e.path();
             let bytes = std::fs::read(path.join(MANIFEST_FILE)).ok()?;
@@ -197,7 +201,8 @@ impl RocksStore {
         dir: &Path,
     ) -> Result<Option<Manifest>> {
         let stored = self.offsets(source)?.get(&partition).copied();
-        let Some((folder, manifest)) = checkpoints(dir, source, partition).into_iter().next() else {
+        let Some((folder, manifest)) = checkpoints(dir, source, partition).into_iter().next()
+        else {
             return Ok(None);
         };
         if stored.is_some_and(|s| s >= manifest.next_offset) {
@@ -207,6 +212,19 @@ impl RocksStore {
         // What the store held of the partition (an older copy: state only grows, so the
         // checkpoint holds every customer it did) leaves the counts.
         let (before_customers, before_events) = self.partition_counts(partition)?;
+        let offsets_cf = self
+            .db
+            .cf_handle(CF_OFFSETS)
+            .expect("opened with the offsets family");
+        // First the partition's offset goes: if the process dies before the last write below, the
+        // partition is read again from the topic's beginning, and every event already in the store
+        // (whatever part of the old copy or of the checkpoint is in) is read again by its ID,
+        // changing nothing.
+        let mut sync = rocksdb::WriteOptions::default();
+        sync.set_sync(true);
+        self.db
+            .delete_cf_opt(&offsets_cf, source.key(partition), &sync)
+            .map_err(self.rocks())?;
         let everything: (&[u8], &[u8]) = (&[], &[0xff; 64]);
         for (family, file) in [
             (partition_cf(partition), CUSTOMERS_FILE),
@@ -227,10 +245,6 @@ impl RocksStore {
             }
         }
         let mut write = WriteBatch::default();
-        let offsets_cf = self
-            .db
-            .cf_handle(CF_OFFSETS)
-            .expect("opened with the offsets family");
         write.put_cf(
             &offsets_cf,
             source.key(partition),
@@ -239,8 +253,8 @@ impl RocksStore {
         let meta = self.meta_cf()?;
         let mut marks = self.partition_marks()?;
         if let Some(mark) = &manifest.mark {
-            let bytes = postcard::to_stdvec(mark)
-                .map_err(|e| self.corrupt("partition mark".into(), e))?;
+            let bytes =
+                postcard::to_stdvec(mark).map_err(|e| self.corrupt("partition mark".into(), e))?;
             write.put_cf(&meta, mark_key(partition), bytes);
             marks.insert(partition, mark.clone());
         }
@@ -264,9 +278,7 @@ impl RocksStore {
             write.put_cf(&changes, change_key(number, partition, customer), []);
         }
         write.put_cf(&meta, META_BATCH, number.to_be_bytes());
-        let mut options = rocksdb::WriteOptions::default();
-        options.set_sync(true);
-        self.db.write_opt(write, &options).map_err(self.rocks())?;
+        self.db.write_opt(write, &sync).map_err(self.rocks())?;
         Ok(Some(manifest))
     }
 

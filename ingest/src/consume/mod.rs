@@ -70,6 +70,11 @@ pub struct IngestOptions {
     /// events are acknowledged and before its offsets are written, to show that forwarding again
     /// after a crash applies each event once.
     pub crash_after_forwarding: bool,
+    /// A folder shared by the group's instances holding checkpoints of partitions
+    /// ([`featurestore::store::checkpoint`]): a partition this member is given (or keeps as a
+    /// standby) whose checkpoint is ahead of the store's copy starts from it, and reads the topic
+    /// only after its offset.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for IngestOptions {
@@ -86,6 +91,7 @@ impl Default for IngestOptions {
             fence: true,
             standby_replicas: 0,
             crash_after_forwarding: false,
+            checkpoint_dir: None,
         }
     }
 }
@@ -238,6 +244,7 @@ impl Ingest {
                 instance: instance.clone(),
                 source: source.clone(),
                 failure: rebalance_failure.clone(),
+                checkpoint_dir: options.checkpoint_dir.clone(),
             })
             .map_err(IngestError::kafka("creating the consumer"))?;
         let cluster = consumer
@@ -385,6 +392,7 @@ impl Ingest {
                 &self.store,
                 &self.source,
                 partitions,
+                self.options.checkpoint_dir.as_deref(),
                 Instant::now(),
             )?;
         }
@@ -409,7 +417,11 @@ impl Ingest {
             };
             let message = match message {
                 Ok(m) => {
-                    if self.standby.as_ref().is_some_and(|s| s.follows(m.partition())) {
+                    if self
+                        .standby
+                        .as_ref()
+                        .is_some_and(|s| s.follows(m.partition()))
+                    {
                         standby_messages += 1;
                     }
                     m

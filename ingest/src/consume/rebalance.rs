@@ -20,6 +20,9 @@ pub(super) struct ResumeFromStore {
     pub(super) instance: Partitions,
     pub(super) source: Arc<Mutex<Option<SourceId>>>,
     pub(super) failure: Arc<Mutex<Option<featurestore::StoreError>>>,
+    /// The group's shared checkpoints, if any: a partition assigned starts from the newest one
+    /// when it is ahead of the store's copy.
+    pub(super) checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl ClientContext for ResumeFromStore {}
@@ -38,6 +41,11 @@ impl ConsumerContext for ResumeFromStore {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
+                if let (Some(source), Some(dir)) = (&source, &self.checkpoint_dir) {
+                    for e in tpl.elements() {
+                        crate::checkpoint::import(&self.store, source, e.partition(), dir);
+                    }
+                }
                 let stored = match &source {
                     Some(source) => match self.store.offsets(source) {
                         Ok(stored) => stored,

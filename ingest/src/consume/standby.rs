@@ -72,6 +72,7 @@ impl Standby {
         store: &RocksStore,
         source: &SourceId,
         count: Option<u32>,
+        checkpoints: Option<&std::path::Path>,
         now: Instant,
     ) -> Result<()> {
         let Some(count) = count else {
@@ -85,6 +86,12 @@ impl Standby {
             .update(&members, instance.id(), count, &assigned, now);
         if wanted == self.following {
             return Ok(());
+        }
+        // A new standby copy starts from the newest checkpoint when it is ahead of the store's.
+        if let Some(dir) = checkpoints {
+            for p in wanted.difference(&self.following) {
+                crate::checkpoint::import(store, source, *p, dir);
+            }
         }
         let stored = store.offsets(source)?;
         let mut tpl = TopicPartitionList::new();
