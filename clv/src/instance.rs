@@ -131,7 +131,11 @@ impl<T> Worker<T> {
     }
 }
 
-/// Ingest of this instance's partitions on a thread; when it ends, for any reason, the process
+/// The ingest thread, which returns its counts.
+type IngestWorker = Worker<anyhow::Result<ingest::consume::IngestSummary>>;
+
+/// Ingest of this instance's partitions on a thread (and, with `--checkpoint-dir`, the thread that
+/// writes their checkpoints); when it ends, for any reason, the process
 /// stops (an instance whose ingest stopped must not go on answering from a frozen store).
 fn ingesting(
     args: &InstanceArgs,
@@ -139,10 +143,7 @@ fn ingesting(
     store: Arc<RocksStore>,
     instance: cluster::Partitions,
     stop: &Stop,
-) -> anyhow::Result<(
-    Worker<anyhow::Result<ingest::consume::IngestSummary>>,
-    Option<Worker<()>>,
-)> {
+) -> anyhow::Result<(IngestWorker, Option<Worker<()>>)> {
     let options = IngestOptions {
         topic: args.kafka.at.topic.clone(),
         dead_letter_topic: args.dead_letter_topic.clone(),
