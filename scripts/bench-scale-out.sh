@@ -14,7 +14,9 @@
 # Environment: MODELS=<registry> (a production model for the scorers; default: trains one on the input
 # with --backtests 0), N=3, P=6, W=<work dir> (kept; default a temporary one), NISSHI=<binary>,
 # SESSION_MS=6000 (the group's session timeout), STANDBY=<n> (`--standby-replicas n`: warm copies;
-# the kill's row then also says how long after the group reassigned the partitions they were served), BASELINE=1, WRK=<seconds>: after the join, GET
+# the kill's row then also says how long after the group reassigned the partitions they were served),
+# CHECKPOINTS=1 (`--checkpoint-dir $W/checkpoints --checkpoint-seconds $CHECKPOINT_SECONDS`, default
+# 30: the joining instance starts from checkpoints), BASELINE=1, WRK=<seconds>: after the join, GET
 # /customers/{id}/clv over random customers through one instance (some answered there, the rest
 # forwarded to their owners) beside the bare axum endpoint, with wrk -c64 (build the examples:
 # cargo build --release --workspace --all-targets).
@@ -27,6 +29,8 @@ N=${N:-3}
 P=${P:-6}
 SESSION_MS=${SESSION_MS:-6000}
 STANDBY=${STANDBY:-0}
+CHECKPOINTS=${CHECKPOINTS:-}
+CHECKPOINT_SECONDS=${CHECKPOINT_SECONDS:-30}
 NISSHI=${NISSHI:-$(scripts/tools-dir.sh)/bin/nisshi}
 KEEP=${W:+yes}
 W=${W:-$(mktemp -d)}
@@ -63,7 +67,8 @@ start_instance() {
   port=$(free_port)
   RUST_LOG=info $CLV instance --brokers "$BROKER" --partitions "$P" --db "$W/db-$id" \
     --models-dir "$MODELS" --listen "127.0.0.1:$port" --instance-id "$id" \
-    --session-timeout-ms "$SESSION_MS" --standby-replicas "$STANDBY" > "$W/$id.out" 2> "$W/$id.err" &
+    --session-timeout-ms "$SESSION_MS" --standby-replicas "$STANDBY" \
+    ${CHECKPOINTS:+--checkpoint-dir "$W/checkpoints" --checkpoint-seconds "$CHECKPOINT_SECONDS"} > "$W/$id.out" 2> "$W/$id.err" &
   PID[$id]=$!
   PORT[$id]=$port
   pids+=($!)
@@ -202,10 +207,19 @@ restores "${!PORT[@]}" | tee -a "$RESULTS"
 verify | tee -a "$RESULTS"
 
 # A new one joins with an empty store.
+if [ -n "$CHECKPOINTS" ]; then
+  # Every partition's checkpoint written at its current offset.
+  sleep "$((CHECKPOINT_SECONDS + 2))"
+fi
 joined=$(now)
 start_instance "i-$((N + 1))"
-until settled "$N" && caught_up; do sleep 0.2; done
-row "i-$((N + 1)) joins (empty store): every partition served again | $(since "$joined") s |"
+new=i-$((N + 1))
+until curl -sf "http://127.0.0.1:${PORT[$new]}/cluster" | jq -e '.partitions | length > 0' > /dev/null; do sleep 0.05; done
+assigned_at=$(now)
+until settled "$N" && caught_up; do sleep 0.05; done
+row "$new joins (empty store${CHECKPOINTS:+, checkpoints}): every partition served again | $(since "$joined") s; $(since "$assigned_at") s after it was given partitions |"
+grep -h "loaded the partition's checkpoint" "$W/$new.err" "$W"/i-*.err 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' \
+  | grep -o 'partition=[0-9]* next_offset=[0-9]* customers=[0-9]* events=[0-9]* bytes=[0-9]* seconds=[0-9.]*' | sort -u | tee -a "$RESULTS"
 restores "i-$((N + 1))" | tee -a "$RESULTS"
 verify | tee -a "$RESULTS"
 
