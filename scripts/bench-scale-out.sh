@@ -219,7 +219,7 @@ assigned_at=$(now)
 until settled "$N" && caught_up; do sleep 0.05; done
 row "$new joins (empty store${CHECKPOINTS:+, checkpoints}): every partition served again | $(since "$joined") s; $(since "$assigned_at") s after it was given partitions |"
 grep -h "loaded the partition's checkpoint" "$W/$new.err" "$W"/i-*.err 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' \
-  | grep -o 'partition=[0-9]* next_offset=[0-9]* customers=[0-9]* events=[0-9]* bytes=[0-9]* seconds=[0-9.]*' | sort -u | tee -a "$RESULTS"
+  | grep -o 'partition=[0-9]* next_offset=[0-9]* customers=[0-9]* events=[0-9]* bytes=[0-9]* seconds=[0-9.]*' | sort -u | tee -a "$RESULTS" || true
 restores "i-$((N + 1))" | tee -a "$RESULTS"
 verify | tee -a "$RESULTS"
 

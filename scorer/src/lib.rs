@@ -28,6 +28,7 @@ pub mod route;
 pub mod service;
 pub mod shed;
 pub mod source;
+pub mod summary;
 pub mod telemetry;
 
 /// Errors of the scorer.

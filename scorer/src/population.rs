@@ -29,6 +29,8 @@ pub struct Scored {
     pub clv_body: Bytes,
     /// Its value at risk, when it is on the at-risk list ([`contract::segment::value_at_risk`]).
     pub at_risk: Option<f64>,
+    /// Its value tier and activity band (when the model has tiers).
+    pub segment: Option<Segment>,
 }
 
 /// A place in a list: highest value first (the predicted CLV in the ranking, the value at risk in
@@ -215,6 +217,9 @@ impl Population {
                 .as_ref()
                 .map(|c| c.interval(clv_6m))
                 .map(|(low, high)| (pence(low), pence(high)));
+            let segment = production
+                .tiers
+                .map(|tiers| Segment::of(&tiers, clv_6m, &row));
             let clv_body = serde_json::to_vec(&ClvResponse {
                 customer_id: id,
                 clv_6m,
@@ -222,9 +227,7 @@ impl Population {
                 clv_6m_high: interval.map(|i| i.1),
                 p_alive,
                 expected_purchases: row.extra.bgnbd_expected_purchases,
-                segment: production
-                    .tiers
-                    .map(|tiers| Segment::of(&tiers, clv_6m, &row)),
+                segment,
                 model: self.model.clone(),
                 as_of: self.as_of,
                 features: row,
@@ -248,6 +251,7 @@ impl Population {
                     row,
                     clv_body: clv_body.into(),
                     at_risk,
+                    segment,
                 }),
             );
             self.ranking.insert(Rank {
@@ -327,10 +331,15 @@ impl Population {
             .filter(|r| keep(r.customer))
             .take(k)
             .enumerate()
-            .map(|(i, r)| Ranked {
-                rank: i + 1,
-                customer_id: r.customer,
-                clv_6m: r.value,
+            .map(|(i, r)| {
+                let scored = self.customers.get(&r.customer);
+                Ranked {
+                    rank: i + 1,
+                    customer_id: r.customer,
+                    clv_6m: r.value,
+                    p_alive: scored.map_or(0.0, |s| s.row.extra.bgnbd_p_alive),
+                    segment: scored.and_then(|s| s.segment),
+                }
             })
             .collect()
     }

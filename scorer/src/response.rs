@@ -79,6 +79,31 @@ pub struct Ranked {
     pub customer_id: u64,
     /// Predicted revenue in the 6 months from `as_of`, £.
     pub clv_6m: f64,
+    /// BG/NBD's probability that the customer is still active.
+    pub p_alive: f64,
+    /// Its value tier and activity band (when the model has tiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<contract::segment::Segment>,
+}
+
+/// The answer of `GET /customers/summary`: the customers scored at `as_of` in numbers (every
+/// instance's, added up, for an instance of a group).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SummaryResponse {
+    /// The time the features are taken at.
+    pub as_of: chrono::NaiveDate,
+    /// The model.
+    pub model: ModelRef,
+    /// Customers with a purchase before `as_of`.
+    pub customers: usize,
+    /// Their predicted CLV in all, £.
+    pub total_clv: f64,
+    /// The histogram's bucket edges, £: a bucket for £0, one up to each edge, one above the last.
+    pub edges: Vec<f64>,
+    /// Customers per bucket (`edges.len() + 2` of them).
+    pub histogram: Vec<u64>,
+    /// Customers per segment, `value/activity` (e.g. `high/fading`), when the model has tiers.
+    pub segments: std::collections::BTreeMap<String, usize>,
 }
 
 /// One row of the at-risk list.
@@ -175,10 +200,27 @@ pub struct ClusterResponse {
     /// The partitions this instance keeps warm standby copies of (never served from here until
     /// the group assigns them).
     pub standbys: std::collections::BTreeSet<i32>,
+    /// How a customer's partition is computed ([`PARTITIONER`]): a client that computes it and
+    /// asks the partition's owner in `owners` directly skips the forwarding hop.
+    pub partitioner: String,
+    /// Each served partition's owner: the partition map.
+    pub owners: std::collections::BTreeMap<i32, Owner>,
     /// Every live member: ID, HTTP base URL and partitions.
     pub members: Vec<cluster::Member>,
     /// The partitions no member serves now, with why.
     pub unserved: std::collections::BTreeMap<i32, String>,
+}
+
+/// The partitioner, as `/cluster` states it for clients that route by themselves.
+pub const PARTITIONER: &str = "murmur2: partition = (murmur2(customer ID as decimal text) & 0x7fffffff) % partition_count, Kafka's Java default (librdkafka: murmur2_random)";
+
+/// A partition's owner in `/cluster`'s partition map.
+#[derive(Debug, Clone, Serialize)]
+pub struct Owner {
+    /// The instance's ID.
+    pub id: String,
+    /// Its HTTP base URL.
+    pub http: String,
 }
 
 impl ApiError {

@@ -30,6 +30,11 @@ use crate::response::ClusterResponse;
 pub const FORWARDED: &str = "x-clv-forwarded-by";
 /// The header of a routed answer: the ID of the instance that answered.
 pub const ANSWERED_BY: &str = "x-clv-instance";
+/// A request header asking for a redirect to the owner instead of a forwarded answer: with it, a
+/// question about a customer another instance serves is a `307 Temporary Redirect` to the same path
+/// on that instance (a client that follows it, or that routes by `/cluster`'s partition map,
+/// skips the forwarding hop).
+pub const REDIRECT: &str = "x-clv-redirect";
 
 /// A reason to retry later: `503` with `Retry-After`.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +120,9 @@ impl Routing {
             Ok(Route::Here) => None,
             Ok(Route::To { id, http }) => {
                 let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                if headers.contains_key(REDIRECT) {
+                    return Some(redirect(&id, &http, path));
+                }
                 Some(group.forward(&id, &http, path).await)
             }
             Err(retry) => Some(retry.into_response()),
@@ -156,25 +164,18 @@ impl Routing {
             )
     }
 
-    /// What a page of this instance's own customers says about them (nothing, alone).
-    pub fn scope_note(&self) -> Option<String> {
+    /// What the page says of an instance's numbers and lists (nothing, alone): that they are the
+    /// group's.
+    pub fn group_note(&self) -> Option<String> {
         let instance = &self.group.as_ref()?.instance;
-        let served: Vec<String> = instance
-            .statuses(Instant::now())
-            .into_iter()
-            .filter(|(_, s)| *s == cluster::PartitionStatus::Serving)
-            .map(|(p, _)| p.to_string())
-            .collect();
+        let view = instance.view();
         Some(format!(
-            "Instance {} serves partitions {} of {}: the customers below are its own. Every customer is \
-             answered by any instance (search above, /customers/{{id}}/clv, the top and at-risk lists).",
+            "The whole group's customers: {} instances serve the {} partitions, and the numbers and \
+             lists on these pages are merged from all of them (this is {}). Any instance answers \
+             for any customer.",
+            view.members.len(),
+            instance.partition_count(),
             instance.id(),
-            if served.is_empty() {
-                "none yet".to_string()
-            } else {
-                served.join(", ")
-            },
-            instance.partition_count()
         ))
     }
 
@@ -221,6 +222,19 @@ impl Routing {
     pub fn describe(&self) -> Option<ClusterResponse> {
         self.group.as_ref().map(Group::describe)
     }
+}
+
+/// A `307` to `path` on the owner `id` at `http`.
+fn redirect(id: &str, http: &str, path: &str) -> Response {
+    counter!(crate::telemetry::FORWARDED, "outcome" => "redirected").increment(1);
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("{http}{path}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(ANSWERED_BY, value);
+    }
+    response
 }
 
 impl Group {
@@ -397,6 +411,19 @@ impl Group {
                 .and_then(chrono::DateTime::from_timestamp_millis),
             partitions: self.instance.statuses(Instant::now()),
             standbys: self.instance.standbys().as_ref().clone(),
+            partitioner: crate::response::PARTITIONER.into(),
+            owners: (0..count as i32)
+                .filter_map(|p| {
+                    let owner = view.owner(p)?;
+                    Some((
+                        p,
+                        crate::response::Owner {
+                            id: owner.id.clone(),
+                            http: owner.http.clone(),
+                        },
+                    ))
+                })
+                .collect(),
             members: view.members.values().map(|h| h.member.clone()).collect(),
             unserved: (0..count as i32)
                 .filter(|p| view.owner(*p).is_none())
@@ -579,7 +606,7 @@ mod tests {
             Err(ListError::Bad(m)) if m.contains("holds every partition")
         ));
         assert!(alone.describe().is_none());
-        assert!(alone.scope_note().is_none());
+        assert!(alone.group_note().is_none());
         assert!(alone.pending().is_empty());
         let answered = alone.answered_here(Response::new(Body::empty()));
         assert!(answered.headers().get(ANSWERED_BY).is_none());

@@ -62,7 +62,7 @@ pub fn register() {
     describe_gauge!(MODEL_INFO, "1 for the model version served");
     describe_counter!(
         FORWARDED,
-        "Requests forwarded to the instance that owns the customer's partition, by outcome"
+        "Requests forwarded to the instance that owns the customer's partition, by outcome (answered, unreachable; redirected: a 307 to the owner asked for with x-clv-redirect)"
     );
     describe_counter!(
         ROUTING_UNAVAILABLE,

@@ -241,6 +241,17 @@ impl Group<'_> {
         let mut lists: Vec<(Value, Value)> = Vec::new();
         for (name, (_, base)) in &self.instances {
             let mut answered_by: BTreeMap<String, usize> = BTreeMap::new();
+            // The partition map a client can route by: each customer's owner is who answers.
+            let cluster = json(&get(&self.agent, &format!("{base}/cluster")).3);
+            assert!(
+                cluster["partitioner"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("murmur2")
+            );
+            let owners = cluster["owners"].as_object().unwrap();
+            assert_eq!(owners.len(), PARTITIONS as usize, "{cluster}");
+            let mut redirected = false;
             for (id, clv) in expected {
                 let (status, by, _, body) = get(&self.agent, &format!("{base}/customers/{id}/clv"));
                 assert_eq!(status, 200, "{name}: customer {id}: {body}");
@@ -265,7 +276,28 @@ impl Group<'_> {
                         "{name} of {id}: {online:?} online, {offline:?} offline"
                     );
                 }
-                *answered_by.entry(by.expect("x-clv-instance")).or_default() += 1;
+                let by = by.expect("x-clv-instance");
+                let partition = contract::partition::of_customer(*id, PARTITIONS);
+                assert_eq!(owners[&partition.to_string()]["id"], by.as_str());
+                // Asked for a redirect instead, a question for another owner is a 307 there.
+                if by != *name && !redirected {
+                    redirected = true;
+                    let no_follow: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .max_redirects(0)
+                        .build()
+                        .into();
+                    let response = no_follow
+                        .get(format!("{base}/customers/{id}/clv"))
+                        .header("x-clv-redirect", "1")
+                        .call()
+                        .unwrap();
+                    assert_eq!(response.status().as_u16(), 307);
+                    let location = response.headers()["location"].to_str().unwrap();
+                    let owner = owners[&partition.to_string()]["http"].as_str().unwrap();
+                    assert_eq!(location, format!("{owner}/customers/{id}/clv"));
+                }
+                *answered_by.entry(by).or_default() += 1;
             }
             let answerers: BTreeSet<&str> = answered_by.keys().map(String::as_str).collect();
             let running: BTreeSet<&str> = self.instances.keys().map(String::as_str).collect();
@@ -279,12 +311,41 @@ impl Group<'_> {
             let (status, _, _, body) = get(&self.agent, &format!("{base}/customers/{id}"));
             assert_eq!(status, 200, "{body}");
             assert!(body.contains(&format!("{id}")), "{body}");
-            let (status, _, _, body) = get(&self.agent, &format!("{base}/customers"));
-            assert_eq!(status, 200, "{body}");
-            assert!(
-                body.contains(&format!("Instance {name} serves partitions")),
-                "{body}"
-            );
+            // The overview and the ranked list are the group's: every customer counted, the
+            // first page the merged ranking's, the note says so.
+            for page in ["/", "/customers"] {
+                let (status, _, _, body) = get(&self.agent, &format!("{base}{page}"));
+                assert_eq!(status, 200, "{page}: {body}");
+                assert!(body.contains("The whole group"), "{page}: {body}");
+                assert!(
+                    body.contains(&format!("{} customers", expected.len())),
+                    "{page}: {body}"
+                );
+            }
+            // In the order of the merged top list (checked against the offline answers below).
+            let top = json(&get(&self.agent, &format!("{base}/customers/top?k=50")).3);
+            let ranked: Vec<(u64, f64)> = top["customers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["customer_id"].as_u64().unwrap(), 0.0))
+                .collect();
+            let (_, _, _, overview) = get(&self.agent, &format!("{base}/"));
+            let (_, _, _, list) = get(&self.agent, &format!("{base}/customers"));
+            for (page, body, n) in [("/", &overview, 10), ("/customers", &list, 50)] {
+                let at: Vec<usize> = ranked
+                    .iter()
+                    .take(n.min(ranked.len()))
+                    .map(|(id, _)| {
+                        body.find(&format!("<a href=\"/customers/{id}\">{id}</a>"))
+                            .unwrap_or_else(|| panic!("{page} of {name} lacks customer {id}"))
+                    })
+                    .collect();
+                assert!(
+                    at.windows(2).all(|w| w[0] < w[1]),
+                    "{page} of {name}: out of order"
+                );
+            }
             let (status, _, _, body) = get(&self.agent, &format!("{base}/at-risk"));
             assert_eq!(status, 200, "{body}");
 

@@ -172,6 +172,33 @@ pub(super) async fn top(
     .await
 }
 
+/// `?partitions=` of the summary (for instances asking each other).
+#[derive(Debug, Deserialize)]
+pub(super) struct SummaryQuery {
+    partitions: Option<String>,
+}
+
+/// The customers scored at `as_of` in numbers: how many, their predicted CLV in all, the histogram
+/// of predicted CLV and the customers per segment (an instance of a group adds up every owner's).
+#[utoipa::path(get, path = "/customers/summary",
+    responses((status = 200, body = SummaryResponse), (status = 503, body = ApiError)))]
+pub(super) async fn customers_summary(
+    State(state): State<AppState>,
+    query: Result<Query<SummaryQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "partitions: a comma-separated list",
+        )
+        .into_response();
+    };
+    match summary(&state, query.partitions.as_deref()).await {
+        Ok(answer) => state.routing.answered_here(Json(answer).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Seed-compatible scoring of a feature vector by the production version's nine-feature model.
 #[utoipa::path(post, path = "/predict", request_body = Nine,
     responses(

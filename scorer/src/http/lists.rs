@@ -164,3 +164,32 @@ pub(super) async fn answer<L: Listed>(
         Err(response) => response,
     }
 }
+
+/// The customers in numbers: this scorer's (alone), one owner's part (`?partitions=`), or every
+/// owner's, added up.
+pub(super) async fn summary(
+    state: &AppState,
+    partitions: Option<&str>,
+) -> Result<SummaryResponse, ListError> {
+    let (routing, scorer) = (&state.routing, &state.scorer);
+    let here = |partitions: Option<&BTreeSet<i32>>| {
+        let population = scorer
+            .population()
+            .ok_or_else(|| ListError::NotReady(scorer.readiness().err().unwrap_or_default()))?;
+        Ok(crate::summary::summarize(&population, |id| {
+            routing.keeps(partitions, id)
+        }))
+    };
+    match partitions {
+        Some(text) => here(Some(&routing.local_partitions(text)?)),
+        None => {
+            let parts: Vec<SummaryResponse> = routing.gather(SUMMARY_PATH, 1, here).await?;
+            agreed(parts.iter().map(|p| (&p.as_of, &p.model)))?;
+            crate::summary::add(parts)
+                .ok_or_else(|| ListError::NotReady("no partition is served".into()))
+        }
+    }
+}
+
+/// Where owners are asked for their part of the summary.
+pub(super) const SUMMARY_PATH: &str = "/customers/summary";

@@ -29,7 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::population::{Population, Scored};
 use crate::response::{
     ApiError, AtRisk, AtRiskResponse, ClvResponse, FeaturesResponse, Freshness, Health, ModelRef,
-    PredictResponse, Ranked, Ready, TopResponse,
+    PredictResponse, Ranked, Ready, SummaryResponse, TopResponse,
 };
 use crate::route::{ListError, Routing};
 use crate::service::Scorer;
@@ -95,6 +95,7 @@ struct AppState {
         customer_features,
         top,
         top_csv,
+        customers_summary,
         at_risk,
         at_risk_csv,
         predict,
@@ -102,6 +103,7 @@ struct AppState {
         ready
     ),
     components(schemas(
+        SummaryResponse,
         AtRisk,
         AtRiskResponse,
         Segment,
@@ -151,6 +153,7 @@ pub fn router_with(
     };
     let api = Router::new()
         .route("/customers/top", get(top))
+        .route("/customers/summary", get(customers_summary))
         .route("/customers/top.csv", get(top_csv))
         .route("/customers/at-risk", get(at_risk))
         .route("/customers/at-risk.csv", get(at_risk_csv))

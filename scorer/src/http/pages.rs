@@ -43,32 +43,61 @@ pub(super) fn not_ready_page(state: &AppState) -> Response {
     )
 }
 
-/// `page` over the customers this scorer shows: every one for `clv serve`, an instance's own
-/// partitions' (said above the lists) for `clv instance`.
-pub(super) fn in_scope<R>(state: &AppState, page: impl FnOnce(&crate::page::Scope<'_>) -> R) -> R {
-    match state.routing.scope_note() {
-        None => page(&crate::page::Scope::all()),
-        Some(note) => {
-            let keep = |id| state.routing.serves_customer(id);
-            page(&crate::page::Scope {
-                keep: &keep,
-                note: Some(note),
-            })
-        }
-    }
+/// The first `k` of a list (the group's, merged, for an instance); none while it cannot be given.
+async fn first<L: Listed>(state: &AppState, k: usize) -> Option<L> {
+    let query = Ok(Query(TopQuery {
+        k: Some(k.min(state.limits.max_top)),
+        partitions: None,
+    }));
+    list::<L>(state, query).await.ok()
 }
 
-/// `/`: the web page's overview.
-pub(super) async fn page_overview(State(state): State<AppState>) -> Response {
-    match scored_pages(&state) {
-        Some((population, production)) => html(
-            StatusCode::OK,
-            in_scope(&state, |scope| {
-                crate::page::overview_in(&population, &production, scope)
-            }),
+/// A page that cannot be given while a list or the numbers cannot (partitions are moving).
+fn unavailable_page(error: ListError) -> Response {
+    let reason = match error {
+        ListError::Bad(why) | ListError::NotReady(why) => why,
+        ListError::Retry(retry) => retry.0,
+    };
+    let mut response = html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::page::message(
+            "Not available right now",
+            &format!("{reason}; reload in a moment"),
         ),
-        None => not_ready_page(&state),
-    }
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::shed::RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+/// `/`: the web page's overview: the customers (every one for a scorer alone, the group's for an
+/// instance), then the model.
+pub(super) async fn page_overview(State(state): State<AppState>) -> Response {
+    let Some((population, production)) = scored_pages(&state) else {
+        return not_ready_page(&state);
+    };
+    let summary = match summary(&state, None).await {
+        Ok(summary) => summary,
+        Err(e) => return unavailable_page(e),
+    };
+    let top = first::<TopResponse>(&state, crate::page::OVERVIEW_ROWS).await;
+    let at_risk = first::<AtRiskResponse>(&state, crate::page::OVERVIEW_ROWS).await;
+    let note = state.routing.group_note();
+    html(
+        StatusCode::OK,
+        crate::page::overview_of(
+            &population,
+            &production,
+            &crate::page::Customers {
+                summary: &summary,
+                top: top.as_ref().map(|l| l.customers.as_slice()),
+                at_risk: at_risk.as_ref().map(|l| l.customers.as_slice()),
+                note: note.as_deref(),
+            },
+        ),
+    )
 }
 
 /// `/customers`: the ranked list; `?id=` opens that customer.
@@ -111,15 +140,34 @@ pub(super) async fn page_customers(
             );
         }
     };
-    match scored_pages(&state) {
-        Some((population, production)) => html(
-            StatusCode::OK,
-            in_scope(&state, |scope| {
-                crate::page::customers_in(&population, &production, page, scope)
-            }),
+    let Some((_, production)) = scored_pages(&state) else {
+        return not_ready_page(&state);
+    };
+    let summary = match summary(&state, None).await {
+        Ok(summary) => summary,
+        Err(e) => return unavailable_page(e),
+    };
+    let per_page = crate::page::PER_PAGE;
+    let pages = summary.customers.div_ceil(per_page).max(1);
+    let page = page.clamp(1, pages);
+    let start = (page - 1) * per_page;
+    // The list goes as deep as the server's limit on k.
+    let Some(top) = first::<TopResponse>(&state, start + per_page).await else {
+        return unavailable_page(ListError::NotReady("the ranked list".into()));
+    };
+    let rows: Vec<Ranked> = top.customers.into_iter().skip(start).collect();
+    let note = state.routing.group_note();
+    html(
+        StatusCode::OK,
+        crate::page::customers_of(
+            &rows,
+            summary.customers,
+            page,
+            summary.as_of,
+            &production,
+            note.as_deref(),
         ),
-        None => not_ready_page(&state),
-    }
+    )
 }
 
 /// `/customers/{id}`: one customer's page.

@@ -2,49 +2,45 @@
 //! fading.
 
 use chrono::NaiveDate;
-use contract::segment::Segment;
 use maud::html;
 
-use super::{Scope, column_heads, layout, pounds, search_form, segment_badge};
+use super::{column_heads, layout, note, pounds, search_form, segment_badge};
 use crate::follow::Production;
 use crate::population::Population;
-use crate::response::AtRisk;
+use crate::response::{AtRisk, Ranked};
 
 /// Customers per page of the ranked list.
 pub const PER_PAGE: usize = 50;
 
-/// `/customers?page=N`: the ranked customers, [`PER_PAGE`] at a time.
+/// `/customers?page=N`: the ranked customers of `population`, [`PER_PAGE`] at a time.
 pub fn customers(population: &Population, production: &Production, page: usize) -> String {
-    customers_in(population, production, page, &Scope::all())
-}
-
-/// [`customers`] among those `scope` keeps.
-pub fn customers_in(
-    population: &Population,
-    production: &Production,
-    page: usize,
-    scope: &Scope<'_>,
-) -> String {
-    let shown = match scope.note {
-        None => population.len(),
-        Some(_) => population
-            .iter()
-            .filter(|(id, _)| (scope.keep)(*id))
-            .count(),
-    };
-    let pages = shown.div_ceil(PER_PAGE).max(1);
-    let page = page.clamp(1, pages);
+    let shown = population.len();
+    let page = page.clamp(1, shown.div_ceil(PER_PAGE).max(1));
     let start = (page - 1) * PER_PAGE;
-    let rows = population
-        .top_where(start + PER_PAGE, scope.keep)
+    let rows: Vec<Ranked> = population
+        .top(start + PER_PAGE)
         .into_iter()
         .skip(start)
-        .filter_map(|ranked| Some((population.get(ranked.customer_id)?, ranked)));
+        .collect();
+    customers_of(&rows, shown, page, population.as_of, production, None)
+}
+
+/// Page `page` of a ranking of `shown` customers at `as_of`: its `rows` (a scorer's own, or the
+/// group's merged list), with `note` above them.
+pub fn customers_of(
+    rows: &[Ranked],
+    shown: usize,
+    page: usize,
+    as_of: NaiveDate,
+    production: &Production,
+    note_text: Option<&str>,
+) -> String {
+    let pages = shown.div_ceil(PER_PAGE).max(1);
     let body = html! {
         (search_form())
-        (scope.note())
+        (note(note_text))
         p {
-            (shown) " customers, highest predicted CLV first, as of " (population.as_of) ". "
+            (shown) " customers, highest predicted CLV first, as of " (as_of) ". "
             a href="/customers/top.csv?k=10000" download { "Download the top 10,000 as CSV" }
             " (every customer: " code { "clv score --out scores.csv" } ")."
         }
@@ -59,24 +55,22 @@ pub fn customers_in(
                 ("segment", true),
             ]))
             tbody {
-                @for (scored, ranked) in rows {
-                    @let interval = production.interval.as_ref().map(|c| c.interval(scored.clv_6m));
+                @for ranked in rows {
+                    @let interval = production.interval.as_ref().map(|c| c.interval(ranked.clv_6m));
                     tr {
                         td { (ranked.rank) }
                         td class="text" {
                             a href={ "/customers/" (ranked.customer_id) } { (ranked.customer_id) }
                         }
-                        td { (pounds(scored.clv_6m)) }
+                        td { (pounds(ranked.clv_6m)) }
                         td {
                             @match interval {
                                 Some((low, high)) => { (pounds(low)) " – " (pounds(high)) }
                                 None => { "–" }
                             }
                         }
-                        td { (format!("{:.2}", scored.row.extra.bgnbd_p_alive)) }
-                        td class="text" {
-                            (segment_badge(production.tiers.map(|t| Segment::of(&t, scored.clv_6m, &scored.row))))
-                        }
+                        td { (format!("{:.2}", ranked.p_alive)) }
+                        td class="text" { (segment_badge(ranked.segment)) }
                     }
                 }
             }

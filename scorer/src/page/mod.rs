@@ -4,9 +4,11 @@
 //! version, written as compile-time templates (maud, which escapes every value it is given): the
 //! handlers in [`crate::http`] only look them up.
 //!
-//! - `/`: the model card (name, version, data, test-fold metrics beside BG/NBD, links to its report
-//!   and the API docs), freshness, the distribution of predicted CLV, the cumulative gains on the
-//!   test fold, segment sizes ([`overview`]);
+//! - `/`: the customers first (the highest predicted CLV and the most valuable at risk, linked to
+//!   their pages; how many, their predicted CLV in all and its distribution), then the model card
+//!   (name, version, data, test-fold metrics beside BG/NBD, links to its report and the API docs),
+//!   freshness, the cumulative gains on the test fold, segment sizes ([`overview`]); for an instance
+//!   of a group, every number and list is the group's, merged from every instance;
 //! - `/customers`: the ranked customers, paged, searchable by ID, downloadable as CSV, and `/at-risk`:
 //!   valuable customers whose activity is fading ([`lists`]);
 //! - `/customers/{id}`: one customer's purchases by month, features and forecast with its interval
@@ -21,8 +23,8 @@ pub mod lists;
 pub mod overview;
 
 pub use customer::{customer, monthly_revenue};
-pub use lists::{PER_PAGE, at_risk, at_risk_rows, customers, customers_in};
-pub use overview::{overview, overview_in};
+pub use lists::{PER_PAGE, at_risk, at_risk_rows, customers, customers_of};
+pub use overview::{Customers, OVERVIEW_ROWS, overview, overview_of};
 
 /// Pounds with thousands separators, no pence above £100.
 fn pounds(value: f64) -> String {
@@ -172,29 +174,11 @@ fn search_form() -> Markup {
     }
 }
 
-/// Which customers a page shows: everyone (`clv serve`), or an instance's own partitions (`clv
-/// instance`: the others' customers are theirs to show), with a note that says so.
-pub struct Scope<'a> {
-    /// Whether a customer is shown.
-    pub keep: &'a dyn Fn(u64) -> bool,
-    /// Said above the lists.
-    pub note: Option<String>,
-}
-
-impl Scope<'_> {
-    /// Every customer.
-    pub fn all() -> Scope<'static> {
-        Scope {
-            keep: &|_| true,
-            note: None,
-        }
-    }
-
-    fn note(&self) -> Markup {
-        html! {
-            @if let Some(note) = &self.note {
-                p class="note" { (note) }
-            }
+/// What a page says above its numbers and lists (for an instance: that they are the group's).
+fn note(text: Option<&str>) -> Markup {
+    html! {
+        @if let Some(note) = text {
+            p class="note" { (note) }
         }
     }
 }
@@ -222,12 +206,7 @@ mod tests {
             page.starts_with("<!DOCTYPE html><html lang=\"en\">"),
             "{page}"
         );
-        let note = Scope {
-            keep: &|_| true,
-            note: Some("partitions <0>".into()),
-        }
-        .note()
-        .into_string();
+        let note = note(Some("partitions <0>")).into_string();
         assert_eq!(note, "<p class=\"note\">partitions &lt;0&gt;</p>");
     }
 

@@ -1,16 +1,17 @@
-//! `/`: the model card, freshness and the population.
+//! `/`: the customers first (who to look after, who to win back, how many and what they are
+//! predicted to spend), then the model card, its freshness and how well it ranks.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use contract::segment::{Activity, Segment, ValueTier};
+use contract::segment::{Activity, ValueTier};
 use maud::{Markup, html};
 
 use super::charts::{bar_chart, gains_chart};
-use super::{Scope, layout, pounds, word};
+use super::{column_heads, layout, note, pounds, segment_badge, word};
 use crate::follow::{Card, Production};
 use crate::population::Population;
-use crate::response::Freshness;
+use crate::response::{AtRisk, Freshness, Ranked, SummaryResponse};
 
 /// The model's test-fold metrics beside BG/NBD + Gamma-Gamma's.
 fn metric_rows(card: &Card, name: &str) -> Markup {
@@ -99,8 +100,8 @@ fn model_card(production: &Production) -> Markup {
     }
 }
 
-/// How many customers each segment holds: value tier × activity band.
-fn segment_table(segments: &BTreeMap<(u8, u8), usize>) -> Markup {
+/// How many customers each segment holds: value tier × activity band (keys `value/activity`).
+fn segment_table(segments: &BTreeMap<String, usize>) -> Markup {
     let activities = [Activity::Active, Activity::Fading, Activity::Lapsed];
     html! {
         table {
@@ -114,7 +115,7 @@ fn segment_table(segments: &BTreeMap<(u8, u8), usize>) -> Markup {
                     tr {
                         th scope="row" class="text" { (word(v)) }
                         @for a in activities {
-                            td { (segments.get(&(v as u8, a as u8)).copied().unwrap_or(0)) }
+                            td { (segments.get(&format!("{}/{}", word(v), word(a))).copied().unwrap_or(0)) }
                         }
                     }
                 }
@@ -123,70 +124,122 @@ fn segment_table(segments: &BTreeMap<(u8, u8), usize>) -> Markup {
     }
 }
 
-/// The predicted CLV's histogram edges, pounds.
-const EDGES: [f64; 9] = [
-    10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-];
-
-/// What the overview counts over the customers it shows.
-struct Counted {
-    bars: Vec<(String, f64)>,
-    segments: BTreeMap<(u8, u8), usize>,
-    total: f64,
-    shown: usize,
-}
-
-/// The histogram of predicted CLV and the segments of the customers `scope` keeps.
-fn count(population: &Population, production: &Production, scope: &Scope<'_>) -> Counted {
-    let mut counts = [0usize; EDGES.len() + 2];
-    let mut segments: BTreeMap<(u8, u8), usize> = BTreeMap::new();
-    let (mut total, mut shown) = (0.0, 0usize);
-    for (_, scored) in population.iter().filter(|(id, _)| (scope.keep)(*id)) {
-        shown += 1;
-        let clv = scored.clv_6m;
-        total += clv;
-        let bucket = if clv <= 0.0 {
-            0
-        } else {
-            1 + EDGES.partition_point(|e| *e < clv)
-        };
-        counts[bucket] += 1;
-        if let Some(tiers) = production.tiers {
-            let s = Segment::of(&tiers, clv, &scored.row);
-            *segments
-                .entry((s.value as u8, s.activity as u8))
-                .or_default() += 1;
-        }
-    }
+/// The histogram's bars: a label per bucket of `summary`, and its count.
+fn bars(summary: &SummaryResponse) -> Vec<(String, f64)> {
     let short = |e: f64| match e >= 1000.0 {
         true => format!("{}k", e / 1000.0),
         false => format!("{e}"),
     };
     let mut labels = vec!["£0".to_string()];
-    labels.extend(EDGES.iter().map(|e| format!("≤£{}", short(*e))));
-    labels.push(format!(">£{}", short(EDGES[EDGES.len() - 1])));
-    let bars = labels
+    labels.extend(summary.edges.iter().map(|e| format!("≤£{}", short(*e))));
+    if let Some(last) = summary.edges.last() {
+        labels.push(format!(">£{}", short(*last)));
+    }
+    labels
         .into_iter()
-        .zip(counts)
-        .map(|(l, c)| (l, c as f64))
-        .collect();
-    Counted {
-        bars,
-        segments,
-        total,
-        shown,
+        .zip(&summary.histogram)
+        .map(|(l, c)| (l, *c as f64))
+        .collect()
+}
+
+/// Rows of each list the overview leads with.
+pub const OVERVIEW_ROWS: usize = 10;
+
+/// What the overview shows of the customers: a scorer's own, or, for an instance, the group's
+/// (added up and merged from every instance), with a note that says which.
+pub struct Customers<'a> {
+    /// How many, their predicted CLV, its histogram, the segments.
+    pub summary: &'a SummaryResponse,
+    /// The highest predicted CLV (none while the list cannot be given).
+    pub top: Option<&'a [Ranked]>,
+    /// The most valuable at risk (none while the list cannot be given).
+    pub at_risk: Option<&'a [AtRisk]>,
+    /// Said above the numbers.
+    pub note: Option<&'a str>,
+}
+
+/// The two lists the overview leads with: who to look after, who to win back.
+fn marketing_lists(customers: &Customers<'_>) -> Markup {
+    html! {
+        div class="cards" {
+            div class="card" {
+                h2 { "Highest predicted value" }
+                @match customers.top {
+                    Some(top) => {
+                        table {
+                            caption { "The next six months' most valuable customers" }
+                            (column_heads(&[("rank", false), ("customer", true), ("CLV, next 6 months", false), ("segment", true)]))
+                            tbody {
+                                @for r in top {
+                                    tr {
+                                        td { (r.rank) }
+                                        td class="text" { a href={ "/customers/" (r.customer_id) } { (r.customer_id) } }
+                                        td { (pounds(r.clv_6m)) }
+                                        td class="text" { (segment_badge(r.segment)) }
+                                    }
+                                }
+                            }
+                        }
+                        p { a href="/customers" { "Every customer, ranked" } }
+                    }
+                    None => { p { "Not available right now (partitions are moving); reload in a moment." } }
+                }
+            }
+            div class="card" {
+                h2 { "Most valuable at risk" }
+                @match customers.at_risk {
+                    Some([]) => { p { "Nobody is in the fading band now." } }
+                    Some(at_risk) => {
+                        table {
+                            caption { "Fading customers with the most revenue at stake" }
+                            (column_heads(&[("rank", false), ("customer", true), ("value at risk", false), ("P(alive)", false)]))
+                            tbody {
+                                @for r in at_risk {
+                                    tr {
+                                        td { (r.rank) }
+                                        td class="text" { a href={ "/customers/" (r.customer_id) } { (r.customer_id) } }
+                                        td { (pounds(r.value_at_risk)) }
+                                        td { (format!("{:.2}", r.p_alive)) }
+                                    }
+                                }
+                            }
+                        }
+                        p { a href="/at-risk" { "The whole at-risk list" } }
+                    }
+                    None => { p { "Not available right now (partitions are moving); reload in a moment." } }
+                }
+            }
+        }
     }
 }
 
-/// `/`: the model card, freshness and the population.
+/// `/`: the overview of every customer of `population`.
 pub fn overview(population: &Population, production: &Production) -> String {
-    overview_in(population, production, &Scope::all())
+    let summary = crate::summary::summarize(population, |_| true);
+    let (top, at_risk) = (
+        population.top(OVERVIEW_ROWS),
+        population.at_risk(OVERVIEW_ROWS),
+    );
+    overview_of(
+        population,
+        production,
+        &Customers {
+            summary: &summary,
+            top: Some(&top),
+            at_risk: Some(&at_risk),
+            note: None,
+        },
+    )
 }
 
-/// [`overview`] of the customers `scope` keeps.
-pub fn overview_in(population: &Population, production: &Production, scope: &Scope<'_>) -> String {
+/// `/`: the customers first (the lists, then the numbers), then the model and its freshness.
+pub fn overview_of(
+    population: &Population,
+    production: &Production,
+    customers: &Customers<'_>,
+) -> String {
     let card = &production.card;
-    let counted = count(population, production, scope);
+    let summary = customers.summary;
     let top_decile = card.gains.as_ref().map(|gains| {
         gains
             .iter()
@@ -195,18 +248,22 @@ pub fn overview_in(population: &Population, production: &Production, scope: &Sco
             .unwrap_or(0.0)
     });
     let body = html! {
+        (note(customers.note))
+        p {
+            (summary.customers) " customers with a purchase before " (summary.as_of)
+            ", predicted to spend " (pounds(summary.total_clv)) " in the next six months."
+        }
+        (marketing_lists(customers))
+        (bar_chart("Customers by predicted six-month CLV", &bars(summary), &|v| format!("{v:.0}")))
+        @if production.tiers.is_some() {
+            (segment_table(&summary.segments))
+        }
+        h2 { "The model" }
         div class="cards" {
             (model_card(production))
             (freshness_card(&population.freshness, population.as_of))
         }
         (metric_rows(card, &production.name))
-        h2 { "The customers" }
-        (scope.note())
-        p {
-            (counted.shown) " customers with a purchase before " (population.as_of)
-            ", predicted to spend " (pounds(counted.total)) " in the next six months."
-        }
-        (bar_chart("Customers by predicted six-month CLV", &counted.bars, &|v| format!("{v:.0}")))
         @if let (Some(gains), Some(top)) = (&card.gains, top_decile) {
             h2 { "How well it ranks" }
             p {
@@ -215,9 +272,6 @@ pub fn overview_in(population: &Population, production: &Production, scope: &Sco
                  months after; the dashed line is a random order."
             }
             (gains_chart(gains))
-        }
-        @if production.tiers.is_some() {
-            (segment_table(&counted.segments))
         }
     };
     layout("Customer lifetime value", "/", body)
