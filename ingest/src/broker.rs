@@ -93,6 +93,24 @@ impl BrokerConfig {
         self
     }
 
+    /// The cluster ID the broker reports (what stored offsets and checkpoints belong to).
+    pub fn cluster_id(&self) -> Result<String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = self
+            .client_config(&[])
+            .create()
+            .map_err(IngestError::kafka("creating a client"))?;
+        consumer
+            .client()
+            .fetch_cluster_id(std::time::Duration::from_secs(30))
+            .ok_or_else(|| IngestError::Kafka {
+                context: format!("reading the cluster ID of {}", self.bootstrap_servers),
+                source: rdkafka::error::KafkaError::MetadataFetch(
+                    rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure,
+                ),
+            })
+    }
+
     /// A client configuration: the bootstrap servers, then `settings` (clv's own), then
     /// [`BrokerConfig::options`].
     pub fn client_config(&self, settings: &[(&str, &str)]) -> rdkafka::ClientConfig {

@@ -830,3 +830,85 @@ fn on_the_embedded_broker_a_joining_instance_restores_the_real_data_from_checkpo
     );
     assert_eq!(list(&group, "i-1"), before);
 }
+
+/// `clv demo --instances 3`: the main job scaled out on the embedded default. After streaming and
+/// training it prints three instances (address, process ID); SIGKILL of one while the demo runs,
+/// and the two others serve every partition again with the same answers (the group's summary and
+/// merged list unchanged); Ctrl-C then stops the rest.
+#[test]
+fn the_demo_with_three_instances_survives_a_sigkill_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut demo = spawn_drained(&[
+        "demo",
+        "--synthetic",
+        "--synthetic-customers",
+        "300",
+        "--dir",
+        dir.path().join("demo").to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--instances",
+        "3",
+    ]);
+    wait_for("the demo's instances", Duration::from_secs(400), || {
+        demo.output().contains("Ctrl-C stops everything")
+    });
+    let out = demo.output();
+    // "  i-2   http://127.0.0.1:43133    23332    /tmp/.../i-2.log"
+    let instances: BTreeMap<String, (String, u32)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let id = words.next()?.strip_prefix("i-")?;
+            let http = words.next()?.to_string();
+            let pid = words.next()?.parse().ok()?;
+            Some((format!("i-{id}"), (http, pid)))
+        })
+        .collect();
+    assert_eq!(instances.len(), 3, "{out}");
+    assert_eq!(instances["i-1"].0, format!("http://{listen}"));
+    let agent = agent();
+    let base = &instances["i-1"].0;
+    let group_answers = |agent: &ureq::Agent| {
+        let summary = json(&get(agent, &format!("{base}/customers/summary")).3);
+        let top = json(&get(agent, &format!("{base}/customers/top?k=1000")).3);
+        (summary, top["customers"].clone())
+    };
+    let (summary, top) = group_answers(&agent);
+    assert!(summary["customers"].as_u64().unwrap() > 250, "{summary}");
+    // Every instance answers the same.
+    for (http, _) in instances.values() {
+        let other = json(&get(&agent, &format!("{http}/customers/top?k=1000")).3);
+        assert_eq!(other["customers"], top);
+    }
+
+    let (_, victim) = &instances["i-2"];
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for(
+        "the survivors to serve everything",
+        Duration::from_secs(60),
+        || {
+            let cluster = json(&get(&agent, &format!("{base}/cluster")).3);
+            let owners: BTreeSet<&str> = cluster["owners"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|o| o["id"].as_str().unwrap())
+                .collect();
+            cluster["unserved"].as_object().unwrap().is_empty()
+                && cluster["owners"].as_object().unwrap().len() == 4
+                && !owners.contains("i-2")
+        },
+    );
+    assert_eq!(group_answers(&agent), (summary, top));
+    wait_for("the demo to say so", Duration::from_secs(10), || {
+        demo.output().contains("instance i-2 exited")
+    });
+    let out = demo.sigterm();
+    assert!(out.contains("stopped"), "{out}");
+}

@@ -24,6 +24,8 @@ use scorer::service::{AsOf, Refresher, Scorer};
 use scorer::source::FeatureSource;
 use trainer::training::Histories;
 
+mod group;
+
 use crate::server::{Server, ServerArgs, Stop};
 use crate::{progress, train};
 
@@ -49,6 +51,11 @@ pub struct DemoArgs {
     /// Stop after the scorer is ready and the hints are printed (for scripts and tests).
     #[arg(long, hide = true)]
     exit_when_ready: bool,
+    /// Scale out: after streaming and training, serve through this many `clv instance` processes
+    /// on the embedded broker (each its own store, started from checkpoints of the demo's, with
+    /// warm standbys); each one's address and process ID is printed. 1: one process serves.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    instances: u8,
 }
 
 /// The input: `--data`, else the downloaded file, else generated with `--synthetic`.
@@ -122,9 +129,17 @@ struct Live {
     ingest_stop: Arc<AtomicBool>,
 }
 
+/// The demo topic's partitions.
+const PARTITIONS: i32 = 4;
+
 impl Live {
     fn start(store: Arc<RocksStore>) -> anyhow::Result<Live> {
-        let broker = EmbeddedBroker::start(&[("transactions", 4), ("transactions.dlq", 1)])?;
+        let broker = EmbeddedBroker::start(&[
+            ("transactions", PARTITIONS),
+            ("transactions.dlq", 1),
+            // The instances' records, for `--instances`.
+            ("clv.instances", 1),
+        ])?;
         let ingest_stop = Arc::new(AtomicBool::new(false));
         let ingest = {
             let (config, ingest_stop) = (broker.config(), ingest_stop.clone());
@@ -320,6 +335,37 @@ fn hints(population: &Population, base: &str, brokers: &str, report: &Path) {
     println!("Ctrl-C stops everything.");
 }
 
+/// `--instances N`: the instances serve; the demo's ingest and broker stay up for them.
+fn serve_as_group(
+    args: &DemoArgs,
+    mut live: Live,
+    store: &RocksStore,
+    server: Server,
+    models_dir: PathBuf,
+    stop: &Stop,
+) -> anyhow::Result<()> {
+    let state_dir = args.dir.join("state");
+    live.broker.advertise(&state_dir)?;
+    // The first instance takes the demo's address.
+    let first = server.local_addr()?;
+    drop(server);
+    let group = group::GroupDemo {
+        dir: &args.dir,
+        store,
+        broker: live.broker.config(),
+        state_dir,
+        models_dir,
+        first,
+        instances: args.instances,
+        partitions: PARTITIONS,
+    };
+    let ran = group.run(stop, args.exit_when_ready);
+    live.stop()?;
+    ran?;
+    println!("stopped");
+    Ok(())
+}
+
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let stop = Stop::on_signal()?;
@@ -342,7 +388,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     stream(&args, &input, &live, &store, &server.metrics(), &stop)?;
     // 2. Train and promote.
     let version = train_unless_done(&store, &models_dir)?;
-    // 3. Serve, from the same store, in this process.
+    // 3. Serve: through N instances, or from the same store in this process.
+    if args.instances > 1 {
+        return serve_as_group(&args, live, &store, server, models_dir, &stop);
+    }
     let scorer = Arc::new(Scorer::default());
     let mut refresher = Refresher::new(
         scorer.clone(),
