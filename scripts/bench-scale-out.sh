@@ -222,6 +222,13 @@ grep -h "loaded the partition's checkpoint" "$W/$new.err" "$W"/i-*.err 2>/dev/nu
   | grep -o 'partition=[0-9]* next_offset=[0-9]* customers=[0-9]* events=[0-9]* bytes=[0-9]* seconds=[0-9.]*' | sort -u | tee -a "$RESULTS" || true
 restores "i-$((N + 1))" | tee -a "$RESULTS"
 verify | tee -a "$RESULTS"
+if [ -n "$CHECKPOINTS" ]; then
+  for cid in "${!PORT[@]}"; do
+    curl -s "http://127.0.0.1:${PORT[$cid]}/metrics" | awk -v id="$cid" '
+      /^clv_ingest_checkpoint_seconds_sum / {s = $2} /^clv_ingest_checkpoint_seconds_count / {n = $2}
+      END {if (n > 0) printf "%s: %d checkpoints written, %.2f s each on average\n", id, n, s / n}'
+  done | tee -a "$RESULTS"
+fi
 
 if [ -n "${WRK:-}" ]; then
   BARE=${BARE:-$(dirname "$CLV")/examples/bare_json}
@@ -241,6 +248,57 @@ if [ -n "${WRK:-}" ]; then
   after=$(forwarded)
   total=$(curl -s "http://127.0.0.1:${PORT[$id]}/metrics" | awk '/^clv_http_requests_total\{.*route="\/customers\/\{id\}\/clv"/ {s += $2} END {printf "%d", s}')
   row "of $id's answers, forwarded to the owner | $(echo "${after:-0} - $before" | bc) of $total |"
+
+  # A client that routes by /cluster's partition map: each wrk thread asks one instance for the
+  # customers of its partitions (Kafka's murmur2 of the ID, as the partitioner in /cluster says).
+  curl -sf "http://127.0.0.1:${PORT[$id]}/cluster" > "$W/cluster.json"
+  python3 - "$W/ids" "$W/cluster.json" "$W" > "$W/owners" <<'PY'
+import json, sys
+def murmur2(data):
+    m, h = 0x5bd1e995, (0x9747b28c ^ len(data)) & 0xffffffff
+    whole = len(data) & ~3
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    rest = len(data) & 3
+    if rest == 3: h ^= data[whole + 2] << 16
+    if rest >= 2: h ^= data[whole + 1] << 8
+    if rest >= 1:
+        h ^= data[whole]
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    return h ^ (h >> 15)
+ids, cluster, work = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
+count, owners = cluster["partition_count"], cluster["owners"]
+by_owner = {}
+for line in open(ids):
+    customer = line.strip()
+    if customer:
+        partition = (murmur2(customer.encode()) & 0x7fffffff) % count
+        by_owner.setdefault(owners[str(partition)]["http"], []).append(customer)
+for http, customers in by_owner.items():
+    path = f"{work}/ids-{http.rsplit(':', 1)[1]}"
+    open(path, "w").write("\n".join(customers) + "\n")
+    print(http.removeprefix("http://"), path)
+PY
+  before_all=0
+  for pid_id in "${!PORT[@]}"; do
+    f=$(curl -s "http://127.0.0.1:${PORT[$pid_id]}/metrics" | awk '/^clv_scorer_forwarded_requests_total\{outcome="answered"\}/ {print $2}')
+    before_all=$(echo "$before_all + ${f:-0}" | bc)
+  done
+  threads=$(wc -l < "$W/owners")
+  rate=$(OWNERS=$W/owners wrk -t"$threads" -c64 -d"${WRK}"s -s scripts/bench/owner-ids.lua \
+    --latency "http://127.0.0.1:${PORT[$id]}" | awk '/Requests\/sec/ {print $2} $1 == "99%" {p99=$2} END {print p99}' | paste -sd' ')
+  after_all=0
+  for pid_id in "${!PORT[@]}"; do
+    f=$(curl -s "http://127.0.0.1:${PORT[$pid_id]}/metrics" | awk '/^clv_scorer_forwarded_requests_total\{outcome="answered"\}/ {print $2}')
+    after_all=$(echo "$after_all + ${f:-0}" | bc)
+  done
+  row "GET /customers/{id}/clv, wrk -c64 ${WRK} s: each owner asked directly (the partition map) | $rate (req/s, p99); $(echo "$after_all - $before_all" | bc) forwarded |"
 fi
 
 if [ -n "${BASELINE:-}" ]; then
