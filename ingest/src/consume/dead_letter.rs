@@ -57,21 +57,12 @@ impl Ingest {
             if let Some(payload) = payload {
                 record = record.payload(payload);
             }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => return Ok(()),
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        self.producer.poll(Duration::from_millis(50));
-                    }
-                    Err((
-                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
-                        _,
-                    )) if key_cap > 0 => {
-                        break; // again, with the headers alone
-                    }
-                    Err((e, _)) => return Err(IngestError::kafka("producing a dead letter")(e)),
-                }
+            match self.produce(record) {
+                Ok(()) => return Ok(()),
+                // Again, with the headers alone.
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))
+                    if key_cap > 0 => {}
+                Err(e) => return Err(IngestError::kafka("producing a dead letter")(e)),
             }
         }
         unreachable!("the last attempt returns")

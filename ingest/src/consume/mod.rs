@@ -542,6 +542,24 @@ impl Ingest {
         self.consumer.poll(left.min(STANDBY_WAIT))
     }
 
+    /// Produces `record` (a dead letter, a forwarded event), waiting while the producer's queue is
+    /// full; any other error is given back.
+    fn produce(
+        &self,
+        mut record: BaseRecord<'_, [u8], [u8]>,
+    ) -> std::result::Result<(), KafkaError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((other, _)) => return Err(other),
+            }
+        }
+    }
+
     /// Says (at most every 10 s) how many events arrived on another partition than their
     /// customer's and were forwarded there: a producer does not use the contract's partitioner.
     fn repartitioned(&mut self, n: u64) {

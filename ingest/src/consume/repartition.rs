@@ -41,19 +41,7 @@ impl Ingest {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((e, _)) => {
-                    return Err(IngestError::kafka("forwarding an event to its partition")(
-                        e,
-                    ));
-                }
-            }
-        }
+        self.produce(record)
+            .map_err(|e| IngestError::kafka("forwarding an event to its partition")(e))
     }
 }
