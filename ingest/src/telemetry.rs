@@ -108,6 +108,49 @@ pub fn register() {
         "Time from a partition's assignment until it is caught up"
     );
     metrics::counter!(RESTORES).increment(0);
+    register_scale_out();
+    describe_gauge!(
+        WATERMARK,
+        Unit::Seconds,
+        "Event-time watermark that as_of follows (Unix seconds): the partitions' minimum latest purchase, capped by the latest time 10 customers reached"
+    );
+    // An event out of bounds is never applied: it is a dead letter of that kind.
+    for class in LineClass::ALL
+        .into_iter()
+        .filter(|c| *c != LineClass::OutOfBounds)
+    {
+        let outcome = match class {
+            LineClass::Purchase | LineClass::Return => "applied",
+            _ => "ignored",
+        };
+        metrics::counter!(EVENTS, "outcome" => outcome, "class" => class.name()).increment(0);
+    }
+    for kind in Rejection::KINDS {
+        metrics::counter!(EVENTS, "outcome" => "dead_lettered", "class" => kind).increment(0);
+    }
+    metrics::counter!(READ_AGAIN).increment(0);
+    describe_counter!(
+        REPARTITIONED,
+        "Events that arrived on another partition than their customer's (a producer with another partitioner) and were forwarded to their customer's partition, where they are applied once"
+    );
+    metrics::counter!(REPARTITIONED).increment(0);
+    describe_counter!(
+        BROKER_ERRORS,
+        "Failed calls to the broker, by operation (ingest retries them: an outage loses nothing)"
+    );
+    describe_gauge!(
+        BROKER_REACHABLE,
+        "1 while the broker answers, 0 since a call to it failed"
+    );
+    metrics::gauge!(BROKER_REACHABLE).set(1.0);
+    for operation in BROKER_OPERATIONS {
+        metrics::counter!(BROKER_ERRORS, "operation" => operation).increment(0);
+    }
+}
+
+/// Describes the scale-out metrics (restores, checkpoints, standby copies) and creates them at 0.
+fn register_scale_out() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         RESTORED_MESSAGES,
         "Messages the finished restores applied between assignment and caught up (near 0 when a warm standby took the partition over)"
@@ -150,41 +193,4 @@ pub fn register() {
         STANDBY_LAG,
         "Messages a standby copy is behind the high watermark, per standby partition"
     );
-    describe_gauge!(
-        WATERMARK,
-        Unit::Seconds,
-        "Event-time watermark that as_of follows (Unix seconds): the partitions' minimum latest purchase, capped by the latest time 10 customers reached"
-    );
-    // An event out of bounds is never applied: it is a dead letter of that kind.
-    for class in LineClass::ALL
-        .into_iter()
-        .filter(|c| *c != LineClass::OutOfBounds)
-    {
-        let outcome = match class {
-            LineClass::Purchase | LineClass::Return => "applied",
-            _ => "ignored",
-        };
-        metrics::counter!(EVENTS, "outcome" => outcome, "class" => class.name()).increment(0);
-    }
-    for kind in Rejection::KINDS {
-        metrics::counter!(EVENTS, "outcome" => "dead_lettered", "class" => kind).increment(0);
-    }
-    metrics::counter!(READ_AGAIN).increment(0);
-    describe_counter!(
-        REPARTITIONED,
-        "Events that arrived on another partition than their customer's (a producer with another partitioner) and were forwarded to their customer's partition, where they are applied once"
-    );
-    metrics::counter!(REPARTITIONED).increment(0);
-    describe_counter!(
-        BROKER_ERRORS,
-        "Failed calls to the broker, by operation (ingest retries them: an outage loses nothing)"
-    );
-    describe_gauge!(
-        BROKER_REACHABLE,
-        "1 while the broker answers, 0 since a call to it failed"
-    );
-    metrics::gauge!(BROKER_REACHABLE).set(1.0);
-    for operation in BROKER_OPERATIONS {
-        metrics::counter!(BROKER_ERRORS, "operation" => operation).increment(0);
-    }
 }

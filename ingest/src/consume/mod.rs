@@ -105,10 +105,6 @@ pub struct IngestSummary {
     pub batches: u64,
 }
 
-/// With standby copies, how long a poll waits on the group's consumer when neither had a message
-/// (the standby consumer is asked again after it).
-const STANDBY_WAIT: Duration = Duration::from_millis(5);
-
 /// How long a batch that holds messages waits for the next one before it is written.
 const IDLE_ENDS_BATCH: Duration = Duration::from_millis(2);
 
@@ -487,24 +483,7 @@ impl Ingest {
                 .record(took.as_secs_f64());
         }
         // Counted once stored: a reader that sees N events counted finds them in the store.
-        for (class, n) in &folded.counts.applied {
-            let outcome = match LineClass::from_name(class) {
-                Some(LineClass::Purchase | LineClass::Return) => "applied",
-                _ => "ignored",
-            };
-            metrics::counter!(crate::telemetry::EVENTS, "outcome" => outcome, "class" => *class)
-                .increment(*n);
-        }
-        for (kind, n) in &folded.counts.rejected {
-            metrics::counter!(crate::telemetry::EVENTS, "outcome" => "dead_lettered", "class" => *kind)
-                .increment(*n);
-        }
-        metrics::counter!(crate::telemetry::READ_AGAIN).increment(folded.counts.duplicates);
-        metrics::counter!(crate::telemetry::STANDBY_MESSAGES).increment(standby_messages);
-        if folded.counts.misrouted > 0 {
-            metrics::counter!(crate::telemetry::REPARTITIONED).increment(folded.counts.misrouted);
-            self.repartitioned(folded.counts.misrouted);
-        }
+        self.count(&folded.counts, standby_messages);
         summary.counts.add(&folded.counts);
         summary.batches += 1;
         metrics::histogram!(crate::telemetry::BATCH_APPLY).record(started.elapsed().as_secs_f64());
@@ -518,61 +497,25 @@ impl Ingest {
         Ok(folded.messages)
     }
 
-    /// The next message of either consumer: without standbys, the group's consumer waiting up to
-    /// `left`; with them, each asked without waiting (alternately first), then the group's
-    /// consumer for a short wait.
-    fn poll(
-        &self,
-        left: Duration,
-    ) -> Option<rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>> {
-        let Some(standby) = self.standby.as_ref().filter(|s| s.following()) else {
-            return self.consumer.poll(left);
-        };
-        if self.standby_first
-            && let Some(polled) = standby.consumer.poll(Duration::ZERO)
-        {
-            return Some(polled);
+    /// Counts a stored batch's outcomes in the metrics.
+    fn count(&mut self, counts: &Counts, standby_messages: u64) {
+        for (class, n) in &counts.applied {
+            let outcome = match LineClass::from_name(class) {
+                Some(LineClass::Purchase | LineClass::Return) => "applied",
+                _ => "ignored",
+            };
+            metrics::counter!(crate::telemetry::EVENTS, "outcome" => outcome, "class" => *class)
+                .increment(*n);
         }
-        if let Some(polled) = self.consumer.poll(Duration::ZERO) {
-            return Some(polled);
+        for (kind, n) in &counts.rejected {
+            metrics::counter!(crate::telemetry::EVENTS, "outcome" => "dead_lettered", "class" => *kind)
+                .increment(*n);
         }
-        if let Some(polled) = standby.consumer.poll(Duration::ZERO) {
-            return Some(polled);
-        }
-        self.consumer.poll(left.min(STANDBY_WAIT))
-    }
-
-    /// Produces `record` (a dead letter, a forwarded event), waiting while the producer's queue is
-    /// full; any other error is given back.
-    fn produce(
-        &self,
-        mut record: BaseRecord<'_, [u8], [u8]>,
-    ) -> std::result::Result<(), KafkaError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((other, _)) => return Err(other),
-            }
-        }
-    }
-
-    /// Says (at most every 10 s) how many events arrived on another partition than their
-    /// customer's and were forwarded there: a producer does not use the contract's partitioner.
-    fn repartitioned(&mut self, n: u64) {
-        let (count, last) = &mut self.repartition_log;
-        *count += n;
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            tracing::info!(
-                forwarded = *count,
-                "events on another partition than their customer's (a producer with another \
-                 partitioner than murmur2 of the key) forwarded to their customer's partition"
-            );
-            *count = 0;
-            *last = Some(Instant::now());
+        metrics::counter!(crate::telemetry::READ_AGAIN).increment(counts.duplicates);
+        metrics::counter!(crate::telemetry::STANDBY_MESSAGES).increment(standby_messages);
+        if counts.misrouted > 0 {
+            metrics::counter!(crate::telemetry::REPARTITIONED).increment(counts.misrouted);
+            self.repartitioned(counts.misrouted);
         }
     }
 

@@ -44,4 +44,38 @@ impl Ingest {
         self.produce(record)
             .map_err(|e| IngestError::kafka("forwarding an event to its partition")(e))
     }
+
+    /// Produces `record` (a dead letter, a forwarded event), waiting while the producer's queue is
+    /// full; any other error is given back.
+    pub(super) fn produce(
+        &self,
+        mut record: BaseRecord<'_, [u8], [u8]>,
+    ) -> std::result::Result<(), KafkaError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((other, _)) => return Err(other),
+            }
+        }
+    }
+
+    /// Says (at most every 10 s) how many events arrived on another partition than their
+    /// customer's and were forwarded there: a producer does not use the contract's partitioner.
+    pub(super) fn repartitioned(&mut self, n: u64) {
+        let (count, last) = &mut self.repartition_log;
+        *count += n;
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::info!(
+                forwarded = *count,
+                "events on another partition than their customer's (a producer with another \
+                 partitioner than murmur2 of the key) forwarded to their customer's partition"
+            );
+            *count = 0;
+            *last = Some(Instant::now());
+        }
+    }
 }

@@ -17,6 +17,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::broker::BrokerConfig;
 use crate::{IngestError, Result};
 
+/// With standby copies, how long a poll waits on the group's consumer when neither had a message
+/// (the standby consumer is asked again after it).
+const STANDBY_WAIT: Duration = Duration::from_millis(5);
+
 /// The standby consumer and the partitions it follows.
 pub(super) struct Standby {
     pub(super) consumer: BaseConsumer,
@@ -133,5 +137,31 @@ impl Standby {
                 .set((high - position).max(0) as f64);
         }
         Ok(())
+    }
+}
+
+impl super::Ingest {
+    /// The next message of either consumer: without standbys, the group's consumer waiting up to
+    /// `left`; with them, each asked without waiting (alternately first), then the group's
+    /// consumer for a short wait.
+    pub(super) fn poll(
+        &self,
+        left: Duration,
+    ) -> Option<rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>> {
+        let Some(standby) = self.standby.as_ref().filter(|s| s.following()) else {
+            return self.consumer.poll(left);
+        };
+        if self.standby_first
+            && let Some(polled) = standby.consumer.poll(Duration::ZERO)
+        {
+            return Some(polled);
+        }
+        if let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            return Some(polled);
+        }
+        if let Some(polled) = standby.consumer.poll(Duration::ZERO) {
+            return Some(polled);
+        }
+        self.consumer.poll(left.min(STANDBY_WAIT))
     }
 }
