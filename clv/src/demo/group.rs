@@ -39,6 +39,20 @@ fn ready(agent: &ureq::Agent, address: SocketAddr) -> bool {
         .is_ok_and(|r| r.status().as_u16() == 200)
 }
 
+/// Whether the group, as the instance at `address` sees it, serves every one of `partitions`.
+fn covered(agent: &ureq::Agent, address: SocketAddr, partitions: i32) -> bool {
+    let Ok(mut response) = agent.get(format!("http://{address}/cluster")).call() else {
+        return false;
+    };
+    let Ok(cluster) = response.body_mut().read_json::<serde_json::Value>() else {
+        return false;
+    };
+    cluster["unserved"].as_object().is_some_and(|u| u.is_empty())
+        && cluster["owners"]
+            .as_object()
+            .is_some_and(|o| o.len() == partitions as usize)
+}
+
 /// Writes a checkpoint of every partition of `store` into `dir`, for the instances to start from.
 fn checkpoint_everything(store: &RocksStore, source: &SourceId, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -147,7 +161,11 @@ impl GroupDemo<'_> {
             .build()
             .into();
         let started = Instant::now();
-        while !members.iter().all(|m| ready(&agent, m.address)) {
+        // Every instance ready, and the group serving every partition as each one sees it.
+        while !members
+            .iter()
+            .all(|m| ready(&agent, m.address) && covered(&agent, m.address, self.partitions))
+        {
             anyhow::ensure!(!stop.is_stopped(), "stopped");
             for m in members.iter_mut() {
                 if let Some(status) = m.child.try_wait()? {
