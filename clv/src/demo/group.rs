@@ -47,7 +47,9 @@ fn covered(agent: &ureq::Agent, address: SocketAddr, partitions: i32) -> bool {
     let Ok(cluster) = response.body_mut().read_json::<serde_json::Value>() else {
         return false;
     };
-    cluster["unserved"].as_object().is_some_and(|u| u.is_empty())
+    cluster["unserved"]
+        .as_object()
+        .is_some_and(|u| u.is_empty())
         && cluster["owners"]
             .as_object()
             .is_some_and(|o| o.len() == partitions as usize)
