@@ -88,6 +88,10 @@ pub struct InstanceArgs {
     /// answering from partitions the group may have moved (the stale answers the fence prevents).
     #[arg(long, hide = true)]
     no_fence: bool,
+    /// Stop when standard input closes: how `clv demo --instances` ties its instances to its own
+    /// life (they stop with it, even when it is killed).
+    #[arg(long, hide = true)]
+    stop_with_stdin: bool,
 }
 
 fn host_name() -> String {
@@ -201,6 +205,22 @@ fn ingesting(
 
 pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
     let stop = Stop::on_signal()?;
+    if args.stop_with_stdin {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                stop.stop();
+                // The demo (and its embedded broker) may be gone: leaving the group could wait
+                // for a broker that never answers, so the stop is bounded.
+                std::thread::sleep(Duration::from_secs(10));
+                eprintln!(
+                    "standard input closed 10 s ago and the instance has not stopped: exiting"
+                );
+                std::process::exit(1);
+            })?;
+    }
     let server = Server::start(&args.server)?;
     let local = server.local_addr()?;
     let (id, advertise) = identity(&args, local);

@@ -119,7 +119,10 @@ impl GroupDemo<'_> {
                 .args(["--session-timeout-ms", "6000"])
                 .args(["--standby-replicas", "1"])
                 .args(["--checkpoint-dir", &checkpoints.display().to_string()])
-                .stdin(Stdio::null())
+                // Its standard input is a pipe from this process: when the demo ends, however it
+                // ends, the pipe closes and the instance stops.
+                .arg("--stop-with-stdin")
+                .stdin(Stdio::piped())
                 .stdout(out.try_clone()?)
                 .stderr(out)
                 .spawn()

@@ -70,6 +70,12 @@ impl Drained {
         self.output.lock().unwrap().clone()
     }
 
+    /// SIGKILL, its exit awaited.
+    pub fn kill(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+
     /// SIGTERM; its exit awaited (it must succeed); everything it printed.
     pub fn sigterm(&mut self) -> String {
         sigterm(&mut self.child);
