@@ -2,6 +2,7 @@
 //!
 //! - [`read`]: the files people have (UCI's `.xlsx` with its two sheets, the CSV exports with either header
 //!   spelling, UCI's `.zip`) into [`Line`]s, with the sheet overlap taken once ([`overlap`]);
+//!   A CSV export is read by polars' own reader when it is well formed (`csv_frame`), row by row otherwise;
 //! - [`normalised`]: the one normalised Parquet layout every later stage reads, with each line's canonical
 //!   line number;
 //! - [`stream`]: any of them one numbered line at a time, with bounded memory (what replay reads);
@@ -11,6 +12,7 @@
 //! This crate knows the *format* of the data; what a line means (purchase, return, ignored) is the feature
 //! contract's business (`featurestore`).
 
+mod csv_frame;
 pub mod download;
 mod error;
 pub mod line;

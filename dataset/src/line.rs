@@ -199,19 +199,26 @@ const DATE_TIME_FORMATS: [&str; 6] = [
 
 /// Parses an invoice date: ISO (`2010-12-01 08:26:00`) or the US form (`12/1/2010 8:26`, month first).
 pub fn parse_invoice_date(text: &str) -> Result<NaiveDateTime, String> {
+    invoice_date_layout(text).map(|(_, t)| t).ok_or_else(|| {
+        "not a date-time (expected like 2010-12-01 08:26:00 or 12/1/2010 8:26)".into()
+    })
+}
+
+/// The layout (a `strftime` format) by which [`parse_invoice_date`] reads `text`, with the time
+/// it reads: the first of the known layouts that parses it, a bare date last (as midnight).
+pub(crate) fn invoice_date_layout(text: &str) -> Option<(&'static str, NaiveDateTime)> {
     let text = text.trim();
     DATE_TIME_FORMATS
         .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .find_map(|f| Some((*f, NaiveDateTime::parse_from_str(text, f).ok()?)))
         .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .ok_or_else(|| {
-            "not a date-time (expected like 2010-12-01 08:26:00 or 12/1/2010 8:26)".into()
+            let day = NaiveDate::parse_from_str(text, DATE_FORMAT).ok()?;
+            Some((DATE_FORMAT, day.and_hms_opt(0, 0, 0)?))
         })
 }
+
+/// A bare date, read as midnight.
+const DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// Writes a whole number the way the source writes invoice numbers and codes (`489434`, not `489434.0`).
 pub fn number_text(x: f64) -> String {

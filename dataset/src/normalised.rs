@@ -149,14 +149,51 @@ pub struct Loaded {
     pub frame: DataFrame,
     /// Data lines in the file before the overlap rule (`None` for an already normalised Parquet file).
     pub lines_read: Option<u64>,
+    /// Which reader read it.
+    pub reader: Reader,
+}
+
+/// The reader that [`load`] used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A normalised Parquet file, read as it is.
+    Parquet,
+    /// A well-formed CSV export, read by polars' multi-threaded CSV reader.
+    Columnar,
+    /// A raw file read row by row (xlsx, zip, or a CSV the columnar reader does not take).
+    Rows,
 }
 
 /// Loads any supported input (`.xlsx`, `.csv`, `.zip`, or a normalised `.parquet`) as a normalised frame.
+///
+/// A CSV export is read by polars' multi-threaded reader when it is well formed, and row by row
+/// otherwise (the same frame either way; the row reader names the first row it cannot read).
 pub fn load(path: &Path, progress: &ProgressBar) -> Result<Loaded> {
     match InputFormat::of(path)? {
         InputFormat::Parquet => Ok(Loaded {
             frame: read_parquet(path)?,
             lines_read: None,
+            reader: Reader::Parquet,
+        }),
+        InputFormat::Csv => match crate::csv_frame::read(path) {
+            Some(read) => Ok(Loaded {
+                frame: read.frame,
+                lines_read: Some(read.lines_read),
+                reader: Reader::Columnar,
+            }),
+            None => load_rows(path, progress),
+        },
+        _ => load_rows(path, progress),
+    }
+}
+
+/// [`load`] of a raw file row by row.
+pub fn load_rows(path: &Path, progress: &ProgressBar) -> Result<Loaded> {
+    match InputFormat::of(path)? {
+        InputFormat::Parquet => Ok(Loaded {
+            frame: read_parquet(path)?,
+            lines_read: None,
+            reader: Reader::Parquet,
         }),
         _ => {
             let RawData {
@@ -165,6 +202,7 @@ pub fn load(path: &Path, progress: &ProgressBar) -> Result<Loaded> {
             Ok(Loaded {
                 frame: to_frame(&lines)?,
                 lines_read: Some(lines_read),
+                reader: Reader::Rows,
             })
         }
     }

@@ -217,3 +217,96 @@ fn a_normalised_file_with_float_customer_ids_reads_as_integers_or_says_which_is_
     let error = read_parquet(&path).unwrap_err().to_string();
     assert!(error.contains("12346.5 (row 1)"), "{error}");
 }
+
+/// `normalised::load` of a CSV and the row reader's frame of it.
+fn load_both(path: &Path) -> (dataset::normalised::Loaded, dataset::normalised::Loaded) {
+    use dataset::normalised::{load, load_rows};
+    let bar = ProgressBar::hidden();
+    (load(path, &bar).unwrap(), load_rows(path, &bar).unwrap())
+}
+
+#[test]
+fn a_well_formed_csv_is_read_by_polars_into_the_row_readers_frame() {
+    use dataset::normalised::Reader;
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (old_header, us_dates) in [(false, false), (true, false), (false, true), (true, true)] {
+        let name = format!("both-{old_header}-{us_dates}.csv");
+        let text = csv_text(&both_sheets(), old_header, us_dates);
+        files.push(write(dir.path(), &name, text));
+    }
+    // A byte-order mark, reordered columns, an extra column, quoted commas, no description.
+    files.push(write(
+        dir.path(),
+        "reordered.csv",
+        "\u{feff}Country,Customer ID,Price,InvoiceDate,Quantity,Notes,Description,StockCode,Invoice\n\
+         United Kingdom,17850,2.55,2010-12-01 08:26:00,6,x,\"WHITE HANGING HEART, T-LIGHT\",85123A,536365\n\
+         France,,0.85,2010-12-01 08:28:00,-1,,,22633,C536379\n\
+         EIRE,17851,1e1,2010-12-02 09:00:00,3,y,,POST,536380\n",
+    ));
+    // One sheet, dates that decrease twice (taken as it is).
+    files.push(write(
+        dir.path(),
+        "unsorted.csv",
+        csv_text(&[SHEET_2[1], SHEET_2[0], SHEET_2[2], SHEET_1[0]], false, false),
+    ));
+    for path in &files {
+        let (columnar, rows) = load_both(path);
+        assert_eq!(columnar.reader, Reader::Columnar, "{}", path.display());
+        assert_eq!(rows.reader, Reader::Rows);
+        assert!(
+            columnar.frame.equals_missing(&rows.frame),
+            "{}:\n{}\n{}",
+            path.display(),
+            columnar.frame,
+            rows.frame
+        );
+        assert_eq!(columnar.lines_read, rows.lines_read);
+    }
+    let (both, _) = load_both(&files[0]);
+    assert_eq!(both.frame.height(), KEPT);
+    assert_eq!(both.lines_read, Some((SHEET_1.len() + SHEET_2.len()) as u64));
+}
+
+#[test]
+fn a_csv_polars_would_read_otherwise_is_read_row_by_row_and_its_errors_named() {
+    use dataset::normalised::{Reader, load};
+    let dir = tempfile::tempdir().unwrap();
+    let header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n";
+    let good = "536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n";
+    // Read the same either way, but not by polars: spaces around numbers, mixed date layouts, a
+    // float quantity, an ID beyond 2^53, an empty invoice, a quoted empty description.
+    let odd = [
+        "536366,X,X, 6 ,2010-12-01 08:27:00,2.55,17850,UK",
+        "536366,X,X,6,12/1/2010 8:27,2.55,17850,UK",
+        "536366,X,X,6.0,2010-12-01 08:27:00,2.55,17850,UK",
+        "536366,X,X,6,2010-12-01 08:27:00,2.55,9007199254740993,UK",
+        ",X,X,6,2010-12-01 08:27:00,2.55,17850,UK",
+        "536366,X,\"\",6,2010-12-01 08:27:00,2.55,17850,UK",
+    ];
+    for (i, row) in odd.iter().enumerate() {
+        let path = write(dir.path(), &format!("odd{i}.csv"), format!("{header}{good}{row}\n"));
+        let (loaded, rows) = load_both(&path);
+        assert_eq!(loaded.reader, Reader::Rows, "{row}");
+        assert!(loaded.frame.equals_missing(&rows.frame), "{row}");
+    }
+    // Errors: the row reader's, naming the line and the column.
+    let bad = [
+        ("536366,X,X,six,2010-12-01 08:26:00,2.55,17850,UK", "Quantity"),
+        ("536366,X,X,6,2010-12-01 08:26:00,NaN,17850,UK", "Price"),
+        ("536366,X,X,6,2010-12-01 08:26:00,inf,17850,UK", "Price"),
+        ("536366,X,X,6,2010-12-01 08:26:00,1.0,17850.5,UK", "Customer ID"),
+        ("536366,X,X,6,2010-12-01 08:26:00,1.0,0,UK", "Customer ID"),
+        ("536366,X,X,6,yesterday,1.0,17850,UK", "InvoiceDate"),
+        ("536366,X,X,6,2010-12-01 08:26:00,1.0,17850", "Country"),
+        ("536366,X,X,6,2010-12-01 08:26:00", "Price"),
+    ];
+    for (i, (row, column)) in bad.iter().enumerate() {
+        let path = write(dir.path(), &format!("bad{i}.csv"), format!("{header}{good}{row}\n"));
+        let error = load(&path, &ProgressBar::hidden()).unwrap_err().to_string();
+        assert!(
+            error.contains("line 3") && error.contains(column),
+            "{row}: {error}"
+        );
+    }
+}

@@ -8,9 +8,44 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rdkafka::mocking::MockCluster;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::producer::{BaseProducer, Producer};
 
 use crate::{IngestError, Result};
+
+/// How long the embedded broker waits for more members when a consumer group forms: Kafka's
+/// `group.initial.rebalance.delay.ms`, 3 s by default (and in librdkafka's mock cluster), which
+/// Kafka's documentation advises lowering for development and tests. Every start of ingest on the
+/// embedded broker waited it out; members started together (`clv demo --instances`) still join in
+/// one round.
+pub const INITIAL_REBALANCE_DELAY: Duration = Duration::from_millis(250);
+
+/// A client that owns a one-broker mock cluster (`test.mock.num.brokers`), which lives as long as
+/// the client.
+fn mock_cluster() -> KafkaResult<BaseProducer> {
+    ClientConfig::new()
+        .set("test.mock.num.brokers", "1")
+        .create()
+}
+
+/// Sets the mock cluster's `group.initial.rebalance.delay.ms` (no safe binding exists for it).
+#[allow(unsafe_code)]
+fn set_initial_rebalance_delay<C: ClientContext>(client: &Client<C>, delay: Duration) {
+    let ms = i32::try_from(delay.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `client` is a live handle for the whole call; `rd_kafka_handle_mock_cluster`
+    // returns the mock cluster it owns (or null), which lives as long as the handle, and the
+    // setter takes the cluster's lock.
+    unsafe {
+        let cluster = rdkafka::bindings::rd_kafka_handle_mock_cluster(client.native_ptr());
+        if !cluster.is_null() {
+            rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, ms);
+        }
+    }
+}
 
 /// The file in the state directory where `clv broker` writes its bootstrap address.
 pub const BROKER_FILE: &str = "broker.addr";
@@ -208,17 +243,23 @@ impl EmbeddedBroker {
         let thread = std::thread::Builder::new()
             .name("embedded-kafka".into())
             .spawn(move || {
-                let cluster = MockCluster::new(1).and_then(|cluster| {
+                let cluster = mock_cluster().and_then(|handle| {
+                    let cluster = handle.client().mock_cluster().ok_or(
+                        KafkaError::MockCluster(rdkafka::types::RDKafkaErrorCode::Fail),
+                    )?;
                     for (topic, partitions) in &topics {
                         cluster.create_topic(topic, *partitions, 1)?;
                     }
-                    Ok(cluster)
+                    let servers = cluster.bootstrap_servers();
+                    drop(cluster);
+                    set_initial_rebalance_delay(handle.client(), INITIAL_REBALANCE_DELAY);
+                    Ok((handle, servers))
                 });
                 match cluster {
-                    Ok(cluster) => {
-                        let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                    Ok((handle, servers)) => {
+                        let _ = ready_tx.send(Ok(servers));
                         let _ = stop_rx.recv(); // until stopped or dropped
-                        drop(cluster);
+                        drop(handle);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
