@@ -208,6 +208,9 @@ pub fn parse_invoice_date(text: &str) -> Result<NaiveDateTime, String> {
 /// it reads: the first of the known layouts that parses it, a bare date last (as midnight).
 pub(crate) fn invoice_date_layout(text: &str) -> Option<(&'static str, NaiveDateTime)> {
     let text = text.trim();
+    if let Some(time) = iso_date_time(text) {
+        return Some((DATE_TIME_FORMATS[0], time));
+    }
     DATE_TIME_FORMATS
         .iter()
         .find_map(|f| Some((*f, NaiveDateTime::parse_from_str(text, f).ok()?)))
@@ -215,6 +218,33 @@ pub(crate) fn invoice_date_layout(text: &str) -> Option<(&'static str, NaiveDate
             let day = NaiveDate::parse_from_str(text, DATE_FORMAT).ok()?;
             Some((DATE_FORMAT, day.and_hms_opt(0, 0, 0)?))
         })
+}
+
+/// `YYYY-MM-DD HH:MM:SS` exactly (UCI's CSV, and every file clv writes), read without chrono's
+/// format interpreter (a seventh of replay's time went there); `None` for any other text, which the
+/// layouts then read as before (a time that is not one, such as a leap second, included).
+fn iso_date_time(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    let shaped = b.len() == 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':';
+    if !shaped {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?.and_hms_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+    )
 }
 
 /// A bare date, read as midnight.
@@ -254,6 +284,45 @@ mod tests {
         assert_eq!(parse_invoice_date("2010-12-01T08:26:00").unwrap(), iso);
         assert!(parse_invoice_date("31/12/2010 8:26").is_err());
         assert!(parse_invoice_date("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_iso_shortcut_reads_what_chrono_reads() {
+        let cases = [
+            "2010-12-01 08:26:00",
+            "2011-12-09 12:50:59",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2012-02-29 10:00:00",
+            "2011-02-29 10:00:00",
+            "2010-13-01 08:26:00",
+            "2010-12-32 08:26:00",
+            "2010-12-01 24:00:00",
+            "2010-12-01 23:60:00",
+            "2010-12-01 23:59:60",
+            "2010-12-01T08:26:00",
+            "2010-12-01 08:26:0x",
+            "+010-12-01 08:26:00",
+            "2010-1-01 08:26:00 ",
+        ];
+        for text in cases {
+            let chrono = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok();
+            match iso_date_time(text) {
+                Some(fast) => assert_eq!(Some(fast), chrono, "{text}"),
+                // Declined: the layouts decide (as they did before).
+                None => assert!(chrono.is_none() || text.contains(":60"), "{text}"),
+            }
+            assert_eq!(
+                parse_invoice_date(text).ok(),
+                DATE_TIME_FORMATS
+                    .iter()
+                    .find_map(|f| NaiveDateTime::parse_from_str(text.trim(), f).ok())
+                    .or_else(|| NaiveDate::parse_from_str(text.trim(), DATE_FORMAT)
+                        .ok()
+                        .and_then(|d| d.and_hms_opt(0, 0, 0))),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -158,9 +158,10 @@ impl<R: Read> CsvLines<R> {
         format!("{}, line {line_no}", self.source_name)
     }
 
-    fn cell(&self, column: Column) -> Result<String> {
+    /// A field of the current row, borrowed unless it is not UTF-8 (then repaired).
+    fn cell(&self, column: Column) -> Result<std::borrow::Cow<'_, str>> {
         match self.record.get(self.map.index(column)) {
-            Some(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            Some(bytes) => Ok(String::from_utf8_lossy(bytes)),
             None => Err(row_error(
                 self.location(),
                 column,
@@ -180,9 +181,9 @@ impl<R: Read> CsvLines<R> {
         let customer = self.cell(Column::CustomerId)?;
         let description = self.cell(Column::Description)?;
         Ok(Line {
-            invoice: self.cell(Column::Invoice)?,
-            stock_code: self.cell(Column::StockCode)?,
-            description: (!description.is_empty()).then_some(description),
+            invoice: self.cell(Column::Invoice)?.into_owned(),
+            stock_code: self.cell(Column::StockCode)?.into_owned(),
+            description: (!description.is_empty()).then(|| description.into_owned()),
             quantity: parse_quantity(&quantity)
                 .map_err(|r| fail(Column::Quantity, &quantity, r))?,
             invoice_date: parse_invoice_date(&date)
@@ -190,7 +191,7 @@ impl<R: Read> CsvLines<R> {
             price: parse_price(&price).map_err(|r| fail(Column::Price, &price, r))?,
             customer_id: parse_customer_id(&customer)
                 .map_err(|r| fail(Column::CustomerId, &customer, r))?,
-            country: self.cell(Column::Country)?,
+            country: self.cell(Column::Country)?.into_owned(),
         })
     }
 }
