@@ -128,12 +128,7 @@ fn invoice_dates(text: &polars::prelude::Column) -> Option<Int64Chunked> {
         .lazy()
         .select([col(text.name().clone())
             .str()
-            .to_datetime(
-                Some(TimeUnit::Milliseconds),
-                None,
-                options,
-                lit("raise"),
-            )
+            .to_datetime(Some(TimeUnit::Milliseconds), None, options, lit("raise"))
             .cast(DataType::Int64)])
         .collect()
         .ok()?;
@@ -187,9 +182,6 @@ mod tests {
         assert!(overlap_mask(&[3, 2, 3, 1]).is_none());
         let keep = overlap_mask(&[1, 2, 5, 9, 2, 5, 9, 10]).unwrap();
         let kept: Vec<bool> = keep.iter().map(|k| k == Some(true)).collect();
-        assert_eq!(
-            kept,
-            [true, false, false, false, true, true, true, true]
-        );
+        assert_eq!(kept, [true, false, false, false, true, true, true, true]);
     }
 }

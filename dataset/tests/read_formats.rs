@@ -248,7 +248,11 @@ fn a_well_formed_csv_is_read_by_polars_into_the_row_readers_frame() {
     files.push(write(
         dir.path(),
         "unsorted.csv",
-        csv_text(&[SHEET_2[1], SHEET_2[0], SHEET_2[2], SHEET_1[0]], false, false),
+        csv_text(
+            &[SHEET_2[1], SHEET_2[0], SHEET_2[2], SHEET_1[0]],
+            false,
+            false,
+        ),
     ));
     for path in &files {
         let (columnar, rows) = load_both(path);
@@ -265,7 +269,10 @@ fn a_well_formed_csv_is_read_by_polars_into_the_row_readers_frame() {
     }
     let (both, _) = load_both(&files[0]);
     assert_eq!(both.frame.height(), KEPT);
-    assert_eq!(both.lines_read, Some((SHEET_1.len() + SHEET_2.len()) as u64));
+    assert_eq!(
+        both.lines_read,
+        Some((SHEET_1.len() + SHEET_2.len()) as u64)
+    );
 }
 
 #[test]
@@ -285,24 +292,38 @@ fn a_csv_polars_would_read_otherwise_is_read_row_by_row_and_its_errors_named() {
         "536366,X,\"\",6,2010-12-01 08:27:00,2.55,17850,UK",
     ];
     for (i, row) in odd.iter().enumerate() {
-        let path = write(dir.path(), &format!("odd{i}.csv"), format!("{header}{good}{row}\n"));
+        let path = write(
+            dir.path(),
+            &format!("odd{i}.csv"),
+            format!("{header}{good}{row}\n"),
+        );
         let (loaded, rows) = load_both(&path);
         assert_eq!(loaded.reader, Reader::Rows, "{row}");
         assert!(loaded.frame.equals_missing(&rows.frame), "{row}");
     }
     // Errors: the row reader's, naming the line and the column.
     let bad = [
-        ("536366,X,X,six,2010-12-01 08:26:00,2.55,17850,UK", "Quantity"),
+        (
+            "536366,X,X,six,2010-12-01 08:26:00,2.55,17850,UK",
+            "Quantity",
+        ),
         ("536366,X,X,6,2010-12-01 08:26:00,NaN,17850,UK", "Price"),
         ("536366,X,X,6,2010-12-01 08:26:00,inf,17850,UK", "Price"),
-        ("536366,X,X,6,2010-12-01 08:26:00,1.0,17850.5,UK", "Customer ID"),
+        (
+            "536366,X,X,6,2010-12-01 08:26:00,1.0,17850.5,UK",
+            "Customer ID",
+        ),
         ("536366,X,X,6,2010-12-01 08:26:00,1.0,0,UK", "Customer ID"),
         ("536366,X,X,6,yesterday,1.0,17850,UK", "InvoiceDate"),
         ("536366,X,X,6,2010-12-01 08:26:00,1.0,17850", "Country"),
         ("536366,X,X,6,2010-12-01 08:26:00", "Price"),
     ];
     for (i, (row, column)) in bad.iter().enumerate() {
-        let path = write(dir.path(), &format!("bad{i}.csv"), format!("{header}{good}{row}\n"));
+        let path = write(
+            dir.path(),
+            &format!("bad{i}.csv"),
+            format!("{header}{good}{row}\n"),
+        );
         let error = load(&path, &ProgressBar::hidden()).unwrap_err().to_string();
         assert!(
             error.contains("line 3") && error.contains(column),

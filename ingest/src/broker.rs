@@ -244,9 +244,12 @@ impl EmbeddedBroker {
             .name("embedded-kafka".into())
             .spawn(move || {
                 let cluster = mock_cluster().and_then(|handle| {
-                    let cluster = handle.client().mock_cluster().ok_or(
-                        KafkaError::MockCluster(rdkafka::types::RDKafkaErrorCode::Fail),
-                    )?;
+                    let cluster = handle
+                        .client()
+                        .mock_cluster()
+                        .ok_or(KafkaError::MockCluster(
+                            rdkafka::types::RDKafkaErrorCode::Fail,
+                        ))?;
                     for (topic, partitions) in &topics {
                         cluster.create_topic(topic, *partitions, 1)?;
                     }

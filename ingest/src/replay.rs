@@ -126,7 +126,7 @@ pub fn replay<E: Into<IngestError>>(
         };
         let line = &line;
         read += 1;
-        if read % PROGRESS_EVERY == 0 {
+        if read.is_multiple_of(PROGRESS_EVERY) {
             progress.inc(PROGRESS_EVERY);
         }
         if !in_range(line.invoice_date) {
@@ -182,7 +182,7 @@ pub fn replay<E: Into<IngestError>>(
         }
         summary.sent += 1;
         // Serves delivery reports; each poll reads the clock, so not after every message.
-        if summary.sent % POLL_EVERY == 0 {
+        if summary.sent.is_multiple_of(POLL_EVERY) {
             producer.poll(Duration::ZERO);
         }
     }
