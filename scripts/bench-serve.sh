@@ -1,43 +1,99 @@
 #!/usr/bin/env bash
-# Throughput and latency of `GET /customers/{id}/clv` with wrk (Debian's), over every customer ID in
-# random order, beside a bare axum JSON endpoint (scorer/examples/bare_json.rs) in the same run as the
-# ceiling. For each: saturation (wrk -c64), then p50/p99 at half the saturation rate (connections
-# paced at 500 requests/s each by wrk's delay hook).
+# The scorer's `GET /customers/{id}/clv` beside a bare axum JSON endpoint (scorer/examples/bare_json.rs)
+# in the same run, the one way to get the ratio everywhere: every client in $TOOLS (wrk, oha: those
+# installed) at every concurrency in $CONNECTIONS (32 and 256), random customer IDs. For each: the
+# saturation rate (the ratio is scorer / bare), then p50/p99 at half of it.
+#
+# Why one script: on a 2-core machine the client competes with the server for the cores, so the ratio
+# depends on how many threads the client runs (a one-thread client that cannot saturate the bare
+# endpoint makes any server look close to it). The server and the client are pinned to their own CPUs
+# (SERVER_CPUS, CLIENT_CPUS: by default the upper and the lower half of the machine, `taskset`), so
+# the saturation rate is the server's own.
 # Usage: scripts/bench-serve.sh <feature store dir> <models dir>
-#   (build first: cargo build --release --workspace --all-targets; apt-get install wrk)
+#   (build first: cargo build --release --workspace --all-targets; apt-get install wrk; oha:
+#    cargo install oha --root "$(scripts/tools-dir.sh)")
 set -euo pipefail
 T=${CARGO_TARGET_DIR:-target}/release
 CLV=${CLV:-$T/clv}
 BARE=${BARE:-$T/examples/bare_json}
-DURATION=${DURATION:-15}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32 256}
+TOOLS_DIR=$("$(dirname "$0")"/tools-dir.sh)
+PATH=$PATH:$TOOLS_DIR/bin
+TOOLS=${TOOLS:-$(for t in wrk oha; do command -v $t > /dev/null && printf "%s " $t; done)}
+n=$(nproc)
+SERVER_CPUS=${SERVER_CPUS:-$((n / 2))-$((n - 1))}
+CLIENT_CPUS=${CLIENT_CPUS:-0-$((n / 2 - 1 < 0 ? 0 : n / 2 - 1))}
 LUA=$(cd "$(dirname "$0")" && pwd)/bench/random-ids.lua
 W=$(mktemp -d)
-RUST_LOG=warn $CLV serve --db "$1" --models-dir "$2" --listen 127.0.0.1:18080 \
-  --secondary-dir $W/secondary > $W/serve.out 2>&1 &
+RUST_LOG=warn taskset -c "$SERVER_CPUS" $CLV serve --db "$1" --models-dir "$2" \
+  --listen 127.0.0.1:18080 --secondary-dir $W/secondary > $W/serve.out 2>&1 &
 SERVE=$!
-$BARE 127.0.0.1:18090 > /dev/null &
+taskset -c "$SERVER_CPUS" $BARE 127.0.0.1:18090 > /dev/null &
 BARE_PID=$!
 trap 'kill $SERVE $BARE_PID 2>/dev/null; rm -rf $W' EXIT
 until curl -sf http://127.0.0.1:18080/ready > /dev/null; do sleep 0.2; done
 curl -sf "http://127.0.0.1:18080/customers/top.csv?k=10000" | tail -n +2 | cut -d, -f2 > $W/ids
 export IDS=$W/ids
-echo "$(wc -l < $W/ids) customer IDs; $(nproc) cores; wrk -t2, ${DURATION}s per run"
-printf "| endpoint | saturation req/s | at half rate: req/s | p50 | p99 |\n|---|---|---|---|---|\n" > $W/table
-for target in bare:18090 scorer:18080; do
-  name=${target%%:*}; port=${target##*:}
-  sat=$(RATE_PER_CONNECTION=0 wrk -t2 -c64 -d${DURATION}s -s $LUA http://127.0.0.1:$port \
-        | awk '/Requests\/sec/ {print $2}')
-  # wrk's delay hook has whole milliseconds: 500 requests/s per connection (2 ms apart), as many
-  # connections as half the saturation rate needs.
-  # (a cycle is the 2 ms delay plus the answer: count ~400 requests/s per connection)
-  connections=$(echo "($sat / 2 + 399) / 400" | bc)
-  out=$(RATE_PER_CONNECTION=500 wrk -t2 -c$connections -d${DURATION}s --latency \
-        -s $LUA http://127.0.0.1:$port)
-  rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  errors=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
-  printf "| %s | %.0f | %.0f | %s | %s |\n" "$name" "$sat" "$rate" "$p50" "$p99" >> $W/table
-  [ -z "$errors" ] || echo "$name: $errors"
+# oha: a file of URLs per endpoint (it picks one at random for each request).
+for port in 18080 18090; do
+  sed "s|^|http://127.0.0.1:$port/customers/|; s|\$|/clv|" $W/ids > $W/urls-$port
+done
+# The client runs a thread per CPU it is given.
+CLIENT_THREADS=$(taskset -c "$CLIENT_CPUS" nproc)
+echo "$(wc -l < $W/ids) customer IDs; $n cores: server on CPUs $SERVER_CPUS, client on $CLIENT_CPUS;" \
+  "${DURATION} s per run; clients: $TOOLS"
+
+# One run: prints "<requests/s> <p50 ms> <p99 ms> <errors>". Args: tool port connections rate(0: as
+# fast as it can).
+run() {
+  local tool=$1 port=$2 c=$3 rate=$4 out
+  local client="taskset -c $CLIENT_CPUS"
+  case $tool in
+    wrk)
+      # wrk's delay hook paces each connection (whole milliseconds): a rate per connection.
+      local per=0
+      [ "$rate" = 0 ] || per=$(( (rate + c - 1) / c ))
+      out=$(RATE_PER_CONNECTION=$per $client wrk -t$CLIENT_THREADS -c$c -d${DURATION}s --latency -s $LUA \
+        http://127.0.0.1:$port)
+      echo "$out" | awk '
+        /Requests\/sec/ {rps = $2}
+        $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
+        /Non-2xx|Socket errors/ {err = err $0 ";"}
+        function ms(x) { if (x ~ /us$/) return x / 1000; if (x ~ /ms$/) return x + 0; if (x ~ /s$/) return x * 1000; return x }
+        END {printf "%.0f %.2f %.2f %s\n", rps, ms(p50), ms(p99), (err == "" ? "-" : "errors")}'
+      ;;
+    oha)
+      local q=""
+      [ "$rate" = 0 ] || q="-q $rate"
+      $client oha --no-tui --output-format json -z ${DURATION}s -c $c $q \
+        --worker-threads $CLIENT_THREADS --urls-from-file $W/urls-$port > $W/oha.json
+      python3 - $W/oha.json <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+bad = sum(v for k, v in codes.items() if k != "200") + sum(r.get("errorDistribution", {}).values())
+# oha's JSON gives latencies in milliseconds (oha 1.16: `ms()` in its printer).
+print(f'{s["requestsPerSec"]:.0f} {p["p50"]:.2f} {p["p99"]:.2f} {"errors" if bad else "-"}')
+EOF
+      ;;
+  esac
+}
+
+printf "| client | connections | bare req/s | scorer req/s | ratio | bare p50 / p99 at half rate | scorer p50 / p99 at half rate |\n|---|---|---|---|---|---|---|\n" > $W/table
+for tool in $TOOLS; do
+  for c in $CONNECTIONS; do
+    read -r bare_rps _ _ bare_err < <(run $tool 18090 $c 0)
+    read -r rps _ _ err < <(run $tool 18080 $c 0)
+    read -r _ bp50 bp99 _ < <(run $tool 18090 $c $((bare_rps / 2)))
+    read -r _ p50 p99 half_err < <(run $tool 18080 $c $((rps / 2)))
+    ratio=$(echo "scale=2; $rps / $bare_rps" | bc)
+    printf "| %s | %s | %s | %s | %s | %s / %s ms | %s / %s ms |\n" $tool $c $bare_rps $rps $ratio \
+      $bp50 $bp99 $p50 $p99 >> $W/table
+    for e in "$bare_err" "$err" "$half_err"; do
+      [ "$e" = - ] || echo "$tool -c$c: a run had non-2xx answers or socket errors"
+    done
+  done
 done
 cat $W/table
