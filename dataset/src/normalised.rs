@@ -187,25 +187,16 @@ pub fn load(path: &Path, progress: &ProgressBar) -> Result<Loaded> {
     }
 }
 
-/// [`load`] of a raw file row by row.
+/// [`load`] of a raw file (`.xlsx`, `.csv`, `.zip`) row by row.
 pub fn load_rows(path: &Path, progress: &ProgressBar) -> Result<Loaded> {
-    match InputFormat::of(path)? {
-        InputFormat::Parquet => Ok(Loaded {
-            frame: read_parquet(path)?,
-            lines_read: None,
-            reader: Reader::Parquet,
-        }),
-        _ => {
-            let RawData {
-                lines, lines_read, ..
-            } = read_raw(path, progress)?;
-            Ok(Loaded {
-                frame: to_frame(&lines)?,
-                lines_read: Some(lines_read),
-                reader: Reader::Rows,
-            })
-        }
-    }
+    let RawData {
+        lines, lines_read, ..
+    } = read_raw(path, progress)?;
+    Ok(Loaded {
+        frame: to_frame(&lines)?,
+        lines_read: Some(lines_read),
+        reader: Reader::Rows,
+    })
 }
 
 /// Reads a normalised Parquet file and checks that it has the normalised columns.
