@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use smartcore::ensemble::random_forest_regressor::{
     RandomForestRegressor, RandomForestRegressorParameters,
 };
-use smartcore::linalg::basic::matrix::DenseMatrix;
 
+use crate::forest::{FlatForest, SmartForest};
 use crate::learned::{boost, column_major, dense, design, inputs, ratio, ridge};
 use crate::{ModelError, Result};
 
@@ -458,7 +458,7 @@ pub enum Fitted {
         intercept: f64,
     },
     /// A smartcore random forest.
-    RandomForest(Box<RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>>),
+    RandomForest(Box<SmartForest>),
     /// A forust-ml booster.
     Boosting(GradientBooster),
     /// Bagged classification trees (each with the features it saw) and a spend booster.
@@ -478,38 +478,67 @@ pub enum Fitted {
     },
 }
 
+/// `predict` over `rows`, in slices on every core when there are many.
+fn in_parallel(
+    rows: &[FeatureRow],
+    predict: impl Fn(&[FeatureRow]) -> Result<Vec<f64>> + Sync,
+) -> Result<Vec<f64>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || rows.len() < PARALLEL_ROWS {
+        return predict(rows);
+    }
+    let slice = rows.len().div_ceil(threads);
+    let predict = &predict;
+    let parts: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(slice)
+            .map(|part| scope.spawn(move || predict(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ModelError::Input("a prediction thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(rows.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// Rows from which [`Fitted::predict`] splits its work across threads.
 const PARALLEL_ROWS: usize = 20_000;
 
 impl Fitted {
     /// A prediction for each row, clipped at 0 (nobody spends less than nothing); each depends on
-    /// its own row only, so that many rows are predicted in slices on every core (a random forest
-    /// predicts about 5,000 rows a second a core: a population of 500,000 took 95 s on one).
+    /// its own row only, so that many rows are predicted in slices on every core.
     pub fn predict(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || rows.len() < PARALLEL_ROWS {
-            return self.predict_slice(spec, rows);
+        // A forest (calibrated or not) predicting many rows: its trees read out once, then tree
+        // by tree ([`FlatForest`]); clipped and scaled as `predict_slice` does.
+        let (inner, factor) = match self {
+            Fitted::Calibrated { model, factor } => (model.as_ref(), Some(*factor)),
+            other => (other, None),
+        };
+        if let Fitted::RandomForest(model) = inner
+            && rows.len() >= PARALLEL_ROWS
+        {
+            let features = spec.features();
+            if let Some(forest) = FlatForest::read(model, features.len()) {
+                let clip = |v: f64| match factor {
+                    Some(factor) => (v.max(0.0) * factor).max(0.0),
+                    None => v.max(0.0),
+                };
+                return in_parallel(rows, |part| {
+                    let raw = forest.predict(&column_major(part, &features), part.len());
+                    Ok(raw.into_iter().map(clip).collect())
+                });
+            }
         }
-        let slice = rows.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = rows
-                .chunks(slice)
-                .map(|part| scope.spawn(move || self.predict_slice(spec, part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(ModelError::Input("a prediction thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        let mut out = Vec::with_capacity(rows.len());
-        for part in parts {
-            out.extend(part?);
-        }
-        Ok(out)
+        in_parallel(rows, |part| self.predict_slice(spec, part))
     }
 
     fn predict_slice(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
@@ -638,6 +667,49 @@ mod tests {
             / labels.len() as f64;
         let mean = labels.iter().sum::<f64>() / labels.len() as f64;
         assert!(mae < 0.05 * mean, "MAE {mae} against a mean of {mean}");
+    }
+
+    #[test]
+    fn a_forest_predicts_tree_by_tree_what_smartcore_predicts_row_by_row() {
+        let (rows, labels) = rows(600);
+        let spec = Spec::RandomForest {
+            features: FeatureSet::Nine,
+            trees: 20,
+            min_leaf: 2,
+        };
+        let set = TrainingSet {
+            rows: &rows,
+            labels: &labels,
+            population: &rows,
+        };
+        let (fitted, _) = spec.fit_predicting(&set).unwrap();
+        let Fitted::Calibrated { model, factor } = &fitted else {
+            panic!("a learned model is calibrated");
+        };
+        let Fitted::RandomForest(forest) = model.as_ref() else {
+            panic!("a forest");
+        };
+        // Many rows (the tree-by-tree path) in an order unlike the fit's, and one alone
+        // (smartcore's own path): the same numbers to the bit.
+        let many: Vec<FeatureRow> = rows
+            .iter()
+            .rev()
+            .cycle()
+            .take(PARALLEL_ROWS + 7)
+            .cloned()
+            .collect();
+        let features = spec.features();
+        assert!(FlatForest::read(forest, features.len()).is_some());
+        let direct: Vec<f64> = forest
+            .predict(&dense(&many, &features).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.max(0.0) * factor).max(0.0))
+            .collect();
+        assert_eq!(fitted.predict(&spec, &many).unwrap(), direct);
+        assert_eq!(fitted.predict(&spec, &many[..1]).unwrap(), direct[..1]);
+        // A forest told it reads fewer features than its splits use is not read.
+        assert!(FlatForest::read(forest, 0).is_none());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod drift;
 pub mod family;
+pub mod forest;
 pub mod interval;
 pub mod learned;
 pub mod metrics;

@@ -16,7 +16,8 @@
 //! - [`http`]: the axum router with one handler per endpoint, request metrics, limits and the
 //!   OpenAPI document;
 //! - [`page`]: the web page, as compile-time templates;
-//! - [`shed`]: the cap on open connections (requests in flight are capped by tower's layers);
+//! - [`shed`]: the cap on open connections (requests in flight are capped by the router's one
+//!   layer);
 //! - [`telemetry`]: every metric it exports, named and described once.
 
 pub mod follow;

@@ -7,7 +7,7 @@
 //! requests in flight and their latency. [`CappedListener`] accepts at most `max_connections` at once
 //! and answers each one beyond with a canned 503 (written without parsing anything) and closes it.
 //! Requests that do wait inside the server (a slow client reading a large CSV, say) are capped in
-//! the router by tower's load shedding over a concurrency limit ([`crate::http`]), also with a 503.
+//! the router by one layer over a count of requests in flight ([`crate::http`]), also with a 503.
 //! No tower layer can cap connections: a layer sees a request, after hyper has accepted the
 //! connection and parsed it, so this cap is the listener's. Both are counted in
 //! `clv_scorer_shed_requests_total{reason="connections"|"in_flight"}`.

@@ -57,11 +57,15 @@ pub(super) fn scored_in(population: &Population, id: u64) -> Result<Arc<Scored>,
 pub(super) async fn customer_clv(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let id = customer_id(&id)?;
-    if let Some(elsewhere) = state.routing.elsewhere(id, &headers, &uri).await {
+    // The request itself, not its headers and URI extracted (each a copy per request).
+    if let Some(elsewhere) = state
+        .routing
+        .elsewhere(id, request.headers(), request.uri())
+        .await
+    {
         return Ok(elsewhere);
     }
     // The hot path: the population borrowed (no shared reference count to bump per request).
@@ -96,11 +100,15 @@ pub(super) async fn customer_clv(
 pub(super) async fn customer_features(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let id = customer_id(&id)?;
-    if let Some(elsewhere) = state.routing.elsewhere(id, &headers, &uri).await {
+    // The request itself, not its headers and URI extracted (each a copy per request).
+    if let Some(elsewhere) = state
+        .routing
+        .elsewhere(id, request.headers(), request.uri())
+        .await
+    {
         return Ok(elsewhere);
     }
     let population = state

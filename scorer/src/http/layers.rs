@@ -1,6 +1,12 @@
-//! What every request goes through: its metrics (by route and status), a body declared too large
-//! refused before it is read, then tower's layers (load shedding over one concurrency limit shared
-//! by every route, and the timeout) with their refusals as JSON, and the answer to a panic.
+//! What every request goes through ([`Guard`]): its metrics (by route and status), a body declared
+//! too large refused before it is read, load shedding over one cap on requests in flight shared by
+//! every route, and the timeout, with their refusals as JSON; and the answer to a panic.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use super::*;
 
@@ -49,15 +55,113 @@ pub(super) static SERVED: std::sync::OnceLock<Served> = std::sync::OnceLock::new
 pub(super) static HANDLES: std::sync::OnceLock<Vec<(&'static str, u16, RequestHandles)>> =
     std::sync::OnceLock::new();
 
-/// Counts every routed request by route and status, and records its latency and response size;
-/// within it, [`refuse_large`] and then tower's layers (the router's `route_layer`s).
-pub(super) async fn track(request: Request, next: Next, limits: Limits) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let response = match refuse_large(&request, limits) {
-        Some(refused) => refused,
-        None => next.run(request).await,
-    };
+/// What every routed request goes through, as one tower layer (a hand-written one: each of
+/// tower's layers, a `from_fn` middleware and their error handler cost a clone and a boxed future
+/// per request, measured in BENCHMARKS.md): its metrics by route and status, a body declared too
+/// large refused before it is read (413), load shedding over one cap on requests in flight shared
+/// by every route (503 with `Retry-After`, never queued), and the timeout (408).
+#[derive(Clone)]
+pub(super) struct Guard {
+    limits: Limits,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Guard {
+    pub(super) fn new(limits: Limits) -> Self {
+        Guard {
+            limits,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for Guard {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            limits: self.limits,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+/// A route behind [`Guard`].
+#[derive(Clone)]
+pub(super) struct Guarded<S> {
+    inner: S,
+    limits: Limits,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A request counted in flight until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S> tower::Service<Request> for Guarded<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let limits = self.limits;
+        if let Some(refused) = refuse_large(&request, limits) {
+            return Box::pin(std::future::ready(Ok(tracked(route, started, refused))));
+        }
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= limits.max_in_flight.max(1) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Box::pin(std::future::ready(Ok(tracked(
+                route,
+                started,
+                shed(limits),
+            ))));
+        }
+        let slot = Slot(self.in_flight.clone());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut answer = std::pin::pin!(answer);
+            // Most answers are ready at once (a lookup): the timer is armed only for one that is
+            // not, with the deadline counted from the request's arrival.
+            let first = std::future::poll_fn(|cx| {
+                Poll::Ready(match answer.as_mut().poll(cx) {
+                    Poll::Ready(result) => Some(result),
+                    Poll::Pending => None,
+                })
+            })
+            .await;
+            let response = match first {
+                Some(Ok(response)) => response,
+                None => {
+                    match tokio::time::timeout_at((started + limits.timeout).into(), answer).await {
+                        Ok(Ok(response)) => response,
+                        Err(_) => timed_out(limits),
+                    }
+                }
+            };
+            drop(slot);
+            Ok(tracked(route, started, response))
+        })
+    }
+}
+
+/// Counts `response` by route and status, and records its latency and size.
+fn tracked(route: Option<MatchedPath>, started: Instant, response: Response) -> Response {
     let seconds = started.elapsed().as_secs_f64();
     let route = route.as_ref().map(|p| p.as_str()).unwrap_or("unmatched");
     let status = response.status().as_u16();
@@ -105,35 +209,163 @@ fn refuse_large(request: &Request, limits: Limits) -> Option<Response> {
     Some(response)
 }
 
-/// The answer to a request tower's layers refused: shed (503 with `Retry-After`) or timed out
-/// (408), as JSON errors.
-pub(super) fn refused(error: &tower::BoxError, limits: Limits) -> Response {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        metrics::counter!(crate::telemetry::SHED, "reason" => "in_flight").increment(1);
-        let mut response = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "overloaded: {} requests in flight, retry later",
-                limits.max_in_flight
-            ),
-        )
-        .into_response();
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(crate::shed::RETRY_AFTER_SECONDS),
-        );
-        return response;
-    }
-    if error.is::<tower::timeout::error::Elapsed>() {
-        return ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("no answer within {:?}", limits.timeout),
-        )
-        .into_response();
-    }
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+/// The answer to a request over the cap on requests in flight: 503 with `Retry-After`.
+fn shed(limits: Limits) -> Response {
+    metrics::counter!(crate::telemetry::SHED, "reason" => "in_flight").increment(1);
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "overloaded: {} requests in flight, retry later",
+            limits.max_in_flight
+        ),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::shed::RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+/// The answer to a request not answered within the limit: 408.
+fn timed_out(limits: Limits) -> Response {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("no answer within {:?}", limits.timeout),
+    )
+    .into_response()
 }
 
 pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::sync::oneshot;
+    use tower::Service;
+
+    /// A router with a route answered at once, one answered when `release` fires, and one that
+    /// never answers, behind [`Guard`] with `limits`.
+    fn guarded(limits: Limits, release: oneshot::Receiver<()>) -> Router {
+        let release = Arc::new(std::sync::Mutex::new(Some(release)));
+        Router::new()
+            .route("/now", get(|| async { "now" }))
+            .route(
+                "/held",
+                get(move || {
+                    let release = release.lock().unwrap().take();
+                    async move {
+                        if let Some(release) = release {
+                            let _ = release.await;
+                        }
+                        "released"
+                    }
+                }),
+            )
+            .route("/never", get(std::future::pending::<&'static str>))
+            .route_layer(Guard::new(limits))
+    }
+
+    async fn call(router: &mut Router, request: Request) -> Response {
+        match router.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    fn get_request(path: &str) -> Request {
+        Request::builder().uri(path).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_cap_in_flight_is_refused_at_once_and_the_cap_frees() {
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let (release, held) = oneshot::channel();
+        let mut router = guarded(limits, held);
+        let mut first = router.clone();
+        let holding = tokio::spawn(async move { call(&mut first, get_request("/held")).await });
+        // Wait until the held request is inside the router.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = call(&mut router, get_request("/now")).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        release.send(()).unwrap();
+        assert_eq!(holding.await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            call(&mut router, get_request("/now")).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_unanswered_frees_its_place() {
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let (_release, held) = oneshot::channel();
+        let mut router = guarded(limits, held);
+        let mut first = router.clone();
+        let abandoned = tokio::spawn(async move { call(&mut first, get_request("/never")).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            call(&mut router, get_request("/now")).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        abandoned.abort();
+        let _ = abandoned.await;
+        assert_eq!(
+            call(&mut router, get_request("/now")).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_later_than_the_limit_is_a_408_and_frees_its_place() {
+        let limits = Limits {
+            max_in_flight: 1,
+            timeout: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let (_release, held) = oneshot::channel();
+        let mut router = guarded(limits, held);
+        let started = Instant::now();
+        let late = call(&mut router, get_request("/never")).await;
+        assert_eq!(late.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(
+            call(&mut router, get_request("/now")).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_declared_too_large_is_refused_before_it_is_read() {
+        let limits = Limits {
+            body_bytes: 10,
+            ..Limits::default()
+        };
+        let (_release, held) = oneshot::channel();
+        let mut router = guarded(limits, held);
+        let request = Request::builder()
+            .uri("/now")
+            .header(header::CONTENT_LENGTH, "11")
+            .body(Body::from("01234567890"))
+            .unwrap();
+        let refused = call(&mut router, request).await;
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
+        let request = Request::builder()
+            .uri("/now")
+            .header(header::CONTENT_LENGTH, "10")
+            .body(Body::from("0123456789"))
+            .unwrap();
+        assert_eq!(call(&mut router, request).await.status(), StatusCode::OK);
+    }
 }

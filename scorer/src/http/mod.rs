@@ -13,7 +13,6 @@ use axum::body::{Body, HttpBody};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -169,25 +168,10 @@ pub fn router_with(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
-        // Tower's layers, outermost first: load shedding (a request over the cap on requests in
-        // flight is refused at once, not queued), the cap itself (one semaphore shared by every
-        // route), and the timeout; what they refuse is answered by `refused` (503, 408). The
-        // connection cap stays the listener's (crate::shed): no layer sees a connection before it
-        // has sent a request.
-        .route_layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(
-                    move |error: tower::BoxError| std::future::ready(refused(&error, limits)),
-                ))
-                .load_shed()
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                    limits.max_in_flight.max(1),
-                ))
-                .timeout(limits.timeout),
-        )
-        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            track(request, next, limits)
-        }));
+        // Metrics, the body limit, the cap on requests in flight (shared by every route) and the
+        // timeout, in one layer. The connection cap stays the listener's (crate::shed): no layer
+        // sees a connection before it has sent a request.
+        .route_layer(Guard::new(limits));
     Router::new()
         .merge(api)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
