@@ -9,6 +9,8 @@
 # endpoint makes any server look close to it). The server and the client are pinned to their own CPUs
 # (SERVER_CPUS, CLIENT_CPUS: by default the upper and the lower half of the machine, `taskset`), so
 # the saturation rate is the server's own.
+# BARE_BYTES=<n> makes the bare endpoint answer one fixed body of n bytes (the scorer's is ~860) made
+# once, as the scorer's answers are: what the answer's size costs, apart from the scorer's own work.
 # Usage: scripts/bench-serve.sh <feature store dir> <models dir>
 #   (build first: cargo build --release --workspace --all-targets; apt-get install wrk; oha:
 #    cargo install oha --root "$(scripts/tools-dir.sh)")
@@ -29,7 +31,7 @@ W=$(mktemp -d)
 RUST_LOG=warn taskset -c "$SERVER_CPUS" $CLV serve --db "$1" --models-dir "$2" \
   --listen 127.0.0.1:18080 --secondary-dir $W/secondary > $W/serve.out 2>&1 &
 SERVE=$!
-taskset -c "$SERVER_CPUS" $BARE 127.0.0.1:18090 > /dev/null &
+taskset -c "$SERVER_CPUS" $BARE 127.0.0.1:18090 ${BARE_BYTES:-} > /dev/null &
 BARE_PID=$!
 trap 'kill $SERVE $BARE_PID 2>/dev/null; rm -rf $W' EXIT
 until curl -sf http://127.0.0.1:18080/ready > /dev/null; do sleep 0.2; done
