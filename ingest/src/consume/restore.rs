@@ -61,12 +61,22 @@ impl Ingest {
         let batch = self.store.batch_number()?;
         let mut all = !elements.is_empty();
         for e in elements {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
-                .map_err(IngestError::kafka("reading watermarks"))?;
+            let known = stored.get(&e.partition()).copied();
+            // While the last fetch response showed messages past the store's position, its
+            // watermarks do (no round trip: each was ~50 ms on the embedded broker, and ingest
+            // waits for it); the broker is asked when the partition may be caught up, or is new.
+            let (low, high) = match (
+                cached_watermarks(self.consumer.client(), e.topic(), e.partition()),
+                known,
+            ) {
+                (Some((low, high)), Some(position)) if high > position => (low, high),
+                _ => self
+                    .consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                    .map_err(IngestError::kafka("reading watermarks"))?,
+            };
             // A partition the store has never read starts at the topic's first offset.
-            let position = stored.get(&e.partition()).copied().unwrap_or(low.max(0));
+            let position = known.unwrap_or(low.max(0));
             let lag = (high - position).max(0);
             metrics::gauge!(crate::telemetry::CONSUMER_LAG, "partition" => e.partition().to_string())
                 .set(lag as f64);
@@ -148,4 +158,31 @@ impl Ingest {
             tracing::debug!("commit to the group: {e}");
         }
     }
+}
+
+/// The watermarks of `partition` as the consumer last saw them in a fetch response, without a
+/// round trip (`rd_kafka_get_watermark_offsets`, which the safe binding does not offer); `None`
+/// before the consumer has fetched from it.
+#[allow(unsafe_code)]
+fn cached_watermarks<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: `client` is a live handle for the whole call, `topic` a NUL-terminated string that
+    // outlives it, and `low` and `high` valid places for the two offsets it writes; the call only
+    // reads the handle's cached partition state under its lock.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            client.native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some((low, high))
 }
