@@ -5,7 +5,7 @@
 //! 3,300 rows a second a core). Here each tree predicts a block of rows before the next tree
 //! does, with the tree in the cache; every row's sum is taken over the trees in the same order,
 //! so the predictions are smartcore's to the bit (tested; `cargo run --release --example
-//! forest_order` measures both). smartcore does not expose its trees: they are read from its
+//! forest_predict` measures both). smartcore does not expose its trees: they are read from its
 //! serialized form (postcard) into the mirror of its 0.7 layout below; a model that does not read
 //! back as a well-formed forest is predicted by smartcore itself.
 

@@ -1,7 +1,7 @@
 //! A random forest of 200 trees fitted on 40,000 rows (as `clv train` fits one) predicting rows
 //! as smartcore does (each row walks every tree: ~200 MB of nodes, nearly every step a cache
 //! miss) and tree by tree ([`models::forest::FlatForest`]), the same numbers to the bit:
-//! `cargo run --release --example forest_order [rows]`.
+//! `cargo run --release --example forest_predict [rows]`.
 
 use std::time::Instant;
 
