@@ -517,31 +517,32 @@ impl Fitted {
     /// A prediction for each row, clipped at 0 (nobody spends less than nothing); each depends on
     /// its own row only, so that many rows are predicted in slices on every core.
     pub fn predict(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
-        // A forest (calibrated or not) predicting many rows: its trees read out once, then tree
-        // by tree ([`FlatForest`]); clipped and scaled as `predict_slice` does.
-        let (inner, factor) = match self {
-            Fitted::Calibrated { model, factor } => (model.as_ref(), Some(*factor)),
-            other => (other, None),
-        };
-        if let Fitted::RandomForest(model) = inner
-            && rows.len() >= PARALLEL_ROWS
-        {
-            let features = spec.features();
-            if let Some(forest) = FlatForest::read(model, features.len()) {
-                let clip = |v: f64| match factor {
-                    Some(factor) => (v.max(0.0) * factor).max(0.0),
-                    None => v.max(0.0),
-                };
-                return in_parallel(rows, |part| {
-                    let raw = forest.predict(&column_major(part, &features), part.len());
-                    Ok(raw.into_iter().map(clip).collect())
-                });
+        // A forest predicting many rows has its trees read out once, then predicted tree by tree
+        // in every slice ([`FlatForest`]).
+        let forest = match self.forest() {
+            Some(model) if rows.len() >= PARALLEL_ROWS => {
+                FlatForest::read(model, spec.features().len())
             }
-        }
-        in_parallel(rows, |part| self.predict_slice(spec, part))
+            _ => None,
+        };
+        in_parallel(rows, |part| self.predict_slice(spec, part, forest.as_ref()))
     }
 
-    fn predict_slice(&self, spec: &Spec, rows: &[FeatureRow]) -> Result<Vec<f64>> {
+    /// The smartcore forest this model is, or calibrates.
+    fn forest(&self) -> Option<&SmartForest> {
+        match self {
+            Fitted::RandomForest(model) => Some(model),
+            Fitted::Calibrated { model, .. } => model.forest(),
+            _ => None,
+        }
+    }
+
+    fn predict_slice(
+        &self,
+        spec: &Spec,
+        rows: &[FeatureRow],
+        forest: Option<&FlatForest>,
+    ) -> Result<Vec<f64>> {
         let features = spec.features();
         let n = rows.len();
         if n == 0 {
@@ -553,7 +554,7 @@ impl Fitted {
             }
             Fitted::BgNbd(shape) => rows.iter().map(|r| shape.predict(r)).collect(),
             Fitted::Calibrated { model, factor } => model
-                .predict_slice(spec, rows)?
+                .predict_slice(spec, rows, forest)?
                 .into_iter()
                 .map(|p| p * factor)
                 .collect(),
@@ -579,9 +580,12 @@ impl Fitted {
                     })
                     .collect()
             }
-            Fitted::RandomForest(model) => model
-                .predict(&dense(rows, &features)?)
-                .map_err(ModelError::fit("random forest"))?,
+            Fitted::RandomForest(model) => match forest {
+                Some(forest) => forest.predict(&column_major(rows, &features), n),
+                None => model
+                    .predict(&dense(rows, &features)?)
+                    .map_err(ModelError::fit("random forest"))?,
+            },
             Fitted::Boosting(model) => {
                 let x = column_major(rows, &features);
                 model.predict(&Matrix::new(&x, n, features.len()), true)

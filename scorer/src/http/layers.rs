@@ -280,6 +280,11 @@ mod tests {
         Request::builder().uri(path).body(Body::empty()).unwrap()
     }
 
+    /// The status of `GET path`.
+    async fn status(router: &mut Router, path: &str) -> StatusCode {
+        call(router, get_request(path)).await.status()
+    }
+
     #[tokio::test]
     async fn a_request_over_the_cap_in_flight_is_refused_at_once_and_the_cap_frees() {
         let limits = Limits {
@@ -297,10 +302,7 @@ mod tests {
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
         release.send(()).unwrap();
         assert_eq!(holding.await.unwrap().status(), StatusCode::OK);
-        assert_eq!(
-            call(&mut router, get_request("/now")).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(status(&mut router, "/now").await, StatusCode::OK);
     }
 
     #[tokio::test]
@@ -315,15 +317,12 @@ mod tests {
         let abandoned = tokio::spawn(async move { call(&mut first, get_request("/never")).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(
-            call(&mut router, get_request("/now")).await.status(),
+            status(&mut router, "/now").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
         abandoned.abort();
         let _ = abandoned.await;
-        assert_eq!(
-            call(&mut router, get_request("/now")).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(status(&mut router, "/now").await, StatusCode::OK);
     }
 
     #[tokio::test]
@@ -339,10 +338,7 @@ mod tests {
         let late = call(&mut router, get_request("/never")).await;
         assert_eq!(late.status(), StatusCode::REQUEST_TIMEOUT);
         assert!(started.elapsed() >= Duration::from_millis(50));
-        assert_eq!(
-            call(&mut router, get_request("/now")).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(status(&mut router, "/now").await, StatusCode::OK);
     }
 
     #[tokio::test]
