@@ -25,7 +25,7 @@ fn lines() -> impl Strategy<Value = Vec<Line>> {
         0u32..4000,                               // price in thousandths
         0i64..400 * 24,                           // hours since 2010-09-01
         prop::bool::weighted(0.1),                // cancellation
-        prop::option::weighted(0.15, 0usize..10), // one field out of (or at the edge of) the bounds
+        prop::option::weighted(0.18, 0usize..12), // one field out of (or at the edge of) the bounds, or a non-sale invoice
     )
         .prop_map(
             |(invoice, customer, quantity, price, hours, cancel, hostile)| {
@@ -64,6 +64,8 @@ fn lines() -> impl Strategy<Value = Vec<Line>> {
                     Some(7) => line.invoice = format!("{:0>65}", line.invoice),
                     Some(8) => line.description = Some("d".repeat(1025)),
                     Some(9) => line.country = "c".repeat(129),
+                    Some(10) => line.invoice = format!("A{}", line.invoice),
+                    Some(11) => line.invoice.push('x'),
                     _ => {}
                 }
                 line
