@@ -43,7 +43,11 @@ if has stream; then
   rm -rf "$W/state" "$W/db"
   $CLV broker --state-dir "$W/state" --partitions 4 > "$W/broker.out" 2>&1 &
   pids+=($!)
-  while [ ! -f "$W/state/broker.addr" ]; do sleep 0.1; done
+  BROKER=$!
+  until [ -f "$W/state/broker.addr" ]; do
+    kill -0 $BROKER 2>/dev/null || { echo "the broker ended at start:"; tail -3 "$W/broker.out"; exit 1; }
+    sleep 0.1
+  done
   RUST_LOG=warn /usr/bin/time -v -o "$W/ingest.time" \
     $CLV ingest --state-dir "$W/state" --db "$W/db" --metrics-addr 127.0.0.1:$PORT > "$W/ingest.out" 2>&1 &
   INGEST=$!
@@ -51,6 +55,7 @@ if has stream; then
   # Ingest is a service that is running when data arrives: the clock starts once it has joined the
   # group and been assigned every partition (its lag gauges appear), not during its start-up.
   until [ "$(curl -s http://127.0.0.1:$PORT/metrics | grep -c '^clv_ingest_consumer_lag{')" -ge 4 ]; do
+    kill -0 $INGEST 2>/dev/null || { echo "ingest ended at start:"; tail -3 "$W/ingest.out"; exit 1; }
     sleep 0.05
   done
   start=$(now)
@@ -66,7 +71,10 @@ if has stream; then
   applied() {
     curl -s http://127.0.0.1:$PORT/metrics | awk '/^clv_ingest_events_total/ {s += $2} END {print s + 0}'
   }
-  while [ "$(applied)" -lt "$sent" ]; do sleep 0.05; done
+  while [ "$(applied)" -lt "$sent" ]; do
+    kill -0 $INGEST 2>/dev/null || { echo "ingest ended early:"; tail -3 "$W/ingest.out"; exit 1; }
+    sleep 0.05
+  done
   total_s=$(since "$start")
   curl -s http://127.0.0.1:$PORT/metrics | grep -E '^clv_ingest_batch_stage_seconds_(sum|count)' > "$W/ingest.stages" || true
   broker_cpu=$(awk '{printf "%.1f s", ($14 + $15) / 100}' /proc/${pids[0]}/stat)

@@ -134,3 +134,68 @@ fn a_partition_moves_through_a_checkpoint() {
     assert!(checkpoints(&shared, &source("other"), 1).is_empty());
     assert_eq!(checkpoints(&shared, &source("c"), 1).len(), 1);
 }
+
+/// The batched lookups (what ingest asks of a batch's events) answer as the point lookups do, on
+/// a store holding a partition in SST files (imported from a checkpoint) and one in its memtable,
+/// for keys found, absent, of a partition without a column family, sorted or not.
+#[test]
+fn lookups_together_agree_with_lookups_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("checkpoints");
+    let a = RocksStore::open(&dir.path().join("a")).unwrap();
+    fill(&a, 40, 120);
+    a.export_partition(&source("c"), 1, &shared).unwrap();
+    let b = RocksStore::open(&dir.path().join("b")).unwrap();
+    fill(&b, 10, 30);
+    b.import_partition(&source("c"), 1, &shared).unwrap();
+    let mut customers: Vec<(i32, u64)> = (5..55)
+        .map(|c| (1, c))
+        .chain([(2, 98), (2, 99), (3, 10)])
+        .collect();
+    let texts: Vec<(i32, u64, String)> = customers
+        .iter()
+        .flat_map(|&(p, c)| {
+            [
+                format!("e{c}"),
+                format!("e{}", c + 1),
+                "inv-0".into(),
+                "inv-2".into(),
+                "inv-3".into(),
+            ]
+            .map(|t| (p, c, t))
+        })
+        .collect();
+    let mut keys: Vec<(i32, u64, &str)> =
+        texts.iter().map(|(p, c, t)| (*p, *c, t.as_str())).collect();
+    for sorted in [true, false] {
+        if sorted {
+            customers.sort_unstable();
+            keys.sort_unstable();
+        } else {
+            customers.reverse();
+            keys.reverse();
+        }
+        let one_by_one: Vec<_> = customers
+            .iter()
+            .map(|&(p, c)| b.summary(p, c).unwrap())
+            .collect();
+        assert_eq!(b.summaries(&customers).unwrap(), one_by_one);
+        assert_eq!(one_by_one.iter().filter(|s| s.is_some()).count(), 41);
+        let one_by_one: Vec<_> = keys
+            .iter()
+            .map(|&(p, c, t)| b.purchase(p, c, t).unwrap())
+            .collect();
+        assert_eq!(b.purchases(&keys).unwrap(), one_by_one);
+        // inv-0 and inv-2 of the 40 customers of partition 1 (3 invoices each), inv-0 of 99 (1).
+        assert_eq!(
+            one_by_one.iter().filter(|s| s.is_some()).count(),
+            40 * 2 + 1
+        );
+        let one_by_one: Vec<_> = keys
+            .iter()
+            .map(|&(p, c, t)| b.has_event(p, c, t).unwrap())
+            .collect();
+        assert_eq!(b.have_events(&keys).unwrap(), one_by_one);
+        assert_eq!(one_by_one.iter().filter(|s| **s).count(), 41);
+    }
+}

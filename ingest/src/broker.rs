@@ -293,8 +293,8 @@ impl EmbeddedBroker {
         &self.bootstrap_servers
     }
 
-    /// Writes the address to `state_dir/broker.addr` (removed again when the broker stops), so that
-    /// other processes find it.
+    /// Writes the address to `state_dir/broker.addr` (removed again when the broker stops, unless
+    /// another broker has written its own since), so that other processes find it.
     pub fn advertise(&mut self, state_dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(state_dir).map_err(|source| IngestError::Io {
             path: state_dir.to_path_buf(),
@@ -321,7 +321,11 @@ impl EmbeddedBroker {
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
+        // Only its own address: a broker started since on the same state directory (a quick
+        // restart, while this one still stops) keeps the file it wrote.
+        if let Some(file) = self.file.take()
+            && std::fs::read_to_string(&file).is_ok_and(|a| a == self.bootstrap_servers)
+        {
             let _ = std::fs::remove_file(file);
         }
         drop(self.stop.take());

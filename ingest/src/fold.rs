@@ -107,6 +107,128 @@ pub trait Stored {
     /// Whether the customer's event `event_id` was applied (exactly: never a guess).
     fn has_event(&self, partition: i32, customer: u64, event_id: &str)
     -> Result<bool, Self::Error>;
+
+    /// [`Stored::summary`] of each key (sorted, distinct), in order. The store looks them up
+    /// together; by default, one at a time.
+    fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<Summary>>, Self::Error> {
+        keys.iter().map(|&(p, c)| self.summary(p, c)).collect()
+    }
+
+    /// [`Stored::purchase`] of each key (sorted, distinct), in order.
+    fn purchases(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<Option<Purchase>>, Self::Error> {
+        keys.iter()
+            .map(|&(p, c, invoice)| self.purchase(p, c, invoice))
+            .collect()
+    }
+
+    /// [`Stored::has_event`] of each key (sorted, distinct), in order.
+    fn have_events(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<bool>, Self::Error> {
+        keys.iter()
+            .map(|&(p, c, id)| self.has_event(p, c, id))
+            .collect()
+    }
+}
+
+/// A message past decoding: an event for its customer's partition, or what became of it.
+enum Admitted {
+    Event(i32, TransactionEvent),
+    Done(Outcome),
+}
+
+/// The lookups a batch's events need, made together before any is applied (the answers cannot
+/// change within a batch: the store is written after it). Keys are sorted; a key not looked up
+/// (none should be asked) goes to the store.
+struct Prefetched<'a, S> {
+    stored: &'a S,
+    customers: Vec<(i32, u64)>,
+    summaries: Vec<Option<Summary>>,
+    invoices: Vec<(i32, u64, &'a str)>,
+    purchases: Vec<Option<Purchase>>,
+    event_ids: Vec<(i32, u64, &'a str)>,
+    have_events: Vec<bool>,
+}
+
+impl<'a, S: Stored> Prefetched<'a, S> {
+    /// Looks up what `admitted`'s events need: the summaries of customers `touched` does not
+    /// hold, then, of customers stored before the batch, the events' IDs and purchases' invoices.
+    fn of(
+        admitted: &'a [Admitted],
+        touched: &HashMap<(i32, u64), Touched>,
+        stored: &'a S,
+    ) -> Result<Self, S::Error> {
+        let events = || {
+            admitted.iter().filter_map(|a| match a {
+                Admitted::Event(partition, event) => Some((*partition, event)),
+                Admitted::Done(_) => None,
+            })
+        };
+        let mut customers: Vec<(i32, u64)> = events()
+            .map(|(p, e)| (p, e.customer_id))
+            .filter(|key| !touched.contains_key(key))
+            .collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let summaries = stored.summaries(&customers)?;
+        let stored_before = |key: (i32, u64)| match touched.get(&key) {
+            Some(t) => !t.is_new,
+            None => customers
+                .binary_search(&key)
+                .is_ok_and(|i| summaries[i].is_some()),
+        };
+        let (mut event_ids, mut invoices) = (Vec::new(), Vec::new());
+        for (p, event) in events().filter(|(p, e)| stored_before((*p, e.customer_id))) {
+            event_ids.push((p, event.customer_id, event.event_id.as_str()));
+            if let Ok((_, Change::Purchase { invoice, .. })) = Change::of(event) {
+                invoices.push((p, event.customer_id, invoice));
+            }
+        }
+        for keys in [&mut event_ids, &mut invoices] {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        let have_events = stored.have_events(&event_ids)?;
+        let purchases = stored.purchases(&invoices)?;
+        Ok(Prefetched {
+            stored,
+            customers,
+            summaries,
+            invoices,
+            purchases,
+            event_ids,
+            have_events,
+        })
+    }
+}
+
+/// Where `(p, c, text)` is in `keys` (sorted).
+fn position(keys: &[(i32, u64, &str)], p: i32, c: u64, text: &str) -> Option<usize> {
+    keys.binary_search_by(|k| k.0.cmp(&p).then(k.1.cmp(&c)).then(k.2.cmp(text)))
+        .ok()
+}
+
+impl<S: Stored> Stored for Prefetched<'_, S> {
+    type Error = S::Error;
+
+    fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, S::Error> {
+        match self.customers.binary_search(&(p, c)) {
+            Ok(i) => Ok(self.summaries[i].clone()),
+            Err(_) => self.stored.summary(p, c),
+        }
+    }
+
+    fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, S::Error> {
+        match position(&self.invoices, p, c, invoice) {
+            Some(i) => Ok(self.purchases[i]),
+            None => self.stored.purchase(p, c, invoice),
+        }
+    }
+
+    fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, S::Error> {
+        match position(&self.event_ids, p, c, id) {
+            Some(i) => Ok(self.have_events[i]),
+            None => self.stored.has_event(p, c, id),
+        }
+    }
 }
 
 /// What a batch has read and changed of one customer.
@@ -179,24 +301,62 @@ impl BatchFolder {
         message: Message<'_>,
         stored: &S,
     ) -> Result<Outcome, S::Error> {
+        match self.admit(message) {
+            Admitted::Done(outcome) => Ok(outcome),
+            Admitted::Event(partition, event) => self.apply(partition, &event, stored),
+        }
+    }
+
+    /// Offers a batch's messages: the same outcomes, in order, and the same batch as offering
+    /// them one by one, but what their events need of the store is looked up together, sorted,
+    /// before any is applied (a store reads a batch of sorted keys in one pass down its levels).
+    pub fn offer_all<S: Stored>(
+        &mut self,
+        messages: &[Message<'_>],
+        stored: &S,
+    ) -> Result<Vec<Outcome>, S::Error> {
+        let admitted: Vec<Admitted> = messages.iter().map(|m| self.admit(*m)).collect();
+        let prefetched = Prefetched::of(&admitted, &self.touched, stored)?;
+        admitted
+            .iter()
+            .map(|a| match a {
+                Admitted::Done(outcome) => Ok(outcome.clone()),
+                Admitted::Event(partition, event) => self.apply(*partition, event, &prefetched),
+            })
+            .collect()
+    }
+
+    /// Counts a message and its offset, and decodes it: an event for its customer's partition, or
+    /// its outcome when it is rejected or misrouted.
+    fn admit(&mut self, message: Message<'_>) -> Admitted {
         self.messages += 1;
         let next = message.offset.saturating_add(1);
         let offset = self.next_offsets.entry(message.partition).or_insert(next);
         *offset = (*offset).max(next);
         let event = match decode(message.key, message.payload, &self.bounds) {
             Ok(event) => event,
-            Err(rejection) => return Ok(self.count(Step::Rejected(rejection))),
+            Err(rejection) => return Admitted::Done(self.count(Step::Rejected(rejection))),
         };
-        let (partition, customer) = (message.partition, event.customer_id);
         if let Some(partitions) = self.partitions {
-            let expected = contract::partition::of_customer(customer, partitions);
-            if expected != partition {
+            let expected = contract::partition::of_customer(event.customer_id, partitions);
+            if expected != message.partition {
                 self.counts.misrouted += 1;
-                return Ok(Outcome::Misrouted {
+                return Admitted::Done(Outcome::Misrouted {
                     partition: expected,
                 });
             }
         }
+        Admitted::Event(message.partition, event)
+    }
+
+    /// Applies an admitted event, reading what it needs from `stored`.
+    fn apply<S: Stored>(
+        &mut self,
+        partition: i32,
+        event: &TransactionEvent,
+        stored: &S,
+    ) -> Result<Outcome, S::Error> {
+        let customer = event.customer_id;
         let touched = match self.touched.entry((partition, customer)) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -216,7 +376,7 @@ impl BatchFolder {
         let step = if duplicate {
             Step::Duplicate
         } else {
-            match Change::of(&event) {
+            match Change::of(event) {
                 Err(overflow) => Step::Rejected(overflow.into()),
                 Ok((class, change)) => {
                     let applied = match change {
@@ -737,6 +897,114 @@ mod tests {
         assert_eq!(folded.batch.customers[0].events, vec!["a".to_string()]);
         // Its source offset is written with the batch (once it is safe on its own partition).
         assert!(folded.batch.offsets.contains(&(wrong, 1)));
+    }
+
+    /// One random message: a few customers, invoices and IDs (so that IDs repeat within and
+    /// across batches and invoices are added to), some returns, some rejected or misrouted.
+    fn message() -> impl proptest::strategy::Strategy<Value = (i32, String, Vec<u8>)> {
+        use proptest::prelude::*;
+        (0u64..6, 0u32..8, 0u32..4, -1i64..4, 0u32..3, 0u32..20).prop_map(
+            |(customer, id, invoice, quantity, kind, day)| {
+                let customer = customer + 1;
+                let invoice = match kind {
+                    0 => format!("C{invoice}"),
+                    _ => invoice.to_string(),
+                };
+                let time = format!("2011-01-{:02}T10:00:00Z", day + 1);
+                let mut payload = event(&id.to_string(), customer, &invoice, quantity, 1.25, &time);
+                let mut key = customer.to_string();
+                match id {
+                    // A broken message and one keyed by another customer: both rejected.
+                    7 => payload.truncate(9),
+                    6 => key = (customer + 1).to_string(),
+                    _ => {}
+                }
+                // Customer 6 sometimes arrives on another partition than its own: misrouted.
+                let right = contract::partition::of_customer(customer, 3);
+                let partition = match (customer, day % 2) {
+                    (6, 0) => (right + 1) % 3,
+                    _ => right,
+                };
+                (partition, key, payload)
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// Offering a batch at once gives the outcomes, the counts and the batch of offering its
+        /// messages one by one, over a store that already holds some of their customers, IDs and
+        /// invoices.
+        #[test]
+        fn offering_a_batch_at_once_is_offering_it_one_by_one(
+            before in proptest::collection::vec(message(), 0..30),
+            batch in proptest::collection::vec(message(), 0..60),
+        ) {
+            let messages = |list: &[(i32, String, Vec<u8>)]| -> Vec<(i32, i64, String, Vec<u8>)> {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, (p, k, v))| (*p, i as i64, k.clone(), v.clone()))
+                    .collect()
+            };
+            fn as_offered(list: &[(i32, i64, String, Vec<u8>)]) -> Vec<Message<'_>> {
+                list.iter()
+                    .map(|(p, o, k, v)| Message {
+                        partition: *p,
+                        offset: *o,
+                        key: Some(k.as_bytes()),
+                        payload: Some(v.as_slice()),
+                    })
+                    .collect()
+            }
+            let mut stored = Memory::default();
+            let earlier = messages(&before);
+            let mut first = BatchFolder::new(bounds()).with_partitions(Some(3));
+            for m in as_offered(&earlier) {
+                first.offer(m, &stored).unwrap();
+            }
+            stored.write(&first.finish().batch);
+            let batch = messages(&batch);
+            let mut one_by_one = BatchFolder::new(bounds()).with_partitions(Some(3));
+            let outcomes: Vec<Outcome> = as_offered(&batch)
+                .into_iter()
+                .map(|m| one_by_one.offer(m, &stored).unwrap())
+                .collect();
+            let mut at_once = BatchFolder::new(bounds()).with_partitions(Some(3));
+            let together = at_once.offer_all(&as_offered(&batch), &stored).unwrap();
+            proptest::prop_assert_eq!(&together, &outcomes);
+            let (a, b) = (one_by_one.finish(), at_once.finish());
+            proptest::prop_assert_eq!(a.messages, b.messages);
+            proptest::prop_assert_eq!(&a.counts, &b.counts);
+            proptest::prop_assert_eq!(&a.batch.customers, &b.batch.customers);
+            proptest::prop_assert_eq!(a.batch.new_customers, b.batch.new_customers);
+            proptest::prop_assert_eq!(&a.batch.offsets, &b.batch.offsets);
+            proptest::prop_assert_eq!(&a.batch.latest_purchases, &b.batch.latest_purchases);
+        }
+    }
+
+    #[test]
+    fn a_failing_lookup_stops_a_batch_offered_at_once() {
+        struct Failing;
+        impl Stored for Failing {
+            type Error = &'static str;
+            fn summary(&self, _: i32, _: u64) -> Result<Option<Summary>, &'static str> {
+                Err("disk on fire")
+            }
+            fn purchase(&self, _: i32, _: u64, _: &str) -> Result<Option<Purchase>, &'static str> {
+                Ok(None)
+            }
+            fn has_event(&self, _: i32, _: u64, _: &str) -> Result<bool, &'static str> {
+                Ok(false)
+            }
+        }
+        let good = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
+        let message = Message {
+            partition: 0,
+            offset: 0,
+            key: Some(b"7"),
+            payload: Some(&good),
+        };
+        let failed = BatchFolder::new(bounds()).offer_all(&[message], &Failing);
+        assert_eq!(failed, Err("disk on fire"));
     }
 
     #[test]

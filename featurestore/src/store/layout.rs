@@ -39,13 +39,19 @@ pub(super) fn events_cf(partition: i32) -> String {
 
 pub(super) fn purchase_key(customer: u64, invoice: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + invoice.len());
-    key.extend_from_slice(&customer.to_be_bytes());
-    key.extend_from_slice(invoice.as_bytes());
+    push_text_key(&mut key, customer, invoice);
     key
 }
 
 pub(super) fn event_key(customer: u64, event_id: &str) -> Vec<u8> {
     purchase_key(customer, event_id)
+}
+
+/// Appends the key of a customer's invoice or event ID (the customer, big-endian, then the text)
+/// to `key`: what [`purchase_key`] and [`event_key`] hold.
+pub(super) fn push_text_key(key: &mut Vec<u8>, customer: u64, text: &str) {
+    key.extend_from_slice(&customer.to_be_bytes());
+    key.extend_from_slice(text.as_bytes());
 }
 
 pub(super) fn change_key(batch: u64, partition: i32, customer: u64) -> Vec<u8> {

@@ -392,6 +392,95 @@ impl RocksStore {
             .is_some())
     }
 
+    /// [`RocksStore::summary`] of each `(partition, customer)`, in order, looked up together (see
+    /// [`RocksStore::multi_get`]).
+    pub fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<Summary>>> {
+        self.multi_get(
+            keys,
+            |k| k.0,
+            partition_cf,
+            |k, key| key.extend_from_slice(&k.1.to_be_bytes()),
+            |k, bytes| {
+                postcard::from_bytes(bytes)
+                    .map_err(|e| self.corrupt(format!("customer {}'s summary", k.1), e))
+            },
+        )
+    }
+
+    /// [`RocksStore::purchase`] of each `(partition, customer, invoice)`, in order, looked up
+    /// together.
+    pub fn purchases(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<Option<Purchase>>> {
+        self.multi_get(
+            keys,
+            |k| k.0,
+            partition_cf,
+            |k, key| push_text_key(key, k.1, k.2),
+            |k, bytes| {
+                postcard::from_bytes(bytes)
+                    .map_err(|e| self.corrupt(format!("customer {}'s invoice {}", k.1, k.2), e))
+            },
+        )
+    }
+
+    /// [`RocksStore::has_event`] of each `(partition, customer, event ID)`, in order, looked up
+    /// together.
+    pub fn have_events(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<bool>> {
+        let found = self.multi_get(
+            keys,
+            |k| k.0,
+            events_cf,
+            |k, key| push_text_key(key, k.1, k.2),
+            |_, _| Ok(()),
+        )?;
+        Ok(found.iter().map(Option::is_some).collect())
+    }
+
+    /// Point lookups of many keys: for each run of keys of one partition, one batched MultiGet
+    /// in its column family `cf(partition)` (RocksDB then walks the memtable and each level once
+    /// for the run, and checks filters and index blocks together); the keys' encodings
+    /// (`encode`), sorted as they almost always are (keys sorted by partition, customer, then
+    /// text), are told so. `read` turns each value found.
+    fn multi_get<K, T>(
+        &self,
+        keys: &[K],
+        partition: impl Fn(&K) -> i32,
+        cf: impl Fn(i32) -> String,
+        encode: impl Fn(&K, &mut Vec<u8>),
+        read: impl Fn(&K, &[u8]) -> Result<T>,
+    ) -> Result<Vec<Option<T>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        let (mut encoded, mut ends) = (Vec::new(), Vec::new());
+        for run in keys.chunk_by(|a, b| partition(a) == partition(b)) {
+            let Some(handle) = self.db.cf_handle(&cf(partition(&run[0]))) else {
+                found.extend(run.iter().map(|_| None));
+                continue;
+            };
+            encoded.clear();
+            ends.clear();
+            for key in run {
+                encode(key, &mut encoded);
+                ends.push(encoded.len());
+            }
+            let slices = || {
+                ends.iter().scan(0, |start, &end| {
+                    let key = &encoded[*start..end];
+                    *start = end;
+                    Some(key)
+                })
+            };
+            // RocksDB trusts `sorted`: a wrong claim would miss keys, so it is checked.
+            let sorted = slices().zip(slices().skip(1)).all(|(a, b)| a <= b);
+            let values = self.db.batched_multi_get_cf(&handle, slices(), sorted);
+            for (key, value) in run.iter().zip(values) {
+                found.push(match value.map_err(self.rocks())? {
+                    Some(bytes) => Some(read(key, &bytes)?),
+                    None => None,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     /// The IDs of the events applied to `customer` in `partition`, in order (for tools and tests:
     /// a range scan).
     pub fn event_ids(&self, partition: i32, customer: u64) -> Result<Vec<String>> {

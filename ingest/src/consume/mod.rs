@@ -107,6 +107,8 @@ pub struct IngestSummary {
 
 /// How long a batch that holds messages waits for the next one before it is written.
 const IDLE_ENDS_BATCH: Duration = Duration::from_millis(2);
+/// At most this many places for a batch's messages are reserved up front (a larger batch grows).
+const MESSAGES_RESERVED: usize = 16_384;
 
 /// A consumer group member folding events into the store.
 pub struct Ingest {
@@ -130,7 +132,7 @@ pub struct Ingest {
     /// The standby copies' consumer (`standby_replicas` > 0).
     standby: Option<Standby>,
     /// Which consumer a poll asks first (alternating, so that neither starves the other).
-    standby_first: bool,
+    standby_first: std::cell::Cell<bool>,
     /// Events forwarded to their customer's partition since the last log line, and when that was.
     repartition_log: (u64, Option<Instant>),
 }
@@ -292,7 +294,7 @@ impl Ingest {
             contact_since: None,
             group_commit: None,
             standby,
-            standby_first: false,
+            standby_first: std::cell::Cell::new(false),
             repartition_log: (0, None),
         })
     }
@@ -396,22 +398,25 @@ impl Ingest {
         let started = Instant::now();
         let mut polling = Duration::ZERO;
         let mut standby_messages = 0u64;
-        while folder.messages() < self.options.batch_size {
+        // The batch's messages are held (librdkafka's buffers, not copies) and offered together,
+        // so that the store looks up what they need in one sorted pass.
+        let mut messages = Vec::with_capacity(self.options.batch_size.min(MESSAGES_RESERVED));
+        while messages.len() < self.options.batch_size {
             // Once the batch holds messages, a pause in the stream ends it: waiting out the whole
             // batch timeout would hold back what it applies (and a producer waiting on the lag).
-            let left = match folder.messages() {
+            let left = match messages.len() {
                 0 => deadline.saturating_duration_since(Instant::now()),
                 _ => IDLE_ENDS_BATCH.min(deadline.saturating_duration_since(Instant::now())),
             };
             let waiting = Instant::now();
-            self.standby_first = !self.standby_first;
+            self.standby_first.set(!self.standby_first.get());
             let polled = self.poll(left);
             polling += waiting.elapsed();
             self.check_rebalance()?;
             let Some(message) = polled else {
                 break;
             };
-            let message = match message {
+            match message {
                 Ok(m) => {
                     if self
                         .standby
@@ -420,26 +425,30 @@ impl Ingest {
                     {
                         standby_messages += 1;
                     }
-                    m
+                    messages.push(m);
                 }
-                Err(e) => {
-                    self.broker_error(CONSUMING, &e.to_string());
-                    continue;
-                }
-            };
-            let offered = Offered {
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key(),
-                payload: message.payload(),
-            };
-            let outcome = folder.offer(offered, self.store.as_ref())?;
+                Err(e) => self.broker_error(CONSUMING, &e.to_string()),
+            }
+        }
+        let offered: Vec<Offered<'_>> = messages
+            .iter()
+            .map(|m| Offered {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key(),
+                payload: m.payload(),
+            })
+            .collect();
+        let outcomes = folder.offer_all(&offered, self.store.as_ref())?;
+        for (message, outcome) in messages.iter().zip(outcomes) {
             match outcome {
-                Outcome::Rejected(rejection) => self.dead_letter(&message, &rejection)?,
-                Outcome::Misrouted { partition } => self.repartition(&message, partition)?,
+                Outcome::Rejected(rejection) => self.dead_letter(message, &rejection)?,
+                Outcome::Misrouted { partition } => self.repartition(message, partition)?,
                 Outcome::Applied(_) | Outcome::Duplicate => {}
             }
         }
+        drop(offered);
+        drop(messages);
         let folded = folder.finish();
         if folded.messages == 0 {
             return Ok(0);
@@ -569,5 +578,17 @@ impl Stored for RocksStore {
         event_id: &str,
     ) -> Result<bool, Self::Error> {
         featurestore::RocksStore::has_event(self, partition, customer, event_id)
+    }
+
+    fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<Summary>>, Self::Error> {
+        featurestore::RocksStore::summaries(self, keys)
+    }
+
+    fn purchases(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<Option<Purchase>>, Self::Error> {
+        featurestore::RocksStore::purchases(self, keys)
+    }
+
+    fn have_events(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<bool>, Self::Error> {
+        featurestore::RocksStore::have_events(self, keys)
     }
 }

@@ -151,7 +151,7 @@ impl super::Ingest {
         let Some(standby) = self.standby.as_ref().filter(|s| s.following()) else {
             return self.consumer.poll(left);
         };
-        if self.standby_first
+        if self.standby_first.get()
             && let Some(polled) = standby.consumer.poll(Duration::ZERO)
         {
             return Some(polled);
