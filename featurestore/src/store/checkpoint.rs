@@ -134,6 +134,8 @@ impl RocksStore {
             mark: None,
             bytes: 0,
         };
+        // Both files are of a partition's (customer-keyed) column families.
+        let keyed = customer_keyed_options();
         for (family, file) in [
             (partition_cf(partition), CUSTOMERS_FILE),
             (events_cf(partition), EVENTS_FILE),
@@ -144,12 +146,12 @@ impl RocksStore {
             let path = staging.join(file);
             let mut writer: Option<SstFileWriter<'_>> = None;
             let mut keys = 0u64;
-            for item in snapshot.iterator_cf(&cf, IteratorMode::Start) {
+            for item in snapshot.iterator_cf_opt(&cf, scan_options(), IteratorMode::Start) {
                 let (key, value) = item.map_err(self.rocks())?;
                 let sst = match &mut writer {
                     Some(sst) => sst,
                     None => {
-                        let sst = SstFileWriter::create(&self.cf_options);
+                        let sst = SstFileWriter::create(&keyed);
                         sst.open(&path).map_err(self.rocks())?;
                         writer.insert(sst)
                     }
@@ -288,7 +290,10 @@ impl RocksStore {
         let Some(cf) = self.db.cf_handle(&partition_cf(partition)) else {
             return Ok(customers);
         };
-        for item in self.db.iterator_cf(&cf, IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf_opt(&cf, scan_options(), IteratorMode::Start)
+        {
             let (key, _) = item.map_err(self.rocks())?;
             if let Ok(id) = <[u8; 8]>::try_from(key.as_ref()) {
                 customers.insert(u64::from_be_bytes(id));
@@ -302,7 +307,10 @@ impl RocksStore {
         let customers = self.partition_customers(partition)?.len() as u64;
         let mut events = 0u64;
         if let Some(cf) = self.db.cf_handle(&events_cf(partition)) {
-            for item in self.db.iterator_cf(&cf, IteratorMode::Start) {
+            for item in self
+                .db
+                .iterator_cf_opt(&cf, scan_options(), IteratorMode::Start)
+            {
                 item.map_err(self.rocks())?;
                 events += 1;
             }

@@ -1,6 +1,6 @@
 //! The store's keys and column families, and the options every column family is opened with.
 
-use rocksdb::{BlockBasedOptions, Cache, Options};
+use rocksdb::{BlockBasedOptions, Cache, MemtableFactory, Options, ReadOptions, SliceTransform};
 
 pub(super) const CF_OFFSETS: &str = "offsets";
 pub(super) const CF_META: &str = "meta";
@@ -91,5 +91,38 @@ pub(super) fn column_options() -> Options {
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    options
+}
+
+/// The options of a column family by its name: [`customer_keyed_options`] for a partition's
+/// states and event IDs, [`column_options`] for the others.
+pub(super) fn options_of(name: &str, plain: &Options, keyed: &Options) -> Options {
+    if name.starts_with(PARTITION_CF_PREFIX) || name.starts_with(EVENTS_CF_PREFIX) {
+        keyed.clone()
+    } else {
+        plain.clone()
+    }
+}
+
+/// A partition's column families, whose keys all start with the customer (8 bytes): their
+/// memtables hash the customer to a bucket holding only its keys (a lookup or an insert walks the
+/// customer's few keys, not a skip list of every key in the memtable). A scan across customers
+/// must ask for total order ([`scan_options`]). Each memtable holds 65,536 buckets (512 KB);
+/// with more customers, a bucket holds a few customers' keys.
+pub(super) fn customer_keyed_options() -> Options {
+    let mut options = column_options();
+    options.set_prefix_extractor(SliceTransform::create_fixed_prefix(8));
+    options.set_memtable_factory(MemtableFactory::HashSkipList {
+        bucket_count: 65_536,
+        height: 4,
+        branching_factor: 4,
+    });
+    options
+}
+
+/// Read options of a scan across customers of a partition's column family (in key order).
+pub(super) fn scan_options() -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.set_total_order_seek(true);
     options
 }

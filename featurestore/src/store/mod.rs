@@ -117,7 +117,6 @@ impl SourceId {
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
-    cf_options: Options,
     partitions: RwLock<BTreeSet<i32>>,
     /// A secondary instance changes only in [`RocksStore::catch_up`], so it is its own snapshot (RocksDB
     /// has no snapshots in secondary mode).
@@ -145,7 +144,10 @@ impl RocksStore {
         // Every column family's memtables together (two per partition, besides the small ones):
         // without a shared budget each would grow to its own 64 MB write buffer, twice.
         options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
+        // One writer; the hashed memtables of the partitions take no concurrent writes.
+        options.set_allow_concurrent_memtable_write(false);
         let cf_options = column_options();
+        let keyed = customer_keyed_options();
         let mut names = DB::list_cf(&options, path).unwrap_or_default();
         for required in ["default", CF_OFFSETS, CF_META, CF_CHANGES] {
             if !names.iter().any(|n| n == required) {
@@ -154,9 +156,9 @@ impl RocksStore {
         }
         let descriptors = names
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
+            .map(|name| ColumnFamilyDescriptor::new(name, options_of(name, &cf_options, &keyed)));
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(rocks)?;
-        let store = Self::over(db, path, cf_options, &names, false);
+        let store = Self::over(db, path, &names, false);
         match store.layout()? {
             Some(_) => {}
             None if store.partitions().is_empty() && store.offsets_stored()? == 0 => {
@@ -215,13 +217,7 @@ impl RocksStore {
             .ok_or_else(|| self.corrupt("meta".into(), "no meta column family"))
     }
 
-    fn over(
-        db: DB,
-        path: &Path,
-        cf_options: Options,
-        families: &[String],
-        secondary: bool,
-    ) -> Self {
+    fn over(db: DB, path: &Path, families: &[String], secondary: bool) -> Self {
         let partitions = families
             .iter()
             .filter_map(|n| n.strip_prefix(PARTITION_CF_PREFIX)?.parse().ok())
@@ -229,7 +225,6 @@ impl RocksStore {
         RocksStore {
             db,
             path: path.to_path_buf(),
-            cf_options,
             partitions: RwLock::new(partitions),
             secondary,
         }
@@ -245,15 +240,17 @@ impl RocksStore {
         };
         let mut options = Options::default();
         options.set_max_open_files(-1);
+        options.set_allow_concurrent_memtable_write(false);
         let cf_options = column_options();
+        let keyed = customer_keyed_options();
         let names = DB::list_cf(&options, path).map_err(rocks)?;
         let descriptors = names
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
+            .map(|name| ColumnFamilyDescriptor::new(name, options_of(name, &cf_options, &keyed)));
         let db = DB::open_cf_descriptors_as_secondary(&options, path, secondary_dir, descriptors)
             .map_err(rocks)?;
         db.try_catch_up_with_primary().map_err(rocks)?;
-        let store = Self::over(db, path, cf_options, &names, true);
+        let store = Self::over(db, path, &names, true);
         store.check_layout()?;
         Ok(store)
     }
@@ -307,7 +304,7 @@ impl RocksStore {
         for name in [partition_cf(partition), events_cf(partition)] {
             if self.db.cf_handle(&name).is_none() {
                 self.db
-                    .create_cf(&name, &self.cf_options)
+                    .create_cf(&name, &customer_keyed_options())
                     .map_err(self.rocks())?;
             }
         }

@@ -79,8 +79,12 @@ impl RocksStore {
                 continue;
             };
             let items = match &snapshot {
-                Some(snapshot) => snapshot.iterator_cf(&cf, IteratorMode::Start),
-                None => self.db.iterator_cf(&cf, IteratorMode::Start),
+                Some(snapshot) => {
+                    snapshot.iterator_cf_opt(&cf, scan_options(), IteratorMode::Start)
+                }
+                None => self
+                    .db
+                    .iterator_cf_opt(&cf, scan_options(), IteratorMode::Start),
             };
             let mut reader = StateReader::default();
             for item in items {
