@@ -170,6 +170,10 @@ fn the_pages_show_the_population(
     let overview = page::overview(population, production);
     assert!(overview.contains("<html lang=\"en\">"), "{overview}");
     assert!(
+        overview.contains("<link rel=\"icon\" href=\"data:image/svg+xml,%3Csvg xmlns="),
+        "the icon is inline: {overview}"
+    );
+    assert!(
         overview.contains("v0001")
             && overview.contains("BG/NBD + Gamma-Gamma") == production.card.reference.is_some()
     );

@@ -61,6 +61,10 @@ function check(condition, what) {
     check(report, 'no link to the report');
     response = await page.goto(`${base}/report.html`);
     check(response.status() === 200, `/report.html answered ${response.status()}`);
+    // The report names no icon: the browser asks for /favicon.ico, which is served.
+    response = await page.goto(`${base}/favicon.ico`);
+    check(response.status() === 200, `/favicon.ico answered ${response.status()}`);
+    check(response.headers()['content-type'] === 'image/svg+xml', 'the icon is not an SVG');
 
     // The ranked list: the top customer first.
     await page.goto(`${base}/customers`);

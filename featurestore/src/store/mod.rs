@@ -12,7 +12,11 @@
 //!   lookups of new IDs a disk read; an ID is a duplicate only if its key is found.
 //!
 //!   A partition's state is these two column families, so it can move between instances as a unit.
-//!   Bloom filters and a shared block cache serve point reads.
+//!   Bloom filters and a shared block cache serve point reads. Their memtables hash the customer
+//!   (the keys' first 8 bytes) to a bucket of its own keys, so that a lookup or an insert does not
+//!   walk every key in memory; a scan across customers asks for total order. A batch's lookups are
+//!   made together, sorted ([`RocksStore::summaries`], [`RocksStore::purchases`],
+//!   [`RocksStore::have_events`]).
 //! - `offsets`: the next offset to read per (cluster, topic, partition). Offsets are tagged with the
 //!   cluster and topic they belong to, so that those of another broker are never applied.
 //! - `meta`: the store's layout version ([`LAYOUT`]; a store of another layout is refused, not

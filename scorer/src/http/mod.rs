@@ -164,6 +164,7 @@ pub fn router_with(
         .route("/customers", get(page_customers))
         .route("/at-risk", get(page_at_risk))
         .route("/report.html", get(report_html))
+        .route("/favicon.ico", get(favicon))
         .route("/predict", post(predict))
         .route("/health", get(health))
         .route("/ready", get(ready))

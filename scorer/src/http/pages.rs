@@ -251,3 +251,15 @@ pub(super) async fn report_html(State(state): State<AppState>) -> Response {
         ),
     }
 }
+
+/// `/favicon.ico`: the pages' icon ([`crate::page::ICON_SVG`]), for what names none.
+pub(super) async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        crate::page::ICON_SVG,
+    )
+        .into_response()
+}

@@ -75,9 +75,19 @@ fn segment_badge(segment: Option<Segment>) -> Markup {
     }
 }
 
-/// The page's icon, inline (a browser asks for `/favicon.ico` when a page names none, and the page
-/// works offline from its own bytes): a filled circle in the charts' colour.
-const ICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='7' fill='%2312355b'/%3E%3C/svg%3E";
+/// The pages' icon: a filled circle in the charts' colour. Inline in each page's head (a saved
+/// page keeps it), and served at `/favicon.ico` for what names none (the training report, the
+/// documentation, an answer opened in a browser), which browsers ask for.
+pub const ICON_SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><circle cx='8' cy='8' r='7' fill='#12355b'/></svg>";
+
+/// [`ICON_SVG`] as a data URL.
+static ICON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let escaped = ICON_SVG
+        .replace('<', "%3C")
+        .replace('>', "%3E")
+        .replace('#', "%23");
+    format!("data:image/svg+xml,{escaped}")
+});
 
 const STYLE: &str = "
 :root{color-scheme:light}
@@ -122,7 +132,7 @@ fn layout(title: &str, current: &str, body: Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · clv" }
-                link rel="icon" href=(ICON);
+                link rel="icon" href=(ICON.as_str());
                 style { (PreEscaped(STYLE)) }
             }
             body {
