@@ -134,8 +134,6 @@ impl RocksStore {
             mark: None,
             bytes: 0,
         };
-        // Both files are of a partition's (customer-keyed) column families.
-        let keyed = customer_keyed_options();
         for (family, file) in [
             (partition_cf(partition), CUSTOMERS_FILE),
             (events_cf(partition), EVENTS_FILE),
@@ -151,7 +149,7 @@ impl RocksStore {
                 let sst = match &mut writer {
                     Some(sst) => sst,
                     None => {
-                        let sst = SstFileWriter::create(&keyed);
+                        let sst = SstFileWriter::create(&self.cf_options.keyed);
                         sst.open(&path).map_err(self.rocks())?;
                         writer.insert(sst)
                     }

@@ -75,49 +75,55 @@ pub(super) const DB_WRITE_BUFFER_BYTES: usize = 128 << 20;
 /// The block cache every column family shares: data blocks, and the index and filter blocks too.
 pub(super) const BLOCK_CACHE_BYTES: usize = 96 << 20;
 
-pub(super) fn column_options() -> Options {
-    let mut table = BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
-    // Filters and indexes in the block cache, partitioned (only the partitions in use stay), so
-    // that their memory is bounded by the cache: outside it, the filters of 74 M event IDs at 100x
-    // were ~90 MB of ingest's memory, growing with the store. The top levels and level 0's stay
-    // pinned, as the lookups of every event need them.
-    table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
-    table.set_partition_filters(true);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_top_level_index_and_filter(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
-    let mut options = Options::default();
-    options.set_block_based_table_factory(&table);
-    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    options
+/// The options of the store's column families, all over one block cache.
+#[derive(Clone)]
+pub(super) struct ColumnOptions {
+    /// The small column families' (offsets, meta, changes).
+    plain: Options,
+    /// A partition's states and event IDs, whose keys all start with the customer (8 bytes): their
+    /// memtables hash the customer to a bucket holding only its keys (a lookup or an insert walks
+    /// the customer's few keys, not a skip list of every key in the memtable). A scan across
+    /// customers must ask for total order ([`scan_options`]). Each memtable holds 65,536 buckets
+    /// (512 KB); with more customers, a bucket holds a few customers' keys.
+    pub(super) keyed: Options,
 }
 
-/// The options of a column family by its name: [`customer_keyed_options`] for a partition's
-/// states and event IDs, [`column_options`] for the others.
-pub(super) fn options_of(name: &str, plain: &Options, keyed: &Options) -> Options {
-    if name.starts_with(PARTITION_CF_PREFIX) || name.starts_with(EVENTS_CF_PREFIX) {
-        keyed.clone()
-    } else {
-        plain.clone()
+impl ColumnOptions {
+    /// Made once per store: each set made anew would have a block cache of its own.
+    pub(super) fn new() -> Self {
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        // Filters and indexes in the block cache, partitioned (only the partitions in use stay), so
+        // that their memory is bounded by the cache: outside it, the filters of 74 M event IDs at
+        // 100x were ~90 MB of ingest's memory, growing with the store. The top levels and level
+        // 0's stay pinned, as the lookups of every event need them.
+        table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+        let mut plain = Options::default();
+        plain.set_block_based_table_factory(&table);
+        plain.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let mut keyed = plain.clone();
+        keyed.set_prefix_extractor(SliceTransform::create_fixed_prefix(8));
+        keyed.set_memtable_factory(MemtableFactory::HashSkipList {
+            bucket_count: 65_536,
+            height: 4,
+            branching_factor: 4,
+        });
+        ColumnOptions { plain, keyed }
     }
-}
 
-/// A partition's column families, whose keys all start with the customer (8 bytes): their
-/// memtables hash the customer to a bucket holding only its keys (a lookup or an insert walks the
-/// customer's few keys, not a skip list of every key in the memtable). A scan across customers
-/// must ask for total order ([`scan_options`]). Each memtable holds 65,536 buckets (512 KB);
-/// with more customers, a bucket holds a few customers' keys.
-pub(super) fn customer_keyed_options() -> Options {
-    let mut options = column_options();
-    options.set_prefix_extractor(SliceTransform::create_fixed_prefix(8));
-    options.set_memtable_factory(MemtableFactory::HashSkipList {
-        bucket_count: 65_536,
-        height: 4,
-        branching_factor: 4,
-    });
-    options
+    /// The options of the column family `name`.
+    pub(super) fn of(&self, name: &str) -> Options {
+        if name.starts_with(PARTITION_CF_PREFIX) || name.starts_with(EVENTS_CF_PREFIX) {
+            self.keyed.clone()
+        } else {
+            self.plain.clone()
+        }
+    }
 }
 
 /// Read options of a scan across customers of a partition's column family (in key order).

@@ -121,6 +121,7 @@ impl SourceId {
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
+    cf_options: ColumnOptions,
     partitions: RwLock<BTreeSet<i32>>,
     /// A secondary instance changes only in [`RocksStore::catch_up`], so it is its own snapshot (RocksDB
     /// has no snapshots in secondary mode).
@@ -150,8 +151,7 @@ impl RocksStore {
         options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
         // One writer; the hashed memtables of the partitions take no concurrent writes.
         options.set_allow_concurrent_memtable_write(false);
-        let cf_options = column_options();
-        let keyed = customer_keyed_options();
+        let cf_options = ColumnOptions::new();
         let mut names = DB::list_cf(&options, path).unwrap_or_default();
         for required in ["default", CF_OFFSETS, CF_META, CF_CHANGES] {
             if !names.iter().any(|n| n == required) {
@@ -160,9 +160,9 @@ impl RocksStore {
         }
         let descriptors = names
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, options_of(name, &cf_options, &keyed)));
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.of(name)));
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(rocks)?;
-        let store = Self::over(db, path, &names, false);
+        let store = Self::over(db, path, cf_options, &names, false);
         match store.layout()? {
             Some(_) => {}
             None if store.partitions().is_empty() && store.offsets_stored()? == 0 => {
@@ -221,7 +221,13 @@ impl RocksStore {
             .ok_or_else(|| self.corrupt("meta".into(), "no meta column family"))
     }
 
-    fn over(db: DB, path: &Path, families: &[String], secondary: bool) -> Self {
+    fn over(
+        db: DB,
+        path: &Path,
+        cf_options: ColumnOptions,
+        families: &[String],
+        secondary: bool,
+    ) -> Self {
         let partitions = families
             .iter()
             .filter_map(|n| n.strip_prefix(PARTITION_CF_PREFIX)?.parse().ok())
@@ -229,6 +235,7 @@ impl RocksStore {
         RocksStore {
             db,
             path: path.to_path_buf(),
+            cf_options,
             partitions: RwLock::new(partitions),
             secondary,
         }
@@ -245,16 +252,15 @@ impl RocksStore {
         let mut options = Options::default();
         options.set_max_open_files(-1);
         options.set_allow_concurrent_memtable_write(false);
-        let cf_options = column_options();
-        let keyed = customer_keyed_options();
+        let cf_options = ColumnOptions::new();
         let names = DB::list_cf(&options, path).map_err(rocks)?;
         let descriptors = names
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, options_of(name, &cf_options, &keyed)));
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options.of(name)));
         let db = DB::open_cf_descriptors_as_secondary(&options, path, secondary_dir, descriptors)
             .map_err(rocks)?;
         db.try_catch_up_with_primary().map_err(rocks)?;
-        let store = Self::over(db, path, &names, true);
+        let store = Self::over(db, path, cf_options, &names, true);
         store.check_layout()?;
         Ok(store)
     }
@@ -308,7 +314,7 @@ impl RocksStore {
         for name in [partition_cf(partition), events_cf(partition)] {
             if self.db.cf_handle(&name).is_none() {
                 self.db
-                    .create_cf(&name, &customer_keyed_options())
+                    .create_cf(&name, &self.cf_options.keyed)
                     .map_err(self.rocks())?;
             }
         }
