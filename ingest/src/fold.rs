@@ -1,9 +1,11 @@
-//! The batch folder: the pure core of the consumer. Messages are offered one at a time and each gets
-//! an [`Outcome`]; [`BatchFolder::finish`] gives what the batch changes (the touched customers' new
-//! states, the next offset of each partition, the latest purchase time applied) and its counts, for
-//! the Kafka loop ([`crate::consume`]) to write in one atomic batch. No Kafka, no RocksDB: what an
-//! event needs of the stored state (its customer's summary, the invoice it adds to, whether its ID was
-//! applied) comes from the [`Stored`] lookups it is given, a constant number per event.
+//! The batch folder: the pure core of the consumer. Messages are offered one at a time
+//! ([`BatchFolder::offer`]) or a batch at once ([`BatchFolder::offer_all`], what the consumer does:
+//! the lookups of all its events made together, sorted), and each gets an [`Outcome`];
+//! [`BatchFolder::finish`] gives what the batch changes (the touched customers' new states, the next
+//! offset of each partition, the latest purchase time applied) and its counts, for the Kafka loop
+//! ([`crate::consume`]) to write in one atomic batch. No Kafka, no RocksDB: what an event needs of
+//! the stored state (its customer's summary, the invoice it adds to, whether its ID was applied)
+//! comes from the [`Stored`] lookups it is given, a constant number per event.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
