@@ -1,6 +1,8 @@
-//! Prometheus metrics: the `metrics` recorder and a `/metrics` endpoint on its own thread.
+//! Prometheus metrics: the `metrics` recorder, its upkeep, and a `/metrics` endpoint on its own
+//! thread.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -20,10 +22,14 @@ const POUNDS_BUCKETS: &[f64] = &[
     0.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 50000.0,
 ];
 
+/// How often the recorder folds the histograms' recent samples into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Installs the Prometheus recorder: histograms (not summaries) for every `*_seconds`, `*_bytes`
-/// and `*_pounds` metric, so that Prometheus can aggregate their buckets.
+/// and `*_pounds` metric, so that Prometheus can aggregate their buckets; and its upkeep
+/// ([`spawn_upkeep`]).
 pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
         .context("metric buckets")?
         .set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)
@@ -31,7 +37,28 @@ pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_pounds".into()), POUNDS_BUCKETS)
         .context("metric buckets")?
         .install_recorder()
-        .context("installing the metrics recorder")
+        .context("installing the metrics recorder")?;
+    spawn_upkeep(handle.clone(), UPKEEP_EVERY)?;
+    Ok(handle)
+}
+
+/// Runs the recorder's upkeep every `every` on a thread of its own, for the life of the process.
+///
+/// The recorder keeps each histogram's samples, 8 bytes each, until upkeep folds them into the
+/// buckets; only a scrape did that before, so a scorer nobody scraped grew by ~56 bytes per request
+/// (120 MB in 30 s of `wrk`), and every block of samples was fresh memory to fault in
+/// (BENCHMARKS.md). `PrometheusBuilder::install` has such a task, `install_recorder` does not.
+pub fn spawn_upkeep(handle: PrometheusHandle, every: Duration) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                handle.run_upkeep();
+            }
+        })
+        .context("starting the metrics upkeep")?;
+    Ok(())
 }
 
 /// Installs the recorder and serves `GET /metrics` on `addr` until the process ends.
@@ -79,4 +106,46 @@ pub fn serve_metrics(addr: &str) -> anyhow::Result<PrometheusHandle> {
         })?;
     tracing::info!("metrics on http://{addr}/metrics");
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The process's resident memory, bytes (Linux).
+    fn resident() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+
+    #[test]
+    fn the_upkeep_bounds_what_histograms_hold_without_a_scrape() {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .unwrap()
+            .build_recorder();
+        spawn_upkeep(recorder.handle(), Duration::from_millis(5)).unwrap();
+        let histogram = metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("clv_test_duration_seconds")
+        });
+        // 8 M samples (64 MB if they were all held), 100,000 between pauses longer than the upkeep's
+        // period; never scraped.
+        let before = resident();
+        for round in 0..80 {
+            for i in 0..100_000 {
+                histogram.record(f64::from(i + round) * 1e-6);
+            }
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        let grown = resident().saturating_sub(before);
+        assert!(grown < 24 << 20, "grew {} MB", grown >> 20);
+        // Every sample is in the buckets.
+        let rendered = recorder.handle().render();
+        assert!(
+            rendered.contains("clv_test_duration_seconds_count 8000000"),
+            "{rendered}"
+        );
+    }
 }
