@@ -9,6 +9,9 @@
 # endpoint makes any server look close to it). The server and the client are pinned to their own CPUs
 # (SERVER_CPUS, CLIENT_CPUS: by default the upper and the lower half of the machine, `taskset`), so
 # the saturation rate is the server's own.
+# The VM's speed drifts between runs (the bare endpoint alone moved 58-91k req/s within minutes), so
+# the saturation runs alternate bare and scorer ROUNDS times (default 3): a slow spell falls on
+# both, and the table gives the median of the rounds' rates and of their ratios.
 # BARE_BYTES=<n> makes the bare endpoint answer one fixed body of n bytes (the scorer's is ~860) made
 # once, as the scorer's answers are: what the answer's size costs, apart from the scorer's own work.
 # Usage: scripts/bench-serve.sh <feature store dir> <models dir>
@@ -19,6 +22,7 @@ T=${CARGO_TARGET_DIR:-target}/release
 CLV=${CLV:-$T/clv}
 BARE=${BARE:-$T/examples/bare_json}
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32 256}
 TOOLS_DIR=$("$(dirname "$0")"/tools-dir.sh)
 PATH=$PATH:$TOOLS_DIR/bin
@@ -44,7 +48,7 @@ done
 # The client runs a thread per CPU it is given.
 CLIENT_THREADS=$(taskset -c "$CLIENT_CPUS" nproc)
 echo "$(wc -l < $W/ids) customer IDs; $n cores: server on CPUs $SERVER_CPUS, client on $CLIENT_CPUS;" \
-  "${DURATION} s per run; clients: $TOOLS"
+  "${DURATION} s per run, $ROUNDS alternating saturation rounds; clients: $TOOLS"
 
 # One run: prints "<requests/s> <p50 ms> <p99 ms> <errors>". Args: tool port connections rate(0: as
 # fast as it can).
@@ -87,17 +91,29 @@ EOF
   esac
 }
 
-printf "| client | connections | bare req/s | scorer req/s | ratio | bare p50 / p99 at half rate | scorer p50 / p99 at half rate |\n|---|---|---|---|---|---|---|\n" > $W/table
+printf "| client | connections | bare req/s | scorer req/s | ratio (each round) | bare p50 / p99 at half rate | scorer p50 / p99 at half rate |\n|---|---|---|---|---|---|---|\n" > $W/table
+# The median of its arguments.
+median() {
+  printf "%s\n" "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'
+}
+
 for tool in $TOOLS; do
   for c in $CONNECTIONS; do
-    read -r bare_rps _ _ bare_err < <(run $tool 18090 $c 0)
-    read -r rps _ _ err < <(run $tool 18080 $c 0)
-    read -r _ bp50 bp99 _ < <(run $tool 18090 $c $((bare_rps / 2)))
-    read -r _ p50 p99 half_err < <(run $tool 18080 $c $((rps / 2)))
-    ratio=$(echo "scale=2; $rps / $bare_rps" | bc)
-    printf "| %s | %s | %s | %s | %s | %s / %s ms | %s / %s ms |\n" $tool $c $bare_rps $rps $ratio \
-      $bp50 $bp99 $p50 $p99 >> $W/table
-    for e in "$bare_err" "$err" "$half_err"; do
+    bares=() scorers=() ratios=() errs=()
+    for _ in $(seq "$ROUNDS"); do
+      read -r bare_rps _ _ bare_err < <(run $tool 18090 $c 0)
+      read -r rps _ _ err < <(run $tool 18080 $c 0)
+      bares+=("$bare_rps") scorers+=("$rps") errs+=("$bare_err" "$err")
+      ratios+=("$(echo "scale=4; $rps / $bare_rps" | bc)")
+    done
+    bare_rps=$(median "${bares[@]}")
+    rps=$(median "${scorers[@]}")
+    ratio=$(printf "%.2f" "$(median "${ratios[@]}")")
+    read -r _ bp50 bp99 _ < <(run $tool 18090 $c $((${bare_rps%.*} / 2)))
+    read -r _ p50 p99 half_err < <(run $tool 18080 $c $((${rps%.*} / 2)))
+    printf "| %s | %s | %s | %s | %s (%s) | %s / %s ms | %s / %s ms |\n" $tool $c ${bare_rps%.*} ${rps%.*} \
+      $ratio "$(printf "%.2f " "${ratios[@]}" | sed 's/ $//')" $bp50 $bp99 $p50 $p99 >> $W/table
+    for e in "${errs[@]}" "$half_err"; do
       [ "$e" = - ] || echo "$tool -c$c: a run had non-2xx answers or socket errors"
     done
   done

@@ -1,9 +1,10 @@
 //! What every request goes through ([`Guard`]): its metrics (by route and status), a body declared
 //! too large refused before it is read, load shedding over one cap on requests in flight shared by
-//! every route, and the timeout, with their refusals as JSON; and the answer to a panic.
+//! every route, the timeout, and a panic caught, with their refusals as JSON.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -59,7 +60,9 @@ pub(super) static HANDLES: std::sync::OnceLock<Vec<(&'static str, u16, RequestHa
 /// tower's layers, a `from_fn` middleware and their error handler cost a clone and a boxed future
 /// per request, measured in BENCHMARKS.md): its metrics by route and status, a body declared too
 /// large refused before it is read (413), load shedding over one cap on requests in flight shared
-/// by every route (503 with `Retry-After`, never queued), and the timeout (408).
+/// by every route (503 with `Retry-After`, never queued), the timeout (408), and a panic in the
+/// handler caught (500; tower-http's `CatchPanic` as a layer of its own cost a boxed route per
+/// request).
 #[derive(Clone)]
 pub(super) struct Guard {
     limits: Limits,
@@ -133,23 +136,44 @@ where
             ))));
         }
         let slot = Slot(self.in_flight.clone());
-        let answer = self.inner.call(request);
+        // A panic in the handler is a 500 and frees its place: caught here rather than by a layer
+        // of its own, which would cost another boxed route per request.
+        let answer = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(answer) => answer,
+            Err(panic) => {
+                return Box::pin(std::future::ready(Ok(tracked(
+                    route,
+                    started,
+                    panic_response(panic),
+                ))));
+            }
+        };
         Box::pin(async move {
             let mut answer = std::pin::pin!(answer);
+            let mut poll = |cx: &mut Context<'_>| -> Poll<Response> {
+                match catch_unwind(AssertUnwindSafe(|| answer.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(Ok(response))) => Poll::Ready(response),
+                    Ok(Poll::Ready(Err(never))) => match never {},
+                    Ok(Poll::Pending) => Poll::Pending,
+                    // Not polled again: the answer is given.
+                    Err(panic) => Poll::Ready(panic_response(panic)),
+                }
+            };
             // Most answers are ready at once (a lookup): the timer is armed only for one that is
             // not, with the deadline counted from the request's arrival.
             let first = std::future::poll_fn(|cx| {
-                Poll::Ready(match answer.as_mut().poll(cx) {
-                    Poll::Ready(result) => Some(result),
+                Poll::Ready(match poll(cx) {
+                    Poll::Ready(response) => Some(response),
                     Poll::Pending => None,
                 })
             })
             .await;
             let response = match first {
-                Some(Ok(response)) => response,
+                Some(response) => response,
                 None => {
-                    match tokio::time::timeout_at((started + limits.timeout).into(), answer).await {
-                        Ok(Ok(response)) => response,
+                    let rest = std::future::poll_fn(&mut poll);
+                    match tokio::time::timeout_at((started + limits.timeout).into(), rest).await {
+                        Ok(response) => response,
                         Err(_) => timed_out(limits),
                     }
                 }
@@ -236,6 +260,7 @@ fn timed_out(limits: Limits) -> Response {
     .into_response()
 }
 
+/// The answer to a request whose handler panicked: 500, without the panic's message.
 pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
@@ -266,6 +291,15 @@ mod tests {
                 }),
             )
             .route("/never", get(std::future::pending::<&'static str>))
+            .route(
+                "/panics",
+                get(|| async {
+                    if true {
+                        panic!("a handler's bug");
+                    }
+                    "unreachable"
+                }),
+            )
             .route_layer(Guard::new(limits))
     }
 
@@ -338,6 +372,25 @@ mod tests {
         let late = call(&mut router, get_request("/never")).await;
         assert_eq!(late.status(), StatusCode::REQUEST_TIMEOUT);
         assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(status(&mut router, "/now").await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_handler_is_a_500_and_frees_its_place() {
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let (_release, held) = oneshot::channel();
+        let mut router = guarded(limits, held);
+        for _ in 0..2 {
+            let answer = call(&mut router, get_request("/panics")).await;
+            assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = axum::body::to_bytes(answer.into_body(), 1024)
+                .await
+                .unwrap();
+            assert!(!String::from_utf8_lossy(&body).contains("bug"), "{body:?}");
+        }
         assert_eq!(status(&mut router, "/now").await, StatusCode::OK);
     }
 

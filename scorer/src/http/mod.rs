@@ -165,21 +165,26 @@ pub fn router_with(
         .route("/at-risk", get(page_at_risk))
         .route("/report.html", get(report_html))
         .route("/favicon.ico", get(favicon))
-        .route("/predict", post(predict))
+        // The one route that reads a body (a layer on the router would box every route again).
+        .route(
+            "/predict",
+            post(predict).layer(DefaultBodyLimit::max(limits.body_bytes)),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
-        // Metrics, the body limit, the cap on requests in flight (shared by every route) and the
-        // timeout, in one layer. The connection cap stays the listener's (crate::shed): no layer
-        // sees a connection before it has sent a request.
+        // Metrics, the declared body's limit, the cap on requests in flight (shared by every
+        // route), the timeout and a panic's 500, in one layer: each layer a router adds is a boxed
+        // clone per request. The connection cap stays the listener's (crate::shed): no layer sees
+        // a connection before it has sent a request.
         .route_layer(Guard::new(limits));
+    let docs = Router::from(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .layer(CatchPanicLayer::custom(panic_response));
     Router::new()
         .merge(api)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .merge(docs)
         .fallback(unmatched)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
