@@ -136,6 +136,11 @@ impl TransactionEvent {
         Ok(())
     }
 
+    /// Its time, epoch milliseconds.
+    pub fn time_ms(&self) -> i64 {
+        self.invoice_date.timestamp_millis()
+    }
+
     /// The fields the bounds look at.
     pub fn line(&self) -> Line<'_> {
         Line {
@@ -146,7 +151,7 @@ impl TransactionEvent {
             country: self.country.as_deref(),
             quantity: self.quantity,
             price: self.price,
-            time_ms: self.invoice_date.timestamp_millis(),
+            time_ms: self.time_ms(),
         }
     }
 

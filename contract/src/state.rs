@@ -110,7 +110,7 @@ impl<'a> Change<'a> {
         let change = match class {
             LineClass::Purchase => Change::Purchase {
                 invoice: &event.invoice,
-                time_ms: event.invoice_date.timestamp_millis(),
+                time_ms: event.time_ms(),
                 value_milli: line_value(event.quantity, price)?,
             },
             LineClass::Return => Change::Return {

@@ -225,6 +225,7 @@ fn invoices_and_event_ids_have_their_own_keys() {
                     summary: None,
                     purchases: vec![("2".into(), later)],
                     events: vec!["online_retail_II:3".into()],
+                    newest: None,
                 }],
                 ..Batch::default()
             },
@@ -263,6 +264,124 @@ fn invoices_and_event_ids_have_their_own_keys() {
     assert_eq!(store.get_in(0, 8).unwrap(), Some(a.clone()));
     assert_eq!(store.all_states().unwrap().len(), 2);
     assert_eq!(store.customers().unwrap(), 2);
+}
+
+/// A customer's mark is stored with its events, read back, erased by events written without one,
+/// and is not an event of its own (the listing, the counts, a checkpoint's manifest).
+#[test]
+fn a_mark_is_kept_with_its_events_and_erased_by_events_written_without_one() {
+    use featurestore::store::EventMark;
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path()).unwrap();
+    let mark = |id: &str| EventMark {
+        event_id: id.into(),
+    };
+    let write = |events: &[&str], newest: Option<EventMark>| {
+        let mut c = CustomerWrite::whole(1, 7, &CustomerState::default(), events);
+        c.newest = newest;
+        store
+            .write(
+                &source("a"),
+                Batch {
+                    customers: vec![c],
+                    offsets: vec![(1, 1)],
+                    ..Batch::default()
+                },
+            )
+            .unwrap();
+    };
+    write(&["e1", "e2"], Some(mark("e2")));
+    assert_eq!(
+        store.marks(&[(1, 7), (1, 8), (2, 7)]).unwrap(),
+        vec![Some(mark("e2")), None, None]
+    );
+    assert_eq!(store.event_ids(1, 7).unwrap(), ["e1", "e2"]);
+    assert!(!store.has_event(1, 7, "").unwrap());
+    // Counted as events: two, not three.
+    let checkpoints = tempfile::tempdir().unwrap();
+    let manifest = store
+        .export_partition(&source("a"), 1, checkpoints.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!((manifest.customers, manifest.events), (1, 2));
+    // Imported, the mark comes with the events it covers.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = RocksStore::open(other_dir.path()).unwrap();
+    other
+        .import_partition(&source("a"), 1, checkpoints.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.events().unwrap(), 2);
+    assert_eq!(other.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e2"))]);
+    write(&["e3"], Some(mark("e3")));
+    assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e3"))]);
+    // Events written without a mark erase it; a write without events leaves it.
+    write(&["e4"], None);
+    assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![None]);
+    write(&["e5"], Some(mark("e5")));
+    write(&[], None);
+    assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e5"))]);
+    assert_eq!(
+        store.event_ids(1, 7).unwrap(),
+        ["e1", "e2", "e3", "e4", "e5"]
+    );
+    assert_eq!(store.events().unwrap(), 5);
+}
+
+/// A store of layout 2 (before marks) opens and becomes layout 3; its customers have no marks.
+#[test]
+fn a_store_of_layout_two_is_upgraded_when_opened_to_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RocksStore::open(dir.path()).unwrap();
+        store
+            .write(
+                &source("a"),
+                Batch {
+                    customers: vec![CustomerWrite::whole(
+                        0,
+                        7,
+                        &CustomerState::default(),
+                        &["e1"],
+                    )],
+                    offsets: vec![(0, 1)],
+                    ..Batch::default()
+                },
+            )
+            .unwrap();
+    }
+    {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(false);
+        let names = rocksdb::DB::list_cf(&options, dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&options, dir.path(), &names).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(&meta, b"layout", 2i64.to_be_bytes()).unwrap();
+    }
+    // A reader reads it as it is.
+    let secondary = tempfile::tempdir().unwrap();
+    let reader = RocksStore::open_secondary(dir.path(), secondary.path()).unwrap();
+    assert!(reader.has_event(0, 7, "e1").unwrap());
+    drop(reader);
+    let store = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(store.marks(&[(0, 7)]).unwrap(), vec![None]);
+    assert!(store.has_event(0, 7, "e1").unwrap());
+    drop(store);
+    // Now layout 3: a layout it does not know is refused.
+    {
+        let mut options = rocksdb::Options::default();
+        let names = rocksdb::DB::list_cf(&options, dir.path()).unwrap();
+        options.create_if_missing(false);
+        let db = rocksdb::DB::open_cf(&options, dir.path(), &names).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        assert_eq!(
+            db.get_cf(&meta, b"layout").unwrap().unwrap(),
+            featurestore::LAYOUT.to_be_bytes()
+        );
+        db.put_cf(&meta, b"layout", 4i64.to_be_bytes()).unwrap();
+    }
+    let refused = RocksStore::open(dir.path()).unwrap_err().to_string();
+    assert!(refused.contains("store layout 4"), "{refused}");
 }
 
 /// A store written by the first version (one value per customer, no layout key) is refused with

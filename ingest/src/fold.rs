@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use contract::bounds::Bounds;
 use contract::event::{Rejection, TransactionEvent};
 use contract::{Change, CustomerState, LineClass, Purchase, Summary};
+use featurestore::store::EventMark;
 use featurestore::{Batch, CustomerWrite};
 
 /// One consumed message, as the folder sees it.
@@ -109,6 +110,11 @@ pub trait Stored {
     /// Whether the customer's event `event_id` was applied (exactly: never a guess).
     fn has_event(&self, partition: i32, customer: u64, event_id: &str)
     -> Result<bool, Self::Error>;
+    /// The customer's [`EventMark`] (none: not stored, or stored without one, so that every event's
+    /// ID is looked up: what a store that keeps no marks answers).
+    fn mark(&self, _partition: i32, _customer: u64) -> Result<Option<EventMark>, Self::Error> {
+        Ok(None)
+    }
 
     /// [`Stored::summary`] of each key (sorted, distinct), in order. The store looks them up
     /// together; by default, one at a time.
@@ -121,6 +127,11 @@ pub trait Stored {
         keys.iter()
             .map(|&(p, c, invoice)| self.purchase(p, c, invoice))
             .collect()
+    }
+
+    /// [`Stored::mark`] of each key (sorted, distinct), in order.
+    fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>, Self::Error> {
+        keys.iter().map(|&(p, c)| self.mark(p, c)).collect()
     }
 
     /// [`Stored::has_event`] of each key (sorted, distinct), in order.
@@ -144,6 +155,7 @@ struct Prefetched<'a, S> {
     stored: &'a S,
     customers: Vec<(i32, u64)>,
     summaries: Vec<Option<Summary>>,
+    marks: Vec<Option<EventMark>>,
     invoices: Vec<(i32, u64, &'a str)>,
     purchases: Vec<Option<Purchase>>,
     event_ids: Vec<(i32, u64, &'a str)>,
@@ -151,8 +163,9 @@ struct Prefetched<'a, S> {
 }
 
 impl<'a, S: Stored> Prefetched<'a, S> {
-    /// Looks up what `admitted`'s events need: the summaries of customers `touched` does not
-    /// hold, then, of customers stored before the batch, the events' IDs and purchases' invoices.
+    /// Looks up what `admitted`'s events need: the summaries and marks of customers `touched` does
+    /// not hold, then, of customers stored before the batch, the purchases' invoices and the IDs of
+    /// the events not after their customer's mark.
     fn of(
         admitted: &'a [Admitted],
         touched: &HashMap<(i32, u64), Touched>,
@@ -171,15 +184,24 @@ impl<'a, S: Stored> Prefetched<'a, S> {
         customers.sort_unstable();
         customers.dedup();
         let summaries = stored.summaries(&customers)?;
+        let marks = stored.marks(&customers)?;
+        // Stored before the batch: with its mark (if any).
         let stored_before = |key: (i32, u64)| match touched.get(&key) {
-            Some(t) => !t.is_new,
+            Some(t) => (!t.is_new).then_some(t.stored_mark.as_ref()),
             None => customers
                 .binary_search(&key)
-                .is_ok_and(|i| summaries[i].is_some()),
+                .ok()
+                .filter(|&i| summaries[i].is_some())
+                .map(|i| marks[i].as_ref()),
         };
         let (mut event_ids, mut invoices) = (Vec::new(), Vec::new());
-        for (p, event) in events().filter(|(p, e)| stored_before((*p, e.customer_id))) {
-            event_ids.push((p, event.customer_id, event.event_id.as_str()));
+        for (p, event) in events() {
+            let Some(mark) = stored_before((p, event.customer_id)) else {
+                continue;
+            };
+            if !mark.is_some_and(|m| m.is_before(&event.event_id)) {
+                event_ids.push((p, event.customer_id, event.event_id.as_str()));
+            }
             if let Ok((_, Change::Purchase { invoice, .. })) = Change::of(event) {
                 invoices.push((p, event.customer_id, invoice));
             }
@@ -194,6 +216,7 @@ impl<'a, S: Stored> Prefetched<'a, S> {
             stored,
             customers,
             summaries,
+            marks,
             invoices,
             purchases,
             event_ids,
@@ -215,6 +238,13 @@ impl<S: Stored> Stored for Prefetched<'_, S> {
         match self.customers.binary_search(&(p, c)) {
             Ok(i) => Ok(self.summaries[i].clone()),
             Err(_) => self.stored.summary(p, c),
+        }
+    }
+
+    fn mark(&self, p: i32, c: u64) -> Result<Option<EventMark>, S::Error> {
+        match self.customers.binary_search(&(p, c)) {
+            Ok(i) => Ok(self.marks[i].clone()),
+            Err(_) => self.stored.mark(p, c),
         }
     }
 
@@ -244,6 +274,14 @@ struct Touched {
     purchases: HashMap<String, (Purchase, bool)>,
     /// IDs of the events the batch applied.
     events: HashSet<String>,
+    /// The customer's mark before the batch: an event whose ID is after it is not among the
+    /// stored ones.
+    stored_mark: Option<EventMark>,
+    /// Whether the customer keeps a mark (new customers do; one stored without a mark does not
+    /// start one: its stored events may be after anything this batch applies).
+    marked: bool,
+    /// The greatest event ID applied, stored included.
+    newest: Option<EventMark>,
 }
 
 /// What one event did, before it is counted.
@@ -363,18 +401,32 @@ impl BatchFolder {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 let summary = stored.summary(partition, customer)?;
+                let stored_mark = match summary {
+                    Some(_) => stored.mark(partition, customer)?,
+                    None => None,
+                };
+                let is_new = summary.is_none();
                 entry.insert(Touched {
-                    is_new: summary.is_none(),
+                    is_new,
                     summary: summary.unwrap_or_default(),
                     summary_changed: false,
                     purchases: HashMap::new(),
                     events: HashSet::new(),
+                    marked: is_new || stored_mark.is_some(),
+                    newest: stored_mark.clone(),
+                    stored_mark,
                 })
             }
         };
-        // A customer new to the store has no stored events to look up.
+        // A customer new to the store has no stored events to look up, nor has one whose mark the
+        // event's ID is after.
         let duplicate = touched.events.contains(&event.event_id)
-            || (!touched.is_new && stored.has_event(partition, customer, &event.event_id)?);
+            || (!touched.is_new
+                && !touched
+                    .stored_mark
+                    .as_ref()
+                    .is_some_and(|m| m.is_before(&event.event_id))
+                && stored.has_event(partition, customer, &event.event_id)?);
         let step = if duplicate {
             Step::Duplicate
         } else {
@@ -423,6 +475,16 @@ impl BatchFolder {
                     match applied {
                         Ok(time) => {
                             touched.events.insert(event.event_id.clone());
+                            if touched.marked
+                                && touched
+                                    .newest
+                                    .as_ref()
+                                    .is_none_or(|m| m.is_before(&event.event_id))
+                            {
+                                touched.newest = Some(EventMark {
+                                    event_id: event.event_id.clone(),
+                                });
+                            }
                             Step::Applied(class, time)
                         }
                         // Nothing of it is stored.
@@ -489,6 +551,7 @@ impl BatchFolder {
                     summary: (t.is_new || t.summary_changed).then_some(t.summary),
                     purchases,
                     events,
+                    newest: t.newest.filter(|_| t.marked),
                 }
             })
             .collect();
@@ -520,6 +583,8 @@ pub struct Memory {
     pub states: BTreeMap<(i32, u64), CustomerState>,
     /// The event IDs applied, by (partition, customer, ID).
     pub events: BTreeSet<(i32, u64, String)>,
+    /// The customers' marks, by (partition, customer).
+    pub marks: BTreeMap<(i32, u64), EventMark>,
 }
 
 impl Stored for Memory {
@@ -539,6 +604,10 @@ impl Stored for Memory {
     fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
         Ok(self.events.contains(&(p, c, id.to_string())))
     }
+
+    fn mark(&self, p: i32, c: u64) -> Result<Option<EventMark>, Infallible> {
+        Ok(self.marks.get(&(p, c)).cloned())
+    }
 }
 
 impl Memory {
@@ -554,6 +623,12 @@ impl Memory {
             }
             for id in &w.events {
                 self.events.insert((w.partition, w.customer, id.clone()));
+            }
+            if !w.events.is_empty() {
+                match &w.newest {
+                    Some(mark) => self.marks.insert((w.partition, w.customer), mark.clone()),
+                    None => self.marks.remove(&(w.partition, w.customer)),
+                };
             }
         }
     }
@@ -933,6 +1008,42 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Over batches whose messages are drawn again and again from one pool (redeliveries within
+        /// and across batches, IDs sent with other times and contents, out of order), folding with
+        /// the store's marks gives the outcomes, counts, states and event IDs of folding with every
+        /// ID looked up.
+        #[test]
+        fn the_marks_change_no_outcome(
+            pool in proptest::collection::vec(message(), 1..30),
+            batches in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..20),
+                1..6,
+            ),
+        ) {
+            let (mut marked, mut unmarked) = (Memory::default(), Memory::default());
+            for (b, picks) in batches.iter().enumerate() {
+                let messages: Vec<Message<'_>> = picks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, pick)| {
+                        let (p, k, v) = &pool[pick.index(pool.len())];
+                        Message { partition: *p, offset: (b * 100 + i) as i64, key: Some(k.as_bytes()), payload: Some(v.as_slice()) }
+                    })
+                    .collect();
+                let mut with = BatchFolder::new(bounds()).with_partitions(Some(3));
+                let a = with.offer_all(&messages, &Counted(&marked, Default::default())).unwrap();
+                let mut without = BatchFolder::new(bounds()).with_partitions(Some(3));
+                let b = without.offer_all(&messages, &Unmarked(&unmarked, Default::default())).unwrap();
+                proptest::prop_assert_eq!(&a, &b);
+                let (with, without) = (with.finish(), without.finish());
+                proptest::prop_assert_eq!(&with.counts, &without.counts);
+                marked.write(&with.batch);
+                unmarked.write(&without.batch);
+                proptest::prop_assert_eq!(&marked.states, &unmarked.states);
+                proptest::prop_assert_eq!(&marked.events, &unmarked.events);
+            }
+        }
+
         /// Offering a batch at once gives the outcomes, the counts and the batch of offering its
         /// messages one by one, over a store that already holds some of their customers, IDs and
         /// invoices.
@@ -981,6 +1092,147 @@ mod tests {
             proptest::prop_assert_eq!(&a.batch.offsets, &b.batch.offsets);
             proptest::prop_assert_eq!(&a.batch.latest_purchases, &b.batch.latest_purchases);
         }
+    }
+
+    /// The store without its marks: every event of a stored customer has its ID looked up (counted).
+    struct Unmarked<'a>(&'a Memory, std::cell::Cell<usize>);
+
+    impl Stored for Unmarked<'_> {
+        type Error = Infallible;
+        fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, Infallible> {
+            self.0.summary(p, c)
+        }
+        fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
+            self.0.purchase(p, c, invoice)
+        }
+        fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
+            self.1.set(self.1.get() + 1);
+            self.0.has_event(p, c, id)
+        }
+    }
+
+    /// The store with its marks, its ID lookups counted.
+    struct Counted<'a>(&'a Memory, std::cell::Cell<usize>);
+
+    impl Stored for Counted<'_> {
+        type Error = Infallible;
+        fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, Infallible> {
+            self.0.summary(p, c)
+        }
+        fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
+            self.0.purchase(p, c, invoice)
+        }
+        fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
+            self.1.set(self.1.get() + 1);
+            self.0.has_event(p, c, id)
+        }
+        fn mark(&self, p: i32, c: u64) -> Result<Option<EventMark>, Infallible> {
+            self.0.mark(p, c)
+        }
+    }
+
+    /// Messages of customer 7 on partition 0.
+    fn of_seven(payloads: &[Vec<u8>]) -> Vec<Message<'_>> {
+        payloads
+            .iter()
+            .map(|p| Message {
+                partition: 0,
+                offset: 0,
+                key: Some(b"7"),
+                payload: Some(p),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_mark_spares_the_lookups_of_growing_ids_and_catches_every_id_sent_again() {
+        let mut stored = Memory::default();
+        let line = |n: u32, time: &str| event(&format!("s:{n}"), 7, &n.to_string(), 1, 1.0, time);
+        // Batches of growing IDs (s:9 before s:10, as numbers), one by one and at once: after the
+        // first, no ID is looked up.
+        let mut n = 7;
+        for batch in 0..4 {
+            let payloads: Vec<Vec<u8>> = (0..4)
+                .map(|_| {
+                    n += 1;
+                    line(n, "2011-01-02T10:00:00Z")
+                })
+                .collect();
+            let lookups = Counted(&stored, Default::default());
+            let mut folder = BatchFolder::new(bounds());
+            let outcomes = match batch % 2 {
+                0 => of_seven(&payloads)
+                    .into_iter()
+                    .map(|m| folder.offer(m, &lookups).unwrap())
+                    .collect(),
+                _ => folder.offer_all(&of_seven(&payloads), &lookups).unwrap(),
+            };
+            assert_eq!(outcomes, vec![Outcome::Applied(LineClass::Purchase); 4]);
+            assert_eq!(
+                lookups.1.get(),
+                0,
+                "batch {batch}: IDs after the mark looked up"
+            );
+            stored.write(&folder.finish().batch);
+        }
+        assert_eq!(stored.marks[&(0, 7)].event_id, "s:23");
+        // Sent again, whatever its time (a lie), and an older ID never applied: looked up, one by
+        // one and at once.
+        let payloads = [
+            line(23, "2011-02-01T10:00:00Z"),
+            line(5, "2011-01-01T10:00:00Z"),
+        ];
+        let expected = vec![Outcome::Duplicate, Outcome::Applied(LineClass::Purchase)];
+        for at_once in [false, true] {
+            let lookups = Counted(&stored, Default::default());
+            let mut folder = BatchFolder::new(bounds());
+            let outcomes = match at_once {
+                false => of_seven(&payloads)
+                    .into_iter()
+                    .map(|m| folder.offer(m, &lookups).unwrap())
+                    .collect(),
+                true => folder.offer_all(&of_seven(&payloads), &lookups).unwrap(),
+            };
+            assert_eq!(outcomes, expected);
+            assert_eq!(lookups.1.get(), 2);
+            // The mark does not move back.
+            let written = folder.finish().batch;
+            assert_eq!(
+                written.customers[0].newest.as_ref().unwrap().event_id,
+                "s:23"
+            );
+        }
+    }
+
+    #[test]
+    fn a_customer_stored_without_a_mark_does_not_start_one() {
+        let mut stored = Memory::default();
+        // Stored by a writer that keeps no marks (a tool, or a store of layout 2).
+        let high = event("s:99", 7, "1", 1, 1.0, "2011-01-02T10:00:00Z");
+        let mut first = BatchFolder::new(bounds());
+        offer(&mut first, &stored, 0, 0, "7", &high);
+        let mut batch = first.finish().batch;
+        batch.customers[0].newest = None;
+        stored.write(&batch);
+        assert!(stored.marks.is_empty());
+        let mut second = BatchFolder::new(bounds());
+        offer(
+            &mut second,
+            &stored,
+            0,
+            1,
+            "7",
+            &event("s:1", 7, "2", 1, 1.0, "2011-01-03T10:00:00Z"),
+        );
+        let second = second.finish();
+        assert_eq!(second.batch.customers[0].newest, None);
+        stored.write(&second.batch);
+        // s:99 sent again is still caught: it is looked up.
+        let mut third = BatchFolder::new(bounds());
+        assert_eq!(
+            offer(&mut third, &stored, 0, 2, "7", &high),
+            Outcome::Duplicate
+        );
     }
 
     #[test]

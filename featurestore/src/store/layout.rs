@@ -16,9 +16,15 @@ pub(super) const EVENTS_CF_PREFIX: &str = "events.p";
 pub(super) const META_LAYOUT: &[u8] = b"layout";
 pub(super) const META_EVENTS: &[u8] = b"events";
 
-/// The store's layout version: 2 since event IDs and invoices have their own keys (1 kept one value
-/// per customer, holding every event ID and purchase).
-pub const LAYOUT: i64 = 2;
+/// The store's layout version: 3 since a customer's [`super::EventMark`] is stored beside its event
+/// IDs; 2 since event IDs and invoices have their own keys (1 kept one value per customer, holding
+/// every event ID and purchase). A store of layout 2 is read as it is (its customers have no marks)
+/// and becomes layout 3 when opened to be written: a version that does not keep marks must not write
+/// events under them, so it refuses a store of layout 3.
+pub const LAYOUT: i64 = 3;
+
+/// The layout before [`LAYOUT`], read as it is and upgraded when opened to be written.
+pub(super) const LAYOUT_WITHOUT_MARKS: i64 = 2;
 pub(super) const META_WATERMARK: &[u8] = b"watermark_ms";
 pub(super) const META_MARK_PREFIX: &[u8] = b"mark.p";
 

@@ -9,7 +9,9 @@
 //!   grow with the customer's history. A customer's whole [`CustomerState`] is one range scan.
 //! - `events.p<N>`: the IDs of the events applied, under the customer ID followed by the event ID
 //!   (value empty), so that a redelivery changes nothing. Exact: a bloom filter only spares most
-//!   lookups of new IDs a disk read; an ID is a duplicate only if its key is found.
+//!   lookups of new IDs a disk read; an ID is a duplicate only if its key is found. Under the
+//!   customer ID alone, the customer's [`EventMark`]: the greatest event ID applied; an event whose
+//!   ID is after it is new without a lookup (layout 3).
 //!
 //!   A partition's state is these two column families, so it can move between instances as a unit.
 //!   Bloom filters and a shared block cache serve point reads. Their memtables hash the customer
@@ -48,7 +50,7 @@ use layout::*;
 pub use layout::{CHANGES_KEPT, LAYOUT};
 pub use scan::Changes;
 use scan::StateReader;
-pub use write::{Batch, CustomerWrite};
+pub use write::{Batch, CustomerWrite, EventMark};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +166,14 @@ impl RocksStore {
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(rocks)?;
         let store = Self::over(db, path, cf_options, &names, false);
         match store.layout()? {
+            // No customer of it has a mark: each is read with every lookup, and new ones get marks.
+            Some(LAYOUT_WITHOUT_MARKS) => {
+                let meta = store.meta_cf()?;
+                store
+                    .db
+                    .put_cf(&meta, META_LAYOUT, LAYOUT.to_be_bytes())
+                    .map_err(store.rocks())?;
+            }
             Some(_) => {}
             None if store.partitions().is_empty() && store.offsets_stored()? == 0 => {
                 let meta = store.meta_cf()?;
@@ -190,7 +200,8 @@ impl RocksStore {
 
     fn check_layout(&self) -> Result<()> {
         match self.layout()? {
-            Some(LAYOUT) => Ok(()),
+            // A reader reads layout 2 as it is (a primary upgrades it when it opens).
+            Some(LAYOUT | LAYOUT_WITHOUT_MARKS) => Ok(()),
             Some(found) => Err(StoreError::Layout {
                 path: self.path.clone(),
                 found,
@@ -389,7 +400,12 @@ impl RocksStore {
     /// Whether the event `event_id` of `customer` was applied in `partition` (exact: a key lookup,
     /// which the bloom filter spares a disk read when the ID is new).
     pub fn has_event(&self, partition: i32, customer: u64, event_id: &str) -> Result<bool> {
-        let Some(cf) = self.db.cf_handle(&events_cf(partition)) else {
+        // No event has an empty ID; the customer's key alone holds its mark.
+        let Some(cf) = self
+            .db
+            .cf_handle(&events_cf(partition))
+            .filter(|_| !event_id.is_empty())
+        else {
             return Ok(false);
         };
         Ok(self
@@ -439,7 +455,30 @@ impl RocksStore {
             |k, key| push_text_key(key, k.1, k.2),
             |_, _| Ok(()),
         )?;
-        Ok(found.iter().map(Option::is_some).collect())
+        // No event has an empty ID; the customer's key alone holds its mark.
+        Ok(found
+            .iter()
+            .zip(keys)
+            .map(|(found, k)| found.is_some() && !k.2.is_empty())
+            .collect())
+    }
+
+    /// The [`EventMark`] of each `(partition, customer)`, in order, looked up together: none for a
+    /// customer not stored, or stored without one (before layout 3, or written by a tool).
+    pub fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>> {
+        self.multi_get(
+            keys,
+            |k| k.0,
+            events_cf,
+            |k, key| key.extend_from_slice(&k.1.to_be_bytes()),
+            |k, bytes| {
+                std::str::from_utf8(bytes)
+                    .map(|id| EventMark {
+                        event_id: id.to_string(),
+                    })
+                    .map_err(|e| self.corrupt(format!("customer {}'s event mark", k.1), e))
+            },
+        )
     }
 
     /// Point lookups of many keys: for each run of keys of one partition, one batched MultiGet
@@ -503,8 +542,10 @@ impl RocksStore {
             IteratorMode::From(&customer.to_be_bytes(), rocksdb::Direction::Forward),
         ) {
             let (key, _) = item.map_err(self.rocks())?;
-            let id = key.get(8..).unwrap_or_default();
-            ids.push(String::from_utf8_lossy(id).into_owned());
+            // The customer's key alone holds its mark, not an event.
+            if let Some(id) = key.get(8..).filter(|id| !id.is_empty()) {
+                ids.push(String::from_utf8_lossy(id).into_owned());
+            }
         }
         Ok(ids)
     }

@@ -9,6 +9,28 @@ use rocksdb::WriteBatch;
 use super::layout::*;
 use super::{Result, RocksStore, SourceId};
 
+/// The greatest event ID applied to a customer, in the order of [`EventMark::is_before`]: every
+/// event ID the store holds of a customer that carries a mark is at or before it, so an event whose
+/// ID is after it is new without a lookup. The order is the IDs' alone (not their events' times,
+/// which a producer could send differently under one ID): an ID sent again is never after the mark,
+/// so it is looked up and found. Producers whose IDs grow (the replay's `<source>:<line>`, sequence
+/// numbers, time-ordered IDs) then cost no ID lookups, however long a customer's history; others
+/// cost what they did. Stored beside the customer's event IDs, under the customer's key alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventMark {
+    /// The greatest ID applied.
+    pub event_id: String,
+}
+
+impl EventMark {
+    /// Whether `event_id` comes after the mark: shorter IDs first, then byte by byte (so that
+    /// `s:9` comes before `s:10`, as numbers do).
+    pub fn is_before(&self, event_id: &str) -> bool {
+        let mark = self.event_id.as_bytes();
+        (mark.len(), mark) < (event_id.len(), event_id.as_bytes())
+    }
+}
+
 /// What one batch changes of one customer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerWrite {
@@ -22,6 +44,10 @@ pub struct CustomerWrite {
     pub purchases: Vec<(String, Purchase)>,
     /// The IDs of the events applied (each new to the store).
     pub events: Vec<String>,
+    /// The customer's [`EventMark`] after these events: given, it is stored with them; not given,
+    /// writing events erases the customer's mark (its lookups are then all made), so that a writer
+    /// that does not keep marks can never leave one behind its events.
+    pub newest: Option<EventMark>,
 }
 
 impl CustomerWrite {
@@ -38,6 +64,7 @@ impl CustomerWrite {
                 .map(|(invoice, p)| (invoice.clone(), *p))
                 .collect(),
             events: events.iter().map(|e| e.to_string()).collect(),
+            newest: None,
         }
     }
 }
@@ -84,6 +111,14 @@ impl RocksStore {
             }
             for id in &c.events {
                 write.put_cf(&events_cf, event_key(c.customer, id), []);
+            }
+            if !c.events.is_empty() {
+                match &c.newest {
+                    Some(mark) => {
+                        write.put_cf(&events_cf, c.customer.to_be_bytes(), &mark.event_id)
+                    }
+                    None => write.delete_cf(&events_cf, c.customer.to_be_bytes()),
+                }
             }
             events += c.events.len() as u64;
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use contract::LineClass;
 use contract::bounds::Bounds;
 use contract::event::Rejection;
-use featurestore::store::{RocksStore, SourceId};
+use featurestore::store::{EventMark, RocksStore, SourceId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -590,5 +590,17 @@ impl Stored for RocksStore {
 
     fn have_events(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<bool>, Self::Error> {
         featurestore::RocksStore::have_events(self, keys)
+    }
+
+    fn mark(&self, partition: i32, customer: u64) -> Result<Option<EventMark>, Self::Error> {
+        Ok(
+            featurestore::RocksStore::marks(self, &[(partition, customer)])?
+                .pop()
+                .flatten(),
+        )
+    }
+
+    fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>, Self::Error> {
+        featurestore::RocksStore::marks(self, keys)
     }
 }
