@@ -266,19 +266,18 @@ fn invoices_and_event_ids_have_their_own_keys() {
     assert_eq!(store.customers().unwrap(), 2);
 }
 
-/// A customer's mark is stored with its events, read back, erased by events written without one,
-/// and is not an event of its own (the listing, the counts, a checkpoint's manifest).
+/// A customer's mark is stored after its summary and read back with it; a summary written without
+/// one, or events written without the summary, erase it; the summary and the state read as before.
 #[test]
-fn a_mark_is_kept_with_its_events_and_erased_by_events_written_without_one() {
+fn a_mark_is_kept_with_the_summary_and_erased_by_writes_without_one() {
     use featurestore::store::EventMark;
     let dir = tempfile::tempdir().unwrap();
     let store = RocksStore::open(dir.path()).unwrap();
     let mark = |id: &str| EventMark {
         event_id: id.into(),
     };
-    let write = |events: &[&str], newest: Option<EventMark>| {
-        let mut c = CustomerWrite::whole(1, 7, &CustomerState::default(), events);
-        c.newest = newest;
+    let returned = state(&[("r", "C1", -1, 2.0, "2011-01-02 10:00:00")]);
+    let write = |c: CustomerWrite| {
         store
             .write(
                 &source("a"),
@@ -290,37 +289,57 @@ fn a_mark_is_kept_with_its_events_and_erased_by_events_written_without_one() {
             )
             .unwrap();
     };
-    write(&["e1", "e2"], Some(mark("e2")));
+    let whole = |events: &[&str], newest: Option<EventMark>| {
+        let mut c = CustomerWrite::whole(1, 7, &returned, events);
+        c.newest = newest;
+        c
+    };
+    write(whole(&["e1", "e2"], Some(mark("e2"))));
     assert_eq!(
         store.marks(&[(1, 7), (1, 8), (2, 7)]).unwrap(),
         vec![Some(mark("e2")), None, None]
     );
+    // The summary, the state and the listing read as before.
+    assert_eq!(store.summary(1, 7).unwrap(), Some(returned.summary.clone()));
+    assert_eq!(store.get(7).unwrap(), Some(returned.clone()));
     assert_eq!(store.event_ids(1, 7).unwrap(), ["e1", "e2"]);
-    assert!(!store.has_event(1, 7, "").unwrap());
-    // Counted as events: two, not three.
+    // A checkpoint carries the mark with the events it covers.
     let checkpoints = tempfile::tempdir().unwrap();
     let manifest = store
         .export_partition(&source("a"), 1, checkpoints.path())
         .unwrap()
         .unwrap();
     assert_eq!((manifest.customers, manifest.events), (1, 2));
-    // Imported, the mark comes with the events it covers.
     let other_dir = tempfile::tempdir().unwrap();
     let other = RocksStore::open(other_dir.path()).unwrap();
     other
         .import_partition(&source("a"), 1, checkpoints.path())
         .unwrap()
         .unwrap();
-    assert_eq!(other.events().unwrap(), 2);
     assert_eq!(other.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e2"))]);
-    write(&["e3"], Some(mark("e3")));
+    assert_eq!(other.get(7).unwrap(), Some(returned.clone()));
+    // Events without the summary erase the mark (the summary stays).
+    write(whole(&["e3"], Some(mark("e3"))));
     assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e3"))]);
-    // Events written without a mark erase it; a write without events leaves it.
-    write(&["e4"], None);
+    write(CustomerWrite {
+        partition: 1,
+        customer: 7,
+        events: vec!["e4".into()],
+        newest: Some(mark("e4")),
+        ..CustomerWrite::default()
+    });
     assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![None]);
-    write(&["e5"], Some(mark("e5")));
-    write(&[], None);
+    assert_eq!(store.summary(1, 7).unwrap(), Some(returned.summary.clone()));
+    // So does a summary written without one; a write of neither events nor summary keeps it.
+    write(whole(&["e5"], Some(mark("e5"))));
+    write(CustomerWrite {
+        partition: 1,
+        customer: 7,
+        ..CustomerWrite::default()
+    });
     assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e5"))]);
+    write(whole(&[], None));
+    assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![None]);
     assert_eq!(
         store.event_ids(1, 7).unwrap(),
         ["e1", "e2", "e3", "e4", "e5"]

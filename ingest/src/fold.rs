@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use contract::bounds::Bounds;
 use contract::event::{Rejection, TransactionEvent};
 use contract::{Change, CustomerState, LineClass, Purchase, Summary};
-use featurestore::store::EventMark;
+use featurestore::store::{EventMark, StoredSummary};
 use featurestore::{Batch, CustomerWrite};
 
 /// One consumed message, as the folder sees it.
@@ -98,8 +98,10 @@ pub struct Folded {
 pub trait Stored {
     /// Why a lookup failed.
     type Error;
-    /// The customer's summary in the partition (none: the customer is not stored there).
-    fn summary(&self, partition: i32, customer: u64) -> Result<Option<Summary>, Self::Error>;
+    /// The customer's summary in the partition, with its [`EventMark`] (none: the customer is not
+    /// stored there; no mark: every event's ID is looked up, what a store that keeps no marks
+    /// answers).
+    fn summary(&self, partition: i32, customer: u64) -> Result<Option<StoredSummary>, Self::Error>;
     /// The stored purchase of the customer's invoice.
     fn purchase(
         &self,
@@ -110,15 +112,10 @@ pub trait Stored {
     /// Whether the customer's event `event_id` was applied (exactly: never a guess).
     fn has_event(&self, partition: i32, customer: u64, event_id: &str)
     -> Result<bool, Self::Error>;
-    /// The customer's [`EventMark`] (none: not stored, or stored without one, so that every event's
-    /// ID is looked up: what a store that keeps no marks answers).
-    fn mark(&self, _partition: i32, _customer: u64) -> Result<Option<EventMark>, Self::Error> {
-        Ok(None)
-    }
 
     /// [`Stored::summary`] of each key (sorted, distinct), in order. The store looks them up
     /// together; by default, one at a time.
-    fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<Summary>>, Self::Error> {
+    fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<StoredSummary>>, Self::Error> {
         keys.iter().map(|&(p, c)| self.summary(p, c)).collect()
     }
 
@@ -127,11 +124,6 @@ pub trait Stored {
         keys.iter()
             .map(|&(p, c, invoice)| self.purchase(p, c, invoice))
             .collect()
-    }
-
-    /// [`Stored::mark`] of each key (sorted, distinct), in order.
-    fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>, Self::Error> {
-        keys.iter().map(|&(p, c)| self.mark(p, c)).collect()
     }
 
     /// [`Stored::has_event`] of each key (sorted, distinct), in order.
@@ -154,8 +146,7 @@ enum Admitted {
 struct Prefetched<'a, S> {
     stored: &'a S,
     customers: Vec<(i32, u64)>,
-    summaries: Vec<Option<Summary>>,
-    marks: Vec<Option<EventMark>>,
+    summaries: Vec<Option<StoredSummary>>,
     invoices: Vec<(i32, u64, &'a str)>,
     purchases: Vec<Option<Purchase>>,
     event_ids: Vec<(i32, u64, &'a str)>,
@@ -163,8 +154,8 @@ struct Prefetched<'a, S> {
 }
 
 impl<'a, S: Stored> Prefetched<'a, S> {
-    /// Looks up what `admitted`'s events need: the summaries and marks of customers `touched` does
-    /// not hold, then, of customers stored before the batch, the purchases' invoices and the IDs of
+    /// Looks up what `admitted`'s events need: the summaries (with their marks) of customers
+    /// `touched` does not hold, then, of customers stored before the batch, the purchases' invoices and the IDs of
     /// the events not after their customer's mark.
     fn of(
         admitted: &'a [Admitted],
@@ -184,15 +175,14 @@ impl<'a, S: Stored> Prefetched<'a, S> {
         customers.sort_unstable();
         customers.dedup();
         let summaries = stored.summaries(&customers)?;
-        let marks = stored.marks(&customers)?;
         // Stored before the batch: with its mark (if any).
         let stored_before = |key: (i32, u64)| match touched.get(&key) {
             Some(t) => (!t.is_new).then_some(t.stored_mark.as_ref()),
             None => customers
                 .binary_search(&key)
                 .ok()
-                .filter(|&i| summaries[i].is_some())
-                .map(|i| marks[i].as_ref()),
+                .and_then(|i| summaries[i].as_ref())
+                .map(|s| s.mark.as_ref()),
         };
         let (mut event_ids, mut invoices) = (Vec::new(), Vec::new());
         for (p, event) in events() {
@@ -216,7 +206,6 @@ impl<'a, S: Stored> Prefetched<'a, S> {
             stored,
             customers,
             summaries,
-            marks,
             invoices,
             purchases,
             event_ids,
@@ -234,17 +223,10 @@ fn position(keys: &[(i32, u64, &str)], p: i32, c: u64, text: &str) -> Option<usi
 impl<S: Stored> Stored for Prefetched<'_, S> {
     type Error = S::Error;
 
-    fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, S::Error> {
+    fn summary(&self, p: i32, c: u64) -> Result<Option<StoredSummary>, S::Error> {
         match self.customers.binary_search(&(p, c)) {
             Ok(i) => Ok(self.summaries[i].clone()),
             Err(_) => self.stored.summary(p, c),
-        }
-    }
-
-    fn mark(&self, p: i32, c: u64) -> Result<Option<EventMark>, S::Error> {
-        match self.customers.binary_search(&(p, c)) {
-            Ok(i) => Ok(self.marks[i].clone()),
-            Err(_) => self.stored.mark(p, c),
         }
     }
 
@@ -400,15 +382,15 @@ impl BatchFolder {
         let touched = match self.touched.entry((partition, customer)) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                let summary = stored.summary(partition, customer)?;
-                let stored_mark = match summary {
-                    Some(_) => stored.mark(partition, customer)?,
-                    None => None,
-                };
-                let is_new = summary.is_none();
+                let (is_new, StoredSummary { summary, mark }) =
+                    match stored.summary(partition, customer)? {
+                        Some(stored) => (false, stored),
+                        None => (true, StoredSummary::default()),
+                    };
+                let stored_mark = mark;
                 entry.insert(Touched {
                     is_new,
-                    summary: summary.unwrap_or_default(),
+                    summary,
                     summary_changed: false,
                     purchases: HashMap::new(),
                     events: HashSet::new(),
@@ -548,7 +530,8 @@ impl BatchFolder {
                 CustomerWrite {
                     partition,
                     customer,
-                    summary: (t.is_new || t.summary_changed).then_some(t.summary),
+                    // A customer with a mark has it rewritten with its summary.
+                    summary: (t.is_new || t.summary_changed || t.marked).then_some(t.summary),
                     purchases,
                     events,
                     newest: t.newest.filter(|_| t.marked),
@@ -590,8 +573,11 @@ pub struct Memory {
 impl Stored for Memory {
     type Error = Infallible;
 
-    fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, Infallible> {
-        Ok(self.states.get(&(p, c)).map(|s| s.summary.clone()))
+    fn summary(&self, p: i32, c: u64) -> Result<Option<StoredSummary>, Infallible> {
+        Ok(self.states.get(&(p, c)).map(|s| StoredSummary {
+            summary: s.summary.clone(),
+            mark: self.marks.get(&(p, c)).cloned(),
+        }))
     }
 
     fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
@@ -604,10 +590,6 @@ impl Stored for Memory {
     fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
         Ok(self.events.contains(&(p, c, id.to_string())))
     }
-
-    fn mark(&self, p: i32, c: u64) -> Result<Option<EventMark>, Infallible> {
-        Ok(self.marks.get(&(p, c)).cloned())
-    }
 }
 
 impl Memory {
@@ -615,20 +597,21 @@ impl Memory {
     pub fn write(&mut self, batch: &Batch) {
         for w in &batch.customers {
             let state = self.states.entry((w.partition, w.customer)).or_default();
+            // As the store: the mark is written with the summary; events without it erase it.
             if let Some(summary) = &w.summary {
                 state.summary = summary.clone();
+                match &w.newest {
+                    Some(mark) => self.marks.insert((w.partition, w.customer), mark.clone()),
+                    None => self.marks.remove(&(w.partition, w.customer)),
+                };
+            } else if !w.events.is_empty() {
+                self.marks.remove(&(w.partition, w.customer));
             }
             for (invoice, p) in &w.purchases {
                 state.purchases.insert(invoice.clone(), *p);
             }
             for id in &w.events {
                 self.events.insert((w.partition, w.customer, id.clone()));
-            }
-            if !w.events.is_empty() {
-                match &w.newest {
-                    Some(mark) => self.marks.insert((w.partition, w.customer), mark.clone()),
-                    None => self.marks.remove(&(w.partition, w.customer)),
-                };
             }
         }
     }
@@ -855,7 +838,8 @@ mod tests {
         let state = &stored.states[&(0, 7)];
         assert_eq!(state.purchases.len(), 2);
         assert_eq!(state.purchases["2"].revenue_milli, 4_000);
-        // A third batch of a new purchase only: the summary is not rewritten.
+        // A third batch of a new purchase only: the summary is unchanged, written again only to
+        // carry the customer's new mark (one small value, read by the batch anyway).
         let mut third = BatchFolder::new(bounds());
         offer(
             &mut third,
@@ -865,7 +849,14 @@ mod tests {
             "7",
             &event("e", 7, "3", 1, 1.0, "2011-01-05T10:00:00Z"),
         );
-        assert_eq!(third.finish().batch.customers[0].summary, None);
+        let third = third.finish();
+        let written = &third.batch.customers[0];
+        assert_eq!(written.summary.as_ref(), Some(&state.summary));
+        assert_eq!(
+            written.newest.as_ref().map(|m| m.event_id.as_str()),
+            Some("e")
+        );
+        assert_eq!(written.purchases.len(), 1);
     }
 
     #[test]
@@ -1099,8 +1090,11 @@ mod tests {
 
     impl Stored for Unmarked<'_> {
         type Error = Infallible;
-        fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, Infallible> {
-            self.0.summary(p, c)
+        fn summary(&self, p: i32, c: u64) -> Result<Option<StoredSummary>, Infallible> {
+            Ok(self
+                .0
+                .summary(p, c)?
+                .map(|s| StoredSummary { mark: None, ..s }))
         }
         fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
             self.0.purchase(p, c, invoice)
@@ -1116,7 +1110,7 @@ mod tests {
 
     impl Stored for Counted<'_> {
         type Error = Infallible;
-        fn summary(&self, p: i32, c: u64) -> Result<Option<Summary>, Infallible> {
+        fn summary(&self, p: i32, c: u64) -> Result<Option<StoredSummary>, Infallible> {
             self.0.summary(p, c)
         }
         fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
@@ -1125,9 +1119,6 @@ mod tests {
         fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
             self.1.set(self.1.get() + 1);
             self.0.has_event(p, c, id)
-        }
-        fn mark(&self, p: i32, c: u64) -> Result<Option<EventMark>, Infallible> {
-            self.0.mark(p, c)
         }
     }
 
@@ -1240,7 +1231,7 @@ mod tests {
         struct Failing;
         impl Stored for Failing {
             type Error = &'static str;
-            fn summary(&self, _: i32, _: u64) -> Result<Option<Summary>, &'static str> {
+            fn summary(&self, _: i32, _: u64) -> Result<Option<StoredSummary>, &'static str> {
                 Err("disk on fire")
             }
             fn purchase(&self, _: i32, _: u64, _: &str) -> Result<Option<Purchase>, &'static str> {

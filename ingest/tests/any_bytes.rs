@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
+use contract::Purchase;
 use contract::bounds::Bounds;
 use contract::event::Rejection;
-use contract::{Purchase, Summary};
+use featurestore::store::StoredSummary;
 use ingest::fold::{BatchFolder, Message, Outcome, Stored};
 use proptest::prelude::*;
 
@@ -16,7 +17,7 @@ struct Nothing;
 
 impl Stored for Nothing {
     type Error = Infallible;
-    fn summary(&self, _: i32, _: u64) -> Result<Option<Summary>, Infallible> {
+    fn summary(&self, _: i32, _: u64) -> Result<Option<StoredSummary>, Infallible> {
         Ok(None)
     }
     fn purchase(&self, _: i32, _: u64, _: &str) -> Result<Option<Purchase>, Infallible> {

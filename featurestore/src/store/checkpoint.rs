@@ -143,6 +143,7 @@ impl RocksStore {
             };
             let path = staging.join(file);
             let mut writer: Option<SstFileWriter<'_>> = None;
+            let mut keys = 0u64;
             for item in snapshot.iterator_cf_opt(&cf, scan_options(), IteratorMode::Start) {
                 let (key, value) = item.map_err(self.rocks())?;
                 let sst = match &mut writer {
@@ -154,17 +155,18 @@ impl RocksStore {
                     }
                 };
                 sst.put(&key, &value).map_err(self.rocks())?;
-                // The key of the customer ID alone: its summary, or in the events its mark (not
-                // an event).
-                match (file, key.len() == 8) {
-                    (CUSTOMERS_FILE, true) => manifest.customers += 1,
-                    (EVENTS_FILE, false) => manifest.events += 1,
-                    _ => {}
+                keys += 1;
+                // A customer's summary is the key of the customer ID alone.
+                if file == CUSTOMERS_FILE && key.len() == 8 {
+                    manifest.customers += 1;
                 }
             }
             if let Some(mut sst) = writer {
                 sst.finish().map_err(self.rocks())?;
                 manifest.bytes += sst.file_size();
+            }
+            if file == EVENTS_FILE {
+                manifest.events = keys;
             }
         }
         let meta = self.meta_cf()?;
@@ -307,11 +309,8 @@ impl RocksStore {
                 .db
                 .iterator_cf_opt(&cf, scan_options(), IteratorMode::Start)
             {
-                let (key, _) = item.map_err(self.rocks())?;
-                // The customer's key alone holds its mark, not an event.
-                if key.len() > 8 {
-                    events += 1;
-                }
+                item.map_err(self.rocks())?;
+                events += 1;
             }
         }
         Ok((customers, events))

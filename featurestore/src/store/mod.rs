@@ -3,15 +3,15 @@
 //!
 //! Column families:
 //! - `customers.p<N>`: state of the customers whose events come from partition N. Under the customer
-//!   ID (8 bytes, big-endian) its [`Summary`] (returns and ignored lines, fixed in size); under the
+//!   ID (8 bytes, big-endian) its [`Summary`] (returns and ignored lines, fixed in size; postcard),
+//!   followed by the customer's [`EventMark`] when it has one (layout 3: the greatest event ID
+//!   applied, so that an event whose ID is after it is new without a lookup); under the
 //!   customer ID followed by an invoice number, that invoice's [`Purchase`] (postcard). An event
 //!   changes one invoice or the summary, and only that key is rewritten: the cost of an event does not
 //!   grow with the customer's history. A customer's whole [`CustomerState`] is one range scan.
 //! - `events.p<N>`: the IDs of the events applied, under the customer ID followed by the event ID
 //!   (value empty), so that a redelivery changes nothing. Exact: a bloom filter only spares most
-//!   lookups of new IDs a disk read; an ID is a duplicate only if its key is found. Under the
-//!   customer ID alone, the customer's [`EventMark`]: the greatest event ID applied; an event whose
-//!   ID is after it is new without a lookup (layout 3).
+//!   lookups of new IDs a disk read; an ID is a duplicate only if its key is found.
 //!
 //!   A partition's state is these two column families, so it can move between instances as a unit.
 //!   Bloom filters and a shared block cache serve point reads. Their memtables hash the customer
@@ -50,7 +50,7 @@ use layout::*;
 pub use layout::{CHANGES_KEPT, LAYOUT};
 pub use scan::Changes;
 use scan::StateReader;
-pub use write::{Batch, CustomerWrite, EventMark};
+pub use write::{Batch, CustomerWrite, EventMark, StoredSummary};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -400,12 +400,7 @@ impl RocksStore {
     /// Whether the event `event_id` of `customer` was applied in `partition` (exact: a key lookup,
     /// which the bloom filter spares a disk read when the ID is new).
     pub fn has_event(&self, partition: i32, customer: u64, event_id: &str) -> Result<bool> {
-        // No event has an empty ID; the customer's key alone holds its mark.
-        let Some(cf) = self
-            .db
-            .cf_handle(&events_cf(partition))
-            .filter(|_| !event_id.is_empty())
-        else {
+        let Some(cf) = self.db.cf_handle(&events_cf(partition)) else {
             return Ok(false);
         };
         Ok(self
@@ -415,19 +410,29 @@ impl RocksStore {
             .is_some())
     }
 
-    /// [`RocksStore::summary`] of each `(partition, customer)`, in order, looked up together (see
-    /// [`RocksStore::multi_get`]).
-    pub fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<Summary>>> {
+    /// The summary and [`EventMark`] of each `(partition, customer)`, in order, looked up together
+    /// (see [`RocksStore::multi_get`]).
+    pub fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<StoredSummary>>> {
         self.multi_get(
             keys,
             |k| k.0,
             partition_cf,
             |k, key| key.extend_from_slice(&k.1.to_be_bytes()),
             |k, bytes| {
-                postcard::from_bytes(bytes)
+                StoredSummary::decode(bytes)
                     .map_err(|e| self.corrupt(format!("customer {}'s summary", k.1), e))
             },
         )
+    }
+
+    /// The [`EventMark`] of each `(partition, customer)`, in order: none for a customer not stored,
+    /// or stored without one.
+    pub fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>> {
+        Ok(self
+            .summaries(keys)?
+            .into_iter()
+            .map(|s| s.and_then(|s| s.mark))
+            .collect())
     }
 
     /// [`RocksStore::purchase`] of each `(partition, customer, invoice)`, in order, looked up
@@ -455,30 +460,7 @@ impl RocksStore {
             |k, key| push_text_key(key, k.1, k.2),
             |_, _| Ok(()),
         )?;
-        // No event has an empty ID; the customer's key alone holds its mark.
-        Ok(found
-            .iter()
-            .zip(keys)
-            .map(|(found, k)| found.is_some() && !k.2.is_empty())
-            .collect())
-    }
-
-    /// The [`EventMark`] of each `(partition, customer)`, in order, looked up together: none for a
-    /// customer not stored, or stored without one (before layout 3, or written by a tool).
-    pub fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>> {
-        self.multi_get(
-            keys,
-            |k| k.0,
-            events_cf,
-            |k, key| key.extend_from_slice(&k.1.to_be_bytes()),
-            |k, bytes| {
-                std::str::from_utf8(bytes)
-                    .map(|id| EventMark {
-                        event_id: id.to_string(),
-                    })
-                    .map_err(|e| self.corrupt(format!("customer {}'s event mark", k.1), e))
-            },
-        )
+        Ok(found.iter().map(Option::is_some).collect())
     }
 
     /// Point lookups of many keys: for each run of keys of one partition, one batched MultiGet
@@ -542,10 +524,8 @@ impl RocksStore {
             IteratorMode::From(&customer.to_be_bytes(), rocksdb::Direction::Forward),
         ) {
             let (key, _) = item.map_err(self.rocks())?;
-            // The customer's key alone holds its mark, not an event.
-            if let Some(id) = key.get(8..).filter(|id| !id.is_empty()) {
-                ids.push(String::from_utf8_lossy(id).into_owned());
-            }
+            let id = key.get(8..).unwrap_or_default();
+            ids.push(String::from_utf8_lossy(id).into_owned());
         }
         Ok(ids)
     }

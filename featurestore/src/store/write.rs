@@ -31,6 +31,41 @@ impl EventMark {
     }
 }
 
+/// What the store holds under a customer's key: its summary, and its mark when it has one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredSummary {
+    /// The summary.
+    pub summary: Summary,
+    /// The mark (none: every event's ID is looked up).
+    pub mark: Option<EventMark>,
+}
+
+impl StoredSummary {
+    /// The summary (postcard), then the mark's ID (no mark: nothing; IDs are never empty). A
+    /// version that reads the summary alone reads these bytes as before.
+    fn encode(summary: &Summary, mark: Option<&EventMark>) -> postcard::Result<Vec<u8>> {
+        let mut bytes = postcard::to_stdvec(summary)?;
+        if let Some(mark) = mark {
+            bytes.extend_from_slice(mark.event_id.as_bytes());
+        }
+        Ok(bytes)
+    }
+
+    /// Reads the stored value.
+    pub(super) fn decode(bytes: &[u8]) -> std::result::Result<StoredSummary, String> {
+        let (summary, rest) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
+        let mark = match rest {
+            [] => None,
+            id => Some(EventMark {
+                event_id: std::str::from_utf8(id)
+                    .map_err(|e| format!("its event mark: {e}"))?
+                    .to_string(),
+            }),
+        };
+        Ok(StoredSummary { summary, mark })
+    }
+}
+
 /// What one batch changes of one customer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerWrite {
@@ -44,9 +79,9 @@ pub struct CustomerWrite {
     pub purchases: Vec<(String, Purchase)>,
     /// The IDs of the events applied (each new to the store).
     pub events: Vec<String>,
-    /// The customer's [`EventMark`] after these events: given, it is stored with them; not given,
-    /// writing events erases the customer's mark (its lookups are then all made), so that a writer
-    /// that does not keep marks can never leave one behind its events.
+    /// The customer's [`EventMark`] after these events, stored with the summary. A summary written
+    /// without one, or events written without a summary, erase the customer's mark (its lookups
+    /// are then all made): a writer that does not keep marks never leaves one behind its events.
     pub newest: Option<EventMark>,
 }
 
@@ -99,10 +134,30 @@ impl RocksStore {
             ) else {
                 unreachable!("ensured above");
             };
-            if let Some(summary) = &c.summary {
-                let bytes =
-                    postcard::to_stdvec(summary).map_err(|e| self.corrupt("summary".into(), e))?;
-                write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+            match &c.summary {
+                Some(summary) => {
+                    let bytes = StoredSummary::encode(summary, c.newest.as_ref())
+                        .map_err(|e| self.corrupt("summary".into(), e))?;
+                    write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+                }
+                // Events without their summary: the mark, if any, no longer covers them.
+                None if !c.events.is_empty() => {
+                    let stored = self
+                        .db
+                        .get_pinned_cf(&cf, c.customer.to_be_bytes())
+                        .map_err(self.rocks())?;
+                    if let Some(stored) = stored {
+                        let stored = StoredSummary::decode(&stored).map_err(|e| {
+                            self.corrupt(format!("customer {}'s summary", c.customer), e)
+                        })?;
+                        if stored.mark.is_some() {
+                            let bytes = StoredSummary::encode(&stored.summary, None)
+                                .map_err(|e| self.corrupt("summary".into(), e))?;
+                            write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+                        }
+                    }
+                }
+                None => {}
             }
             for (invoice, purchase) in &c.purchases {
                 let bytes = postcard::to_stdvec(purchase)
@@ -111,14 +166,6 @@ impl RocksStore {
             }
             for id in &c.events {
                 write.put_cf(&events_cf, event_key(c.customer, id), []);
-            }
-            if !c.events.is_empty() {
-                match &c.newest {
-                    Some(mark) => {
-                        write.put_cf(&events_cf, c.customer.to_be_bytes(), &mark.event_id)
-                    }
-                    None => write.delete_cf(&events_cf, c.customer.to_be_bytes()),
-                }
             }
             events += c.events.len() as u64;
         }

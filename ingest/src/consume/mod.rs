@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use contract::LineClass;
 use contract::bounds::Bounds;
 use contract::event::Rejection;
-use featurestore::store::{EventMark, RocksStore, SourceId};
+use featurestore::store::{RocksStore, SourceId, StoredSummary};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -27,7 +27,7 @@ use crate::delivery::{Deliveries, DeliveryCounter};
 use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome, Stored};
 use crate::{IngestError, Result};
 use cluster::{Instance, Partitions};
-use contract::{Purchase, Summary};
+use contract::Purchase;
 
 mod dead_letter;
 mod rebalance;
@@ -558,8 +558,12 @@ impl Ingest {
 impl Stored for RocksStore {
     type Error = featurestore::StoreError;
 
-    fn summary(&self, partition: i32, customer: u64) -> Result<Option<Summary>, Self::Error> {
-        featurestore::RocksStore::summary(self, partition, customer)
+    fn summary(&self, partition: i32, customer: u64) -> Result<Option<StoredSummary>, Self::Error> {
+        Ok(
+            featurestore::RocksStore::summaries(self, &[(partition, customer)])?
+                .pop()
+                .flatten(),
+        )
     }
 
     fn purchase(
@@ -580,7 +584,7 @@ impl Stored for RocksStore {
         featurestore::RocksStore::has_event(self, partition, customer, event_id)
     }
 
-    fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<Summary>>, Self::Error> {
+    fn summaries(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<StoredSummary>>, Self::Error> {
         featurestore::RocksStore::summaries(self, keys)
     }
 
@@ -590,17 +594,5 @@ impl Stored for RocksStore {
 
     fn have_events(&self, keys: &[(i32, u64, &str)]) -> Result<Vec<bool>, Self::Error> {
         featurestore::RocksStore::have_events(self, keys)
-    }
-
-    fn mark(&self, partition: i32, customer: u64) -> Result<Option<EventMark>, Self::Error> {
-        Ok(
-            featurestore::RocksStore::marks(self, &[(partition, customer)])?
-                .pop()
-                .flatten(),
-        )
-    }
-
-    fn marks(&self, keys: &[(i32, u64)]) -> Result<Vec<Option<EventMark>>, Self::Error> {
-        featurestore::RocksStore::marks(self, keys)
     }
 }
