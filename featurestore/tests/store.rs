@@ -318,6 +318,18 @@ fn a_mark_is_kept_with_the_summary_and_erased_by_writes_without_one() {
         .unwrap();
     assert_eq!(other.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e2"))]);
     assert_eq!(other.get(7).unwrap(), Some(returned.clone()));
+    // Checkpoints live in a folder of their layout: a version of layout 2 (which would write events
+    // without moving their marks) finds none of them, and this one none of its.
+    let topic = checkpoints.path().join("transactions");
+    std::fs::rename(topic.join("p1.layout3"), topic.join("p1")).unwrap();
+    let third_dir = tempfile::tempdir().unwrap();
+    let third = RocksStore::open(third_dir.path()).unwrap();
+    assert!(
+        third
+            .import_partition(&source("a"), 1, checkpoints.path())
+            .unwrap()
+            .is_none()
+    );
     // Events without the summary erase the mark (the summary stays).
     write(whole(&["e3"], Some(mark("e3"))));
     assert_eq!(store.marks(&[(1, 7)]).unwrap(), vec![Some(mark("e3"))]);

@@ -5,7 +5,9 @@
 //! offset of each partition, the latest purchase time applied) and its counts, for the Kafka loop
 //! ([`crate::consume`]) to write in one atomic batch. No Kafka, no RocksDB: what an event needs of
 //! the stored state (its customer's summary, the invoice it adds to, whether its ID was applied)
-//! comes from the [`Stored`] lookups it is given, a constant number per event.
+//! comes from the [`Stored`] lookups it is given, a constant number per event. Whether its ID was
+//! applied is looked up only when the ID is not after its customer's [`EventMark`] (the greatest ID
+//! applied, stored with the summary): a stream whose IDs grow per customer makes no ID lookups.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -155,8 +157,8 @@ struct Prefetched<'a, S> {
 
 impl<'a, S: Stored> Prefetched<'a, S> {
     /// Looks up what `admitted`'s events need: the summaries (with their marks) of customers
-    /// `touched` does not hold, then, of customers stored before the batch, the purchases' invoices and the IDs of
-    /// the events not after their customer's mark.
+    /// `touched` does not hold, then, of customers stored before the batch, the purchases'
+    /// invoices and the IDs of the events not after their customer's mark.
     fn of(
         admitted: &'a [Admitted],
         touched: &HashMap<(i32, u64), Touched>,

@@ -4,7 +4,7 @@
 //! [`RocksStore::export_partition`] writes a partition's two column families as of one RocksDB
 //! snapshot, with the next offset that state was folded up to, into a folder of its own: SST files
 //! (RocksDB's own table format, built in key order) and a `manifest.json`, under
-//! `<dir>/<topic>/p<partition>/<next offset>/`, made visible by one rename. [`RocksStore::import_partition`]
+//! `<dir>/<topic>/p<partition>.layout<store layout>/<next offset>/`, made visible by one rename. [`RocksStore::import_partition`]
 //! loads the newest one into a store whose own copy of the partition is older: the partition's keys
 //! replaced by the files (RocksDB ingests them as they are), then, in one write batch, its offset,
 //! its watermark mark, the store's counts and the partition's customers listed as changed (the
@@ -48,9 +48,12 @@ const MANIFEST_FILE: &str = "manifest.json";
 /// Checkpoints kept per partition (the newest; an older one may still be being read).
 const KEPT: usize = 2;
 
-/// The folder of `partition`'s checkpoints of `topic` under `dir`.
+/// The folder of `partition`'s checkpoints of `topic` under `dir`, named with the store's layout: a
+/// version of another layout neither loads them nor writes among them. (A checkpoint of layout 3
+/// carries customers' event marks; a version before them would load it and then write events
+/// without moving their marks.)
 fn partition_dir(dir: &Path, topic: &str, partition: i32) -> PathBuf {
-    dir.join(topic).join(format!("p{partition}"))
+    dir.join(topic).join(format!("p{partition}.layout{LAYOUT}"))
 }
 
 fn io_error(path: &Path, e: impl ToString) -> StoreError {
