@@ -781,14 +781,17 @@ fn on_the_embedded_broker_a_joining_instance_restores_the_real_data_from_checkpo
         "the broker still holds the whole topic: {watermarks:?}"
     );
     let newest = |p: usize| -> i64 {
-        std::fs::read_dir(format!("{checkpoints}/transactions/p{p}"))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .max()
-                    .unwrap_or(-1)
-            })
-            .unwrap_or(-1)
+        std::fs::read_dir(format!(
+            "{checkpoints}/transactions/p{p}.layout{}",
+            featurestore::LAYOUT
+        ))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .max()
+                .unwrap_or(-1)
+        })
+        .unwrap_or(-1)
     };
     wait_for(
         "every partition's checkpoint",
