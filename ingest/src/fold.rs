@@ -253,7 +253,6 @@ struct Touched {
     /// Not stored before the batch.
     is_new: bool,
     summary: Summary,
-    summary_changed: bool,
     /// The invoices the batch's purchases touched: their value, and whether it changed.
     purchases: HashMap<String, (Purchase, bool)>,
     /// IDs of the events the batch applied.
@@ -393,7 +392,6 @@ impl BatchFolder {
                 entry.insert(Touched {
                     is_new,
                     summary,
-                    summary_changed: false,
                     purchases: HashMap::new(),
                     events: HashSet::new(),
                     marked: is_new || stored_mark.is_some(),
@@ -451,10 +449,7 @@ impl BatchFolder {
                             }
                             .map(|()| Some(time_ms))
                         }
-                        other => touched.summary.apply(&other).map(|()| {
-                            touched.summary_changed = true;
-                            None
-                        }),
+                        other => touched.summary.apply(&other).map(|()| None),
                     };
                     match applied {
                         Ok(time) => {
@@ -504,8 +499,9 @@ impl BatchFolder {
         }
     }
 
-    /// What the batch changes: for every customer it applied an event to, the new summary (when it
-    /// changed, and always for a new customer), the invoices that changed and the new event IDs; the
+    /// What the batch changes: for every customer it applied an event to, the summary with the
+    /// customer's mark (always: one small value the batch read anyway, and the store then never
+    /// reads it again to keep its mark), the invoices that changed and the new event IDs; the
     /// next offset of every partition offered; each customer's latest purchase time applied (what the
     /// store's watermark is folded from). Customers only duplicates or rejections touched are not
     /// written.
@@ -532,8 +528,7 @@ impl BatchFolder {
                 CustomerWrite {
                     partition,
                     customer,
-                    // A customer with a mark has it rewritten with its summary.
-                    summary: (t.is_new || t.summary_changed || t.marked).then_some(t.summary),
+                    summary: Some(t.summary),
                     purchases,
                     events,
                     newest: t.newest.filter(|_| t.marked),
@@ -1024,9 +1019,9 @@ mod tests {
                     })
                     .collect();
                 let mut with = BatchFolder::new(bounds()).with_partitions(Some(3));
-                let a = with.offer_all(&messages, &Counted(&marked, Default::default())).unwrap();
+                let a = with.offer_all(&messages, &Counted::new(&marked, true)).unwrap();
                 let mut without = BatchFolder::new(bounds()).with_partitions(Some(3));
-                let b = without.offer_all(&messages, &Unmarked(&unmarked, Default::default())).unwrap();
+                let b = without.offer_all(&messages, &Counted::new(&unmarked, false)).unwrap();
                 proptest::prop_assert_eq!(&a, &b);
                 let (with, without) = (with.finish(), without.finish());
                 proptest::prop_assert_eq!(&with.counts, &without.counts);
@@ -1087,46 +1082,50 @@ mod tests {
         }
     }
 
-    /// The store without its marks: every event of a stored customer has its ID looked up (counted).
-    struct Unmarked<'a>(&'a Memory, std::cell::Cell<usize>);
-
-    impl Stored for Unmarked<'_> {
-        type Error = Infallible;
-        fn summary(&self, p: i32, c: u64) -> Result<Option<StoredSummary>, Infallible> {
-            Ok(self
-                .0
-                .summary(p, c)?
-                .map(|s| StoredSummary { mark: None, ..s }))
-        }
-        fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
-            self.0.purchase(p, c, invoice)
-        }
-        fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
-            self.1.set(self.1.get() + 1);
-            self.0.has_event(p, c, id)
-        }
+    /// The store, its ID lookups counted; without its marks (every event of a stored customer has
+    /// its ID looked up) unless `marks`.
+    struct Counted<'a> {
+        stored: &'a Memory,
+        marks: bool,
+        lookups: std::cell::Cell<usize>,
     }
 
-    /// The store with its marks, its ID lookups counted.
-    struct Counted<'a>(&'a Memory, std::cell::Cell<usize>);
+    impl<'a> Counted<'a> {
+        fn new(stored: &'a Memory, marks: bool) -> Self {
+            Counted {
+                stored,
+                marks,
+                lookups: Default::default(),
+            }
+        }
+    }
 
     impl Stored for Counted<'_> {
         type Error = Infallible;
         fn summary(&self, p: i32, c: u64) -> Result<Option<StoredSummary>, Infallible> {
-            self.0.summary(p, c)
+            let summary = self.stored.summary(p, c)?;
+            Ok(summary.map(|s| match self.marks {
+                true => s,
+                false => StoredSummary { mark: None, ..s },
+            }))
         }
         fn purchase(&self, p: i32, c: u64, invoice: &str) -> Result<Option<Purchase>, Infallible> {
-            self.0.purchase(p, c, invoice)
+            self.stored.purchase(p, c, invoice)
         }
         fn has_event(&self, p: i32, c: u64, id: &str) -> Result<bool, Infallible> {
-            self.1.set(self.1.get() + 1);
-            self.0.has_event(p, c, id)
+            self.lookups.set(self.lookups.get() + 1);
+            self.stored.has_event(p, c, id)
         }
     }
 
-    /// Messages of customer 7 on partition 0.
-    fn of_seven(payloads: &[Vec<u8>]) -> Vec<Message<'_>> {
-        payloads
+    /// Offers `payloads` (customer 7's, on partition 0) to `folder` one by one, or at once.
+    fn offer_seven(
+        folder: &mut BatchFolder,
+        payloads: &[Vec<u8>],
+        at_once: bool,
+        stored: &Counted<'_>,
+    ) -> Vec<Outcome> {
+        let messages: Vec<Message<'_>> = payloads
             .iter()
             .map(|p| Message {
                 partition: 0,
@@ -1134,7 +1133,14 @@ mod tests {
                 key: Some(b"7"),
                 payload: Some(p),
             })
-            .collect()
+            .collect();
+        match at_once {
+            false => messages
+                .into_iter()
+                .map(|m| folder.offer(m, stored).unwrap())
+                .collect(),
+            true => folder.offer_all(&messages, stored).unwrap(),
+        }
     }
 
     #[test]
@@ -1151,18 +1157,12 @@ mod tests {
                     line(n, "2011-01-02T10:00:00Z")
                 })
                 .collect();
-            let lookups = Counted(&stored, Default::default());
+            let lookups = Counted::new(&stored, true);
             let mut folder = BatchFolder::new(bounds());
-            let outcomes = match batch % 2 {
-                0 => of_seven(&payloads)
-                    .into_iter()
-                    .map(|m| folder.offer(m, &lookups).unwrap())
-                    .collect(),
-                _ => folder.offer_all(&of_seven(&payloads), &lookups).unwrap(),
-            };
+            let outcomes = offer_seven(&mut folder, &payloads, batch % 2 == 1, &lookups);
             assert_eq!(outcomes, vec![Outcome::Applied(LineClass::Purchase); 4]);
             assert_eq!(
-                lookups.1.get(),
+                lookups.lookups.get(),
                 0,
                 "batch {batch}: IDs after the mark looked up"
             );
@@ -1177,17 +1177,11 @@ mod tests {
         ];
         let expected = vec![Outcome::Duplicate, Outcome::Applied(LineClass::Purchase)];
         for at_once in [false, true] {
-            let lookups = Counted(&stored, Default::default());
+            let lookups = Counted::new(&stored, true);
             let mut folder = BatchFolder::new(bounds());
-            let outcomes = match at_once {
-                false => of_seven(&payloads)
-                    .into_iter()
-                    .map(|m| folder.offer(m, &lookups).unwrap())
-                    .collect(),
-                true => folder.offer_all(&of_seven(&payloads), &lookups).unwrap(),
-            };
+            let outcomes = offer_seven(&mut folder, &payloads, at_once, &lookups);
             assert_eq!(outcomes, expected);
-            assert_eq!(lookups.1.get(), 2);
+            assert_eq!(lookups.lookups.get(), 2);
             // The mark does not move back.
             let written = folder.finish().batch;
             assert_eq!(

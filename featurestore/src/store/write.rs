@@ -73,7 +73,8 @@ pub struct CustomerWrite {
     pub partition: i32,
     /// The customer ID.
     pub customer: u64,
-    /// The customer's new summary, when it changed (always for a new customer).
+    /// The customer's summary to store, with [`CustomerWrite::newest`] (the folder always gives it;
+    /// none: the stored one stays, without its mark if events are written).
     pub summary: Option<Summary>,
     /// The invoices whose purchase changed, with their new value.
     pub purchases: Vec<(String, Purchase)>,

@@ -314,6 +314,17 @@ mod tests {
         Request::builder().uri(path).body(Body::empty()).unwrap()
     }
 
+    /// A guarded router that lets one request in at a time (with `limits` otherwise), and what
+    /// releases its `/held` route.
+    fn one_at_a_time(limits: Limits) -> (oneshot::Sender<()>, Router) {
+        let (release, held) = oneshot::channel();
+        let limits = Limits {
+            max_in_flight: 1,
+            ..limits
+        };
+        (release, guarded(limits, held))
+    }
+
     /// The status of `GET path`.
     async fn status(router: &mut Router, path: &str) -> StatusCode {
         call(router, get_request(path)).await.status()
@@ -321,12 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_over_the_cap_in_flight_is_refused_at_once_and_the_cap_frees() {
-        let limits = Limits {
-            max_in_flight: 1,
-            ..Limits::default()
-        };
-        let (release, held) = oneshot::channel();
-        let mut router = guarded(limits, held);
+        let (release, mut router) = one_at_a_time(Limits::default());
         let mut first = router.clone();
         let holding = tokio::spawn(async move { call(&mut first, get_request("/held")).await });
         // Wait until the held request is inside the router.
@@ -341,12 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_dropped_unanswered_frees_its_place() {
-        let limits = Limits {
-            max_in_flight: 1,
-            ..Limits::default()
-        };
-        let (_release, held) = oneshot::channel();
-        let mut router = guarded(limits, held);
+        let (_release, mut router) = one_at_a_time(Limits::default());
         let mut first = router.clone();
         let abandoned = tokio::spawn(async move { call(&mut first, get_request("/never")).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -361,13 +362,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_later_than_the_limit_is_a_408_and_frees_its_place() {
-        let limits = Limits {
-            max_in_flight: 1,
+        let (_release, mut router) = one_at_a_time(Limits {
             timeout: Duration::from_millis(50),
             ..Limits::default()
-        };
-        let (_release, held) = oneshot::channel();
-        let mut router = guarded(limits, held);
+        });
         let started = Instant::now();
         let late = call(&mut router, get_request("/never")).await;
         assert_eq!(late.status(), StatusCode::REQUEST_TIMEOUT);
@@ -377,12 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_in_a_handler_is_a_500_and_frees_its_place() {
-        let limits = Limits {
-            max_in_flight: 1,
-            ..Limits::default()
-        };
-        let (_release, held) = oneshot::channel();
-        let mut router = guarded(limits, held);
+        let (_release, mut router) = one_at_a_time(Limits::default());
         for _ in 0..2 {
             let answer = call(&mut router, get_request("/panics")).await;
             assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
