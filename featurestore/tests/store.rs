@@ -441,3 +441,87 @@ fn a_store_of_the_first_layout_is_refused_with_what_to_do() {
     drop(RocksStore::open(fresh.path()).unwrap());
     RocksStore::open(fresh.path()).unwrap();
 }
+
+/// The partitions' column families are compacted universally, and a store a version before wrote
+/// with leveled compaction (its states and event IDs at several levels) opens as it is: everything
+/// reads back, and new writes land beside it.
+#[test]
+fn a_store_compacted_by_levels_opens_and_is_compacted_universally() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = |customer: u64| [format!("a{customer}"), format!("b{customer}")];
+    let batch = |customers: std::ops::Range<u64>, offset: i64| {
+        let s = state(&[("line:1", "1", 2, 1.5, "2011-01-01 10:00:00")]);
+        let new_customers = customers.end - customers.start;
+        let writes = customers
+            .map(|c| {
+                let ids = ids(c);
+                CustomerWrite::whole(0, c, &s, &[ids[0].as_str(), ids[1].as_str()])
+            })
+            .collect();
+        Batch {
+            customers: writes,
+            new_customers,
+            offsets: vec![(0, offset)],
+            ..Batch::default()
+        }
+    };
+    RocksStore::open(dir.path())
+        .unwrap()
+        .write(&source("a"), batch(0..2_000, 1))
+        .unwrap();
+    // Compacted by levels, as a version before this one did: the files leave level 0.
+    {
+        let options = rocksdb::Options::default();
+        let names = rocksdb::DB::list_cf(&options, dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&options, dir.path(), &names).unwrap();
+        for name in ["customers.p0", "events.p0"] {
+            let cf = db.cf_handle(name).unwrap();
+            db.flush_cf(&cf).unwrap();
+            db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
+            let above_zero: u64 = (1..7)
+                .map(|level| {
+                    let property = format!("rocksdb.num-files-at-level{level}");
+                    db.property_int_value_cf(&cf, property.as_str())
+                        .unwrap()
+                        .unwrap()
+                })
+                .sum();
+            assert!(above_zero > 0, "{name}: no file below level 0");
+        }
+    }
+    {
+        let store = RocksStore::open(dir.path()).unwrap();
+        assert!(store.has_event(0, 1_999, "b1999").unwrap());
+        store.write(&source("a"), batch(2_000..4_000, 2)).unwrap();
+    }
+    let store = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(store.customers().unwrap(), 4_000);
+    assert_eq!(store.events().unwrap(), 8_000);
+    for customer in [0, 1_999, 2_000, 3_999] {
+        assert_eq!(store.event_ids(0, customer).unwrap(), ids(customer));
+        assert!(store.get_in(0, customer).unwrap().is_some());
+    }
+    // The options RocksDB recorded when the store last opened.
+    let latest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("OPTIONS-"))
+        })
+        .max_by_key(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            name["OPTIONS-".len()..].parse::<u64>().unwrap_or(0)
+        })
+        .unwrap();
+    let options = std::fs::read_to_string(latest).unwrap();
+    for name in ["customers.p0", "events.p0", "meta"] {
+        let section = options
+            .split("[CFOptions \"")
+            .find(|s| s.starts_with(&format!("{name}\"")))
+            .unwrap_or_else(|| panic!("no options of {name}"));
+        let universal = section.contains("compaction_style=kCompactionStyleUniversal");
+        assert_eq!(universal, name != "meta", "{name}'s compaction style");
+    }
+}

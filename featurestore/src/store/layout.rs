@@ -86,11 +86,12 @@ pub(super) const BLOCK_CACHE_BYTES: usize = 96 << 20;
 pub(super) struct ColumnOptions {
     /// The small column families' (offsets, meta, changes).
     plain: Options,
-    /// A partition's states and event IDs, whose keys all start with the customer (8 bytes): their
-    /// memtables hash the customer to a bucket holding only its keys (a lookup or an insert walks
-    /// the customer's few keys, not a skip list of every key in the memtable). A scan across
-    /// customers must ask for total order ([`scan_options`]). Each memtable holds 65,536 buckets
-    /// (512 KB); with more customers, a bucket holds a few customers' keys.
+    /// A partition's states and event IDs, compacted universally, whose keys all start with the
+    /// customer (8 bytes): their memtables hash the customer to a bucket holding only its keys (a
+    /// lookup or an insert walks the customer's few keys, not a skip list of every key in the
+    /// memtable). A scan across customers must ask for total order ([`scan_options`]). Each
+    /// memtable holds 65,536 buckets (512 KB); with more customers, a bucket holds a few
+    /// customers' keys.
     pub(super) keyed: Options,
 }
 
@@ -119,6 +120,15 @@ impl ColumnOptions {
             height: 4,
             branching_factor: 4,
         });
+        // Universal compaction: a key is rewritten a few times over its life, not once per level
+        // as in leveled compaction. These column families are written far more than read (event
+        // IDs are looked up only when not after the customer's mark), and at 100x leveled
+        // compaction's rewrites of the ~74 M event IDs and their states were what grew ingest's
+        // CPU per event with the store's size (BENCHMARKS.md, "fifth part": 3.69 -> 2.97 µs per
+        // line). The price is space: a store up to ~15% larger between full compactions, and room
+        // for a column family's copy while one runs. A store written with leveled compaction
+        // opens as it is: each of its levels is one sorted run.
+        keyed.set_compaction_style(rocksdb::DBCompactionStyle::Universal);
         ColumnOptions { plain, keyed }
     }
 

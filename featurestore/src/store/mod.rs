@@ -325,7 +325,7 @@ impl RocksStore {
         for name in [partition_cf(partition), events_cf(partition)] {
             if self.db.cf_handle(&name).is_none() {
                 self.db
-                    .create_cf(&name, &self.cf_options.keyed)
+                    .create_cf(&name, &self.cf_options.of(&name))
                     .map_err(self.rocks())?;
             }
         }
