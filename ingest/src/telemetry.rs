@@ -82,7 +82,7 @@ pub fn register() {
     describe_histogram!(
         BATCH_STAGE,
         Unit::Seconds,
-        "Time of one batch in each stage: waiting for the broker (poll), folding its messages \
+        "Time of one batch in each stage: collecting its messages from the broker (poll), folding them \
          with the store's lookups (fold), writing it (write)"
     );
     describe_gauge!(
