@@ -66,7 +66,7 @@ pub(crate) fn read(path: &Path) -> Option<CsvFrame> {
     }
     let dates = invoice_dates(&required(Column::InvoiceDate)?)?;
     let lines_read = dates.len() as u64;
-    let keep = overlap_mask(dates.cont_slice().ok()?);
+    let dropped = overlap_cut(dates.cont_slice().ok()?);
     let customers = customer_ids(&at(Column::CustomerId)?)?;
     let named = |column: Option<polars::prelude::Column>, name: &str| {
         column.map(|c| c.with_name(name.into()))
@@ -87,8 +87,12 @@ pub(crate) fn read(path: &Path) -> Option<CsvFrame> {
         named(required(Column::Country), columns::COUNTRY)?,
     ])
     .ok()?;
-    if let Some(keep) = keep {
-        frame = frame.filter(&keep).ok()?;
+    // Two slices of the frame, not a filtered copy of every column.
+    if let Some(dropped) = dropped {
+        let mut kept = frame.slice(0, dropped.start);
+        kept.vstack_mut(&frame.slice(dropped.end as i64, frame.height() - dropped.end))
+            .ok()?;
+        frame = kept;
     }
     let numbers = polars::prelude::Column::new(
         columns::LINE_NUMBER.into(),
@@ -151,9 +155,10 @@ fn customer_ids(floats: &polars::prelude::Column) -> Option<Series> {
 
 /// The sheet-overlap rule ([`crate::overlap`]) over the dates: `None` when every line is kept (the
 /// dates never decrease, or decrease more than once); otherwise, when they decrease at exactly one
-/// row (the second sheet's first), the lines to keep: the first sheet's dated before it, and the
-/// whole second sheet.
-fn overlap_mask(dates: &[i64]) -> Option<BooleanChunked> {
+/// row (the second sheet's first), the rows to drop: the first sheet's dated on or after the second
+/// sheet's first date. The first sheet's dates never decrease, so those are the rows from the first
+/// such one to the second sheet's start; the whole second sheet is kept.
+fn overlap_cut(dates: &[i64]) -> Option<std::ops::Range<usize>> {
     let mut decreases = dates
         .windows(2)
         .enumerate()
@@ -163,13 +168,8 @@ fn overlap_mask(dates: &[i64]) -> Option<BooleanChunked> {
         return None;
     };
     let first = dates[start];
-    Some(
-        dates
-            .iter()
-            .enumerate()
-            .map(|(i, d)| i >= start || *d < first)
-            .collect(),
-    )
+    let from = dates[..start].partition_point(|d| *d < first);
+    Some(from..start)
 }
 
 #[cfg(test)]
@@ -177,11 +177,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_overlap_mask_keeps_each_line_once() {
-        assert!(overlap_mask(&[1, 2, 2, 3]).is_none());
-        assert!(overlap_mask(&[3, 2, 3, 1]).is_none());
-        let keep = overlap_mask(&[1, 2, 5, 9, 2, 5, 9, 10]).unwrap();
-        let kept: Vec<bool> = keep.iter().map(|k| k == Some(true)).collect();
-        assert_eq!(kept, [true, false, false, false, true, true, true, true]);
+    fn the_overlap_cut_keeps_each_line_once() {
+        assert!(overlap_cut(&[1, 2, 2, 3]).is_none());
+        assert!(overlap_cut(&[3, 2, 3, 1]).is_none());
+        // The rule itself: a line is kept when it is in the second sheet or dated before its start.
+        let kept_by_rule = |dates: &[i64], start: usize| -> Vec<bool> {
+            let first = dates[start];
+            let keep = |(i, d): (usize, &i64)| i >= start || *d < first;
+            dates.iter().enumerate().map(keep).collect()
+        };
+        for (dates, start, cut) in [
+            (&[1, 2, 5, 9, 2, 5, 9, 10][..], 4, 1..4),
+            (&[1, 2, 2, 9, 2, 5, 9, 10][..], 4, 1..4),
+            (&[1, 1, 5, 9, 2, 5][..], 4, 2..4),
+            // The second sheet starts before the first sheet's first date: all of it goes.
+            (&[5, 9, 1, 2][..], 2, 0..2),
+            // ... or within it: its lines from that date on go.
+            (&[1, 5, 9, 4, 10][..], 3, 1..3),
+        ] {
+            assert_eq!(overlap_cut(dates), Some(cut.clone()), "{dates:?}");
+            let kept: Vec<bool> = (0..dates.len()).map(|i| !cut.contains(&i)).collect();
+            assert_eq!(kept, kept_by_rule(dates, start), "{dates:?}");
+        }
     }
 }
