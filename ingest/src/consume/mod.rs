@@ -404,20 +404,17 @@ impl Ingest {
             self.standby_first.set(!self.standby_first.get());
             // A message that is there already is taken without reading the clock (per message,
             // the clock was ~4% of ingest's CPU); only a wait needs the time left.
-            let polled = match self.poll(Duration::ZERO) {
-                Some(polled) => Some(polled),
-                None => {
-                    // Once the batch holds messages, a pause in the stream ends it: waiting out
-                    // the whole batch timeout would hold back what it applies (and a producer
-                    // waiting on the lag).
-                    let now = Instant::now();
-                    let left = match messages.len() {
-                        0 => deadline.saturating_duration_since(now),
-                        _ => IDLE_ENDS_BATCH.min(deadline.saturating_duration_since(now)),
-                    };
-                    self.poll(left)
-                }
-            };
+            let polled = self.poll(Duration::ZERO).or_else(|| {
+                // Once the batch holds messages, a pause in the stream ends it: waiting out the
+                // whole batch timeout would hold back what it applies (and a producer waiting on
+                // the lag).
+                let now = Instant::now();
+                let left = match messages.len() {
+                    0 => deadline.saturating_duration_since(now),
+                    _ => IDLE_ENDS_BATCH.min(deadline.saturating_duration_since(now)),
+                };
+                self.poll(left)
+            });
             self.check_rebalance()?;
             let Some(message) = polled else {
                 break;
