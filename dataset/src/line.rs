@@ -188,6 +188,9 @@ pub fn parse_price(text: &str) -> Result<f64, String> {
 }
 
 /// The date-time layouts seen in exports of the data.
+/// `YYYY-MM-DD HH:MM:SS`: UCI's CSV layout, and the one every file clv writes uses.
+pub(crate) const ISO_LAYOUT: &str = DATE_TIME_FORMATS[0];
+
 const DATE_TIME_FORMATS: [&str; 6] = [
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -209,7 +212,7 @@ pub fn parse_invoice_date(text: &str) -> Result<NaiveDateTime, String> {
 pub(crate) fn invoice_date_layout(text: &str) -> Option<(&'static str, NaiveDateTime)> {
     let text = text.trim();
     if let Some(time) = iso_date_time(text) {
-        return Some((DATE_TIME_FORMATS[0], time));
+        return Some((ISO_LAYOUT, time));
     }
     DATE_TIME_FORMATS
         .iter()
@@ -223,7 +226,7 @@ pub(crate) fn invoice_date_layout(text: &str) -> Option<(&'static str, NaiveDate
 /// `YYYY-MM-DD HH:MM:SS` exactly (UCI's CSV, and every file clv writes), read without chrono's
 /// format interpreter (a seventh of replay's time went there); `None` for any other text, which the
 /// layouts then read as before (a time that is not one, such as a leap second, included).
-fn iso_date_time(text: &str) -> Option<NaiveDateTime> {
+pub(crate) fn iso_date_time(text: &str) -> Option<NaiveDateTime> {
     let b = text.as_bytes();
     let shaped = b.len() == 19
         && b[4] == b'-'
