@@ -298,10 +298,11 @@ pub fn send_command(args: SendArgs) -> anyhow::Result<()> {
         schema_version: contract::event::SCHEMA_VERSION,
         event_id: args
             .event_id
-            .unwrap_or_else(|| format!("send:{}:{stamp}", args.customer)),
+            .unwrap_or_else(|| format!("send:{}:{stamp}", args.customer))
+            .into(),
         customer_id: args.customer,
-        invoice: args.invoice.unwrap_or_else(|| format!("9{stamp}")),
-        stock_code: args.stock_code,
+        invoice: args.invoice.unwrap_or_else(|| format!("9{stamp}")).into(),
+        stock_code: args.stock_code.into(),
         description: None,
         quantity: args.quantity,
         invoice_date,

@@ -9,8 +9,10 @@
 //!  "invoice_date":"2009-12-01T07:45:00Z","price":6.95,"country":"United Kingdom"}
 //! ```
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::bounds::{self, Bounds, Line, OutOfBounds};
 
@@ -18,21 +20,28 @@ use crate::bounds::{self, Bounds, Line, OutOfBounds};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One invoice line of a known customer.
+///
+/// Its text borrows from the bytes it was decoded from where the JSON has no escapes (every
+/// event clv writes), and from the line it was made of: decoding or encoding one allocates
+/// nothing for its text. [`TransactionEvent::into_owned`] gives one that borrows nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TransactionEvent {
+pub struct TransactionEvent<'a> {
     /// Always [`SCHEMA_VERSION`] for this layout.
     pub schema_version: u32,
     /// Unique per source line, assigned by the producer; a redelivery carries the same ID.
-    pub event_id: String,
+    #[serde(borrow)]
+    pub event_id: Cow<'a, str>,
     /// The customer (also the Kafka key).
     pub customer_id: u64,
     /// Invoice number (`C…` cancellation).
-    pub invoice: String,
+    #[serde(borrow)]
+    pub invoice: Cow<'a, str>,
     /// Product code.
-    pub stock_code: String,
+    #[serde(borrow)]
+    pub stock_code: Cow<'a, str>,
     /// Product description.
-    #[serde(default)]
-    pub description: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_text")]
+    pub description: Option<Cow<'a, str>>,
     /// Units (negative on cancellations).
     pub quantity: i64,
     /// Invoice time, RFC 3339 (the source's local time taken as UTC).
@@ -40,8 +49,49 @@ pub struct TransactionEvent {
     /// Unit price in pounds.
     pub price: f64,
     /// The customer's country.
-    #[serde(default)]
-    pub country: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_text")]
+    pub country: Option<Cow<'a, str>>,
+}
+
+/// An optional text field, borrowed from the input when it has no escapes (serde's own `Option`
+/// of a `Cow` always copies).
+fn optional_text<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    use serde::de::{Error, Visitor};
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(text))
+        }
+        fn visit_str<E: Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(text.to_owned()))
+        }
+        fn visit_string<E: Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(text))
+        }
+    }
+    struct OptionalText;
+    impl<'de> Visitor<'de> for OptionalText {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, text: D) -> Result<Self::Value, D::Error> {
+            text.deserialize_str(Text).map(Some)
+        }
+    }
+    deserializer.deserialize_option(OptionalText)
 }
 
 /// Why an event was rejected (the dead-letter reason).
@@ -86,13 +136,13 @@ struct VersionProbe {
     schema_version: Option<serde_json::Value>,
 }
 
-impl TransactionEvent {
+impl<'a> TransactionEvent<'a> {
     /// Parses and validates one message value, with the bounds of the time it is ingested at.
     ///
     /// A valid event is parsed once; only a message that does not parse as this version's event is
     /// parsed again, for its `schema_version` alone, to tell another version from a malformed event.
-    pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Self, Rejection> {
-        let event: TransactionEvent = match serde_json::from_slice(bytes) {
+    pub fn decode(bytes: &'a [u8], bounds: &Bounds) -> Result<Self, Rejection> {
+        let event: TransactionEvent<'a> = match serde_json::from_slice(bytes) {
             Ok(event) => event,
             Err(e) => return Err(Self::why_not(bytes, e)),
         };
@@ -159,6 +209,23 @@ impl TransactionEvent {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an event always serialises")
     }
+
+    /// The same event, borrowing nothing.
+    pub fn into_owned(self) -> TransactionEvent<'static> {
+        let owned = |text: Cow<'a, str>| Cow::Owned(text.into_owned());
+        TransactionEvent {
+            schema_version: self.schema_version,
+            event_id: owned(self.event_id),
+            customer_id: self.customer_id,
+            invoice: owned(self.invoice),
+            stock_code: owned(self.stock_code),
+            description: self.description.map(owned),
+            quantity: self.quantity,
+            invoice_date: self.invoice_date,
+            price: self.price,
+            country: self.country.map(owned),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,8 +245,40 @@ mod tests {
         Bounds::on(chrono::NaiveDate::from_ymd_opt(2011, 12, 10).unwrap())
     }
 
-    fn decode(v: &serde_json::Value) -> Result<TransactionEvent, Rejection> {
+    fn decode(v: &serde_json::Value) -> Result<TransactionEvent<'static>, Rejection> {
         TransactionEvent::decode(v.to_string().as_bytes(), &bounds())
+            .map(TransactionEvent::into_owned)
+    }
+
+    #[test]
+    fn text_without_escapes_is_borrowed_from_the_message_and_escaped_text_is_read_whole() {
+        let plain = good().to_string().into_bytes();
+        let event = TransactionEvent::decode(&plain, &bounds()).unwrap();
+        for text in [
+            &event.event_id,
+            &event.invoice,
+            &event.stock_code,
+            event.description.as_ref().unwrap(),
+            event.country.as_ref().unwrap(),
+        ] {
+            assert!(matches!(text, Cow::Borrowed(_)), "{text}");
+        }
+        let mut escaped = good();
+        escaped["description"] = "a \"quoted\" é line".into();
+        escaped["country"] = serde_json::Value::Null;
+        let bytes = escaped.to_string().into_bytes();
+        let event = TransactionEvent::decode(&bytes, &bounds()).unwrap();
+        assert_eq!(event.description.as_deref(), Some("a \"quoted\" é line"));
+        assert!(matches!(event.description, Some(Cow::Owned(_))));
+        assert_eq!(event.country, None);
+        let mut missing = good();
+        missing.as_object_mut().unwrap().remove("description");
+        assert_eq!(decode(&missing).unwrap().description, None);
+        // What is encoded decodes to the same event.
+        assert_eq!(
+            TransactionEvent::decode(&event.encode(), &bounds()).unwrap(),
+            event
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub enum Change<'a> {
 impl<'a> Change<'a> {
     /// The class of `event`'s line and what it changes. An error when the line's value does not fit
     /// in 64 bits (possible only outside the bounds).
-    pub fn of(event: &'a TransactionEvent) -> Result<(LineClass, Change<'a>), OutOfBounds> {
+    pub fn of(event: &'a TransactionEvent<'_>) -> Result<(LineClass, Change<'a>), OutOfBounds> {
         let price = price_milli(event.price);
         let class = classify(
             Some(event.customer_id),
@@ -145,7 +145,7 @@ impl CustomerState {
     /// module's documentation). The result does not depend on the order events arrive in. Money is
     /// checked: a value or sum that would not fit in 64 bits (possible only outside the bounds, or
     /// after about 9,000 lines at the largest value on one invoice) is an error and changes nothing.
-    pub fn apply(&mut self, event: &TransactionEvent) -> Result<LineClass, OutOfBounds> {
+    pub fn apply(&mut self, event: &TransactionEvent<'_>) -> Result<LineClass, OutOfBounds> {
         let (class, change) = Change::of(event)?;
         self.apply_change(&change)?;
         Ok(class)
@@ -226,13 +226,8 @@ mod tests {
         let mut state = CustomerState::default();
         // 10^7 units at £10^8: 10^18 thousandths, the most one line within the bounds is worth.
         for i in 0..9 {
-            let e = event(
-                &format!("big{i}"),
-                "1",
-                10_000_000,
-                100_000_000.0,
-                "2011-01-01 10:00:00",
-            );
+            let id = format!("big{i}");
+            let e = event(&id, "1", 10_000_000, 100_000_000.0, "2011-01-01 10:00:00");
             assert_eq!(state.apply(&e), Ok(LineClass::Purchase));
         }
         let before = state.clone();

@@ -5,13 +5,13 @@ use chrono::NaiveDateTime;
 use crate::event::TransactionEvent;
 
 /// A line of customer 1 at `time` (`%Y-%m-%d %H:%M:%S`, UTC).
-pub(crate) fn event(
-    id: &str,
-    invoice: &str,
+pub(crate) fn event<'a>(
+    id: &'a str,
+    invoice: &'a str,
     quantity: i64,
     price: f64,
     time: &str,
-) -> TransactionEvent {
+) -> TransactionEvent<'a> {
     TransactionEvent {
         schema_version: 1,
         event_id: id.into(),

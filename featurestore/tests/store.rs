@@ -11,9 +11,9 @@ fn state(events: &[(&str, &str, i64, f64, &str)]) -> CustomerState {
     for (id, invoice, quantity, price, time) in events {
         s.apply(&TransactionEvent {
             schema_version: 1,
-            event_id: id.to_string(),
+            event_id: (*id).into(),
             customer_id: 1,
-            invoice: invoice.to_string(),
+            invoice: (*invoice).into(),
             stock_code: "X".into(),
             description: None,
             quantity: *quantity,

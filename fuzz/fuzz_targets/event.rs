@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
         Err(rejection) => assert!(Rejection::KINDS.contains(&rejection.kind())),
         Ok(event) => {
             assert!(event.validate(&bounds).is_ok());
-            let again = TransactionEvent::decode(&event.encode(), &bounds).expect("re-encodes");
+            let encoded = event.encode();
+            let again = TransactionEvent::decode(&encoded, &bounds).expect("re-encodes");
             assert_eq!(again.event_id, event.event_id);
             assert_eq!(again.invoice_date, event.invoice_date);
             let mut state = CustomerState::default();

@@ -137,8 +137,8 @@ pub trait Stored {
 }
 
 /// A message past decoding: an event for its customer's partition, or what became of it.
-enum Admitted {
-    Event(i32, TransactionEvent),
+enum Admitted<'m> {
+    Event(i32, TransactionEvent<'m>),
     Done(Outcome),
 }
 
@@ -160,7 +160,7 @@ impl<'a, S: Stored> Prefetched<'a, S> {
     /// `touched` does not hold, then, of customers stored before the batch, the purchases'
     /// invoices and the IDs of the events not after their customer's mark.
     fn of(
-        admitted: &'a [Admitted],
+        admitted: &'a [Admitted<'_>],
         touched: &HashMap<(i32, u64), Touched>,
         stored: &'a S,
     ) -> Result<Self, S::Error> {
@@ -192,7 +192,7 @@ impl<'a, S: Stored> Prefetched<'a, S> {
                 continue;
             };
             if !mark.is_some_and(|m| m.is_before(&event.event_id)) {
-                event_ids.push((p, event.customer_id, event.event_id.as_str()));
+                event_ids.push((p, event.customer_id, &*event.event_id));
             }
             if let Ok((_, Change::Purchase { invoice, .. })) = Change::of(event) {
                 invoices.push((p, event.customer_id, invoice));
@@ -351,7 +351,7 @@ impl BatchFolder {
 
     /// Counts a message and its offset, and decodes it: an event for its customer's partition, or
     /// its outcome when it is rejected or misrouted.
-    fn admit(&mut self, message: Message<'_>) -> Admitted {
+    fn admit<'m>(&mut self, message: Message<'m>) -> Admitted<'m> {
         self.messages += 1;
         let next = message.offset.saturating_add(1);
         let offset = self.next_offsets.entry(message.partition).or_insert(next);
@@ -376,7 +376,7 @@ impl BatchFolder {
     fn apply<S: Stored>(
         &mut self,
         partition: i32,
-        event: &TransactionEvent,
+        event: &TransactionEvent<'_>,
         stored: &S,
     ) -> Result<Outcome, S::Error> {
         let customer = event.customer_id;
@@ -402,7 +402,7 @@ impl BatchFolder {
         };
         // A customer new to the store has no stored events to look up, nor has one whose mark the
         // event's ID is after.
-        let duplicate = touched.events.contains(&event.event_id)
+        let duplicate = touched.events.contains(&*event.event_id)
             || (!touched.is_new
                 && !touched
                     .stored_mark
@@ -453,16 +453,25 @@ impl BatchFolder {
                     };
                     match applied {
                         Ok(time) => {
-                            touched.events.insert(event.event_id.clone());
+                            touched.events.insert(event.event_id.to_string());
                             if touched.marked
                                 && touched
                                     .newest
                                     .as_ref()
                                     .is_none_or(|m| m.is_before(&event.event_id))
                             {
-                                touched.newest = Some(EventMark {
-                                    event_id: event.event_id.clone(),
-                                });
+                                // In place: IDs that grow reuse the mark's text (no allocation).
+                                match &mut touched.newest {
+                                    Some(mark) => {
+                                        mark.event_id.clear();
+                                        mark.event_id.push_str(&event.event_id);
+                                    }
+                                    None => {
+                                        touched.newest = Some(EventMark {
+                                            event_id: event.event_id.to_string(),
+                                        })
+                                    }
+                                }
                             }
                             Step::Applied(class, time)
                         }
@@ -623,11 +632,11 @@ impl Memory {
 
 /// Validates a message: the value must be a valid event within `bounds` whose customer is the
 /// message key.
-pub fn decode(
+pub fn decode<'a>(
     key: Option<&[u8]>,
-    payload: Option<&[u8]>,
+    payload: Option<&'a [u8]>,
     bounds: &Bounds,
-) -> Result<TransactionEvent, Rejection> {
+) -> Result<TransactionEvent<'a>, Rejection> {
     let payload = payload.ok_or_else(|| Rejection::Malformed("empty message".into()))?;
     let event = TransactionEvent::decode(payload, bounds)?;
     let key_customer = key

@@ -32,18 +32,19 @@ pub fn event_id(line_number: u64) -> String {
 }
 
 /// The event of one line, or `None` for a line without a customer ID (those are counted, not sent).
-pub fn event_for_line(line_number: u64, line: &Line) -> Option<TransactionEvent> {
+/// Its text borrows the line's.
+pub fn event_for_line(line_number: u64, line: &Line) -> Option<TransactionEvent<'_>> {
     Some(TransactionEvent {
         schema_version: SCHEMA_VERSION,
-        event_id: event_id(line_number),
+        event_id: event_id(line_number).into(),
         customer_id: line.customer_id?,
-        invoice: line.invoice.clone(),
-        stock_code: line.stock_code.clone(),
-        description: line.description.clone(),
+        invoice: line.invoice.as_str().into(),
+        stock_code: line.stock_code.as_str().into(),
+        description: line.description.as_deref().map(Into::into),
         quantity: line.quantity,
         invoice_date: line.invoice_date.and_utc(),
         price: line.price,
-        country: Some(line.country.clone()),
+        country: Some(line.country.as_str().into()),
     })
 }
 

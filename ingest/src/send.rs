@@ -20,7 +20,7 @@ pub struct Delivered {
 }
 
 /// Produces `event` to `topic`, keyed by its customer ID, and waits until the broker has it.
-pub fn send(broker: &BrokerConfig, topic: &str, event: &TransactionEvent) -> Result<Delivered> {
+pub fn send(broker: &BrokerConfig, topic: &str, event: &TransactionEvent<'_>) -> Result<Delivered> {
     event
         .validate(&Bounds::now())
         .map_err(|e| IngestError::Invalid(e.to_string()))?;

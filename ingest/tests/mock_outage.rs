@@ -41,12 +41,12 @@ fn cluster() -> (String, mpsc::Sender<Control>) {
     (address_rx.recv().unwrap(), control_tx)
 }
 
-fn event(n: u64) -> TransactionEvent {
+fn event(n: u64) -> TransactionEvent<'static> {
     TransactionEvent {
         schema_version: 1,
-        event_id: format!("outage:{n}"),
+        event_id: format!("outage:{n}").into(),
         customer_id: 1 + n % 40,
-        invoice: (500_000 + n).to_string(),
+        invoice: (500_000 + n).to_string().into(),
         stock_code: "X".into(),
         description: None,
         quantity: 1,

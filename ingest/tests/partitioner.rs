@@ -28,10 +28,10 @@ fn cluster() -> String {
     address_rx.recv().unwrap()
 }
 
-fn event(customer_id: u64) -> TransactionEvent {
+fn event(customer_id: u64) -> TransactionEvent<'static> {
     TransactionEvent {
         schema_version: 1,
-        event_id: format!("p:{customer_id}"),
+        event_id: format!("p:{customer_id}").into(),
         customer_id,
         invoice: "1".into(),
         stock_code: "X".into(),

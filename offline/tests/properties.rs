@@ -114,15 +114,15 @@ proptest! {
             let Some(customer_id) = line.customer_id else { continue };
             let event = TransactionEvent {
                 schema_version: 1,
-                event_id: format!("line:{}", i + 1),
+                event_id: format!("line:{}", i + 1).into(),
                 customer_id,
-                invoice: line.invoice.clone(),
-                stock_code: line.stock_code.clone(),
-                description: line.description.clone(),
+                invoice: line.invoice.as_str().into(),
+                stock_code: line.stock_code.as_str().into(),
+                description: line.description.as_deref().map(Into::into),
                 quantity: line.quantity,
                 invoice_date: line.invoice_date.and_utc(),
                 price: line.price,
-                country: Some(line.country.clone()),
+                country: Some(line.country.as_str().into()),
             };
             if event.validate(&Bounds::now()).is_ok() {
                 let applied = states.entry(customer_id).or_default().apply(&event);

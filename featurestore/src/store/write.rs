@@ -1,6 +1,6 @@
 //! What one consumer batch changes, written in one atomic RocksDB batch with its offsets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use contract::watermark;
 use contract::{CustomerState, Purchase, Summary};
@@ -124,28 +124,34 @@ impl RocksStore {
     pub fn write(&self, source: &SourceId, batch: Batch) -> Result<()> {
         let mut write = WriteBatch::default();
         let partitions: BTreeSet<i32> = batch.customers.iter().map(|c| c.partition).collect();
-        for partition in &partitions {
-            self.ensure_partition(*partition)?;
-        }
-        let mut events = 0u64;
-        for c in &batch.customers {
+        // Each partition's two column families, looked up once a batch, not once a customer.
+        let mut families = BTreeMap::new();
+        for partition in partitions {
+            self.ensure_partition(partition)?;
             let (Some(cf), Some(events_cf)) = (
-                self.db.cf_handle(&partition_cf(c.partition)),
-                self.db.cf_handle(&events_cf(c.partition)),
+                self.db.cf_handle(&partition_cf(partition)),
+                self.db.cf_handle(&events_cf(partition)),
             ) else {
                 unreachable!("ensured above");
             };
+            families.insert(partition, (cf, events_cf));
+        }
+        let mut events = 0u64;
+        // One key buffer for every event ID (a put copies its key into the write batch).
+        let mut key = Vec::new();
+        for c in &batch.customers {
+            let (cf, events_cf) = &families[&c.partition];
             match &c.summary {
                 Some(summary) => {
                     let bytes = StoredSummary::encode(summary, c.newest.as_ref())
                         .map_err(|e| self.corrupt("summary".into(), e))?;
-                    write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+                    write.put_cf(cf, c.customer.to_be_bytes(), bytes);
                 }
                 // Events without their summary: the mark, if any, no longer covers them.
                 None if !c.events.is_empty() => {
                     let stored = self
                         .db
-                        .get_pinned_cf(&cf, c.customer.to_be_bytes())
+                        .get_pinned_cf(cf, c.customer.to_be_bytes())
                         .map_err(self.rocks())?;
                     if let Some(stored) = stored {
                         let stored = StoredSummary::decode(&stored).map_err(|e| {
@@ -154,7 +160,7 @@ impl RocksStore {
                         if stored.mark.is_some() {
                             let bytes = StoredSummary::encode(&stored.summary, None)
                                 .map_err(|e| self.corrupt("summary".into(), e))?;
-                            write.put_cf(&cf, c.customer.to_be_bytes(), bytes);
+                            write.put_cf(cf, c.customer.to_be_bytes(), bytes);
                         }
                     }
                 }
@@ -163,10 +169,12 @@ impl RocksStore {
             for (invoice, purchase) in &c.purchases {
                 let bytes = postcard::to_stdvec(purchase)
                     .map_err(|e| self.corrupt("purchase".into(), e))?;
-                write.put_cf(&cf, purchase_key(c.customer, invoice), bytes);
+                write.put_cf(cf, purchase_key(c.customer, invoice), bytes);
             }
             for id in &c.events {
-                write.put_cf(&events_cf, event_key(c.customer, id), []);
+                key.clear();
+                push_text_key(&mut key, c.customer, id);
+                write.put_cf(events_cf, &key, []);
             }
             events += c.events.len() as u64;
         }
