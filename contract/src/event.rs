@@ -53,45 +53,15 @@ pub struct TransactionEvent<'a> {
     pub country: Option<Cow<'a, str>>,
 }
 
-/// An optional text field, borrowed from the input when it has no escapes (serde's own `Option`
-/// of a `Cow` always copies).
+/// An optional text field, borrowed from the input when it has no escapes: serde's own `Option`
+/// of a `Cow` always copies, an `Option` of this newtype borrows as a `Cow` field does.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
 fn optional_text<'de: 'a, 'a, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Cow<'a, str>>, D::Error> {
-    use serde::de::{Error, Visitor};
-    struct Text;
-    impl<'de> Visitor<'de> for Text {
-        type Value = Cow<'de, str>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_borrowed_str<E: Error>(self, text: &'de str) -> Result<Self::Value, E> {
-            Ok(Cow::Borrowed(text))
-        }
-        fn visit_str<E: Error>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(Cow::Owned(text.to_owned()))
-        }
-        fn visit_string<E: Error>(self, text: String) -> Result<Self::Value, E> {
-            Ok(Cow::Owned(text))
-        }
-    }
-    struct OptionalText;
-    impl<'de> Visitor<'de> for OptionalText {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a string or null")
-        }
-        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, text: D) -> Result<Self::Value, D::Error> {
-            text.deserialize_str(Text).map(Some)
-        }
-    }
-    deserializer.deserialize_option(OptionalText)
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
 /// Why an event was rejected (the dead-letter reason).

@@ -187,10 +187,10 @@ pub fn parse_price(text: &str) -> Result<f64, String> {
     }
 }
 
-/// The date-time layouts seen in exports of the data.
 /// `YYYY-MM-DD HH:MM:SS`: UCI's CSV layout, and the one every file clv writes uses.
 pub(crate) const ISO_LAYOUT: &str = DATE_TIME_FORMATS[0];
 
+/// The date-time layouts seen in exports of the data.
 const DATE_TIME_FORMATS: [&str; 6] = [
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",

@@ -162,7 +162,7 @@ fn is_purchase(bounds: &Bounds) -> Expr {
 /// `time_ms` (earliest line) and `revenue_milli` (all its lines, exact).
 pub fn purchases(lines: LazyFrame) -> LazyFrame {
     // The rules read every column (the bounds are on the text's lengths too) but the group-by only
-    // four: the filter copies, and the group-by gathers into one chunk, only those.
+    // five: the filter copies, and the group-by gathers into one chunk, only those.
     with_price_and_time(lines)
         .select([
             col(CUSTOMER_ID),
