@@ -64,12 +64,13 @@ impl Summary {
                     .ok_or(OutOfBounds::Overflow("the returns' value"))?;
                 self.return_lines += 1;
             }
-            Change::Ignored(class) => {
-                *self
-                    .ignored_lines
-                    .entry(class.name().to_string())
-                    .or_default() += 1;
-            }
+            // The class's name is copied only the first time it is counted.
+            Change::Ignored(class) => match self.ignored_lines.get_mut(class.name()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.ignored_lines.insert(class.name().to_string(), 1);
+                }
+            },
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! applied is looked up only when the ID is not after its customer's [`EventMark`] (the greatest ID
 //! applied, stored with the summary): a stream whose IDs grow per customer makes no ID lookups.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
@@ -85,9 +86,10 @@ impl Counts {
 
 /// What a finished batch changes, and its counts.
 #[derive(Debug, Default)]
-pub struct Folded {
-    /// States, offsets and watermark, to be written atomically.
-    pub batch: Batch,
+pub struct Folded<'m> {
+    /// States, offsets and watermark, to be written atomically (its invoices and event IDs borrow
+    /// from the batch's messages).
+    pub batch: Batch<'m>,
     /// Messages offered.
     pub messages: usize,
     /// What happened to them.
@@ -253,10 +255,8 @@ struct Touched {
     /// Not stored before the batch.
     is_new: bool,
     summary: Summary,
-    /// The invoices the batch's purchases touched: their value, and whether it changed.
-    purchases: HashMap<String, (Purchase, bool)>,
-    /// IDs of the events the batch applied.
-    events: HashSet<String>,
+    /// Events the batch applied to the customer.
+    applied: usize,
     /// The customer's mark before the batch: an event whose ID is after it is not among the
     /// stored ones.
     stored_mark: Option<EventMark>,
@@ -274,19 +274,28 @@ enum Step {
     Rejected(Rejection),
 }
 
-/// Folds the messages of one batch.
+/// A customer's text in a partition (an event ID, an invoice), borrowed from a message.
+type Keyed<'m> = (i32, u64, Cow<'m, str>);
+
+/// Folds the messages of one batch. What it keeps of their text (invoices, event IDs) borrows from
+/// the messages (`'m`): folding an event allocates nothing of its own.
 #[derive(Debug)]
-pub struct BatchFolder {
+pub struct BatchFolder<'m> {
     bounds: Bounds,
     partitions: Option<u32>,
     touched: HashMap<(i32, u64), Touched>,
+    /// The IDs of the events the batch applied, by (partition, customer, ID).
+    applied: HashSet<Keyed<'m>>,
+    /// The invoices the batch's purchases touched, by (partition, customer, invoice): their value,
+    /// and whether it changed.
+    purchases: HashMap<Keyed<'m>, (Purchase, bool)>,
     next_offsets: BTreeMap<i32, i64>,
     latest_purchases: HashMap<(i32, u64), i64>,
     messages: usize,
     counts: Counts,
 }
 
-impl BatchFolder {
+impl<'m> BatchFolder<'m> {
     /// An empty batch whose events are checked against `bounds` (those of the wall-clock time the
     /// batch is read at).
     pub fn new(bounds: Bounds) -> Self {
@@ -294,6 +303,8 @@ impl BatchFolder {
             bounds,
             partitions: None,
             touched: HashMap::new(),
+            applied: HashSet::new(),
+            purchases: HashMap::new(),
             next_offsets: BTreeMap::new(),
             latest_purchases: HashMap::new(),
             messages: 0,
@@ -321,7 +332,7 @@ impl BatchFolder {
     /// needs it: a constant number of lookups per event, whatever the customer's history.
     pub fn offer<S: Stored>(
         &mut self,
-        message: Message<'_>,
+        message: Message<'m>,
         stored: &S,
     ) -> Result<Outcome, S::Error> {
         match self.admit(message) {
@@ -335,7 +346,7 @@ impl BatchFolder {
     /// before any is applied (a store reads a batch of sorted keys in one pass down its levels).
     pub fn offer_all<S: Stored>(
         &mut self,
-        messages: &[Message<'_>],
+        messages: &[Message<'m>],
         stored: &S,
     ) -> Result<Vec<Outcome>, S::Error> {
         let admitted: Vec<Admitted> = messages.iter().map(|m| self.admit(*m)).collect();
@@ -351,7 +362,7 @@ impl BatchFolder {
 
     /// Counts a message and its offset, and decodes it: an event for its customer's partition, or
     /// its outcome when it is rejected or misrouted.
-    fn admit<'m>(&mut self, message: Message<'m>) -> Admitted<'m> {
+    fn admit(&mut self, message: Message<'m>) -> Admitted<'m> {
         self.messages += 1;
         let next = message.offset.saturating_add(1);
         let offset = self.next_offsets.entry(message.partition).or_insert(next);
@@ -376,7 +387,7 @@ impl BatchFolder {
     fn apply<S: Stored>(
         &mut self,
         partition: i32,
-        event: &TransactionEvent<'_>,
+        event: &TransactionEvent<'m>,
         stored: &S,
     ) -> Result<Outcome, S::Error> {
         let customer = event.customer_id;
@@ -392,8 +403,7 @@ impl BatchFolder {
                 entry.insert(Touched {
                     is_new,
                     summary,
-                    purchases: HashMap::new(),
-                    events: HashSet::new(),
+                    applied: 0,
                     marked: is_new || stored_mark.is_some(),
                     newest: stored_mark.clone(),
                     stored_mark,
@@ -402,7 +412,9 @@ impl BatchFolder {
         };
         // A customer new to the store has no stored events to look up, nor has one whose mark the
         // event's ID is after.
-        let duplicate = touched.events.contains(&*event.event_id)
+        // The ID borrows from the message (copied only if its JSON escaped it).
+        let id = (partition, customer, event.event_id.clone());
+        let duplicate = self.applied.contains(&id)
             || (!touched.is_new
                 && !touched
                     .stored_mark
@@ -421,31 +433,32 @@ impl BatchFolder {
                             time_ms,
                             value_milli,
                         } => {
-                            if !touched.purchases.contains_key(invoice) {
-                                let before = match touched.is_new {
-                                    true => None,
-                                    false => stored.purchase(partition, customer, invoice)?,
-                                };
-                                if let Some(before) = before {
-                                    touched
-                                        .purchases
-                                        .insert(invoice.to_string(), (before, false));
+                            let key = (partition, customer, event.invoice.clone());
+                            let entry = match self.purchases.entry(key) {
+                                Entry::Occupied(entry) => Some(entry.into_mut()),
+                                Entry::Vacant(entry) => {
+                                    let before = match touched.is_new {
+                                        true => None,
+                                        false => stored.purchase(partition, customer, invoice)?,
+                                    };
+                                    match before {
+                                        Some(before) => Some(entry.insert((before, false))),
+                                        None => {
+                                            let purchase = Purchase {
+                                                time_ms,
+                                                revenue_milli: value_milli,
+                                            };
+                                            entry.insert((purchase, true));
+                                            None
+                                        }
+                                    }
                                 }
-                            }
-                            match touched.purchases.get_mut(invoice) {
+                            };
+                            match entry {
                                 Some((purchase, changed)) => {
                                     purchase.add(time_ms, value_milli).map(|()| *changed = true)
                                 }
-                                None => {
-                                    let purchase = Purchase {
-                                        time_ms,
-                                        revenue_milli: value_milli,
-                                    };
-                                    touched
-                                        .purchases
-                                        .insert(invoice.to_string(), (purchase, true));
-                                    Ok(())
-                                }
+                                None => Ok(()),
                             }
                             .map(|()| Some(time_ms))
                         }
@@ -453,7 +466,8 @@ impl BatchFolder {
                     };
                     match applied {
                         Ok(time) => {
-                            touched.events.insert(event.event_id.to_string());
+                            self.applied.insert(id);
+                            touched.applied += 1;
                             if touched.marked
                                 && touched
                                     .newest
@@ -514,37 +528,54 @@ impl BatchFolder {
     /// next offset of every partition offered; each customer's latest purchase time applied (what the
     /// store's watermark is folded from). Customers only duplicates or rejections touched are not
     /// written.
-    pub fn finish(self) -> Folded {
-        let new_customers = self
-            .touched
-            .values()
-            .filter(|t| t.is_new && !t.events.is_empty())
-            .count() as u64;
-        let mut customers: Vec<CustomerWrite> = self
+    pub fn finish(self) -> Folded<'m> {
+        let mut touched: Vec<((i32, u64), Touched)> = self
             .touched
             .into_iter()
-            .filter(|(_, t)| !t.events.is_empty())
+            .filter(|(_, t)| t.applied > 0)
+            .collect();
+        touched.sort_unstable_by_key(|(key, _)| *key);
+        let new_customers = touched.iter().filter(|(_, t)| t.is_new).count() as u64;
+        // The batch's IDs and changed invoices, sorted by customer, then taken customer by
+        // customer in the same order.
+        let mut applied: Vec<Keyed<'m>> = self.applied.into_iter().collect();
+        applied.sort_unstable();
+        let mut purchases: Vec<(Keyed<'m>, Purchase)> = self
+            .purchases
+            .into_iter()
+            .filter(|(_, (_, changed))| *changed)
+            .map(|(key, (purchase, _))| (key, purchase))
+            .collect();
+        purchases.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (mut applied, mut purchases) = (
+            applied.into_iter().peekable(),
+            purchases.into_iter().peekable(),
+        );
+        let customers: Vec<CustomerWrite<'m>> = touched
+            .into_iter()
             .map(|((partition, customer), t)| {
-                let mut purchases: Vec<(String, Purchase)> = t
-                    .purchases
-                    .into_iter()
-                    .filter(|(_, (_, changed))| *changed)
-                    .map(|(invoice, (p, _))| (invoice, p))
-                    .collect();
-                purchases.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                let mut events: Vec<String> = t.events.into_iter().collect();
-                events.sort_unstable();
+                let mut events = Vec::with_capacity(t.applied);
+                while let Some((_, _, id)) =
+                    applied.next_if(|(p, c, _)| (*p, *c) == (partition, customer))
+                {
+                    events.push(id);
+                }
+                let mut changed = Vec::new();
+                while let Some(((_, _, invoice), purchase)) =
+                    purchases.next_if(|((p, c, _), _)| (*p, *c) == (partition, customer))
+                {
+                    changed.push((invoice, purchase));
+                }
                 CustomerWrite {
                     partition,
                     customer,
                     summary: Some(t.summary),
-                    purchases,
+                    purchases: changed,
                     events,
                     newest: t.newest.filter(|_| t.marked),
                 }
             })
             .collect();
-        customers.sort_by_key(|c| (c.partition, c.customer));
         let mut latest_purchases: Vec<(i32, u64, i64)> = self
             .latest_purchases
             .into_iter()
@@ -614,10 +645,11 @@ impl Memory {
                 self.marks.remove(&(w.partition, w.customer));
             }
             for (invoice, p) in &w.purchases {
-                state.purchases.insert(invoice.clone(), *p);
+                state.purchases.insert(invoice.to_string(), *p);
             }
             for id in &w.events {
-                self.events.insert((w.partition, w.customer, id.clone()));
+                self.events
+                    .insert((w.partition, w.customer, id.to_string()));
             }
         }
     }
@@ -682,13 +714,13 @@ mod tests {
             .timestamp_millis()
     }
 
-    fn offer(
-        folder: &mut BatchFolder,
+    fn offer<'m>(
+        folder: &mut BatchFolder<'m>,
         stored: &Memory,
         partition: i32,
         offset: i64,
-        key: &str,
-        payload: &[u8],
+        key: &'m str,
+        payload: &'m [u8],
     ) -> Outcome {
         folder
             .offer(
@@ -789,42 +821,19 @@ mod tests {
     #[test]
     fn a_later_batch_reads_and_rewrites_only_what_its_events_touch() {
         let mut stored = Memory::default();
+        let line_a = event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z");
+        let line_b = event("b", 7, "2", 1, 4.0, "2011-01-03T10:00:00Z");
+        let line_c = event("c", 7, "1", 1, 1.0, "2011-01-01T10:00:00Z");
+        let line_d = event("d", 7, "C9", -1, 4.0, "2011-01-04T10:00:00Z");
+        let line_e = event("e", 7, "3", 1, 1.0, "2011-01-05T10:00:00Z");
         let mut first = BatchFolder::new(bounds());
-        offer(
-            &mut first,
-            &stored,
-            0,
-            0,
-            "7",
-            &event("a", 7, "1", 2, 1.5, "2011-01-02T10:00:00Z"),
-        );
-        offer(
-            &mut first,
-            &stored,
-            0,
-            1,
-            "7",
-            &event("b", 7, "2", 1, 4.0, "2011-01-03T10:00:00Z"),
-        );
+        offer(&mut first, &stored, 0, 0, "7", &line_a);
+        offer(&mut first, &stored, 0, 1, "7", &line_b);
         stored.write(&first.finish().batch);
         // A later line of invoice 1 and a return: invoice 2 is neither read nor written again.
         let mut second = BatchFolder::new(bounds());
-        offer(
-            &mut second,
-            &stored,
-            0,
-            2,
-            "7",
-            &event("c", 7, "1", 1, 1.0, "2011-01-01T10:00:00Z"),
-        );
-        offer(
-            &mut second,
-            &stored,
-            0,
-            3,
-            "7",
-            &event("d", 7, "C9", -1, 4.0, "2011-01-04T10:00:00Z"),
-        );
+        offer(&mut second, &stored, 0, 2, "7", &line_c);
+        offer(&mut second, &stored, 0, 3, "7", &line_d);
         let second = second.finish();
         assert_eq!(second.batch.new_customers, 0);
         let written = &second.batch.customers[0];
@@ -832,7 +841,7 @@ mod tests {
         assert_eq!(
             written.purchases,
             [(
-                "1".to_string(),
+                Cow::Borrowed("1"),
                 Purchase {
                     time_ms: ms("2011-01-01T10:00:00Z"),
                     revenue_milli: 4_000
@@ -847,14 +856,7 @@ mod tests {
         // A third batch of a new purchase only: the summary is unchanged, written again only to
         // carry the customer's new mark (one small value, read by the batch anyway).
         let mut third = BatchFolder::new(bounds());
-        offer(
-            &mut third,
-            &stored,
-            0,
-            4,
-            "7",
-            &event("e", 7, "3", 1, 1.0, "2011-01-05T10:00:00Z"),
-        );
+        offer(&mut third, &stored, 0, 4, "7", &line_e);
         let third = third.finish();
         let written = &third.batch.customers[0];
         assert_eq!(written.summary.as_ref(), Some(&state.summary));
@@ -1128,9 +1130,9 @@ mod tests {
     }
 
     /// Offers `payloads` (customer 7's, on partition 0) to `folder` one by one, or at once.
-    fn offer_seven(
-        folder: &mut BatchFolder,
-        payloads: &[Vec<u8>],
+    fn offer_seven<'m>(
+        folder: &mut BatchFolder<'m>,
+        payloads: &'m [Vec<u8>],
         at_once: bool,
         stored: &Counted<'_>,
     ) -> Vec<Outcome> {
@@ -1211,15 +1213,9 @@ mod tests {
         batch.customers[0].newest = None;
         stored.write(&batch);
         assert!(stored.marks.is_empty());
+        let low = event("s:1", 7, "2", 1, 1.0, "2011-01-03T10:00:00Z");
         let mut second = BatchFolder::new(bounds());
-        offer(
-            &mut second,
-            &stored,
-            0,
-            1,
-            "7",
-            &event("s:1", 7, "2", 1, 1.0, "2011-01-03T10:00:00Z"),
-        );
+        offer(&mut second, &stored, 0, 1, "7", &low);
         let second = second.finish();
         assert_eq!(second.batch.customers[0].newest, None);
         stored.write(&second.batch);

@@ -170,7 +170,9 @@ pub fn replay<E: Into<IngestError>>(
         lag_bound = lag_bound.saturating_add(1);
         let key = contract::partition::key(event.customer_id);
         let payload = event.encode();
-        let mut record = BaseRecord::to(&options.topic).key(&key).payload(&payload);
+        let mut record = BaseRecord::to(&options.topic)
+            .key(key.as_bytes())
+            .payload(&payload);
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -34,7 +34,9 @@ pub fn send(broker: &BrokerConfig, topic: &str, event: &TransactionEvent<'_>) ->
         .map_err(IngestError::kafka("creating the producer"))?;
     let key = contract::partition::key(event.customer_id);
     let payload = event.encode();
-    let record = FutureRecord::to(topic).key(&key).payload(&payload);
+    let record = FutureRecord::to(topic)
+        .key(key.as_bytes())
+        .payload(&payload);
     let delivery = producer
         .send_result(record)
         .map_err(|(e, _)| IngestError::kafka(format!("producing to {topic}"))(e))?;

@@ -21,28 +21,30 @@ use polars::prelude::IntoLazy;
 /// event outside the bounds a dead letter), into the store's semantics in memory.
 fn fold<'a>(numbered: impl Iterator<Item = (u64, &'a Line)>) -> HashMap<u64, CustomerState> {
     let mut memory = Memory::default();
-    let mut folder = BatchFolder::new(Bounds::now());
-    for (offset, (n, line)) in numbered.enumerate() {
-        let Some(event) = event_for_line(n, line) else {
-            continue;
-        };
-        let (key, payload) = (event.customer_id.to_string(), event.encode());
-        let message = Message {
-            partition: 0,
-            offset: offset as i64,
-            key: Some(key.as_bytes()),
-            payload: Some(&payload),
-        };
-        let outcome = folder.offer(message, &memory).unwrap();
-        if let Outcome::Rejected(rejection) = outcome {
-            assert_eq!(rejection.kind(), "out_of_bounds", "{rejection}");
+    // Each batch's messages outlive its folder, which borrows their text.
+    let messages: Vec<(i64, String, Vec<u8>)> = numbered
+        .enumerate()
+        .filter_map(|(offset, (n, line))| {
+            let event = event_for_line(n, line)?;
+            Some((offset as i64, event.customer_id.to_string(), event.encode()))
+        })
+        .collect();
+    for batch in messages.chunks(5_000) {
+        let mut folder = BatchFolder::new(Bounds::now());
+        for (offset, key, payload) in batch {
+            let message = Message {
+                partition: 0,
+                offset: *offset,
+                key: Some(key.as_bytes()),
+                payload: Some(payload),
+            };
+            let outcome = folder.offer(message, &memory).unwrap();
+            if let Outcome::Rejected(rejection) = outcome {
+                assert_eq!(rejection.kind(), "out_of_bounds", "{rejection}");
+            }
         }
-        if folder.messages() == 5_000 {
-            let batch = std::mem::replace(&mut folder, BatchFolder::new(Bounds::now()));
-            memory.write(&batch.finish().batch);
-        }
+        memory.write(&folder.finish().batch);
     }
-    memory.write(&folder.finish().batch);
     memory
         .states
         .into_iter()

@@ -60,11 +60,11 @@ pub(super) fn push_text_key(key: &mut Vec<u8>, customer: u64, text: &str) {
     key.extend_from_slice(text.as_bytes());
 }
 
-pub(super) fn change_key(batch: u64, partition: i32, customer: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(20);
-    key.extend_from_slice(&batch.to_be_bytes());
-    key.extend_from_slice(&partition.to_be_bytes());
-    key.extend_from_slice(&customer.to_be_bytes());
+pub(super) fn change_key(batch: u64, partition: i32, customer: u64) -> [u8; 20] {
+    let mut key = [0; 20];
+    key[0..8].copy_from_slice(&batch.to_be_bytes());
+    key[8..12].copy_from_slice(&partition.to_be_bytes());
+    key[12..20].copy_from_slice(&customer.to_be_bytes());
     key
 }
 

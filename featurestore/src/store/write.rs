@@ -1,5 +1,6 @@
 //! What one consumer batch changes, written in one atomic RocksDB batch with its offsets.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use contract::watermark;
@@ -44,11 +45,23 @@ impl StoredSummary {
     /// The summary (postcard), then the mark's ID (no mark: nothing; IDs are never empty). A
     /// version that reads the summary alone reads these bytes as before.
     fn encode(summary: &Summary, mark: Option<&EventMark>) -> postcard::Result<Vec<u8>> {
-        let mut bytes = postcard::to_stdvec(summary)?;
+        let mut bytes = Vec::new();
+        Self::encode_into(&mut bytes, summary, mark)?;
+        Ok(bytes)
+    }
+
+    /// [`StoredSummary::encode`] into `bytes` (cleared first), reusing its room.
+    fn encode_into(
+        bytes: &mut Vec<u8>,
+        summary: &Summary,
+        mark: Option<&EventMark>,
+    ) -> postcard::Result<()> {
+        bytes.clear();
+        *bytes = postcard::to_extend(summary, std::mem::take(bytes))?;
         if let Some(mark) = mark {
             bytes.extend_from_slice(mark.event_id.as_bytes());
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// Reads the stored value.
@@ -66,9 +79,10 @@ impl StoredSummary {
     }
 }
 
-/// What one batch changes of one customer.
+/// What one batch changes of one customer. Its invoices and event IDs may borrow (the folder's
+/// borrow from the batch's messages: a write allocates nothing per event for its text).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomerWrite {
+pub struct CustomerWrite<'a> {
     /// The partition whose state holds the customer.
     pub partition: i32,
     /// The customer ID.
@@ -77,16 +91,16 @@ pub struct CustomerWrite {
     /// none: the stored one stays, without its mark if events are written).
     pub summary: Option<Summary>,
     /// The invoices whose purchase changed, with their new value.
-    pub purchases: Vec<(String, Purchase)>,
+    pub purchases: Vec<(Cow<'a, str>, Purchase)>,
     /// The IDs of the events applied (each new to the store).
-    pub events: Vec<String>,
+    pub events: Vec<Cow<'a, str>>,
     /// The customer's [`EventMark`] after these events, stored with the summary. A summary written
     /// without one, or events written without a summary, erase the customer's mark (its lookups
     /// are then all made): a writer that does not keep marks never leaves one behind its events.
     pub newest: Option<EventMark>,
 }
 
-impl CustomerWrite {
+impl CustomerWrite<'static> {
     /// A write of a whole state (its summary and every purchase) with the given event IDs: how a
     /// state built elsewhere is stored (tests, tools).
     pub fn whole(partition: i32, customer: u64, state: &CustomerState, events: &[&str]) -> Self {
@@ -97,9 +111,9 @@ impl CustomerWrite {
             purchases: state
                 .purchases
                 .iter()
-                .map(|(invoice, p)| (invoice.clone(), *p))
+                .map(|(invoice, p)| (Cow::Owned(invoice.clone()), *p))
                 .collect(),
-            events: events.iter().map(|e| e.to_string()).collect(),
+            events: events.iter().map(|e| Cow::Owned(e.to_string())).collect(),
             newest: None,
         }
     }
@@ -107,9 +121,9 @@ impl CustomerWrite {
 
 /// What one consumer batch changes, written atomically by [`RocksStore::write`].
 #[derive(Debug, Default)]
-pub struct Batch {
+pub struct Batch<'a> {
     /// What changed of each customer written.
-    pub customers: Vec<CustomerWrite>,
+    pub customers: Vec<CustomerWrite<'a>>,
     /// Customers among `customers` that were not stored before.
     pub new_customers: u64,
     /// Next offset to read, per partition of `source`.
@@ -121,7 +135,7 @@ pub struct Batch {
 
 impl RocksStore {
     /// Writes a batch's states, offsets and watermark atomically (one RocksDB write batch, WAL-synced).
-    pub fn write(&self, source: &SourceId, batch: Batch) -> Result<()> {
+    pub fn write(&self, source: &SourceId, batch: Batch<'_>) -> Result<()> {
         let mut write = WriteBatch::default();
         let partitions: BTreeSet<i32> = batch.customers.iter().map(|c| c.partition).collect();
         // Each partition's two column families, looked up once a batch, not once a customer.
@@ -137,15 +151,16 @@ impl RocksStore {
             families.insert(partition, (cf, events_cf));
         }
         let mut events = 0u64;
-        // One key buffer for every event ID (a put copies its key into the write batch).
-        let mut key = Vec::new();
+        // One key and one value buffer for the whole batch (a put copies both into the write
+        // batch): writing allocates nothing per event, nor per customer.
+        let (mut key, mut value) = (Vec::new(), Vec::new());
         for c in &batch.customers {
             let (cf, events_cf) = &families[&c.partition];
             match &c.summary {
                 Some(summary) => {
-                    let bytes = StoredSummary::encode(summary, c.newest.as_ref())
+                    StoredSummary::encode_into(&mut value, summary, c.newest.as_ref())
                         .map_err(|e| self.corrupt("summary".into(), e))?;
-                    write.put_cf(cf, c.customer.to_be_bytes(), bytes);
+                    write.put_cf(cf, c.customer.to_be_bytes(), &value);
                 }
                 // Events without their summary: the mark, if any, no longer covers them.
                 None if !c.events.is_empty() => {
@@ -167,9 +182,12 @@ impl RocksStore {
                 None => {}
             }
             for (invoice, purchase) in &c.purchases {
-                let bytes = postcard::to_stdvec(purchase)
+                value.clear();
+                value = postcard::to_extend(purchase, value)
                     .map_err(|e| self.corrupt("purchase".into(), e))?;
-                write.put_cf(cf, purchase_key(c.customer, invoice), bytes);
+                key.clear();
+                push_text_key(&mut key, c.customer, invoice);
+                write.put_cf(cf, &key, &value);
             }
             for id in &c.events {
                 key.clear();

@@ -24,7 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::broker::BrokerConfig;
 use crate::delivery::{Deliveries, DeliveryCounter};
-use crate::fold::{BatchFolder, Counts, Message as Offered, Outcome, Stored};
+use crate::fold::{BatchFolder, Counts, Folded, Message as Offered, Outcome, Stored};
 use crate::{IngestError, Result};
 use cluster::{Instance, Partitions};
 use contract::Purchase;
@@ -394,7 +394,7 @@ impl Ingest {
                 Instant::now(),
             )?;
         }
-        let mut folder = BatchFolder::new(Bounds::now()).with_partitions(partitions);
+        let bounds = Bounds::now();
         let started = Instant::now();
         let mut standby_messages = 0u64;
         // The batch's messages are held (librdkafka's buffers, not copies) and offered together,
@@ -444,6 +444,8 @@ impl Ingest {
                 payload: m.payload(),
             })
             .collect();
+        // The folder borrows the messages' text until the batch is written.
+        let mut folder = BatchFolder::new(bounds).with_partitions(partitions);
         let outcomes = folder.offer_all(&offered, self.store.as_ref())?;
         for (message, outcome) in messages.iter().zip(outcomes) {
             match outcome {
@@ -452,14 +454,16 @@ impl Ingest {
                 Outcome::Applied(_) | Outcome::Duplicate => {}
             }
         }
-        drop(offered);
-        drop(messages);
-        let folded = folder.finish();
-        if folded.messages == 0 {
+        let Folded {
+            batch,
+            messages: offered_count,
+            counts,
+        } = folder.finish();
+        if offered_count == 0 {
             return Ok(0);
         }
-        let dead = folded.counts.rejected_total();
-        if dead > 0 || folded.counts.misrouted > 0 {
+        let dead = counts.rejected_total();
+        if dead > 0 || counts.misrouted > 0 {
             // Dead letters and forwarded events are safe in Kafka before the offsets that skip them
             // are written; while the broker is away they wait (up to the producer's message
             // timeout, after which the failed delivery stops ingest below).
@@ -475,19 +479,21 @@ impl Ingest {
             // A dead letter or forwarded event Kafka did not take stops ingest before its offset is
             // written: the message is read again after a restart instead of being lost.
             self.deliveries.check()?;
-            if self.options.crash_after_forwarding && folded.counts.misrouted > 0 {
+            if self.options.crash_after_forwarding && counts.misrouted > 0 {
                 eprintln!(
                     "crash-after-forwarding: aborting after forwarding {} events, before writing their offsets",
-                    folded.counts.misrouted
+                    counts.misrouted
                 );
                 std::process::abort();
             }
         }
-        let offsets = folded.batch.offsets.clone();
+        let offsets = batch.offsets.clone();
         let writing = Instant::now();
         // Folding is what the batch took besides collecting it.
         let folded_in = writing.duration_since(started).saturating_sub(polling);
-        self.store.write(&self.source, folded.batch)?;
+        self.store.write(&self.source, batch)?;
+        drop(offered);
+        drop(messages);
         for (stage, took) in [
             ("poll", polling),
             ("fold", folded_in),
@@ -497,8 +503,8 @@ impl Ingest {
                 .record(took.as_secs_f64());
         }
         // Counted once stored: a reader that sees N events counted finds them in the store.
-        self.count(&folded.counts, standby_messages);
-        summary.counts.add(&folded.counts);
+        self.count(&counts, standby_messages);
+        summary.counts.add(&counts);
         summary.batches += 1;
         metrics::histogram!(crate::telemetry::BATCH_APPLY).record(started.elapsed().as_secs_f64());
         metrics::gauge!(crate::telemetry::CUSTOMERS).set(self.store.customers()? as f64);
@@ -508,7 +514,7 @@ impl Ingest {
         // The group's offsets are the owned partitions' (a standby copy's are this store's own).
         let owned = self.instance.assigned_partitions();
         self.commit_offsets(offsets.iter().copied().filter(|(p, _)| owned.contains(p)));
-        Ok(folded.messages)
+        Ok(offered_count)
     }
 
     /// Counts a stored batch's outcomes in the metrics.
