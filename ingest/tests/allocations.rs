@@ -57,7 +57,7 @@ const LINES_PER_INVOICE: u64 = 20;
 /// The stream's messages: (partition, key, value), in time order. Invoice `n` is customer
 /// `n % CUSTOMERS`'s, each of its lines an event with the next ID (`s:<line>`); some lines are
 /// returns and some are ignored by the contract (a zero price), as in real data.
-fn stream(lines: u64) -> Vec<(i32, String, Vec<u8>)> {
+fn stream(lines: u64) -> Vec<(i32, contract::partition::Key, Vec<u8>)> {
     let start = NaiveDate::from_ymd_opt(2011, 1, 1)
         .and_then(|d| d.and_hms_opt(8, 0, 0))
         .expect("a date")
@@ -84,7 +84,11 @@ fn stream(lines: u64) -> Vec<(i32, String, Vec<u8>)> {
                 country: Some("United Kingdom".into()),
             };
             let partition = contract::partition::of_customer(customer, PARTITIONS);
-            (partition, customer.to_string(), event.encode())
+            (
+                partition,
+                contract::partition::key(customer),
+                event.encode(),
+            )
         })
         .collect()
 }

@@ -22,11 +22,12 @@ use polars::prelude::IntoLazy;
 fn fold<'a>(numbered: impl Iterator<Item = (u64, &'a Line)>) -> HashMap<u64, CustomerState> {
     let mut memory = Memory::default();
     // Each batch's messages outlive its folder, which borrows their text.
-    let messages: Vec<(i64, String, Vec<u8>)> = numbered
+    let messages: Vec<(i64, contract::partition::Key, Vec<u8>)> = numbered
         .enumerate()
         .filter_map(|(offset, (n, line))| {
             let event = event_for_line(n, line)?;
-            Some((offset as i64, event.customer_id.to_string(), event.encode()))
+            let key = contract::partition::key(event.customer_id);
+            Some((offset as i64, key, event.encode()))
         })
         .collect();
     for batch in messages.chunks(5_000) {
