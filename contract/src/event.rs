@@ -177,7 +177,16 @@ impl<'a> TransactionEvent<'a> {
 
     /// The JSON bytes of the event.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an event always serialises")
+        let mut bytes = Vec::with_capacity(256);
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// [`TransactionEvent::encode`] into `bytes` (cleared first), reusing its room: a producer
+    /// encoding one event after another allocates nothing once the buffer has grown.
+    pub fn encode_into(&self, bytes: &mut Vec<u8>) {
+        bytes.clear();
+        serde_json::to_writer(&mut *bytes, self).expect("an event always serialises");
     }
 
     /// The same event, borrowing nothing.

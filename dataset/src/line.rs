@@ -5,7 +5,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 /// One line of an invoice, as the source has it, with its fields typed.
 ///
 /// Nothing is classified here (purchase, return, ...): that is the feature contract's job.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Line {
     /// Invoice number; a leading `C` marks a cancellation, `A` an adjustment.
     pub invoice: String,
@@ -23,6 +23,37 @@ pub struct Line {
     pub customer_id: Option<u64>,
     /// The customer's country.
     pub country: String,
+}
+
+impl Line {
+    /// Sets the invoice, reusing its room.
+    pub fn set_invoice(&mut self, invoice: &str) {
+        overwrite(&mut self.invoice, invoice);
+    }
+
+    /// Sets the stock code, reusing its room.
+    pub fn set_stock_code(&mut self, stock_code: &str) {
+        overwrite(&mut self.stock_code, stock_code);
+    }
+
+    /// Sets the description, reusing its room.
+    pub fn set_description(&mut self, description: Option<&str>) {
+        match (&mut self.description, description) {
+            (Some(text), Some(new)) => overwrite(text, new),
+            (text, new) => *text = new.map(str::to_owned),
+        }
+    }
+
+    /// Sets the country, reusing its room.
+    pub fn set_country(&mut self, country: &str) {
+        overwrite(&mut self.country, country);
+    }
+}
+
+/// `text` becomes `new`, in the room `text` has.
+fn overwrite(text: &mut String, new: &str) {
+    text.clear();
+    text.push_str(new);
 }
 
 /// The header of UCI's current file (and of what `clv data generate` writes).

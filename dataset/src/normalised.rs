@@ -279,58 +279,88 @@ pub fn numbered_lines(path: &Path, progress: &ProgressBar) -> Result<Vec<(u64, L
 
 /// The lines of a normalised frame, with their line numbers.
 pub fn lines_from_frame(frame: &DataFrame) -> Result<Vec<(u64, Line)>> {
-    use columns::*;
-    let fail = DatasetError::polars("reading the normalised frame");
-    let get =
-        |name: &str, dtype: DataType| -> PolarsResult<Column> { frame.column(name)?.cast(&dtype) };
-    let read = || -> PolarsResult<Vec<(u64, Line)>> {
-        let numbers = get(LINE_NUMBER, DataType::UInt64)?;
-        let invoices = get(INVOICE, DataType::String)?;
-        let codes = get(STOCK_CODE, DataType::String)?;
-        let descriptions = get(DESCRIPTION, DataType::String)?;
-        let quantities = get(QUANTITY, DataType::Int64)?;
-        let dates = get(
-            INVOICE_DATE,
-            DataType::Datetime(TimeUnit::Milliseconds, None),
-        )?
-        .cast(&DataType::Int64)?;
-        let prices = get(PRICE, DataType::Float64)?;
-        let customers = get(CUSTOMER_ID, DataType::Int64)?;
-        let countries = get(COUNTRY, DataType::String)?;
-        let (numbers, invoices, codes, descriptions) = (
-            numbers.u64()?,
-            invoices.str()?,
-            codes.str()?,
-            descriptions.str()?,
-        );
-        let (quantities, dates, prices, customers, countries) = (
-            quantities.i64()?,
-            dates.i64()?,
-            prices.f64()?,
-            customers.i64()?,
-            countries.str()?,
-        );
-        let mut out = Vec::with_capacity(frame.height());
-        for i in 0..frame.height() {
-            let missing = |what: &str| polars_err!(ComputeError: "row {i}: no {what}");
-            let date = dates.get(i).ok_or_else(|| missing(INVOICE_DATE))?;
-            out.push((
-                numbers.get(i).ok_or_else(|| missing(LINE_NUMBER))?,
-                Line {
-                    invoice: invoices.get(i).unwrap_or_default().to_string(),
-                    stock_code: codes.get(i).unwrap_or_default().to_string(),
-                    description: descriptions.get(i).map(str::to_string),
-                    quantity: quantities.get(i).ok_or_else(|| missing(QUANTITY))?,
-                    invoice_date: chrono::DateTime::from_timestamp_millis(date)
-                        .ok_or_else(|| missing(INVOICE_DATE))?
-                        .naive_utc(),
-                    price: prices.get(i).ok_or_else(|| missing(PRICE))?,
-                    customer_id: customers.get(i).and_then(|c| u64::try_from(c).ok()),
-                    country: countries.get(i).unwrap_or_default().to_string(),
-                },
-            ));
+    let mut rows = FrameLines::new(frame)?;
+    let mut out = Vec::with_capacity(frame.height());
+    let mut line = Line::default();
+    while let Some(number) = rows.next_into(&mut line) {
+        out.push((number?, line.clone()));
+    }
+    Ok(out)
+}
+
+/// The rows of a normalised frame, one at a time, each written into a [`Line`] the caller reuses
+/// (no allocation once its strings have the room): what streaming a Parquet file reads.
+pub struct FrameLines {
+    numbers: UInt64Chunked,
+    invoices: StringChunked,
+    codes: StringChunked,
+    descriptions: StringChunked,
+    quantities: Int64Chunked,
+    dates: Int64Chunked,
+    prices: Float64Chunked,
+    customers: Int64Chunked,
+    countries: StringChunked,
+    height: usize,
+    next: usize,
+}
+
+impl FrameLines {
+    /// The frame's columns, cast to their types once.
+    pub fn new(frame: &DataFrame) -> Result<Self> {
+        use columns::*;
+        let get = |name: &str, dtype: DataType| -> PolarsResult<Column> {
+            Ok(frame.column(name)?.cast(&dtype)?.rechunk())
+        };
+        let read = || -> PolarsResult<FrameLines> {
+            let dates = get(
+                INVOICE_DATE,
+                DataType::Datetime(TimeUnit::Milliseconds, None),
+            )?
+            .cast(&DataType::Int64)?;
+            Ok(FrameLines {
+                numbers: get(LINE_NUMBER, DataType::UInt64)?.u64()?.clone(),
+                invoices: get(INVOICE, DataType::String)?.str()?.clone(),
+                codes: get(STOCK_CODE, DataType::String)?.str()?.clone(),
+                descriptions: get(DESCRIPTION, DataType::String)?.str()?.clone(),
+                quantities: get(QUANTITY, DataType::Int64)?.i64()?.clone(),
+                dates: dates.i64()?.clone(),
+                prices: get(PRICE, DataType::Float64)?.f64()?.clone(),
+                customers: get(CUSTOMER_ID, DataType::Int64)?.i64()?.clone(),
+                countries: get(COUNTRY, DataType::String)?.str()?.clone(),
+                height: frame.height(),
+                next: 0,
+            })
+        };
+        read().map_err(DatasetError::polars("reading the normalised frame"))
+    }
+
+    /// The next row into `line`, and its line number; `None` after the last row.
+    pub fn next_into(&mut self, line: &mut Line) -> Option<Result<u64>> {
+        use columns::*;
+        let i = self.next;
+        if i >= self.height {
+            return None;
         }
-        Ok(out)
-    };
-    read().map_err(fail)
+        self.next += 1;
+        let missing = |what: &str| {
+            DatasetError::polars("reading the normalised frame")(
+                polars_err!(ComputeError: "row {i}: no {what}"),
+            )
+        };
+        let mut row = || -> Result<u64> {
+            let date = self.dates.get(i).ok_or_else(|| missing(INVOICE_DATE))?;
+            line.set_invoice(self.invoices.get(i).unwrap_or_default());
+            line.set_stock_code(self.codes.get(i).unwrap_or_default());
+            line.set_description(self.descriptions.get(i));
+            line.quantity = self.quantities.get(i).ok_or_else(|| missing(QUANTITY))?;
+            line.invoice_date = chrono::DateTime::from_timestamp_millis(date)
+                .ok_or_else(|| missing(INVOICE_DATE))?
+                .naive_utc();
+            line.price = self.prices.get(i).ok_or_else(|| missing(PRICE))?;
+            line.customer_id = self.customers.get(i).and_then(|c| u64::try_from(c).ok());
+            line.set_country(self.countries.get(i).unwrap_or_default());
+            self.numbers.get(i).ok_or_else(|| missing(LINE_NUMBER))
+        };
+        Some(row())
+    }
 }

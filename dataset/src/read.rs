@@ -176,6 +176,14 @@ impl<R: Read> CsvLines<R> {
     }
 
     fn line(&self) -> Result<Line> {
+        let mut line = Line::default();
+        self.line_into(&mut line)?;
+        Ok(line)
+    }
+
+    /// The current row into `line`, its text written over `line`'s (no allocation once `line`'s
+    /// strings have the room). On an error `line` is left partly written.
+    fn line_into(&self, line: &mut Line) -> Result<()> {
         let fail = |column: Column, text: &str, reason: String| {
             row_error(self.location(), column, text, reason)
         };
@@ -184,19 +192,27 @@ impl<R: Read> CsvLines<R> {
         let price = self.cell(Column::Price)?;
         let customer = self.cell(Column::CustomerId)?;
         let description = self.cell(Column::Description)?;
-        Ok(Line {
-            invoice: self.cell(Column::Invoice)?.into_owned(),
-            stock_code: self.cell(Column::StockCode)?.into_owned(),
-            description: (!description.is_empty()).then(|| description.into_owned()),
-            quantity: parse_quantity(&quantity)
-                .map_err(|r| fail(Column::Quantity, &quantity, r))?,
-            invoice_date: parse_invoice_date(&date)
-                .map_err(|r| fail(Column::InvoiceDate, &date, r))?,
-            price: parse_price(&price).map_err(|r| fail(Column::Price, &price, r))?,
-            customer_id: parse_customer_id(&customer)
-                .map_err(|r| fail(Column::CustomerId, &customer, r))?,
-            country: self.cell(Column::Country)?.into_owned(),
-        })
+        line.set_invoice(&self.cell(Column::Invoice)?);
+        line.set_stock_code(&self.cell(Column::StockCode)?);
+        line.set_description(Some(&*description).filter(|d| !d.is_empty()));
+        line.quantity =
+            parse_quantity(&quantity).map_err(|r| fail(Column::Quantity, &quantity, r))?;
+        line.invoice_date =
+            parse_invoice_date(&date).map_err(|r| fail(Column::InvoiceDate, &date, r))?;
+        line.price = parse_price(&price).map_err(|r| fail(Column::Price, &price, r))?;
+        line.customer_id =
+            parse_customer_id(&customer).map_err(|r| fail(Column::CustomerId, &customer, r))?;
+        line.set_country(&self.cell(Column::Country)?);
+        Ok(())
+    }
+
+    /// The next row into `line` (as [`CsvLines::line_into`]); `false` at the end.
+    pub fn next_into(&mut self, line: &mut Line) -> Result<bool> {
+        if !self.read_record()? {
+            return Ok(false);
+        }
+        self.line_into(line)?;
+        Ok(true)
     }
 }
 

@@ -18,25 +18,51 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 use polars::prelude::*;
 
-use crate::normalised::{check_columns, lines_from_frame};
+use crate::normalised::{FrameLines, check_columns};
 use crate::read::{CsvLines, InputFormat, read_raw, read_zip_entry};
 use crate::{DatasetError, Line, Result};
 
 /// Rows of a normalised Parquet file read at a time.
 pub const PARQUET_CHUNK: usize = 1 << 18;
 
-/// The numbered lines of an input, read as they are consumed.
+/// The numbered lines of an input, read as they are consumed: as an iterator of owned lines, or
+/// each written over the last one ([`NumberedLines::next_into`], what replay does: no allocation
+/// per line from CSV or Parquet).
 pub struct NumberedLines {
-    inner: Box<dyn Iterator<Item = Result<(u64, Line)>> + Send>,
+    inner: Box<dyn Source>,
     /// How many lines the input holds, when known before reading them (Parquet, CSV, workbooks).
     pub len: Option<u64>,
+}
+
+impl NumberedLines {
+    /// The next line into `line` (its text written over `line`'s), and its number; `None` at the
+    /// end. After an error `line` may be partly written.
+    pub fn next_into(&mut self, line: &mut Line) -> Option<Result<u64>> {
+        self.inner.next_into(line)
+    }
 }
 
 impl Iterator for NumberedLines {
     type Item = Result<(u64, Line)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next()
+        let mut line = Line::default();
+        let number = self.inner.next_into(&mut line)?;
+        Some(number.map(|n| (n, line)))
+    }
+}
+
+/// Where numbered lines come from.
+trait Source: Send {
+    fn next_into(&mut self, line: &mut Line) -> Option<Result<u64>>;
+}
+
+/// Lines read whole before (a workbook's).
+impl Source for std::iter::Zip<std::ops::RangeFrom<u64>, std::vec::IntoIter<Line>> {
+    fn next_into(&mut self, line: &mut Line) -> Option<Result<u64>> {
+        let (number, next) = self.next()?;
+        *line = next;
+        Some(Ok(number))
     }
 }
 
@@ -71,7 +97,7 @@ fn whole(path: &Path, progress: &ProgressBar) -> Result<NumberedLines> {
     let lines = read_raw(path, progress)?.lines;
     Ok(NumberedLines {
         len: Some(lines.len() as u64),
-        inner: Box::new((1..).zip(lines).map(Ok)),
+        inner: Box::new((1..).zip(lines)),
     })
 }
 
@@ -107,26 +133,50 @@ fn csv_lines<R: Read + Send + 'static>(
     open: impl Fn() -> Result<CsvLines<R>>,
 ) -> Result<NumberedLines> {
     let (rows, split) = second_sheet(open()?)?;
-    let mut number = 0u64;
-    let lines = open()?.enumerate().filter_map(move |(row, line)| {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => return Some(Err(e)),
-        };
-        // The first sheet's lines dated from the second sheet's first line on are in the second.
-        let kept = match split {
-            Some((start, first)) if (row as u64) < start => line.invoice_date < first,
-            _ => true,
-        };
-        kept.then(|| {
-            number += 1;
-            Ok((number, line))
-        })
-    });
     Ok(NumberedLines {
         len: Some(rows),
-        inner: Box::new(lines),
+        inner: Box::new(CsvSource {
+            lines: open()?,
+            split,
+            row: 0,
+            number: 0,
+        }),
     })
+}
+
+/// A CSV file's rows, the first sheet's lines that the second holds too skipped.
+struct CsvSource<R: Read> {
+    lines: CsvLines<R>,
+    /// Where the second sheet begins (its row, its first date).
+    split: Option<(u64, chrono::NaiveDateTime)>,
+    /// Rows read, and lines kept.
+    row: u64,
+    number: u64,
+}
+
+impl<R: Read + Send> Source for CsvSource<R> {
+    fn next_into(&mut self, line: &mut Line) -> Option<Result<u64>> {
+        loop {
+            let row = self.row;
+            let read = self.lines.next_into(line);
+            self.row += 1;
+            match read {
+                Ok(true) => {}
+                Ok(false) => return None,
+                // A bad row is an error where it is read (the rows after it can still be read).
+                Err(e) => return Some(Err(e)),
+            }
+            // The first sheet's lines dated from the second sheet's first line on are in the second.
+            let kept = match self.split {
+                Some((start, first)) if row < start => line.invoice_date < first,
+                _ => true,
+            };
+            if kept {
+                self.number += 1;
+                return Some(Ok(self.number));
+            }
+        }
+    }
 }
 
 /// A normalised Parquet file, a slice of rows at a time.
@@ -135,7 +185,7 @@ struct ParquetLines {
     metadata: std::sync::Arc<polars::io::parquet::read::FileMetadata>,
     rows: usize,
     offset: usize,
-    chunk: std::vec::IntoIter<(u64, Line)>,
+    chunk: Option<FrameLines>,
 }
 
 impl ParquetLines {
@@ -153,7 +203,7 @@ impl ParquetLines {
             metadata,
             rows,
             offset: 0,
-            chunk: Vec::new().into_iter(),
+            chunk: None,
         };
         Ok(NumberedLines {
             len: Some(rows as u64),
@@ -161,7 +211,7 @@ impl ParquetLines {
         })
     }
 
-    fn read_chunk(&mut self) -> Result<Vec<(u64, Line)>> {
+    fn read_chunk(&mut self) -> Result<FrameLines> {
         let path = &self.path;
         let context = || format!("reading {}", path.display());
         let file = File::open(path).map_err(DatasetError::io(path))?;
@@ -170,23 +220,21 @@ impl ParquetLines {
         let frame = reader.finish().map_err(DatasetError::polars(context()))?;
         check_columns(&frame, path)?;
         self.offset += PARQUET_CHUNK;
-        lines_from_frame(&frame)
+        FrameLines::new(&frame)
     }
 }
 
-impl Iterator for ParquetLines {
-    type Item = Result<(u64, Line)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Source for ParquetLines {
+    fn next_into(&mut self, line: &mut Line) -> Option<Result<u64>> {
         loop {
-            if let Some(line) = self.chunk.next() {
-                return Some(Ok(line));
+            if let Some(number) = self.chunk.as_mut().and_then(|c| c.next_into(line)) {
+                return Some(number);
             }
             if self.offset >= self.rows {
                 return None;
             }
             match self.read_chunk() {
-                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Ok(chunk) => self.chunk = Some(chunk),
                 Err(e) => {
                     // Stop after an error.
                     self.offset = self.rows;

@@ -24,10 +24,44 @@ fn streamed(path: &Path) -> Vec<(u64, Line)> {
         .unwrap()
 }
 
+/// The lines read as replay reads them: each over the one before, in one `Line`.
+fn streamed_into(path: &Path) -> Vec<(u64, Line)> {
+    let mut lines = numbered_lines(path, &ProgressBar::hidden()).unwrap();
+    let mut line = Line::default();
+    let mut out = Vec::new();
+    while let Some(number) = lines.next_into(&mut line) {
+        out.push((number.unwrap(), line.clone()));
+    }
+    out
+}
+
 fn same_as_whole(path: &Path) -> usize {
     let expected = whole(path, &ProgressBar::hidden()).unwrap();
     assert_eq!(streamed(path), expected, "{}", path.display());
+    assert_eq!(streamed_into(path), expected, "{}", path.display());
     expected.len()
+}
+
+/// A line read over a longer one, with fields the one before had and it has not (a description,
+/// a customer), keeps nothing of it: in CSV and in Parquet.
+#[test]
+fn a_line_read_over_the_last_keeps_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n\
+                536365000,85123AXYZ,A LONG DESCRIPTION OF A THING,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n\
+                5,8,,1,2010-12-01 08:27:00,1,,EIRE\n\
+                C7,9,B,-2,2010-12-01 08:28:00,3.5,12,France\n";
+    let csv = write(dir.path(), "reuse.csv", text);
+    let expected = whole(&csv, &ProgressBar::hidden()).unwrap();
+    assert_eq!(expected[1].1.description, None);
+    assert_eq!(expected[1].1.customer_id, None);
+    assert_eq!(expected[1].1.invoice, "5");
+    assert_eq!(streamed_into(&csv), expected);
+    let lines: Vec<Line> = expected.iter().map(|(_, l)| l.clone()).collect();
+    let mut frame = to_frame(&lines).unwrap();
+    let parquet = dir.path().join("reuse.parquet");
+    write_parquet(&mut frame, &parquet).unwrap();
+    assert_eq!(streamed_into(&parquet), expected);
 }
 
 #[test]
@@ -71,6 +105,7 @@ fn a_parquet_file_streams_in_chunks_with_its_line_numbers() {
     let path = dir.path().join("lines.parquet");
     write_parquet(&mut frame, &path).unwrap();
     let streamed = streamed(&path);
+    assert_eq!(streamed_into(&path), streamed);
     assert_eq!(streamed.len(), many.len());
     assert!(streamed.iter().zip(1..).all(|((n, _), i)| *n == i));
     assert!(streamed.iter().map(|(_, l)| l).eq(many.iter()));

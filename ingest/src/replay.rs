@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use contract::event::{SCHEMA_VERSION, TransactionEvent};
 use dataset::Line;
+use dataset::stream::NumberedLines;
 use indicatif::ProgressBar;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -28,15 +29,32 @@ use crate::{IngestError, Result};
 
 /// The event ID of canonical line `line_number` (1-based).
 pub fn event_id(line_number: u64) -> String {
-    format!("line:{line_number}")
+    let mut id = String::new();
+    write_event_id(&mut id, line_number);
+    id
+}
+
+/// [`event_id`] into `id` (cleared first), reusing its room.
+pub fn write_event_id(id: &mut String, line_number: u64) {
+    use std::fmt::Write as _;
+    id.clear();
+    let _ = write!(id, "line:{line_number}");
 }
 
 /// The event of one line, or `None` for a line without a customer ID (those are counted, not sent).
 /// Its text borrows the line's.
 pub fn event_for_line(line_number: u64, line: &Line) -> Option<TransactionEvent<'_>> {
+    event_with_id(event_id(line_number), line)
+}
+
+/// The event of `line` under the ID `id` (what [`write_event_id`] wrote), borrowing both.
+fn event_with_id<'a>(
+    id: impl Into<std::borrow::Cow<'a, str>>,
+    line: &'a Line,
+) -> Option<TransactionEvent<'a>> {
     Some(TransactionEvent {
         schema_version: SCHEMA_VERSION,
-        event_id: event_id(line_number).into(),
+        event_id: id.into(),
         customer_id: line.customer_id?,
         invoice: line.invoice.as_str().into(),
         stock_code: line.stock_code.as_str().into(),
@@ -81,11 +99,13 @@ pub struct ReplaySummary {
 }
 
 /// Produces `lines` (canonical line number, line) into Kafka as they are read: memory does not grow
-/// with the input (`dataset::stream` reads files that way). A line that cannot be read stops the
-/// replay with its error, after what was produced before it is delivered.
-pub fn replay<E: Into<IngestError>>(
+/// with the input (`dataset::stream` reads files that way), and a line costs clv no allocation of
+/// its own (each is read over the last one, its event's ID and JSON written into reused buffers;
+/// rust-rdkafka's `send` still allocates the topic's C string per message). A line that cannot be
+/// read stops the replay with its error, after what was produced before it is delivered.
+pub fn replay(
     broker: &BrokerConfig,
-    lines: impl IntoIterator<Item = std::result::Result<(u64, Line), E>>,
+    mut lines: NumberedLines,
     options: &ReplayOptions,
     progress: &ProgressBar,
 ) -> Result<ReplaySummary> {
@@ -117,9 +137,13 @@ pub fn replay<E: Into<IngestError>>(
     // Nothing measured yet: measure before the first message.
     let mut lag_bound = i64::MAX;
     let mut read = 0u64;
-    for item in lines {
-        let (line_number, line) = match item {
-            Ok(item) => item,
+    // The event's ID and JSON are written into these, each line over the last one's.
+    let (mut id, mut payload) = (String::new(), Vec::with_capacity(512));
+    // Each line is read over the one before it.
+    let mut line = Line::default();
+    while let Some(item) = lines.next_into(&mut line) {
+        let line_number = match item {
+            Ok(number) => number,
             Err(e) => {
                 let _ = producer.flush(OUTAGE_TOLERANCE + Duration::from_secs(30));
                 return Err(e.into());
@@ -135,7 +159,8 @@ pub fn replay<E: Into<IngestError>>(
             continue;
         }
         summary.lines += 1;
-        let Some(event) = event_for_line(line_number, line) else {
+        write_event_id(&mut id, line_number);
+        let Some(event) = event_with_id(id.as_str(), line) else {
             summary.without_customer += 1;
             continue;
         };
@@ -169,7 +194,7 @@ pub fn replay<E: Into<IngestError>>(
         }
         lag_bound = lag_bound.saturating_add(1);
         let key = contract::partition::key(event.customer_id);
-        let payload = event.encode();
+        event.encode_into(&mut payload);
         let mut record = BaseRecord::to(&options.topic)
             .key(key.as_bytes())
             .payload(&payload);
