@@ -135,12 +135,34 @@ impl BrokerConfig {
             .client_config(&[])
             .create()
             .map_err(IngestError::kafka("creating a client"))?;
-        consumer
-            .client()
-            .fetch_cluster_id(std::time::Duration::from_secs(30))
+        self.read_cluster_id(consumer.client(), None)
+    }
+
+    /// The cluster ID as `client` learns it, within 30 s, from the metadata of `topic` (of every
+    /// topic with `None`).
+    ///
+    /// The metadata is asked for: librdkafka connects a new client only when a request needs a
+    /// broker (sparse connections) or on its one-second timer, and `rd_kafka_clusterid` alone
+    /// requests nothing, so waiting for the ID cost a new ingest a second in most starts (measured
+    /// in BENCHMARKS.md).
+    pub(crate) fn read_cluster_id<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        topic: Option<&str>,
+    ) -> Result<String> {
+        let context = || format!("reading the cluster ID of {}", self.bootstrap_servers);
+        client
+            .fetch_metadata(topic, Duration::from_secs(30))
+            .map_err(|source| IngestError::Kafka {
+                context: context(),
+                source,
+            })?;
+        // Metadata carries the ID from Kafka 0.10.1 on: an answer without one is not waited for.
+        client
+            .fetch_cluster_id(Duration::from_secs(1))
             .ok_or_else(|| IngestError::Kafka {
-                context: format!("reading the cluster ID of {}", self.bootstrap_servers),
-                source: rdkafka::error::KafkaError::MetadataFetch(
+                context: context(),
+                source: KafkaError::MetadataFetch(
                     rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure,
                 ),
             })

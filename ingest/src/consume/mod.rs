@@ -245,15 +245,7 @@ impl Ingest {
                 checkpoint_dir: options.checkpoint_dir.clone(),
             })
             .map_err(IngestError::kafka("creating the consumer"))?;
-        let cluster = consumer
-            .client()
-            .fetch_cluster_id(Duration::from_secs(30))
-            .ok_or_else(|| IngestError::Kafka {
-                context: format!("reading the cluster ID of {}", broker.bootstrap_servers),
-                source: rdkafka::error::KafkaError::MetadataFetch(
-                    rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure,
-                ),
-            })?;
+        let cluster = broker.read_cluster_id(consumer.client(), Some(&options.topic))?;
         let id = SourceId {
             cluster,
             topic: options.topic.clone(),
