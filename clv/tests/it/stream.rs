@@ -357,6 +357,57 @@ fn replay_and_ingest_survive_a_60_s_broker_outage() {
     drop(broker);
 }
 
+/// SIGTERM while the broker is gone stops ingest within seconds: once a call to the broker has
+/// failed, the next ones wait a second, not ten, and the loop between them sees the stop. What it
+/// applied stays applied.
+#[test]
+fn sigterm_with_the_broker_gone_stops_ingest_within_seconds() {
+    let mut stack = Stack::start(100, 23, 4);
+    // A session longer than the test: the group keeps the partitions assigned, and ingest keeps
+    // asking the broker for their watermarks (the tests' 6 s session would end with none).
+    let mut args = stack.ingest_args(&[]);
+    let at = args
+        .iter()
+        .position(|a| a == "--session-timeout-ms")
+        .unwrap();
+    args[at + 1] = "60000".into();
+    let (mut ingest, metrics) = stack.spawn_ingest_with(args);
+    let replayed = stack.replay();
+    assert!(
+        replayed.contains(&format!("{} events sent", stack.events)),
+        "{replayed}"
+    );
+    wait_for("every event applied", Duration::from_secs(60), || {
+        events_counted(&metrics) >= stack.events as u64
+    });
+    let Broker::Embedded { _process: broker } = &mut stack.broker else {
+        unreachable!("Stack::start runs the embedded broker")
+    };
+    broker.0.kill().unwrap();
+    broker.0.wait().unwrap();
+    let reachable = || -> Option<f64> {
+        http_get(&metrics, "/metrics")
+            .lines()
+            .find(|l| l.starts_with("clv_ingest_broker_reachable"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    wait_for(
+        "ingest to report the broker gone",
+        Duration::from_secs(60),
+        || reachable() == Some(0.0),
+    );
+    // Into the calls that follow the first failure.
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    let out = sigterm(&mut ingest);
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "ingest took {took:?} to stop after SIGTERM with the broker gone"
+    );
+    assert!(out.contains("ingested into"), "{out}");
+}
+
 #[test]
 fn without_a_broker_replay_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -133,11 +133,21 @@ pub struct Ingest {
     standby: Option<Standby>,
     /// Which consumer a poll asks first (alternating, so that neither starves the other).
     standby_first: std::cell::Cell<bool>,
+    /// Whether the broker's last answer was a failure: its calls then wait [`AWAY_TIMEOUT`], not
+    /// [`CALL_TIMEOUT`], so that a stop is not held up by a broker that is gone.
+    broker_away: std::cell::Cell<bool>,
     /// Events forwarded to their customer's partition since the last log line, and when that was.
     repartition_log: (u64, Option<Instant>),
 }
 
 // The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
+/// How long a call to a broker that answers may take (metadata, watermarks).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long such a call waits while the broker is away (its last call failed): the loop between
+/// them is where a stop is seen.
+const AWAY_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub(crate) const READING_WATERMARKS: &str = "reading watermarks";
 pub(crate) const CONSUMING: &str = "consuming";
 pub(crate) const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
@@ -287,6 +297,7 @@ impl Ingest {
             group_commit: None,
             standby,
             standby_first: std::cell::Cell::new(false),
+            broker_away: std::cell::Cell::new(false),
             repartition_log: (0, None),
         })
     }
@@ -299,7 +310,7 @@ impl Ingest {
         {
             match self
                 .consumer
-                .fetch_metadata(Some(&self.options.topic), Duration::from_secs(10))
+                .fetch_metadata(Some(&self.options.topic), self.call_timeout())
             {
                 Ok(metadata) => {
                     let count = metadata
@@ -533,9 +544,20 @@ impl Ingest {
         }
     }
 
+    /// How long a call to the broker (metadata, watermarks) may wait: [`CALL_TIMEOUT`], or
+    /// [`AWAY_TIMEOUT`] while the broker is away.
+    fn call_timeout(&self) -> Duration {
+        if self.broker_away.get() {
+            AWAY_TIMEOUT
+        } else {
+            CALL_TIMEOUT
+        }
+    }
+
     /// Reports a failed call to the broker: a warning (at most every 10 s), a metric, and the broker
     /// as unreachable until a call succeeds again.
     fn broker_error(&self, operation: &'static str, error: &str) {
+        self.broker_away.set(true);
         metrics::counter!(crate::telemetry::BROKER_ERRORS, "operation" => operation).increment(1);
         metrics::gauge!(crate::telemetry::BROKER_REACHABLE).set(0.0);
         let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,6 +17,7 @@ impl Ingest {
     /// still holds that the instance dropped (had the group moved it meanwhile, librdkafka would
     /// have learned so by then, at its next heartbeats, and revoked it).
     pub(super) fn in_contact(&mut self) {
+        self.broker_away.set(false);
         if self.instance.contact(Instant::now()) {
             tracing::warn!(
                 "back in contact with the broker after a silence past half the session timeout: \
@@ -72,7 +73,7 @@ impl Ingest {
                 (Some((low, high)), Some(position)) if high > position => (low, high),
                 _ => self
                     .consumer
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                    .fetch_watermarks(e.topic(), e.partition(), self.call_timeout())
                     .map_err(IngestError::kafka("reading watermarks"))?,
             };
             // A partition the store has never read starts at the topic's first offset.
@@ -115,7 +116,7 @@ impl Ingest {
                 .set(remaining.unwrap_or(0) as f64);
         }
         if let Some(standby) = &self.standby {
-            standby.export_lag(&self.options.topic, &stored)?;
+            standby.export_lag(&self.options.topic, &stored, self.call_timeout())?;
         }
         self.commit_to_the_group(&positions, &stored);
         Ok(all)

@@ -125,12 +125,18 @@ impl Standby {
         Ok(())
     }
 
-    /// Exports each standby copy's lag (high watermark − the store's next offset).
-    pub(super) fn export_lag(&self, topic: &str, stored: &BTreeMap<i32, i64>) -> Result<()> {
+    /// Exports each standby copy's lag (high watermark − the store's next offset), each call to
+    /// the broker waiting at most `timeout`.
+    pub(super) fn export_lag(
+        &self,
+        topic: &str,
+        stored: &BTreeMap<i32, i64>,
+        timeout: Duration,
+    ) -> Result<()> {
         for p in &self.following {
             let (low, high) = self
                 .consumer
-                .fetch_watermarks(topic, *p, Duration::from_secs(10))
+                .fetch_watermarks(topic, *p, timeout)
                 .map_err(IngestError::kafka("reading watermarks"))?;
             let position = stored.get(p).copied().unwrap_or(low.max(0));
             metrics::gauge!(crate::telemetry::STANDBY_LAG, "partition" => p.to_string())

@@ -281,7 +281,11 @@ impl Stack {
     /// installed, so a SIGTERM right after this stops it gracefully (a SIGTERM in the first
     /// milliseconds of a process, before any handler, ends it with the default action).
     pub fn spawn_ingest(&self) -> (Running, String) {
-        let args = self.ingest_args(&[]);
+        self.spawn_ingest_with(self.ingest_args(&[]))
+    }
+
+    /// [`Stack::spawn_ingest`] with these arguments (from [`Stack::ingest_args`], changed).
+    pub fn spawn_ingest_with(&self, args: Vec<String>) -> (Running, String) {
         let at = args.iter().position(|a| a == "--metrics-addr").unwrap();
         let metrics = args[at + 1].clone();
         let mut ingest = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
