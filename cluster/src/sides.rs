@@ -161,6 +161,12 @@ impl Serving {
         self.0.serves(partition, now)
     }
 
+    /// How long the instance has been out of contact with the broker at `now`, once past its
+    /// fence ([`Instance::fenced`]).
+    pub fn fenced(&self, now: Instant) -> Option<std::time::Duration> {
+        self.0.fenced(now)
+    }
+
     /// The partitions ingest keeps warm standby copies of (never served from here).
     pub fn standbys(&self) -> Arc<std::collections::BTreeSet<i32>> {
         self.0.standbys()

@@ -180,11 +180,20 @@ pub fn replay(
         if let (Some(probe), Some(max_lag)) = (&lag_probe, options.max_lag)
             && lag_bound >= max_lag
         {
+            let mut stall = Stall::new(Instant::now());
             loop {
                 let lag = probe.lag_waiting_for_the_broker(&producer)?;
                 lag_bound = lag;
                 if lag < max_lag {
                     break;
+                }
+                if let Some(waited) = stall.observe(lag, Instant::now()) {
+                    tracing::warn!(
+                        "the lag of ingest group {} on {} has not fallen for {:.0} s ({lag} messages; replay waits until it is under {max_lag}): is `clv ingest` running?",
+                        options.group,
+                        options.topic,
+                        waited.as_secs_f64(),
+                    );
                 }
                 summary.backpressure_waits += 1;
                 progress.set_message("waiting for ingest to catch up");
@@ -224,6 +233,47 @@ pub fn replay(
 
 /// Lines between two updates of the progress bar.
 const PROGRESS_EVERY: u64 = 4096;
+
+/// How long replay waits on a lag that does not fall before it says so (and again each time as long).
+pub const STALL_WARNING: Duration = Duration::from_secs(10);
+
+/// A wait on the ingest group's lag: whether it has stopped falling for [`STALL_WARNING`].
+#[derive(Debug, Clone)]
+pub struct Stall {
+    /// The lowest lag seen, and when it was first seen.
+    lowest: Option<(i64, Instant)>,
+    /// When the wait began, or the last warning was due.
+    since: Instant,
+}
+
+impl Stall {
+    /// A wait beginning at `now`.
+    pub fn new(now: Instant) -> Self {
+        Stall {
+            lowest: None,
+            since: now,
+        }
+    }
+
+    /// The lag measured at `now`: how long it has not fallen, when that makes another
+    /// [`STALL_WARNING`] since it last fell or since the last warning (else `None`).
+    pub fn observe(&mut self, lag: i64, now: Instant) -> Option<Duration> {
+        match self.lowest {
+            Some((lowest, _)) if lag >= lowest => {}
+            _ => {
+                self.lowest = Some((lag, now));
+                self.since = now;
+                return None;
+            }
+        }
+        if now.saturating_duration_since(self.since) < STALL_WARNING {
+            return None;
+        }
+        self.since = now;
+        self.lowest
+            .map(|(_, fell)| now.saturating_duration_since(fell))
+    }
+}
 
 /// Messages between two polls of the producer for delivery reports (its queue holds 100,000).
 const POLL_EVERY: u64 = 1024;
@@ -315,5 +365,30 @@ impl LagProbe {
             lag += (high - done).max(0);
         }
         Ok(lag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lag_that_stops_falling_is_reported_every_stall_warning() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut stall = Stall::new(t0);
+        assert_eq!(stall.observe(100, at(0)), None);
+        assert_eq!(stall.observe(100, at(9)), None);
+        assert_eq!(stall.observe(100, at(10)), Some(Duration::from_secs(10)));
+        assert_eq!(stall.observe(101, at(15)), None);
+        assert_eq!(stall.observe(100, at(20)), Some(Duration::from_secs(20)));
+        // It falls: the count starts again.
+        assert_eq!(stall.observe(40, at(21)), None);
+        assert_eq!(stall.observe(40, at(30)), None);
+        assert_eq!(stall.observe(40, at(31)), Some(Duration::from_secs(10)));
+        // Falling slowly is progress: never reported.
+        for s in 32..70 {
+            assert_eq!(stall.observe(40 - (s as i64 - 31), at(s)), None);
+        }
     }
 }

@@ -179,6 +179,14 @@ impl Routing {
         ))
     }
 
+    /// How long this instance has been out of contact with the broker, once past its fence (it
+    /// then serves none of its partitions; never alone).
+    pub fn fenced(&self) -> Option<Duration> {
+        self.group
+            .as_ref()
+            .and_then(|group| group.instance.fenced(Instant::now()))
+    }
+
     /// This instance's partitions not yet served, with their progress (none, alone).
     pub fn pending(&self) -> Vec<String> {
         let Some(group) = &self.group else {

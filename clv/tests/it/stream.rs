@@ -408,6 +408,64 @@ fn sigterm_with_the_broker_gone_stops_ingest_within_seconds() {
     assert!(out.contains("ingested into"), "{out}");
 }
 
+/// Replay with no ingest reading waits (its backpressure), says so within seconds instead of
+/// waiting in silence, and goes on once ingest starts: every event is sent.
+#[test]
+fn replay_with_no_ingest_says_what_it_waits_for_and_goes_on_when_ingest_starts() {
+    use std::io::{BufRead, Read};
+    let stack = Stack::start(100, 29, 4);
+    let mut args = stack.replay_args();
+    let at = args.iter().position(|a| a == "--max-lag").unwrap();
+    args[at + 1] = "500".into();
+    assert!(stack.events > 2_000, "{} events", stack.events);
+    let mut replay = Running(
+        Command::new(env!("CARGO_BIN_EXE_clv"))
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = replay.0.stderr.take().unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = said.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    wait_for(
+        "replay to say what it waits for",
+        Duration::from_secs(60),
+        || said.lock().unwrap().contains("is `clv ingest` running?"),
+    );
+    assert!(
+        replay.0.try_wait().unwrap().is_none(),
+        "replay ended with no ingest: {}",
+        said.lock().unwrap()
+    );
+    let (mut ingest, _) = stack.spawn_ingest();
+    let status = replay.0.wait().unwrap();
+    assert!(status.success(), "{status}: {}", said.lock().unwrap());
+    let mut out = String::new();
+    replay
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains(&format!("{} events sent", stack.events)),
+        "{out}"
+    );
+    sigterm(&mut ingest);
+}
+
 #[test]
 fn without_a_broker_replay_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -51,13 +51,21 @@ impl Ingest {
     /// Exports the lag of every assigned partition (high watermark − stored next offset), reports
     /// each partition's progress to the instance (a restoring partition is caught up once it reaches
     /// the high watermark it had when first checked), and tells whether there is an assignment and
-    /// all of it is caught up.
+    /// all of it is caught up. An answer is from the broker (its success is the contact that
+    /// [`Self::in_contact`] records): with no partition assigned, the topic's metadata is asked.
     pub(super) fn caught_up(&mut self) -> Result<bool> {
         let positions = self
             .consumer
             .assignment()
             .map_err(IngestError::kafka("reading the assignment"))?;
         let elements = positions.elements();
+        if elements.is_empty() {
+            // No watermark to ask: without this, a member whose partitions the session's end took
+            // away would count itself in contact with a broker that is gone.
+            self.consumer
+                .fetch_metadata(Some(&self.options.topic), self.call_timeout())
+                .map_err(IngestError::kafka("reading the topic's metadata"))?;
+        }
         let stored = self.store.offsets(&self.source)?;
         let batch = self.store.batch_number()?;
         let mut all = !elements.is_empty();

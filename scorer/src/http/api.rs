@@ -284,6 +284,17 @@ pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, 
         .scorer
         .readiness()
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    // Cut off from the broker, it may hold partitions the group has given away, or none at all
+    // once its session has ended: either way not ready.
+    if let Some(silent) = state.routing.fenced() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "out of contact with the broker for {:.0} s: serving no partition until the group confirms them",
+                silent.as_secs_f64()
+            ),
+        ));
+    }
     let pending = state.routing.pending();
     if !pending.is_empty() {
         return Err(ApiError::new(
