@@ -182,7 +182,11 @@ pub fn replay(
         {
             let mut stall = Stall::new(Instant::now());
             loop {
-                let lag = probe.lag_waiting_for_the_broker(&producer)?;
+                // What the topic holds beyond the group's offsets, and what the producer has yet to
+                // deliver there (without it, a fast replay measures a lag of nearly nothing while
+                // its messages wait in the producer's queue, and never waits).
+                let lag = probe.lag_waiting_for_the_broker(&producer)?
+                    + i64::from(producer.in_flight_count().max(0));
                 lag_bound = lag;
                 if lag < max_lag {
                     break;

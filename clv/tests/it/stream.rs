@@ -438,11 +438,15 @@ fn replay_with_no_ingest_says_what_it_waits_for_and_goes_on_when_ingest_starts()
             sink.lock().unwrap().push_str(&(line + "\n"));
         }
     });
-    wait_for(
-        "replay to say what it waits for",
-        Duration::from_secs(60),
-        || said.lock().unwrap().contains("is `clv ingest` running?"),
-    );
+    let asked = Instant::now();
+    while !said.lock().unwrap().contains("is `clv ingest` running?") {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60) && replay.0.try_wait().unwrap().is_none(),
+            "replay did not say what it waits for: {}",
+            said.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         replay.0.try_wait().unwrap().is_none(),
         "replay ended with no ingest: {}",
