@@ -140,7 +140,6 @@ pub struct Ingest {
     repartition_log: (u64, Option<Instant>),
 }
 
-// The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
 /// How long a call to a broker that answers may take (metadata, watermarks).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -148,6 +147,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// them is where a stop is seen.
 const AWAY_TIMEOUT: Duration = Duration::from_secs(1);
 
+// The calls to the broker whose failures are counted (`clv_ingest_broker_errors_total{operation}`).
 pub(crate) const READING_WATERMARKS: &str = "reading watermarks";
 pub(crate) const CONSUMING: &str = "consuming";
 pub(crate) const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
