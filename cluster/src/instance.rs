@@ -195,16 +195,18 @@ impl Instance {
         self.caught_up.store(Arc::new(caught_up));
     }
 
-    /// The group gave it `partitions` at `now`: each restores (from what the store holds) until
-    /// caught up.
-    pub(crate) fn assigned(&self, partitions: &[i32], now: Instant) {
+    /// The group gave it `partitions` at `now`, each with the next offset the store holds (`None`
+    /// when it has never read it: it starts at the topic's first offset): each restores from there
+    /// until caught up. The restore's messages count from there, however many of them ingest has
+    /// applied by its first report.
+    pub(crate) fn assigned(&self, partitions: &[(i32, Option<i64>)], now: Instant) {
         let mut local = self.locked();
-        for p in partitions {
+        for (p, stored) in partitions {
             local.insert(
                 *p,
                 Local::Restoring {
                     since: now,
-                    start: None,
+                    start: *stored,
                     target: None,
                     position: None,
                 },
@@ -230,13 +232,13 @@ impl Instance {
     }
 
     /// Ingest's report on `partition`: the next offset its store holds (`position`), the topic's
-    /// high watermark (`high`) and the store's batch number at `now`. Returns the restore it
-    /// finished.
+    /// first offset and high watermark (`low`, `high`) and the store's batch number at `now`.
+    /// Returns the restore it finished.
     pub(crate) fn progress(
         &self,
         partition: i32,
         position: i64,
-        high: i64,
+        (low, high): (i64, i64),
         batch: u64,
         now: Instant,
     ) -> Option<Restored> {
@@ -251,7 +253,7 @@ impl Instance {
         else {
             return None;
         };
-        let start = *start.get_or_insert(position);
+        let start = *start.get_or_insert(low.min(position));
         let target = *target.get_or_insert(high);
         *at = Some(position);
         if position < target {
@@ -399,7 +401,7 @@ mod tests {
         let t0 = Instant::now();
         let instance = Instance::new("a", "http://a:8080/", t0);
         assert_eq!(instance.http(), "http://a:8080");
-        instance.assigned(&[0, 1], t0);
+        instance.assigned(&[(0, Some(10)), (1, Some(40))], t0);
         assert!(!instance.serves(0, t0));
         assert_eq!(
             instance.statuses(t0)[&0],
@@ -408,8 +410,8 @@ mod tests {
                 total: None
             }
         );
-        assert!(instance.progress(0, 10, 110, 1, t0).is_none());
-        assert!(instance.progress(0, 60, 500, 2, t0).is_none()); // the target stays the first one
+        assert!(instance.progress(0, 10, (0, 110), 1, t0).is_none());
+        assert!(instance.progress(0, 60, (0, 500), 2, t0).is_none()); // the target stays the first one
         let status = &instance.statuses(t0)[&0];
         assert_eq!(
             *status,
@@ -420,7 +422,9 @@ mod tests {
         );
         assert!((status.progress() - 0.5).abs() < 1e-9);
         let later = t0 + Duration::from_millis(1_500);
-        let restored = instance.progress(0, 110, 600, 7, later).expect("restored");
+        let restored = instance
+            .progress(0, 110, (0, 600), 7, later)
+            .expect("restored");
         assert_eq!(restored.messages, 100);
         assert_eq!(restored.took, Duration::from_millis(1_500));
         assert_eq!(instance.statuses(later)[&0], PartitionStatus::CaughtUp);
@@ -438,7 +442,7 @@ mod tests {
         assert_eq!(instance.statuses(later)[&0], PartitionStatus::Serving);
         assert!(!instance.serves(1, later));
         // A partition already caught up (nothing new) is caught up at its first report.
-        assert!(instance.progress(1, 40, 40, 7, later).is_some());
+        assert!(instance.progress(1, 40, (0, 40), 7, later).is_some());
         assert!(instance.serves(1, later));
         instance.revoked(&[0]);
         assert!(!instance.serves(0, later));
@@ -459,8 +463,8 @@ mod tests {
             "no contact yet: nothing to fence"
         );
         assert!(!instance.contact(at(40)));
-        instance.assigned(&[0], at(40));
-        assert!(instance.progress(0, 1, 1, 1, at(40)).is_some());
+        instance.assigned(&[(0, Some(1))], at(40));
+        assert!(instance.progress(0, 1, (0, 1), 1, at(40)).is_some());
         instance.scored(1);
         assert!(instance.serves(0, at(40)));
         assert!(
@@ -474,17 +478,40 @@ mod tests {
         assert!(instance.contact(at(100)));
         assert!(!instance.serves(0, at(100)));
         assert!(instance.statuses(at(100)).is_empty());
-        instance.assigned(&[0], at(100));
-        assert!(instance.progress(0, 1, 1, 1, at(100)).is_some());
+        instance.assigned(&[(0, Some(1))], at(100));
+        assert!(instance.progress(0, 1, (0, 1), 1, at(100)).is_some());
         assert!(instance.serves(0, at(110)));
         assert!(!instance.contact(at(120)), "in contact all along");
+    }
+
+    #[test]
+    fn a_restore_counts_from_the_store_at_assignment_even_when_one_batch_applied_it_all() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(200);
+        let instance = Instance::new("a", "http://a", t0);
+        // Partition 0 held up to offset 30; partition 1 never read, on a topic whose first offset
+        // is 5 (older messages deleted); partition 2 read whole before it was assigned here again.
+        instance.assigned(&[(0, Some(30)), (1, None), (2, Some(80))], t0);
+        // Ingest's first report comes after its first batch, which read each to its end.
+        let restored = instance
+            .progress(0, 90, (0, 90), 1, later)
+            .expect("restored");
+        assert_eq!(restored.messages, 60);
+        let restored = instance
+            .progress(1, 45, (5, 45), 1, later)
+            .expect("restored");
+        assert_eq!(restored.messages, 40);
+        let restored = instance
+            .progress(2, 80, (0, 80), 1, later)
+            .expect("restored");
+        assert_eq!(restored.messages, 0, "nothing new to read");
     }
 
     #[test]
     fn reports_on_partitions_not_assigned_change_nothing() {
         let t0 = Instant::now();
         let instance = Instance::new("a", "http://a", t0);
-        assert!(instance.progress(3, 5, 5, 1, t0).is_none());
+        assert!(instance.progress(3, 5, (0, 5), 1, t0).is_none());
         assert!(instance.statuses(t0).is_empty());
         instance.scored(1);
         assert!(!instance.serves(3, t0));

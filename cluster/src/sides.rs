@@ -60,8 +60,9 @@ impl Partitions {
         self.0.contact(now)
     }
 
-    /// The group gave it `partitions` at `now`.
-    pub fn assigned(&self, partitions: &[i32], now: Instant) {
+    /// The group gave it `partitions` at `now`, each with the next offset the store holds (`None`
+    /// when it has never read it).
+    pub fn assigned(&self, partitions: &[(i32, Option<i64>)], now: Instant) {
         self.0.assigned(partitions, now)
     }
 
@@ -80,11 +81,11 @@ impl Partitions {
         &self,
         partition: i32,
         position: i64,
-        high: i64,
+        watermarks: (i64, i64),
         batch: u64,
         now: Instant,
     ) -> Option<Restored> {
-        self.0.progress(partition, position, high, batch, now)
+        self.0.progress(partition, position, watermarks, batch, now)
     }
 
     /// The partitions assigned here.

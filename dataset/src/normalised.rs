@@ -283,7 +283,8 @@ pub fn lines_from_frame(frame: &DataFrame) -> Result<Vec<(u64, Line)>> {
     let mut out = Vec::with_capacity(frame.height());
     let mut line = Line::default();
     while let Some(number) = rows.next_into(&mut line) {
-        out.push((number?, line.clone()));
+        // Each kept line owns its strings: taken whole, the next one is written into fresh room.
+        out.push((number?, std::mem::take(&mut line)));
     }
     Ok(out)
 }

@@ -128,18 +128,18 @@ impl BrokerConfig {
         self
     }
 
-    /// The cluster ID the broker reports (what stored offsets and checkpoints belong to).
-    pub fn cluster_id(&self) -> Result<String> {
+    /// The cluster ID the broker reports (what stored offsets and checkpoints belong to), learned
+    /// from the metadata of `topic` alone (a real cluster may hold many topics).
+    pub fn cluster_id(&self, topic: &str) -> Result<String> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let consumer: BaseConsumer = self
             .client_config(&[])
             .create()
             .map_err(IngestError::kafka("creating a client"))?;
-        self.read_cluster_id(consumer.client(), None)
+        self.read_cluster_id(consumer.client(), topic)
     }
 
-    /// The cluster ID as `client` learns it, within 30 s, from the metadata of `topic` (of every
-    /// topic with `None`).
+    /// The cluster ID as `client` learns it, within 30 s, from the metadata of `topic`.
     ///
     /// The metadata is asked for: librdkafka connects a new client only when a request needs a
     /// broker (sparse connections) or on its one-second timer, and `rd_kafka_clusterid` alone
@@ -148,11 +148,11 @@ impl BrokerConfig {
     pub(crate) fn read_cluster_id<C: ClientContext>(
         &self,
         client: &Client<C>,
-        topic: Option<&str>,
+        topic: &str,
     ) -> Result<String> {
         let context = || format!("reading the cluster ID of {}", self.bootstrap_servers);
         client
-            .fetch_metadata(topic, Duration::from_secs(30))
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
             .map_err(|source| IngestError::Kafka {
                 context: context(),
                 source,

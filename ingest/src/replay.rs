@@ -239,11 +239,11 @@ pub fn replay(
 const PROGRESS_EVERY: u64 = 4096;
 
 /// How long replay waits on a lag that does not fall before it says so (and again each time as long).
-pub const STALL_WARNING: Duration = Duration::from_secs(10);
+pub(crate) const STALL_WARNING: Duration = Duration::from_secs(10);
 
 /// A wait on the ingest group's lag: whether it has stopped falling for [`STALL_WARNING`].
 #[derive(Debug, Clone)]
-pub struct Stall {
+pub(crate) struct Stall {
     /// The lowest lag seen, and when it was first seen.
     lowest: Option<(i64, Instant)>,
     /// When the wait began, or the last warning was due.

@@ -494,8 +494,8 @@ mod tests {
         let now = Instant::now();
         let a = Instance::new("a", "http://a", now);
         a.ingest_side().set_partition_count(4);
-        a.ingest_side().assigned(&[0], now);
-        assert!(a.ingest_side().progress(0, 5, 5, 1, now).is_some());
+        a.ingest_side().assigned(&[(0, Some(5))], now);
+        assert!(a.ingest_side().progress(0, 5, (0, 5), 1, now).is_some());
         a.scorer_side().scored(1);
         let record = |id: &str, partitions: Vec<(i32, PartitionStatus)>, seq| Heard {
             member: Member {

@@ -89,9 +89,10 @@ impl GroupDemo<'_> {
     /// Starts the instances, prints where they are, waits until `stop`, then stops them.
     pub(super) fn run(self, stop: &Stop, exit_when_ready: bool) -> anyhow::Result<()> {
         let checkpoints = self.dir.join("checkpoints");
+        let topic = "transactions";
         let source = SourceId {
-            cluster: self.broker.cluster_id()?,
-            topic: "transactions".into(),
+            cluster: self.broker.cluster_id(topic)?,
+            topic: topic.into(),
         };
         checkpoint_everything(self.store, &source, &checkpoints)?;
         let exe = std::env::current_exe().context("finding the clv binary")?;

@@ -121,6 +121,32 @@ impl Group<'_> {
         let _ = process.0.wait();
     }
 
+    /// Whether every instance sees exactly the running ones and every partition served once: the
+    /// group has formed (no data needed).
+    fn formed(&self) -> bool {
+        let running: BTreeSet<&str> = self.instances.keys().map(String::as_str).collect();
+        self.instances.values().all(|(_, base)| {
+            let (status, _, _, body) = get(&self.agent, &format!("{base}/cluster"));
+            if status != 200 {
+                return false;
+            }
+            let cluster = json(&body);
+            let members: BTreeSet<&str> = cluster["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap())
+                .collect();
+            let owned: usize = cluster["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["partitions"].as_object().unwrap().len())
+                .sum();
+            members == running && owned == PARTITIONS as usize
+        })
+    }
+
     /// Whether every instance sees exactly the running ones, every partition served once, and is
     /// ready at `as_of`.
     fn settled(&self, as_of: &str) -> bool {
@@ -207,6 +233,23 @@ impl Group<'_> {
         let (_, base) = &self.instances[id];
         let metrics = get(&self.agent, &format!("{base}/metrics")).3;
         metric_sum(&metrics, name)
+    }
+
+    /// The partitions `id` owns, as its `/cluster` says.
+    fn partitions_of(&self, id: &str) -> Vec<i32> {
+        let (_, base) = &self.instances[id];
+        let cluster = json(&get(&self.agent, &format!("{base}/cluster")).3);
+        cluster["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not in its own view: {cluster}"))["partitions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|p| p.parse().unwrap())
+            .collect()
     }
 
     /// Each instance's standby partitions, as its `/cluster` says.
@@ -447,6 +490,24 @@ fn group_as_of(stack: &Stack) -> String {
         .to_string()
 }
 
+/// The sum of the high watermarks of `partitions` of the transactions topic.
+fn high_watermarks(bootstrap: &str, partitions: &[i32]) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    partitions
+        .iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks("transactions", *p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
 /// The sum of the samples of `name` (any labels) in a Prometheus text exposition.
 fn metric_sum(metrics: &str, name: &str) -> f64 {
     metrics
@@ -494,6 +555,13 @@ fn scenario(stack: &Stack, standby: Standby, producer: Producer) {
     for id in ["i-1", "i-2", "i-3"] {
         group.start(id);
     }
+    // The three have their partitions before any event is sent. Otherwise the first to start may
+    // read a partition whole before a later one takes it from it, and later, when the killed
+    // instance's partitions come back to it, it has them already: nothing to restore (seen on
+    // nisshi, where members join more slowly), which the test below cannot tell from a warm copy.
+    wait_for("the group to form", Duration::from_secs(60), || {
+        group.formed()
+    });
     match producer {
         Producer::Replay => {
             let replayed = stack.replay();
@@ -554,6 +622,10 @@ fn scenario(stack: &Stack, standby: Standby, producer: Producer) {
                 })
         });
     }
+    // The killed instance's partitions, and every message in them (the topic is new: from offset
+    // 0), which the survivors read whole without standbys.
+    let killed_partitions = group.partitions_of("i-2");
+    let in_killed_partitions = high_watermarks(&stack.bootstrap(), &killed_partitions);
     let restored_before: BTreeMap<&str, f64> = ["i-1", "i-3"]
         .iter()
         .map(|id| (*id, group.metric(id, "clv_ingest_restored_messages_total")))
@@ -582,7 +654,12 @@ fn scenario(stack: &Stack, standby: Standby, producer: Producer) {
     eprintln!("after the kill: the survivors restored {restored} messages ({standby:?} standby)");
     match standby {
         Standby::One => assert_eq!(restored, 0.0, "a standby was not warm"),
-        Standby::None => assert!(restored > 0.0, "nothing restored without standbys"),
+        // Every message the killed instance's partitions held (and the copies forwarded into
+        // them again while they were read: the survivors forward the misrouted events they read).
+        Standby::None => assert!(
+            restored >= in_killed_partitions as f64,
+            "without standbys, the {in_killed_partitions} messages of partitions {killed_partitions:?}"
+        ),
     }
 
     // A fourth joins with an empty store: partitions move to it, and it restores them.

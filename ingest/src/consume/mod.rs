@@ -255,7 +255,7 @@ impl Ingest {
                 checkpoint_dir: options.checkpoint_dir.clone(),
             })
             .map_err(IngestError::kafka("creating the consumer"))?;
-        let cluster = broker.read_cluster_id(consumer.client(), Some(&options.topic))?;
+        let cluster = broker.read_cluster_id(consumer.client(), &options.topic)?;
         let id = SourceId {
             cluster,
             topic: options.topic.clone(),
@@ -307,27 +307,31 @@ impl Ingest {
         if self
             .partitions
             .is_none_or(|(_, read)| read.elapsed() > Duration::from_secs(60))
+            && let Err(e) = self.read_topic_metadata()
         {
-            match self
-                .consumer
-                .fetch_metadata(Some(&self.options.topic), self.call_timeout())
-            {
-                Ok(metadata) => {
-                    let count = metadata
-                        .topics()
-                        .iter()
-                        .find(|t| t.name() == self.options.topic)
-                        .map(|t| t.partitions().len() as u32)
-                        .filter(|n| *n > 0);
-                    self.partitions = count.map(|n| (n, Instant::now()));
-                    if let Some(n) = count {
-                        self.instance.set_partition_count(n);
-                    }
-                }
-                Err(e) => self.broker_error(READING_METADATA, &e.to_string()),
-            }
+            self.broker_error(READING_METADATA, &e.to_string());
         }
         self.partitions.map(|(n, _)| n)
+    }
+
+    /// Asks the broker for the topic's metadata and keeps its partition count (none when the topic
+    /// is missing or has no partition). The answer is also contact with the broker, which
+    /// [`Self::caught_up`] counts on when no partition is assigned.
+    pub(super) fn read_topic_metadata(&mut self) -> rdkafka::error::KafkaResult<()> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.options.topic), self.call_timeout())?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.options.topic)
+            .map(|t| t.partitions().len() as u32)
+            .filter(|n| *n > 0);
+        self.partitions = count.map(|n| (n, Instant::now()));
+        if let Some(n) = count {
+            self.instance.set_partition_count(n);
+        }
+        Ok(())
     }
 
     /// The cluster and topic this member reads.

@@ -70,13 +70,17 @@ impl ConsumerContext for ResumeFromStore {
                     };
                     let _ = tpl.set_partition_offset(&topic, partition, offset);
                 }
-                let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let assigned: Vec<(i32, Option<i64>)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.partition(), stored.get(&e.partition()).copied()))
+                    .collect();
                 // Each restores from what the store holds until caught up (`caught_up` reports). An
                 // assignment is word from the group: contact.
                 let now = Instant::now();
                 self.instance.contact(now);
                 self.instance.assigned(&assigned, now);
-                for p in &assigned {
+                for (p, _) in &assigned {
                     metrics::gauge!(crate::telemetry::PARTITION_RESTORING, "partition" => p.to_string())
                         .set(1.0);
                 }

@@ -44,6 +44,13 @@ impl Ingest {
                 ?missing,
                 "the group still gives these partitions here: restoring them"
             );
+            // Where the store stands is only what the restore's count starts from: unreadable, it
+            // starts at the topic's first offset.
+            let stored = self.store.offsets(&self.source).unwrap_or_default();
+            let missing: Vec<(i32, Option<i64>)> = missing
+                .into_iter()
+                .map(|p| (p, stored.get(&p).copied()))
+                .collect();
             self.instance.assigned(&missing, Instant::now());
         }
     }
@@ -61,9 +68,9 @@ impl Ingest {
         let elements = positions.elements();
         if elements.is_empty() {
             // No watermark to ask: without this, a member whose partitions the session's end took
-            // away would count itself in contact with a broker that is gone.
-            self.consumer
-                .fetch_metadata(Some(&self.options.topic), self.call_timeout())
+            // away would count itself in contact with a broker that is gone. The same answer
+            // refreshes the partition count.
+            self.read_topic_metadata()
                 .map_err(IngestError::kafka("reading the topic's metadata"))?;
         }
         let stored = self.store.offsets(&self.source)?;
@@ -91,7 +98,7 @@ impl Ingest {
                 .set(lag as f64);
             if let Some(restored) =
                 self.instance
-                    .progress(e.partition(), position, high, batch, Instant::now())
+                    .progress(e.partition(), position, (low, high), batch, Instant::now())
             {
                 metrics::counter!(crate::telemetry::RESTORES).increment(1);
                 metrics::counter!(crate::telemetry::RESTORED_MESSAGES)
