@@ -285,11 +285,12 @@ pub fn run(args: InstanceArgs) -> anyhow::Result<()> {
     served?;
     let summary = ingested?;
     println!(
-        "instance {id} stopped: applied {:?}, {} read again, {} dead-lettered, {} forwarded to their customer's partition",
+        "instance {id} stopped: applied {:?}, {} read again, {} dead-lettered, {} forwarded to their customer's partition ({} forwarded already by an earlier reader)",
         summary.counts.applied,
         summary.counts.duplicates,
         summary.counts.rejected_total(),
-        summary.counts.misrouted
+        summary.forwarded(),
+        summary.forwarded_already
     );
     Ok(())
 }

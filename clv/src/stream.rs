@@ -240,12 +240,13 @@ pub fn ingest_command(args: IngestArgs) -> anyhow::Result<()> {
     tracing::info!(cluster = %ingest.source().cluster, "ingesting");
     let summary = ingest.run(&stop)?;
     println!(
-        "ingested into {}: applied {:?}, {} read again, {} dead-lettered, {} forwarded to their customer's partition, {} batches; {} customers stored",
+        "ingested into {}: applied {:?}, {} read again, {} dead-lettered, {} forwarded to their customer's partition ({} forwarded already by an earlier reader), {} batches; {} customers stored",
         args.db.display(),
         summary.counts.applied,
         summary.counts.duplicates,
         summary.counts.rejected_total(),
-        summary.counts.misrouted,
+        summary.forwarded(),
+        summary.forwarded_already,
         summary.batches,
         store.customers()?
     );

@@ -5,6 +5,8 @@
 //!   out (no Kafka, no RocksDB);
 //! - [`consume`]: the Kafka loop around it: Kafka -> per-customer state in RocksDB
 //!   (`featurestore::store`), exactly-once in effect, malformed messages to a dead-letter topic;
+//! - [`forward_mark`]: the group's committed offset as the mark below which misrouted events were
+//!   forwarded already (pure);
 //! - [`checkpoint`]: partitions written to a shared folder and loaded by the member they move to;
 //! - [`membership`]: the instances' records on a compacted topic, read back into the view that
 //!   `clv instance` routes by (scale-out);
@@ -18,6 +20,7 @@ pub mod consume;
 mod delivery;
 mod error;
 pub mod fold;
+pub mod forward_mark;
 pub mod membership;
 pub mod replay;
 pub mod send;

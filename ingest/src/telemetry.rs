@@ -10,6 +10,9 @@ use crate::consume::BROKER_OPERATIONS;
 pub const EVENTS: &str = "clv_ingest_events_total";
 /// Events that arrived on another partition than their customer's and were forwarded to it.
 pub const REPARTITIONED: &str = "clv_ingest_events_repartitioned_total";
+/// Misrouted events read again below the group's mark (a restore, a standby copy): forwarded
+/// already, not again.
+pub const FORWARDED_ALREADY: &str = "clv_ingest_events_forwarded_already_total";
 /// Events whose ID the store already held.
 pub const READ_AGAIN: &str = "clv_ingest_events_read_again_total";
 /// Time to fold one batch and write it with its offsets, seconds.
@@ -134,6 +137,11 @@ pub fn register() {
         "Events that arrived on another partition than their customer's (a producer with another partitioner) and were forwarded to their customer's partition, where they are applied once"
     );
     metrics::counter!(REPARTITIONED).increment(0);
+    describe_counter!(
+        FORWARDED_ALREADY,
+        "Events on another partition than their customer's read again below the group's committed offset (a restore, a standby copy): forwarded by an earlier reader, not forwarded again"
+    );
+    metrics::counter!(FORWARDED_ALREADY).increment(0);
     describe_counter!(
         BROKER_ERRORS,
         "Failed calls to the broker, by operation (ingest retries them: an outage loses nothing)"

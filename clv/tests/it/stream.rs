@@ -563,6 +563,89 @@ fn a_full_disk_stops_ingest_and_a_restart_after_freeing_space_resumes() {
     drop(disk);
 }
 
+/// "…, N forwarded to their customer's partition (M forwarded already …" of an ingest summary.
+fn forwarded(summary: &str) -> (usize, usize) {
+    let number = |marker: &str| -> usize {
+        summary
+            .split(marker)
+            .next()
+            .and_then(|s| s.rsplit([' ', '(']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{marker}` count in {summary}"))
+    };
+    (
+        number(" forwarded to their customer's partition"),
+        number(" forwarded already by an earlier reader"),
+    )
+}
+
+/// The sum of the high watermarks of the transactions topic's `partitions`.
+fn messages_in_topic(bootstrap: &str, partitions: i32) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks("transactions", p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+/// A producer with librdkafka's default partitioner: each misrouted event is forwarded once. A
+/// second ingest reading the topic whole into a fresh store (a restore) finds the group's offsets
+/// committed with clv's mark and forwards none of them again: the topic does not grow, and it
+/// applies every event once. A reader without a mark (another group) forwards them all again, and
+/// loses nothing. (Offsets committed without the mark, as an operator's reset, are not believed:
+/// `forward_mark`'s unit tests.)
+#[test]
+fn a_misrouted_event_is_forwarded_once_however_often_its_partition_is_read_again() {
+    let stack = Stack::start(60, 33, 3);
+    let (sent, misrouted) =
+        produce_with_default_partitioner(&stack.data, &stack.bootstrap(), "transactions", 3);
+    assert!(misrouted > sent / 3, "{misrouted} of {sent}");
+    let with_db = |db: &str| {
+        let mut args = stack.ingest_args(&["--until-caught-up"]);
+        let at = args.iter().position(|a| a == "--db").unwrap();
+        args[at + 1] = stack.path(db);
+        clv(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let first = stack.ingest_until_caught_up();
+    assert_eq!(applied(&first), sent as u64, "{first}");
+    assert_eq!(forwarded(&first), (misrouted, 0), "{first}");
+    let in_topic = messages_in_topic(&stack.bootstrap(), 3);
+    assert_eq!(in_topic, (sent + misrouted) as i64);
+
+    let again = with_db("restored");
+    assert_eq!(applied(&again), sent as u64, "{again}");
+    assert_eq!(forwarded(&again), (0, misrouted), "{again}");
+    assert_eq!(
+        messages_in_topic(&stack.bootstrap(), 3),
+        in_topic,
+        "read again, the topic grew"
+    );
+
+    // A reader in another group finds no mark there: it forwards them all again, and loses
+    // nothing (the copies are applied once by their IDs).
+    let other_group = {
+        let mut args = stack.ingest_args(&["--until-caught-up", "--group", "another-group"]);
+        let at = args.iter().position(|a| a == "--db").unwrap();
+        args[at + 1] = stack.path("other-group");
+        clv(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert_eq!(applied(&other_group), sent as u64, "{other_group}");
+    assert_eq!(forwarded(&other_group), (misrouted, 0), "{other_group}");
+    assert_eq!(
+        messages_in_topic(&stack.bootstrap(), 3),
+        in_topic + misrouted as i64
+    );
+}
+
 /// A third-party producer with librdkafka's default partitioner (confluent-kafka at its defaults)
 /// puts most events on another partition than their customer's. Ingest forwards each to its
 /// customer's partition instead of dead-lettering it; killed (a test switch aborts the process)

@@ -103,6 +103,16 @@ pub struct IngestSummary {
     pub counts: Counts,
     /// RocksDB batches written.
     pub batches: u64,
+    /// Of the misrouted events (`counts.misrouted`), those read below the group's mark: forwarded
+    /// by an earlier reader, not again ([`crate::forward_mark`]).
+    pub forwarded_already: u64,
+}
+
+impl IngestSummary {
+    /// The misrouted events this run forwarded to their customer's partition.
+    pub fn forwarded(&self) -> u64 {
+        self.counts.misrouted.saturating_sub(self.forwarded_already)
+    }
 }
 
 /// How long a batch that holds messages waits for the next one before it is written.
@@ -138,6 +148,9 @@ pub struct Ingest {
     broker_away: std::cell::Cell<bool>,
     /// Events forwarded to their customer's partition since the last log line, and when that was.
     repartition_log: (u64, Option<Instant>),
+    /// The group's marks below which misrouted events were forwarded already.
+    /// (Borrowed while the batch's messages borrow the consumer.)
+    forward_marks: std::cell::RefCell<crate::forward_mark::ForwardMarks>,
 }
 
 /// How long a call to a broker that answers may take (metadata, watermarks).
@@ -152,11 +165,13 @@ pub(crate) const READING_WATERMARKS: &str = "reading watermarks";
 pub(crate) const CONSUMING: &str = "consuming";
 pub(crate) const DELIVERING_DEAD_LETTERS: &str = "delivering dead letters";
 const READING_METADATA: &str = "reading metadata";
-pub(crate) const BROKER_OPERATIONS: [&str; 4] = [
+const READING_MARKS: &str = "reading the group's offsets";
+pub(crate) const BROKER_OPERATIONS: [&str; 5] = [
     READING_WATERMARKS,
     CONSUMING,
     DELIVERING_DEAD_LETTERS,
     READING_METADATA,
+    READING_MARKS,
 ];
 
 /// At most the first `cap` bytes.
@@ -299,6 +314,7 @@ impl Ingest {
             standby_first: std::cell::Cell::new(false),
             broker_away: std::cell::Cell::new(false),
             repartition_log: (0, None),
+            forward_marks: std::cell::RefCell::new(crate::forward_mark::ForwardMarks::new()),
         })
     }
 
@@ -383,7 +399,18 @@ impl Ingest {
                 }
             }
         }
-        let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        // The stored offsets (every batch polled is written by now), with the mark that says what
+        // they cover, not the consumer's positions without it.
+        if let (Ok(assigned), Ok(stored)) =
+            (self.consumer.assignment(), self.store.offsets(&self.source))
+        {
+            let offsets: Vec<(i32, i64)> = assigned
+                .elements()
+                .iter()
+                .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
+                .collect();
+            self.commit_offsets(offsets, CommitMode::Sync);
+        }
         Ok(summary)
     }
 
@@ -454,9 +481,24 @@ impl Ingest {
         // The folder borrows the messages' text until the batch is written.
         let mut folder = BatchFolder::new(bounds).with_partitions(partitions);
         let outcomes = folder.offer_all(&offered, self.store.as_ref())?;
+        let misrouted = messages
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Misrouted { .. }))
+            .map(|(m, _)| (m.partition(), m.offset()));
+        self.read_forward_marks(misrouted);
+        let mut forwarded_already = 0u64;
         for (message, outcome) in messages.iter().zip(outcomes) {
             match outcome {
                 Outcome::Rejected(rejection) => self.dead_letter(message, &rejection)?,
+                Outcome::Misrouted { .. }
+                    if self
+                        .forward_marks
+                        .borrow()
+                        .forwarded_already(message.partition(), message.offset()) =>
+                {
+                    forwarded_already += 1;
+                }
                 Outcome::Misrouted { partition } => self.repartition(message, partition)?,
                 Outcome::Applied(_) | Outcome::Duplicate => {}
             }
@@ -512,8 +554,9 @@ impl Ingest {
                 .record(took.as_secs_f64());
         }
         // Counted once stored: a reader that sees N events counted finds them in the store.
-        self.count(&counts, standby_messages);
+        self.count(&counts, standby_messages, forwarded_already);
         summary.counts.add(&counts);
+        summary.forwarded_already += forwarded_already;
         summary.batches += 1;
         metrics::histogram!(crate::telemetry::BATCH_APPLY).record(started.elapsed().as_secs_f64());
         metrics::gauge!(crate::telemetry::CUSTOMERS).set(self.store.customers()? as f64);
@@ -522,12 +565,15 @@ impl Ingest {
         }
         // The group's offsets are the owned partitions' (a standby copy's are this store's own).
         let owned = self.instance.assigned_partitions();
-        self.commit_offsets(offsets.iter().copied().filter(|(p, _)| owned.contains(p)));
+        self.commit_offsets(
+            offsets.iter().copied().filter(|(p, _)| owned.contains(p)),
+            CommitMode::Async,
+        );
         Ok(offered_count)
     }
 
     /// Counts a stored batch's outcomes in the metrics.
-    fn count(&mut self, counts: &Counts, standby_messages: u64) {
+    fn count(&mut self, counts: &Counts, standby_messages: u64, forwarded_already: u64) {
         for (class, n) in &counts.applied {
             let outcome = match LineClass::from_name(class) {
                 Some(LineClass::Purchase | LineClass::Return) => "applied",
@@ -542,10 +588,12 @@ impl Ingest {
         }
         metrics::counter!(crate::telemetry::READ_AGAIN).increment(counts.duplicates);
         metrics::counter!(crate::telemetry::STANDBY_MESSAGES).increment(standby_messages);
-        if counts.misrouted > 0 {
-            metrics::counter!(crate::telemetry::REPARTITIONED).increment(counts.misrouted);
-            self.repartitioned(counts.misrouted);
+        let forwarded = counts.misrouted.saturating_sub(forwarded_already);
+        if forwarded > 0 {
+            metrics::counter!(crate::telemetry::REPARTITIONED).increment(forwarded);
+            self.repartitioned(forwarded);
         }
+        metrics::counter!(crate::telemetry::FORWARDED_ALREADY).increment(forwarded_already);
     }
 
     /// How long a call to the broker (metadata, watermarks) may wait: [`CALL_TIMEOUT`], or

@@ -5,6 +5,7 @@
 //! the broker acknowledged the copy (as for a dead letter), so a crash in between forwards it again,
 //! and its customer's owner applies it once by its event ID however many copies arrive.
 
+use rdkafka::TopicPartitionList;
 use rdkafka::message::Headers;
 
 use super::*;
@@ -45,6 +46,35 @@ impl Ingest {
             .map_err(|e| IngestError::kafka("forwarding an event to its partition")(e))
     }
 
+    /// Reads from the group the marks ([`crate::forward_mark`]) that the misrouted events
+    /// `(partition, offset)` of a batch need, in one round trip (none when the marks held cover
+    /// them). Without an answer, no mark: those events are forwarded.
+    pub(super) fn read_forward_marks(&self, misrouted: impl IntoIterator<Item = (i32, i64)>) {
+        let now = Instant::now();
+        let owned = self.instance.assigned_partitions();
+        let standby = self.standby.as_ref();
+        let mut marks = self.forward_marks.borrow_mut();
+        marks.retain(|p| owned.contains(&p) || standby.is_some_and(|s| s.follows(p)));
+        let partitions = marks.to_read(misrouted, now);
+        if partitions.is_empty() {
+            return;
+        }
+        let mut asked = TopicPartitionList::new();
+        for p in &partitions {
+            asked.add_partition(&self.options.topic, *p);
+        }
+        let committed = match self.consumer.committed_offsets(asked, self.call_timeout()) {
+            Ok(committed) => committed_marks(&committed),
+            Err(e) => {
+                self.broker_error(READING_MARKS, &e.to_string());
+                BTreeMap::new()
+            }
+        };
+        for p in partitions {
+            marks.read(p, committed.get(&p).copied(), now);
+        }
+    }
+
     /// Produces `record` (a dead letter, a forwarded event), waiting while the producer's queue is
     /// full; any other error is given back.
     pub(super) fn produce(
@@ -78,4 +108,37 @@ impl Ingest {
             *last = Some(Instant::now());
         }
     }
+}
+
+/// The marks in a list of committed offsets, by partition: each offset committed with clv's
+/// metadata ([`crate::forward_mark::mark_of`]). The metadata is read as bytes: the safe binding's
+/// `metadata()` panics on bytes that are not UTF-8, which any client may commit.
+#[allow(unsafe_code)]
+fn committed_marks(committed: &TopicPartitionList) -> BTreeMap<i32, i64> {
+    let mut marks = BTreeMap::new();
+    // SAFETY: `committed` owns the list for the whole function; `cnt` of its `elems` are
+    // initialised entries, and each entry's `metadata` is null or points at `metadata_size` bytes
+    // the list owns. Nothing here writes to the list or keeps a pointer past the loop.
+    unsafe {
+        let list = &*committed.ptr();
+        if list.elems.is_null() {
+            return marks;
+        }
+        let count = usize::try_from(list.cnt).unwrap_or(0);
+        for element in std::slice::from_raw_parts(list.elems, count) {
+            let metadata = match element.metadata.is_null() {
+                true => &[][..],
+                false => {
+                    std::slice::from_raw_parts(element.metadata.cast::<u8>(), element.metadata_size)
+                }
+            };
+            let mark = std::str::from_utf8(metadata)
+                .ok()
+                .and_then(|metadata| crate::forward_mark::mark_of(Some(element.offset), metadata));
+            if let Some(mark) = mark {
+                marks.insert(element.partition, mark);
+            }
+        }
+    }
+    marks
 }

@@ -159,18 +159,30 @@ impl Ingest {
         {
             return;
         }
-        self.commit_offsets(offsets.iter().map(|(p, o)| (*p, *o)));
+        self.commit_offsets(offsets.iter().map(|(p, o)| (*p, *o)), CommitMode::Async);
         self.group_commit = Some((offsets, Instant::now()));
     }
 
-    /// Commits `offsets` (partition -> next offset) to the group, asynchronously; a failure is
-    /// logged only, as the group's offsets are for lag visibility (and replay's backpressure).
-    pub(super) fn commit_offsets(&self, offsets: impl IntoIterator<Item = (i32, i64)>) {
+    /// Commits `offsets` (partition -> next offset, each one the store holds) to the group, with
+    /// the metadata that makes each a mark below which misrouted events were forwarded
+    /// ([`crate::forward_mark`]); a failure is logged only, as the group's offsets are for lag
+    /// visibility, replay's backpressure and those marks (a mark behind only forwards more).
+    pub(super) fn commit_offsets(
+        &self,
+        offsets: impl IntoIterator<Item = (i32, i64)>,
+        mode: CommitMode,
+    ) {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in offsets {
-            let _ = tpl.add_partition_offset(&self.options.topic, p, Offset::Offset(o));
+            let mut element = tpl.add_partition(&self.options.topic, p);
+            if element.set_offset(Offset::Offset(o)).is_ok() {
+                element.set_metadata(crate::forward_mark::FORWARDED_BELOW);
+            }
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
             tracing::debug!("commit to the group: {e}");
         }
     }
