@@ -137,6 +137,9 @@ pub struct Ingest {
     partitions: Option<(u32, Instant)>,
     /// Since when the broker has answered without a break (none while it does not).
     contact_since: Option<Instant>,
+    /// When a check last had an answer from the broker (watermarks or metadata): the cached
+    /// watermarks of partitions that are behind are not one.
+    last_answer: Option<Instant>,
     /// The offsets last committed to the group from the checks, and when.
     group_commit: Option<(BTreeMap<i32, i64>, Instant)>,
     /// The standby copies' consumer (`standby_replicas` > 0).
@@ -309,6 +312,7 @@ impl Ingest {
             last_warning: Mutex::new(None),
             partitions: None,
             contact_since: None,
+            last_answer: None,
             group_commit: None,
             standby,
             standby_first: std::cell::Cell::new(false),
@@ -372,11 +376,16 @@ impl Ingest {
                 caught_up_since = None;
                 continue;
             }
-            last_check = Some(Instant::now());
+            let checked = Instant::now();
+            last_check = Some(checked);
             let caught_up = match self.caught_up() {
                 Ok(caught_up) => {
                     metrics::gauge!(crate::telemetry::BROKER_REACHABLE).set(1.0);
-                    self.in_contact();
+                    // Contact is an answer from the broker in this check, not watermarks from
+                    // the last fetch (it asks at least every `answer_every`).
+                    if self.last_answer.is_some_and(|at| at >= checked) {
+                        self.in_contact();
+                    }
                     caught_up
                 }
                 Err(e) => {
@@ -400,16 +409,19 @@ impl Ingest {
             }
         }
         // The stored offsets (every batch polled is written by now), with the mark that says what
-        // they cover, not the consumer's positions without it.
+        // they cover, not the consumer's positions without it; waited for, unless the broker is
+        // away (a sync commit to a broker that is gone held the stop for a minute).
         if let (Ok(assigned), Ok(stored)) =
             (self.consumer.assignment(), self.store.offsets(&self.source))
         {
-            let offsets: Vec<(i32, i64)> = assigned
+            let offsets: BTreeMap<i32, i64> = assigned
                 .elements()
                 .iter()
                 .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
                 .collect();
-            self.commit_offsets(offsets, CommitMode::Sync);
+            if !self.broker_away.get() {
+                self.commit_offsets(offsets, CommitMode::Sync);
+            }
         }
         Ok(summary)
     }

@@ -59,20 +59,17 @@ impl Ingest {
     /// each partition's progress to the instance (a restoring partition is caught up once it reaches
     /// the high watermark it had when first checked), and tells whether there is an assignment and
     /// all of it is caught up. An answer is from the broker (its success is the contact that
-    /// [`Self::in_contact`] records): with no partition assigned, the topic's metadata is asked.
+    /// [`Self::in_contact`] records): with no partition assigned, or when every partition's
+    /// watermarks came from the last fetch and no answer came for [`Self::answer_every`], the
+    /// topic's metadata is asked.
     pub(super) fn caught_up(&mut self) -> Result<bool> {
         let positions = self
             .consumer
             .assignment()
             .map_err(IngestError::kafka("reading the assignment"))?;
         let elements = positions.elements();
-        if elements.is_empty() {
-            // No watermark to ask: without this, a member whose partitions the session's end took
-            // away would count itself in contact with a broker that is gone. The same answer
-            // refreshes the partition count.
-            self.read_topic_metadata()
-                .map_err(IngestError::kafka("reading the topic's metadata"))?;
-        }
+        let none_assigned = elements.is_empty();
+        let mut answered = false;
         let stored = self.store.offsets(&self.source)?;
         let batch = self.store.batch_number()?;
         let mut all = !elements.is_empty();
@@ -86,10 +83,14 @@ impl Ingest {
                 known,
             ) {
                 (Some((low, high)), Some(position)) if high > position => (low, high),
-                _ => self
-                    .consumer
-                    .fetch_watermarks(e.topic(), e.partition(), self.call_timeout())
-                    .map_err(IngestError::kafka("reading watermarks"))?,
+                _ => {
+                    let asked = self
+                        .consumer
+                        .fetch_watermarks(e.topic(), e.partition(), self.call_timeout())
+                        .map_err(IngestError::kafka("reading watermarks"))?;
+                    answered = true;
+                    asked
+                }
             };
             // A partition the store has never read starts at the topic's first offset.
             let position = known.unwrap_or(low.max(0));
@@ -114,6 +115,22 @@ impl Ingest {
             }
             all &= lag == 0;
         }
+        // No watermark asked (no partition, or every one behind): without an answer now, a member
+        // whose partitions the session's end took away, or one draining what it fetched before
+        // the broker went, would count itself in contact with a broker that is gone. The same
+        // answer refreshes the partition count.
+        if !answered
+            && self
+                .last_answer
+                .is_none_or(|at| none_assigned || at.elapsed() >= self.answer_every())
+        {
+            self.read_topic_metadata()
+                .map_err(IngestError::kafka("reading the topic's metadata"))?;
+            answered = true;
+        }
+        if answered {
+            self.last_answer = Some(Instant::now());
+        }
         // Each partition's restore, from one read of the statuses.
         for (partition, status) in self.instance.statuses(Instant::now()) {
             let remaining = match status {
@@ -135,6 +152,13 @@ impl Ingest {
         }
         self.commit_to_the_group(&positions, &stored);
         Ok(all)
+    }
+
+    /// How long checks may go without an answer from the broker (while every partition is behind,
+    /// its watermarks from the last fetch): an eighth of the session timeout, so that a live
+    /// broker is heard well within the fence (half of it).
+    fn answer_every(&self) -> Duration {
+        self.options.session_timeout / 8
     }
 
     /// Commits the stored offsets of the assigned partitions to the group when they changed, and
