@@ -767,6 +767,34 @@ fn without_the_fence_an_instance_cut_off_from_the_broker_keeps_answering_past_ha
     });
 }
 
+/// SIGTERM while the broker is gone stops `clv instance` (ingest, membership, scorer) within
+/// seconds, as it does `clv ingest` (`stream::sigterm_with_the_broker_gone_...`): no thread waits
+/// out a broker call's full timeout, nor a final commit to a broker that is not there.
+#[test]
+fn sigterm_with_the_broker_gone_stops_an_instance_within_seconds() {
+    one_instance_on_nisshi(&[], |group, broker, _, expected| {
+        let (_, base) = &group.instances["i-1"];
+        let (id, _) = expected[0];
+        broker.kill();
+        wait_for(
+            "the instance to notice the broker gone",
+            Duration::from_secs(30),
+            || get(&group.agent, &format!("{base}/customers/{id}/clv")).0 == 503,
+        );
+        // Into the calls that follow the first failures.
+        std::thread::sleep(Duration::from_secs(2));
+        let (mut process, _) = group.instances.remove("i-1").expect("running");
+        let asked = Instant::now();
+        let out = sigterm(&mut process);
+        let took = asked.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "the instance took {took:?} to stop after SIGTERM with the broker gone: {out}"
+        );
+        assert!(out.contains("instance i-1 stopped"), "{out}");
+    });
+}
+
 /// One instance (started with `extra` flags) on nisshi with SQLite storage (a restart keeps the
 /// topic), the generated data replayed and every answer the offline one; then `check` with the
 /// group, the broker, the group's `as_of` and the expected answers.
