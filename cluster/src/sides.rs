@@ -149,6 +149,12 @@ impl Advertised {
     pub fn set_view(&self, view: View) {
         self.0.set_view(view)
     }
+
+    /// How long past its fence the instance has been out of contact with the broker at `now`
+    /// ([`Instance::fenced`]).
+    pub fn fenced(&self, now: Instant) -> Option<std::time::Duration> {
+        self.0.fenced(now)
+    }
 }
 
 impl Serving {

@@ -225,7 +225,13 @@ fn run(
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    // Leaving: a tombstone, so that the others stop routing here at once.
+    // Leaving: a tombstone, so that the others stop routing here at once; not waited for while
+    // out of contact with the broker past the fence (it would not arrive, and the stop would wait
+    // out the flush), where the others' expiry of this record does the same.
     let _ = producer.send(BaseRecord::<[u8], [u8]>::to(&options.topic).key(own.as_bytes()));
-    let _ = producer.flush(Duration::from_secs(3));
+    let wait = match instance.fenced(Instant::now()) {
+        Some(_) => Duration::ZERO,
+        None => Duration::from_secs(3),
+    };
+    let _ = producer.flush(wait);
 }

@@ -358,7 +358,7 @@ fn replay_and_ingest_survive_a_60_s_broker_outage() {
 }
 
 /// SIGTERM while the broker is gone stops ingest within seconds: once a call to the broker has
-/// failed, the next ones wait a second, not ten, and the loop between them sees the stop. What it
+/// failed, the next ones wait a second, not three, and the loop between them sees the stop. What it
 /// applied stays applied.
 #[test]
 fn sigterm_with_the_broker_gone_stops_ingest_within_seconds() {

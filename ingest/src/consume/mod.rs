@@ -156,8 +156,10 @@ pub struct Ingest {
     forward_marks: std::cell::RefCell<crate::forward_mark::ForwardMarks>,
 }
 
-/// How long a call to a broker that answers may take (metadata, watermarks).
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call to a broker that answers may take (metadata, watermarks, the group's offsets):
+/// a few seconds, as a stop waits for the call under way (at 10 s, SIGTERM to an instance right
+/// after the broker went took 8.5 s); a slower answer counts as the broker away, and is asked again.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long such a call waits while the broker is away (its last call failed): the loop between
 /// them is where a stop is seen.
