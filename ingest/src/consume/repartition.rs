@@ -50,6 +50,11 @@ impl Ingest {
     /// `(partition, offset)` of a batch need, in one round trip (none when the marks held cover
     /// them). Without an answer, no mark: those events are forwarded.
     pub(super) fn read_forward_marks(&self, misrouted: impl IntoIterator<Item = (i32, i64)>) {
+        let mut misrouted = misrouted.into_iter().peekable();
+        if misrouted.peek().is_none() {
+            // The usual batch (a producer with the contract's partitioner): nothing to look up.
+            return;
+        }
         let now = Instant::now();
         let owned = self.instance.assigned_partitions();
         let standby = self.standby.as_ref();
