@@ -121,9 +121,9 @@ impl Group<'_> {
         let _ = process.0.wait();
     }
 
-    /// Whether every instance sees exactly the running ones and every partition served once: the
-    /// group has formed (no data needed).
-    fn formed(&self) -> bool {
+    /// Whether every instance's `/cluster` shows exactly the running instances, every partition
+    /// owned once, and `more` holds of it (given the instance's base URL).
+    fn every_view(&self, more: impl Fn(&str, &Value) -> bool) -> bool {
         let running: BTreeSet<&str> = self.instances.keys().map(String::as_str).collect();
         self.instances.values().all(|(_, base)| {
             let (status, _, _, body) = get(&self.agent, &format!("{base}/cluster"));
@@ -131,53 +131,37 @@ impl Group<'_> {
                 return false;
             }
             let cluster = json(&body);
-            let members: BTreeSet<&str> = cluster["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["id"].as_str().unwrap())
-                .collect();
-            let owned: usize = cluster["members"]
-                .as_array()
-                .unwrap()
+            let members = cluster["members"].as_array().unwrap();
+            let ids: BTreeSet<&str> = members.iter().map(|m| m["id"].as_str().unwrap()).collect();
+            let owned: usize = members
                 .iter()
                 .map(|m| m["partitions"].as_object().unwrap().len())
                 .sum();
-            members == running && owned == PARTITIONS as usize
+            ids == running && owned == PARTITIONS as usize && more(base, &cluster)
         })
     }
 
-    /// Whether every instance sees exactly the running ones, every partition served once, and is
-    /// ready at `as_of`.
+    /// Whether the group has formed: every instance sees the running ones, and every partition
+    /// owned once (no data needed).
+    fn formed(&self) -> bool {
+        self.every_view(|_, _| true)
+    }
+
+    /// Whether the group has formed, every partition is served, and every instance is ready at
+    /// `as_of`.
     fn settled(&self, as_of: &str) -> bool {
-        let running: BTreeSet<&str> = self.instances.keys().map(String::as_str).collect();
-        self.instances.values().all(|(_, base)| {
-            let (status, _, _, body) = get(&self.agent, &format!("{base}/cluster"));
-            if status != 200 {
-                return false;
-            }
-            let cluster = json(&body);
-            let members: BTreeSet<&str> = cluster["members"]
+        self.every_view(|base, cluster| {
+            let serving = cluster["members"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|m| m["id"].as_str().unwrap())
-                .collect();
-            let mut owned = 0;
-            for member in cluster["members"].as_array().unwrap() {
-                for status in member["partitions"].as_object().unwrap().values() {
-                    if status["state"] != "serving" {
-                        return false;
-                    }
-                    owned += 1;
-                }
+                .flat_map(|m| m["partitions"].as_object().unwrap().values())
+                .all(|status| status["state"] == "serving");
+            if !serving || !cluster["unserved"].as_object().unwrap().is_empty() {
+                return false;
             }
             let (ready, _, _, body) = get(&self.agent, &format!("{base}/ready"));
-            members == running
-                && owned == PARTITIONS
-                && cluster["unserved"].as_object().unwrap().is_empty()
-                && ready == 200
-                && json(&body)["as_of"] == as_of
+            ready == 200 && json(&body)["as_of"] == as_of
         })
     }
 
@@ -784,9 +768,7 @@ fn sigterm_with_the_broker_gone_stops_an_instance_within_seconds() {
         // Into the calls that follow the first failures.
         std::thread::sleep(Duration::from_secs(2));
         let (mut process, _) = group.instances.remove("i-1").expect("running");
-        let asked = Instant::now();
-        let out = sigterm(&mut process);
-        let took = asked.elapsed();
+        let (out, took) = sigterm_timed(&mut process);
         assert!(
             took < Duration::from_secs(5),
             "the instance took {took:?} to stop after SIGTERM with the broker gone: {out}"

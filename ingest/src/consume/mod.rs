@@ -338,7 +338,7 @@ impl Ingest {
 
     /// Asks the broker for the topic's metadata and keeps its partition count (none when the topic
     /// is missing or has no partition). The answer is also contact with the broker, which
-    /// [`Self::caught_up`] counts on when no partition is assigned.
+    /// [`Self::caught_up`] asks for when it asked no watermark.
     pub(super) fn read_topic_metadata(&mut self) -> rdkafka::error::KafkaResult<()> {
         let metadata = self
             .consumer
@@ -378,16 +378,10 @@ impl Ingest {
                 caught_up_since = None;
                 continue;
             }
-            let checked = Instant::now();
-            last_check = Some(checked);
+            last_check = Some(Instant::now());
             let caught_up = match self.caught_up() {
                 Ok(caught_up) => {
                     metrics::gauge!(crate::telemetry::BROKER_REACHABLE).set(1.0);
-                    // Contact is an answer from the broker in this check, not watermarks from
-                    // the last fetch (it asks at least every `answer_every`).
-                    if self.last_answer.is_some_and(|at| at >= checked) {
-                        self.in_contact();
-                    }
                     caught_up
                 }
                 Err(e) => {
@@ -413,17 +407,14 @@ impl Ingest {
         // The stored offsets (every batch polled is written by now), with the mark that says what
         // they cover, not the consumer's positions without it; waited for, unless the broker is
         // away (a sync commit to a broker that is gone held the stop for a minute).
-        if let (Ok(assigned), Ok(stored)) =
-            (self.consumer.assignment(), self.store.offsets(&self.source))
+        if !self.broker_away.get()
+            && let (Ok(assigned), Ok(stored)) =
+                (self.consumer.assignment(), self.store.offsets(&self.source))
         {
-            let offsets: BTreeMap<i32, i64> = assigned
-                .elements()
-                .iter()
-                .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
-                .collect();
-            if !self.broker_away.get() {
-                self.commit_offsets(offsets, CommitMode::Sync);
-            }
+            self.commit_offsets(
+                restore::assigned_offsets(&assigned, &stored),
+                CommitMode::Sync,
+            );
         }
         Ok(summary)
     }

@@ -16,7 +16,7 @@ impl Ingest {
     /// partitions), and once the contact has lasted a fence, take back any partition the consumer
     /// still holds that the instance dropped (had the group moved it meanwhile, librdkafka would
     /// have learned so by then, at its next heartbeats, and revoked it).
-    pub(super) fn in_contact(&mut self) {
+    fn in_contact(&mut self) {
         self.broker_away.set(false);
         if self.instance.contact(Instant::now()) {
             tracing::warn!(
@@ -58,10 +58,10 @@ impl Ingest {
     /// Exports the lag of every assigned partition (high watermark − stored next offset), reports
     /// each partition's progress to the instance (a restoring partition is caught up once it reaches
     /// the high watermark it had when first checked), and tells whether there is an assignment and
-    /// all of it is caught up. An answer is from the broker (its success is the contact that
-    /// [`Self::in_contact`] records): with no partition assigned, or when every partition's
-    /// watermarks came from the last fetch and no answer came for [`Self::answer_every`], the
-    /// topic's metadata is asked.
+    /// all of it is caught up. A check that had an answer from the broker records it as contact
+    /// ([`Self::in_contact`]): with no partition assigned, or when every partition's watermarks
+    /// came from the last fetch and no answer came for [`Self::answer_every`], the topic's metadata
+    /// is asked.
     pub(super) fn caught_up(&mut self) -> Result<bool> {
         let positions = self
             .consumer
@@ -151,6 +151,10 @@ impl Ingest {
             standby.export_lag(&self.options.topic, &stored, self.call_timeout())?;
         }
         self.commit_to_the_group(&positions, &stored);
+        // Contact is an answer from the broker in this check, not watermarks from the last fetch.
+        if answered {
+            self.in_contact();
+        }
         Ok(all)
     }
 
@@ -170,11 +174,7 @@ impl Ingest {
         assigned: &TopicPartitionList,
         stored: &BTreeMap<i32, i64>,
     ) {
-        let offsets: BTreeMap<i32, i64> = assigned
-            .elements()
-            .iter()
-            .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
-            .collect();
+        let offsets = assigned_offsets(assigned, stored);
         if offsets.is_empty()
             || self
                 .group_commit
@@ -210,6 +210,18 @@ impl Ingest {
             tracing::debug!("commit to the group: {e}");
         }
     }
+}
+
+/// The offsets `stored` holds for the partitions `assigned` (those it holds none for left out).
+pub(super) fn assigned_offsets(
+    assigned: &TopicPartitionList,
+    stored: &BTreeMap<i32, i64>,
+) -> BTreeMap<i32, i64> {
+    assigned
+        .elements()
+        .iter()
+        .filter_map(|e| Some((e.partition(), *stored.get(&e.partition())?)))
+        .collect()
 }
 
 /// The watermarks of `partition` as the consumer last saw them in a fetch response, without a

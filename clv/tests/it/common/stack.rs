@@ -94,6 +94,13 @@ pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) 
     }
 }
 
+/// [`sigterm`], and how long the child took to exit after it.
+pub fn sigterm_timed(child: &mut Running) -> (String, Duration) {
+    let asked = Instant::now();
+    let out = sigterm(child);
+    (out, asked.elapsed())
+}
+
 pub fn sigterm(child: &mut Running) -> String {
     let status = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
